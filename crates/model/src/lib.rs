@@ -1,0 +1,24 @@
+//! berth's domain model: what the cluster is made of and every way it can change.
+//!
+//! - [`entity`]: clusters, task definitions, container instances, tasks (immutable values);
+//! - [`command`]: the typed writes that go through Raft, and what applying them produces;
+//! - [`id`], [`arn`], [`time`]: identity and time as the ECS API shows them;
+//! - [`requirements`]: what a task needs from an instance;
+//! - [`validate`]: ECS requests checked and turned into domain values;
+//! - [`error`]: every refusal, mapped to its ECS exception.
+//!
+//! No I/O and no async here: the state machine, the scheduler and the API edge all build on it.
+
+pub mod arn;
+pub mod command;
+pub mod entity;
+pub mod error;
+pub mod id;
+pub mod requirements;
+pub mod time;
+pub mod validate;
+
+pub use command::{Command, CommandResult, Outcome, Stamped};
+pub use error::Error;
+pub use id::{InstanceId, TaskId};
+pub use time::Millis;

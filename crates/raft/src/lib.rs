@@ -1,0 +1,334 @@
+//! berth's replicated, durable log: openraft with its log and snapshots on redb, berth's state
+//! machine, HTTP transport between servers, and group commit.
+//!
+//! ```text
+//!  write(cmd) ─► queue ─► batcher ──one Raft entry per batch──► openraft ─► LogStore (redb, fsync)
+//!      ▲                                                           │ committed
+//!      └──────────── result of cmd (Outcome | Error) ◄── StateMachine::apply ─► Published state
+//! ```
+//! A write is acknowledged only after its entry is durable on a quorum and applied. Many
+//! concurrent writes share one entry (and one fsync): the batcher takes everything queued while
+//! the previous entry was in flight. One node is a single-voter Raft group; adding voters is a
+//! membership change on the same code path.
+
+mod log_store;
+pub mod network;
+mod state_machine;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::{Command, CommandResult, Millis, Stamped};
+use berth_state::State;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+pub use log_store::LogStore;
+pub use state_machine::{Published, StateMachine};
+
+/// The commands of one Raft entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub commands: Vec<Stamped>,
+}
+
+openraft::declare_raft_types!(
+    /// berth's Raft types: entries carry a [`Batch`], responses one result per command.
+    pub TypeConfig:
+        D = Batch,
+        R = Vec<CommandResult>,
+        NodeId = u64,
+        Node = BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+/// The Raft handle, for serving RPCs from peers.
+pub type BerthRaft = Raft<TypeConfig>;
+
+/// How a node is set up.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// This node's Raft id (stable across restarts).
+    pub id: u64,
+    /// The address peers reach this node's HTTP server at (`host:port`).
+    pub addr: String,
+    /// Where the log and snapshots live.
+    pub data_dir: PathBuf,
+    /// History retention and change-log length.
+    pub state: berth_state::Config,
+    /// Build a snapshot after this many log entries.
+    pub snapshot_every: u64,
+    /// Most commands in one Raft entry.
+    pub max_batch: usize,
+    /// Raft entries in flight at once.
+    pub max_inflight: usize,
+    /// Form a single-voter group when the log is empty.
+    pub bootstrap: bool,
+}
+
+impl NodeOptions {
+    pub fn single(data_dir: impl Into<PathBuf>, addr: impl Into<String>) -> Self {
+        Self {
+            id: 1,
+            addr: addr.into(),
+            data_dir: data_dir.into(),
+            state: berth_state::Config::default(),
+            snapshot_every: 20_000,
+            max_batch: 1024,
+            max_inflight: 2,
+            bootstrap: true,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory or its databases could not be opened.
+    #[error("cannot open the data directory {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// openraft refused to start or initialize.
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    /// The node did not become ready in time.
+    #[error("the node did not elect a leader and catch up within {0:?}")]
+    NotReady(Duration),
+}
+
+/// Why a write was not acknowledged. In every case the caller does not know whether the
+/// command was applied only for `Unknown`; otherwise it was not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// This node is not the leader; the leader, if known, is named.
+    #[error("this node is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(u64, String)> },
+    /// The node is shutting down or its storage failed.
+    #[error("the write could not be committed: {0}")]
+    Unavailable(String),
+}
+
+/// The result of an acknowledged write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The log index of the entry that carried the command.
+    pub index: u64,
+    pub result: CommandResult,
+}
+
+struct Pending {
+    command: Stamped,
+    reply: oneshot::Sender<Result<Written, WriteError>>,
+}
+
+/// A running berth Raft node.
+pub struct Node {
+    id: u64,
+    raft: BerthRaft,
+    published: Arc<Published>,
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Node {
+    /// Opens the data directory, starts Raft, forms a single-voter group if asked and the log
+    /// is empty, and waits until a leader is known and this node has applied its whole log.
+    pub async fn open(options: NodeOptions) -> Result<Arc<Node>, OpenError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| OpenError::Storage {
+            path: options.data_dir.clone(),
+            source: Box::new(e),
+        })?;
+        let log_path = options.data_dir.join("raft-log.redb");
+        let log = LogStore::open(&log_path).map_err(|e| OpenError::Storage {
+            path: log_path,
+            source: Box::new(e),
+        })?;
+        let sm_path = options.data_dir.join("raft-snapshot.redb");
+        let sm = StateMachine::open(&sm_path, options.state.clone()).map_err(|e| {
+            OpenError::Storage {
+                path: sm_path,
+                source: Box::new(e),
+            }
+        })?;
+        let published = sm.published();
+        let config = openraft::Config {
+            cluster_name: "berth".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            options.id,
+            Arc::new(config),
+            network::Network::default(),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| OpenError::Raft(e.to_string()))?;
+
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| OpenError::Raft(e.to_string()))?;
+        if options.bootstrap && !initialized {
+            let members = BTreeMap::from([(
+                options.id,
+                BasicNode {
+                    addr: options.addr.clone(),
+                },
+            )]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| OpenError::Raft(e.to_string()))?;
+        } else if initialized {
+            // A lone voter need not wait out an election timeout after a restart.
+            let m = raft.metrics().borrow().clone();
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            if voters == [options.id] {
+                let _ = raft.trigger().elect().await;
+            }
+        }
+
+        let ready_within = Duration::from_secs(30);
+        if options.bootstrap || initialized {
+            raft.wait(Some(ready_within))
+                .metrics(
+                    |m| {
+                        m.current_leader.is_some()
+                            && m.last_applied.map(|l| l.index) >= m.last_log_index
+                    },
+                    "leader known and log applied",
+                )
+                .await
+                .map_err(|_| OpenError::NotReady(ready_within))?;
+        }
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(batcher(
+            raft.clone(),
+            rx,
+            options.max_batch.max(1),
+            options.max_inflight.max(1),
+        ));
+        Ok(Arc::new(Node {
+            id: options.id,
+            raft,
+            published,
+            queue: tx,
+        }))
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The newest applied state (an O(1) immutable snapshot).
+    pub fn state(&self) -> Arc<State> {
+        self.published.load()
+    }
+
+    /// Waits until the applied index exceeds `index` or `timeout` passes; returns the state
+    /// then current.
+    pub async fn wait_beyond(&self, index: u64, timeout: Duration) -> Arc<State> {
+        let mut rx: watch::Receiver<u64> = self.published.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|i| *i > index)).await;
+        self.published.load()
+    }
+
+    /// Proposes one command; returns once it is durable, committed and applied.
+    pub async fn write(&self, command: Command) -> Result<Written, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            command: Stamped {
+                at: Millis::now(),
+                command,
+            },
+            reply,
+        };
+        self.queue
+            .send(pending)
+            .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?;
+        rx.await
+            .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?
+    }
+
+    /// The Raft handle (for serving peer RPCs and membership changes).
+    pub fn raft(&self) -> &BerthRaft {
+        &self.raft
+    }
+
+    /// Stops Raft. Pending writes fail with `Unavailable`.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Collects queued writes into Raft entries: while up to `max_inflight` entries are being
+/// committed, new writes queue; each entry takes everything queued (up to `max_batch`).
+async fn batcher(
+    raft: BerthRaft,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    max_batch: usize,
+    max_inflight: usize,
+) {
+    let inflight = Arc::new(Semaphore::new(max_inflight));
+    loop {
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut commands = Vec::with_capacity(16);
+        let mut replies = Vec::with_capacity(16);
+        commands.push(first.command);
+        replies.push(first.reply);
+        while commands.len() < max_batch {
+            match rx.try_recv() {
+                Ok(p) => {
+                    commands.push(p.command);
+                    replies.push(p.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let outcome = raft.client_write(Batch { commands }).await;
+            drop(permit);
+            match outcome {
+                Ok(resp) => {
+                    let index = resp.log_id.index;
+                    for (reply, result) in replies.into_iter().zip(resp.data) {
+                        let _ = reply.send(Ok(Written { index, result }));
+                    }
+                }
+                Err(e) => {
+                    let err = match e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                            WriteError::NotLeader {
+                                leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                            }
+                        }
+                        other => WriteError::Unavailable(other.to_string()),
+                    };
+                    for reply in replies {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        });
+    }
+}

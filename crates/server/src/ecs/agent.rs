@@ -1,0 +1,119 @@
+//! The agent-facing operations: DiscoverPollEndpoint, SubmitTaskStateChange,
+//! SubmitContainerStateChange.
+
+use berth_api::EcsError;
+use berth_api::types as api;
+use berth_model::command::ContainerChange;
+use berth_model::entity::TaskStatus;
+use berth_model::validate::{self, required_str};
+use berth_model::{Command, Millis, Outcome};
+
+use super::tasks::task_ref;
+use super::{Ctx, cluster_param, unexpected};
+use crate::App;
+
+fn status(value: Option<&str>, name: &str) -> Result<Option<TaskStatus>, EcsError> {
+    value
+        .map(|s| {
+            TaskStatus::parse(s).ok_or_else(|| {
+                EcsError::invalid(format!(
+                    "'{}' is not a valid {name}; expected one of: PENDING, RUNNING, STOPPED, ...",
+                    validate::shorten(s)
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn when(value: Option<f64>) -> Option<Millis> {
+    value.and_then(Millis::from_epoch_seconds)
+}
+
+pub async fn discover_poll_endpoint(
+    _app: &App,
+    ctx: &Ctx,
+    req: api::DiscoverPollEndpointRequest,
+) -> Result<api::DiscoverPollEndpointResponse, EcsError> {
+    cluster_param(&req.cluster)?;
+    let host = ctx.host.as_deref().unwrap_or("127.0.0.1:8642");
+    let endpoint = format!("http://{host}/");
+    Ok(api::DiscoverPollEndpointResponse {
+        endpoint: Some(endpoint.clone()),
+        telemetry_endpoint: Some(endpoint.clone()),
+        service_connect_endpoint: Some(endpoint),
+    })
+}
+
+fn ack(outcome: Outcome) -> Result<String, EcsError> {
+    match outcome {
+        Outcome::Task(_) => Ok("ACK".into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn submit_task_state_change(
+    app: &App,
+    _ctx: &Ctx,
+    req: api::SubmitTaskStateChangeRequest,
+) -> Result<api::SubmitTaskStateChangeResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let id = task_ref(required_str(&req.task, "task")?, &cluster)?;
+    let mut containers = Vec::new();
+    for c in req.containers.as_deref().unwrap_or_default() {
+        containers.push(ContainerChange {
+            name: required_str(&c.container_name, "containers.containerName")?.to_owned(),
+            status: status(c.status.as_deref(), "container status")?,
+            exit_code: c.exit_code,
+            reason: c.reason.clone(),
+            runtime_id: c.runtime_id.clone(),
+            image_digest: c.image_digest.clone(),
+            network_bindings: c.network_bindings.clone(),
+            health_status: None,
+        });
+    }
+    let command = Command::TaskStateChange {
+        cluster: cluster.as_str().into(),
+        id,
+        status: status(req.status.as_deref(), "status")?,
+        reason: req.reason.clone(),
+        containers,
+        pull_started_at: when(req.pull_started_at),
+        pull_stopped_at: when(req.pull_stopped_at),
+        execution_stopped_at: when(req.execution_stopped_at),
+    };
+    Ok(api::SubmitTaskStateChangeResponse {
+        acknowledgment: Some(ack(app.write(command).await?)?),
+    })
+}
+
+pub async fn submit_container_state_change(
+    app: &App,
+    _ctx: &Ctx,
+    req: api::SubmitContainerStateChangeRequest,
+) -> Result<api::SubmitContainerStateChangeResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let id = task_ref(required_str(&req.task, "task")?, &cluster)?;
+    let change = ContainerChange {
+        name: required_str(&req.container_name, "containerName")?.to_owned(),
+        status: status(req.status.as_deref(), "status")?,
+        exit_code: req.exit_code,
+        reason: req.reason.clone(),
+        runtime_id: req.runtime_id.clone(),
+        image_digest: None,
+        network_bindings: req.network_bindings.clone(),
+        health_status: None,
+    };
+    let command = Command::TaskStateChange {
+        cluster: cluster.as_str().into(),
+        id,
+        status: None,
+        reason: None,
+        containers: vec![change],
+        pull_started_at: None,
+        pull_stopped_at: None,
+        execution_stopped_at: None,
+    };
+    Ok(api::SubmitContainerStateChangeResponse {
+        acknowledgment: Some(ack(app.write(command).await?)?),
+    })
+}

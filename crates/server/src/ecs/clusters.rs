@@ -1,0 +1,214 @@
+//! CreateCluster, DeleteCluster, DescribeClusters, ListClusters, UpdateCluster,
+//! UpdateClusterSettings.
+
+use berth_api::EcsError;
+use berth_api::types::{self as api, enums};
+use berth_model::arn::{parse_cluster, valid_cluster_name};
+use berth_model::entity::ClusterStatus;
+use berth_model::validate::{self, list_len, max_results, one_of, required_str};
+use berth_model::{Command, Outcome};
+
+use super::render::{self, ClusterInclude};
+use super::{Ctx, DEFAULT_CLUSTER, cluster_param, unexpected};
+use crate::App;
+use crate::pagination;
+
+fn settings(
+    settings: Option<&[api::ClusterSetting]>,
+) -> Result<Vec<api::ClusterSetting>, EcsError> {
+    let settings = settings.unwrap_or_default();
+    for s in settings {
+        let name = required_str(&s.name, "settings.name")?;
+        one_of(name, enums::CLUSTER_SETTING_NAME, "cluster setting name")?;
+        let value = required_str(&s.value, "settings.value")?;
+        one_of(
+            value,
+            &["enabled", "disabled", "enhanced"],
+            "containerInsights value",
+        )?;
+    }
+    Ok(settings.to_vec())
+}
+
+fn no_capacity_providers(providers: Option<&[String]>) -> Result<(), EcsError> {
+    if providers.is_some_and(|p| !p.is_empty()) {
+        return Err(EcsError::invalid(
+            "Capacity providers are not supported: berth places tasks on the container instances registered to the cluster",
+        ));
+    }
+    Ok(())
+}
+
+fn cluster_outcome(app: &App, ctx: &Ctx, outcome: Outcome) -> Result<api::Cluster, EcsError> {
+    match outcome {
+        Outcome::Cluster(c) => {
+            let counts = app.node.state().counts(&c.name);
+            Ok(render::cluster(&ctx.arn, &c, counts, ClusterInclude::ALL))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn create(
+    app: &App,
+    ctx: &Ctx,
+    req: api::CreateClusterRequest,
+) -> Result<api::CreateClusterResponse, EcsError> {
+    let name = req.cluster_name.as_deref().unwrap_or(DEFAULT_CLUSTER);
+    if !valid_cluster_name(name) {
+        return Err(EcsError::invalid(
+            "Cluster name must be 1 to 255 letters, numbers, hyphens and underscores",
+        ));
+    }
+    no_capacity_providers(req.capacity_providers.as_deref())?;
+    if req
+        .default_capacity_provider_strategy
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(EcsError::invalid(
+            "defaultCapacityProviderStrategy is not supported: berth has no capacity providers",
+        ));
+    }
+    let command = Command::CreateCluster {
+        name: name.into(),
+        settings: settings(req.settings.as_deref())?,
+        configuration: req.configuration,
+        service_connect_defaults: req.service_connect_defaults.map(|d| {
+            api::ClusterServiceConnectDefaults {
+                namespace: d.namespace,
+            }
+        }),
+        tags: validate::tags(req.tags.as_deref())?,
+    };
+    let cluster = cluster_outcome(app, ctx, app.write(command).await?)?;
+    Ok(api::CreateClusterResponse {
+        cluster: Some(cluster),
+    })
+}
+
+pub async fn delete(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DeleteClusterRequest,
+) -> Result<api::DeleteClusterResponse, EcsError> {
+    let name = parse_cluster(required_str(&req.cluster, "cluster")?)
+        .map_err(|e| EcsError::invalid(e.to_string()))?;
+    let cluster = cluster_outcome(
+        app,
+        ctx,
+        app.write(Command::DeleteCluster { name: name.into() })
+            .await?,
+    )?;
+    Ok(api::DeleteClusterResponse {
+        cluster: Some(cluster),
+    })
+}
+
+fn include(values: Option<&[String]>) -> Result<ClusterInclude, EcsError> {
+    let mut inc = ClusterInclude::default();
+    for v in values.unwrap_or_default() {
+        match one_of(v, enums::CLUSTER_FIELD, "include value")? {
+            "SETTINGS" => inc.settings = true,
+            "CONFIGURATIONS" => inc.configurations = true,
+            "STATISTICS" => inc.statistics = true,
+            "TAGS" => inc.tags = true,
+            _ => {}
+        }
+    }
+    Ok(inc)
+}
+
+pub async fn describe(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DescribeClustersRequest,
+) -> Result<api::DescribeClustersResponse, EcsError> {
+    let refs = req
+        .clusters
+        .unwrap_or_else(|| vec![DEFAULT_CLUSTER.to_owned()]);
+    list_len(&refs, "clusters", false, 100)?;
+    let inc = include(req.include.as_deref())?;
+    let state = app.node.state();
+    let mut clusters = Vec::new();
+    let mut failures = Vec::new();
+    for r in refs {
+        match parse_cluster(&r).ok().and_then(|name| state.cluster(&name)) {
+            Some(c) => clusters.push(render::cluster(&ctx.arn, c, state.counts(&c.name), inc)),
+            None => failures.push(render::missing(if r.starts_with("arn:") {
+                r
+            } else {
+                ctx.arn.cluster(&r)
+            })),
+        }
+    }
+    Ok(api::DescribeClustersResponse {
+        clusters: Some(clusters),
+        failures: Some(failures),
+    })
+}
+
+pub async fn list(
+    app: &App,
+    ctx: &Ctx,
+    req: api::ListClustersRequest,
+) -> Result<api::ListClustersResponse, EcsError> {
+    const OP: &str = "ListClusters";
+    let max = max_results(req.max_results, 100, 100)?;
+    let after: Option<String> = pagination::decode(OP, req.next_token.as_deref())?;
+    let state = app.node.state();
+    let active = state
+        .clusters_after(after.as_deref())
+        .filter(|c| c.status == ClusterStatus::Active);
+    let (page, next) = pagination::page(OP, active, max, |c| c.name.to_string());
+    Ok(api::ListClustersResponse {
+        cluster_arns: Some(page.iter().map(|c| ctx.arn.cluster(&c.name)).collect()),
+        next_token: next,
+    })
+}
+
+pub async fn update(
+    app: &App,
+    ctx: &Ctx,
+    req: api::UpdateClusterRequest,
+) -> Result<api::UpdateClusterResponse, EcsError> {
+    let name = parse_cluster(required_str(&req.cluster, "cluster")?)
+        .map_err(|e| EcsError::invalid(e.to_string()))?;
+    let command = Command::UpdateCluster {
+        name: name.into(),
+        settings: req
+            .settings
+            .as_deref()
+            .map(|s| settings(Some(s)))
+            .transpose()?,
+        configuration: req.configuration,
+        service_connect_defaults: req.service_connect_defaults.map(|d| {
+            api::ClusterServiceConnectDefaults {
+                namespace: d.namespace,
+            }
+        }),
+    };
+    let cluster = cluster_outcome(app, ctx, app.write(command).await?)?;
+    Ok(api::UpdateClusterResponse {
+        cluster: Some(cluster),
+    })
+}
+
+pub async fn update_settings(
+    app: &App,
+    ctx: &Ctx,
+    req: api::UpdateClusterSettingsRequest,
+) -> Result<api::UpdateClusterSettingsResponse, EcsError> {
+    let name = cluster_param(&Some(required_str(&req.cluster, "cluster")?.to_owned()))?;
+    let given = validate::required(&req.settings, "settings")?;
+    let command = Command::UpdateCluster {
+        name: name.into(),
+        settings: Some(settings(Some(given))?),
+        configuration: None,
+        service_connect_defaults: None,
+    };
+    let cluster = cluster_outcome(app, ctx, app.write(command).await?)?;
+    Ok(api::UpdateClusterSettingsResponse {
+        cluster: Some(cluster),
+    })
+}

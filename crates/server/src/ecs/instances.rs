@@ -1,0 +1,457 @@
+//! RegisterContainerInstance, DeregisterContainerInstance, ListContainerInstances,
+//! DescribeContainerInstances, UpdateContainerInstancesState, PutAttributes, ListAttributes,
+//! DeleteAttributes.
+
+use std::collections::BTreeMap;
+
+use berth_api::EcsError;
+use berth_api::types::{self as api, enums};
+use berth_model::arn::parse_container_instance;
+use berth_model::command::AttributeChange;
+use berth_model::entity::{InstanceStatus, Resources};
+use berth_model::validate::{
+    self, attribute_name, attribute_value, list_len, max_results, one_of, required, required_str,
+};
+use berth_model::{Command, InstanceId, Outcome};
+use serde::Deserialize;
+
+use super::render;
+use super::{Ctx, active_cluster, cluster_param, unexpected};
+use crate::App;
+use crate::pagination;
+
+/// A container-instance reference that must belong to `cluster` when its ARN names one.
+pub(crate) fn instance_ref(reference: &str, cluster: &str) -> Result<InstanceId, EcsError> {
+    let (named, id) =
+        parse_container_instance(reference).map_err(|e| EcsError::invalid(e.to_string()))?;
+    if let Some(named) = named
+        && named != cluster
+    {
+        return Err(EcsError::invalid(format!(
+            "Container instance {reference} belongs to cluster {named}, not {cluster}"
+        )));
+    }
+    Ok(id)
+}
+
+/// The fields of an EC2 instance identity document berth uses.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct IdentityDocument {
+    instance_id: Option<String>,
+    availability_zone: Option<String>,
+    instance_type: Option<String>,
+    image_id: Option<String>,
+}
+
+fn ports(r: &api::Resource) -> Result<Vec<u16>, EcsError> {
+    let mut out = Vec::new();
+    for p in r.string_set_value.as_deref().unwrap_or_default() {
+        out.push(p.trim().parse::<u16>().map_err(|_| {
+            EcsError::invalid(format!(
+                "Resource {}: '{}' is not a port number (0-65535)",
+                r.name.as_deref().unwrap_or_default(),
+                validate::shorten(p)
+            ))
+        })?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+fn integer(r: &api::Resource) -> Result<i64, EcsError> {
+    let v = r
+        .integer_value
+        .map(i64::from)
+        .or(r.long_value.filter(|v| *v != 0))
+        .or(r.double_value.filter(|v| *v != 0.0).map(|d| d as i64))
+        .unwrap_or(0);
+    if v < 0 {
+        return Err(EcsError::invalid(format!(
+            "Resource {} must not be negative",
+            r.name.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(v)
+}
+
+fn resources(total: Option<&[api::Resource]>) -> Result<Resources, EcsError> {
+    let mut out = Resources::default();
+    let (mut cpu, mut memory) = (false, false);
+    for r in total.unwrap_or_default() {
+        match required_str(&r.name, "totalResources.name")? {
+            "CPU" => {
+                out.cpu = integer(r)?;
+                cpu = true;
+            }
+            "MEMORY" => {
+                out.memory = integer(r)?;
+                memory = true;
+            }
+            "PORTS" => out.ports = ports(r)?,
+            "PORTS_UDP" => out.udp_ports = ports(r)?,
+            _ => out.other.push(r.clone()),
+        }
+    }
+    if !cpu || !memory {
+        return Err(EcsError::invalid(
+            "totalResources must include CPU (in CPU units, 1024 per vCPU) and MEMORY (in MiB)",
+        ));
+    }
+    Ok(out)
+}
+
+fn attributes(
+    given: Option<&[api::Attribute]>,
+) -> Result<BTreeMap<String, Option<String>>, EcsError> {
+    let mut out = BTreeMap::new();
+    for a in given.unwrap_or_default() {
+        let name = required_str(&a.name, "attributes.name")?;
+        attribute_name(name)?;
+        if let Some(v) = &a.value {
+            attribute_value(v)?;
+        }
+        out.insert(name.to_owned(), a.value.clone());
+    }
+    Ok(out)
+}
+
+pub async fn register(
+    app: &App,
+    ctx: &Ctx,
+    req: api::RegisterContainerInstanceRequest,
+) -> Result<api::RegisterContainerInstanceResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let doc: IdentityDocument = match req.instance_identity_document.as_deref() {
+        None | Some("") => IdentityDocument::default(),
+        Some(s) => serde_json::from_str(s).map_err(|e| {
+            EcsError::invalid(format!(
+                "instanceIdentityDocument is not a valid identity document: {e}"
+            ))
+        })?,
+    };
+    let resources = resources(req.total_resources.as_deref())?;
+    let mut attrs = attributes(req.attributes.as_deref())?;
+    let mut builtin = |name: &str, value: Option<&String>| {
+        if let Some(v) = value {
+            attrs.insert(name.to_owned(), Some(v.clone()));
+        }
+    };
+    builtin("ecs.ami-id", doc.image_id.as_ref());
+    builtin("ecs.availability-zone", doc.availability_zone.as_ref());
+    builtin("ecs.instance-type", doc.instance_type.as_ref());
+    attrs
+        .entry("ecs.os-type".into())
+        .or_insert_with(|| Some("linux".into()));
+    let os_family = match attrs.get("ecs.os-type").cloned().flatten().as_deref() {
+        Some("windows") => "WINDOWS_SERVER",
+        _ => "LINUX",
+    };
+    attrs
+        .entry("ecs.os-family".into())
+        .or_insert_with(|| Some(os_family.into()));
+
+    let (id, reregister) = match req.container_instance_arn.as_deref() {
+        Some(arn) => (instance_ref(arn, &cluster)?, true),
+        None => (InstanceId(rand::random()), false),
+    };
+    let command = Command::RegisterContainerInstance {
+        cluster: cluster.as_str().into(),
+        id,
+        reregister,
+        ec2_instance_id: doc.instance_id,
+        resources,
+        attributes: attrs,
+        version_info: req.version_info,
+        tags: validate::tags(req.tags.as_deref())?,
+    };
+    match app.write(command).await? {
+        Outcome::Instance(i) => {
+            let state = app.node.state();
+            Ok(api::RegisterContainerInstanceResponse {
+                container_instance: Some(render::instance(&ctx.arn, &i, state.usage(i.id), true)),
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn deregister(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DeregisterContainerInstanceRequest,
+) -> Result<api::DeregisterContainerInstanceResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let id = instance_ref(
+        required_str(&req.container_instance, "containerInstance")?,
+        &cluster,
+    )?;
+    let command = Command::DeregisterContainerInstance {
+        cluster: cluster.as_str().into(),
+        id,
+        force: req.force.unwrap_or(false),
+    };
+    match app.write(command).await? {
+        Outcome::Instance(i) => Ok(api::DeregisterContainerInstanceResponse {
+            container_instance: Some(render::instance(&ctx.arn, &i, None, true)),
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn list(
+    app: &App,
+    ctx: &Ctx,
+    req: api::ListContainerInstancesRequest,
+) -> Result<api::ListContainerInstancesResponse, EcsError> {
+    const OP: &str = "ListContainerInstances";
+    let cluster = cluster_param(&req.cluster)?;
+    let max = max_results(req.max_results, 100, 100)?;
+    let status = req
+        .status
+        .as_deref()
+        .map(|s| one_of(s, enums::CONTAINER_INSTANCE_STATUS, "status"))
+        .transpose()?;
+    if req.filter.as_deref().is_some_and(|f| !f.is_empty()) {
+        return Err(EcsError::invalid(
+            "The filter parameter (cluster query language) is not supported yet",
+        ));
+    }
+    let after: Option<InstanceId> = pagination::decode(OP, req.next_token.as_deref())?;
+    let state = app.node.state();
+    active_cluster(&state, &cluster)?;
+    let items = state
+        .instances_after(&cluster, after)
+        .filter(|i| match status {
+            Some(s) => i.status.as_str() == s,
+            None => i.status != InstanceStatus::Inactive,
+        });
+    let (page, next) = pagination::page(OP, items, max, |i| i.id);
+    Ok(api::ListContainerInstancesResponse {
+        container_instance_arns: Some(
+            page.iter()
+                .map(|i| ctx.arn.container_instance(&i.cluster, i.id))
+                .collect(),
+        ),
+        next_token: next,
+    })
+}
+
+pub async fn describe(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DescribeContainerInstancesRequest,
+) -> Result<api::DescribeContainerInstancesResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let refs = required(&req.container_instances, "containerInstances")?;
+    list_len(refs, "containerInstances", true, 100)?;
+    let mut include_tags = false;
+    for v in req.include.as_deref().unwrap_or_default() {
+        include_tags |= one_of(v, enums::CONTAINER_INSTANCE_FIELD, "include value")? == "TAGS";
+    }
+    let state = app.node.state();
+    active_cluster(&state, &cluster)?;
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for r in refs {
+        let instance = instance_ref(r, &cluster)
+            .ok()
+            .and_then(|id| state.instance(id))
+            .filter(|i| *i.cluster == *cluster);
+        match instance {
+            Some(i) => found.push(render::instance(
+                &ctx.arn,
+                i,
+                state.usage(i.id),
+                include_tags,
+            )),
+            None => failures.push(render::missing(match parse_container_instance(r) {
+                Ok((_, id)) => ctx.arn.container_instance(&cluster, id),
+                Err(_) => r.clone(),
+            })),
+        }
+    }
+    Ok(api::DescribeContainerInstancesResponse {
+        container_instances: Some(found),
+        failures: Some(failures),
+    })
+}
+
+pub async fn update_state(
+    app: &App,
+    ctx: &Ctx,
+    req: api::UpdateContainerInstancesStateRequest,
+) -> Result<api::UpdateContainerInstancesStateResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let refs = required(&req.container_instances, "containerInstances")?;
+    list_len(refs, "containerInstances", true, 10)?;
+    let status = one_of(
+        required_str(&req.status, "status")?,
+        &["ACTIVE", "DRAINING"],
+        "status",
+    )?;
+    let ids = refs
+        .iter()
+        .map(|r| instance_ref(r, &cluster))
+        .collect::<Result<Vec<_>, _>>()?;
+    let command = Command::UpdateContainerInstancesState {
+        cluster: cluster.as_str().into(),
+        ids,
+        status: InstanceStatus::parse(status).expect("validated above"),
+    };
+    match app.write(command).await? {
+        Outcome::Instances { done, failures } => {
+            let state = app.node.state();
+            Ok(api::UpdateContainerInstancesStateResponse {
+                container_instances: Some(
+                    done.iter()
+                        .map(|i| render::instance(&ctx.arn, i, state.usage(i.id), false))
+                        .collect(),
+                ),
+                failures: Some(
+                    failures
+                        .iter()
+                        .map(|f| render::failure(&ctx.arn, f))
+                        .collect(),
+                ),
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Validates PutAttributes/DeleteAttributes items: container-instance targets in `cluster`.
+fn attribute_changes(
+    given: &[api::Attribute],
+    cluster: &str,
+    need_value_check: bool,
+) -> Result<Vec<AttributeChange>, EcsError> {
+    list_len(given, "attributes", true, 10)?;
+    let mut out = Vec::new();
+    for a in given {
+        let name = required_str(&a.name, "attributes.name")?;
+        attribute_name(name)?;
+        if need_value_check {
+            if name.starts_with("ecs.") {
+                return Err(EcsError::invalid(format!(
+                    "Attribute name '{name}' is reserved: names starting with 'ecs.' are set by berth"
+                )));
+            }
+            if let Some(v) = &a.value {
+                attribute_value(v)?;
+            }
+        }
+        if let Some(t) = &a.target_type {
+            one_of(t, enums::TARGET_TYPE, "targetType")?;
+        }
+        let target = required_str(&a.target_id, "attributes.targetId")?;
+        out.push(AttributeChange {
+            instance: instance_ref(target, cluster)?,
+            name: name.to_owned(),
+            value: a.value.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn render_changes(ctx: &Ctx, cluster: &str, changes: &[AttributeChange]) -> Vec<api::Attribute> {
+    changes
+        .iter()
+        .map(|c| api::Attribute {
+            name: Some(c.name.clone()),
+            value: c.value.clone(),
+            target_type: Some("container-instance".into()),
+            target_id: Some(ctx.arn.container_instance(cluster, c.instance)),
+        })
+        .collect()
+}
+
+pub async fn put_attributes(
+    app: &App,
+    ctx: &Ctx,
+    req: api::PutAttributesRequest,
+) -> Result<api::PutAttributesResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let changes = attribute_changes(required(&req.attributes, "attributes")?, &cluster, true)?;
+    let command = Command::PutAttributes {
+        cluster: cluster.as_str().into(),
+        attributes: changes,
+    };
+    match app.write(command).await? {
+        Outcome::Attributes(changes) => Ok(api::PutAttributesResponse {
+            attributes: Some(render_changes(ctx, &cluster, &changes)),
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn delete_attributes(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DeleteAttributesRequest,
+) -> Result<api::DeleteAttributesResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let changes = attribute_changes(required(&req.attributes, "attributes")?, &cluster, false)?;
+    let command = Command::DeleteAttributes {
+        cluster: cluster.as_str().into(),
+        attributes: changes,
+    };
+    match app.write(command).await? {
+        Outcome::Attributes(changes) => Ok(api::DeleteAttributesResponse {
+            attributes: Some(render_changes(ctx, &cluster, &changes)),
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn list_attributes(
+    app: &App,
+    ctx: &Ctx,
+    req: api::ListAttributesRequest,
+) -> Result<api::ListAttributesResponse, EcsError> {
+    const OP: &str = "ListAttributes";
+    let cluster = cluster_param(&req.cluster)?;
+    one_of(
+        required_str(&req.target_type, "targetType")?,
+        enums::TARGET_TYPE,
+        "targetType",
+    )?;
+    if req.attribute_value.is_some() && req.attribute_name.is_none() {
+        return Err(EcsError::invalid(
+            "attributeValue can only be used with attributeName",
+        ));
+    }
+    let max = max_results(req.max_results, 100, 100)?;
+    let after: Option<(InstanceId, String)> = pagination::decode(OP, req.next_token.as_deref())?;
+    let state = app.node.state();
+    active_cluster(&state, &cluster)?;
+    let name = req.attribute_name.as_deref();
+    let value = req.attribute_value.as_deref();
+    let items = state
+        .instances_after(&cluster, None)
+        .filter(|i| i.status != InstanceStatus::Inactive)
+        .flat_map(|i| {
+            i.attributes
+                .iter()
+                .map(move |(n, v)| (i.id, n.clone(), v.clone()))
+        })
+        .filter(|(id, n, _)| after.as_ref().is_none_or(|(aid, an)| (id, n) > (aid, an)))
+        .filter(|(_, n, v)| {
+            name.is_none_or(|x| x == n) && value.is_none_or(|x| v.as_deref() == Some(x))
+        });
+    let (page, next) = pagination::page(OP, items, max, |(id, n, _)| (*id, n.clone()));
+    Ok(api::ListAttributesResponse {
+        attributes: Some(
+            page.into_iter()
+                .map(|(id, n, v)| api::Attribute {
+                    name: Some(n),
+                    value: v,
+                    target_type: Some("container-instance".into()),
+                    target_id: Some(ctx.arn.container_instance(&cluster, id)),
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
+}

@@ -1,0 +1,263 @@
+//! The ECS API edge: `POST /` with `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>`.
+//!
+//! ```text
+//!  headers ─► operation + region ─► parse body (SerializationException) ─► handler ─► JSON
+//!                                                                          └─► EcsError ─► 4xx/5xx
+//! ```
+//! This module is the one place where requests become handler calls and errors become the ECS
+//! error shape; the handlers (one module per resource) only see typed requests.
+
+mod agent;
+mod clusters;
+mod instances;
+mod render;
+mod tags;
+mod task_definitions;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use berth_api::protocol::{
+    CONTENT_TYPE, DEFAULT_REGION, operation_name, region_from_authorization,
+};
+use berth_api::{EcsError, ErrorCode};
+use berth_model::arn::{ArnContext, parse_cluster};
+use berth_model::entity::Cluster;
+use berth_model::{Command, Outcome};
+use berth_raft::WriteError;
+use berth_state::State as ClusterState;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::App;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// The cluster every call defaults to when it names none.
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// What every handler knows about the request besides its body.
+pub struct Ctx {
+    /// Renders ARNs in the caller's region and the server's account.
+    pub arn: ArnContext,
+    /// The `Host` the caller used, for endpoints handed back to agents.
+    pub host: Option<String>,
+}
+
+pub(crate) fn router() -> Router<Arc<App>> {
+    Router::new().route("/", post(ecs))
+}
+
+async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let result = handle(&app, &headers, body).await;
+    let mut response = match result {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut r = (status, e.body()).into_response();
+            r.headers_mut().insert(
+                "x-amzn-errortype",
+                HeaderValue::from_static(e.code.as_str()),
+            );
+            r
+        }
+    };
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+fn request_id() -> String {
+    let n: u128 = rand::random();
+    let h = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, EcsError> {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let op = operation_name(target).ok_or_else(|| {
+        EcsError::new(
+            ErrorCode::UnknownOperationException,
+            format!(
+                "Unknown operation: X-Amz-Target must be {}<Operation>; got '{}'",
+                berth_api::protocol::TARGET_PREFIX,
+                target.chars().take(200).collect::<String>()
+            ),
+        )
+    })?;
+    let region = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(region_from_authorization)
+        .unwrap_or(DEFAULT_REGION);
+    let ctx = Ctx {
+        arn: ArnContext::new(region, app.config.account_id.clone()),
+        host: headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        EcsError::invalid(format!("The request body is larger than {MAX_BODY} bytes"))
+    })?;
+
+    macro_rules! dispatch {
+        ($($name:literal => $handler:path),* $(,)?) => {
+            match op {
+                $($name => encode(&$handler(app, &ctx, parse(&body)?).await?),)*
+                other => Err(EcsError::new(
+                    ErrorCode::UnknownOperationException,
+                    format!("Unknown operation '{}': berth does not implement it", other.chars().take(100).collect::<String>()),
+                )),
+            }
+        };
+    }
+    dispatch! {
+        "CreateCluster" => clusters::create,
+        "DeleteCluster" => clusters::delete,
+        "DescribeClusters" => clusters::describe,
+        "ListClusters" => clusters::list,
+        "UpdateCluster" => clusters::update,
+        "UpdateClusterSettings" => clusters::update_settings,
+        "RegisterTaskDefinition" => task_definitions::register,
+        "DescribeTaskDefinition" => task_definitions::describe,
+        "ListTaskDefinitions" => task_definitions::list,
+        "ListTaskDefinitionFamilies" => task_definitions::list_families,
+        "DeregisterTaskDefinition" => task_definitions::deregister,
+        "DeleteTaskDefinitions" => task_definitions::delete,
+        "RegisterContainerInstance" => instances::register,
+        "DeregisterContainerInstance" => instances::deregister,
+        "ListContainerInstances" => instances::list,
+        "DescribeContainerInstances" => instances::describe,
+        "UpdateContainerInstancesState" => instances::update_state,
+        "PutAttributes" => instances::put_attributes,
+        "ListAttributes" => instances::list_attributes,
+        "DeleteAttributes" => instances::delete_attributes,
+        "RunTask" => tasks::run,
+        "StartTask" => tasks::start,
+        "StopTask" => tasks::stop,
+        "DescribeTasks" => tasks::describe,
+        "ListTasks" => tasks::list,
+        "TagResource" => tags::tag,
+        "UntagResource" => tags::untag,
+        "ListTagsForResource" => tags::list,
+        "DiscoverPollEndpoint" => agent::discover_poll_endpoint,
+        "SubmitTaskStateChange" => agent::submit_task_state_change,
+        "SubmitContainerStateChange" => agent::submit_container_state_change,
+    }
+}
+
+/// Parses a request body; an empty body is an empty request. Malformed JSON and members of the
+/// wrong type are a SerializationException, as every AWS JSON 1.1 service answers.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        EcsError::new(
+            ErrorCode::SerializationException,
+            format!("Could not read the request body: {e}"),
+        )
+    })
+}
+
+fn encode<T: Serialize>(response: &T) -> Result<Vec<u8>, EcsError> {
+    serde_json::to_vec(response)
+        .map_err(|e| EcsError::server(format!("could not encode the response: {e}")))
+}
+
+impl App {
+    /// Proposes a command and waits for its outcome (durable, committed, applied).
+    pub(crate) async fn write(&self, command: Command) -> Result<Outcome, EcsError> {
+        let written = self.node.write(command).await.map_err(|e| match e {
+            WriteError::NotLeader { leader } => EcsError::server(format!(
+                "This server is not the leader; send the request to {}",
+                leader.map_or_else(
+                    || "the leader once one is elected".to_owned(),
+                    |(_, addr)| addr
+                )
+            )),
+            WriteError::Unavailable(why) => EcsError::server(why),
+        })?;
+        written.result.map_err(EcsError::from)
+    }
+}
+
+/// A `cluster` parameter: short name or ARN, `default` when absent.
+pub(crate) fn cluster_param(value: &Option<String>) -> Result<String, EcsError> {
+    match value.as_deref() {
+        None | Some("") => Ok(DEFAULT_CLUSTER.to_owned()),
+        Some(s) => parse_cluster(s).map_err(|e| EcsError::invalid(e.to_string())),
+    }
+}
+
+/// The named cluster, if it exists and is ACTIVE in `state`.
+pub(crate) fn active_cluster<'a>(
+    state: &'a ClusterState,
+    name: &str,
+) -> Result<&'a Arc<Cluster>, EcsError> {
+    use berth_model::entity::ClusterStatus;
+    match state.cluster(name) {
+        Some(c) if c.status == ClusterStatus::Active => Ok(c),
+        Some(_) => Err(berth_model::Error::ClusterInactive.into()),
+        None => Err(berth_model::Error::ClusterNotFound.into()),
+    }
+}
+
+/// The answer to an Outcome of a kind a handler did not expect: a bug, reported as such.
+pub(crate) fn unexpected(outcome: Outcome) -> EcsError {
+    EcsError::server(format!("unexpected outcome {outcome:?}"))
+}
+
+/// An entity as ECS would show it, for `/v1/history`: derived figures (counts, remaining
+/// resources) are not part of a version and are left out.
+pub(crate) fn render_for_history(
+    arn: &ArnContext,
+    entity: &berth_state::Entity,
+) -> serde_json::Value {
+    use berth_state::Entity;
+    let value = match entity {
+        Entity::Cluster(c) => {
+            let mut c = render::cluster(arn, c, Default::default(), render::ClusterInclude::ALL);
+            c.registered_container_instances_count = None;
+            c.running_tasks_count = None;
+            c.pending_tasks_count = None;
+            c.active_services_count = None;
+            c.statistics = None;
+            serde_json::to_value(c)
+        }
+        Entity::TaskDefinition(t) => serde_json::to_value(render::task_definition(arn, t)),
+        Entity::Instance(i) => {
+            let mut i = render::instance(arn, i, None, true);
+            i.remaining_resources = None;
+            i.running_tasks_count = None;
+            i.pending_tasks_count = None;
+            serde_json::to_value(i)
+        }
+        Entity::Task(t) => serde_json::to_value(render::task(arn, t, true)),
+    };
+    value.unwrap_or(serde_json::Value::Null)
+}

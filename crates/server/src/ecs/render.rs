@@ -1,0 +1,263 @@
+//! Domain values → ECS response shapes, with ARNs in the caller's region.
+
+use berth_api::types as api;
+use berth_model::arn::ArnContext;
+use berth_model::command::Failure;
+use berth_model::entity::*;
+use berth_state::{Counts, Usage};
+
+pub fn tags(tags: &[Tag]) -> Vec<api::Tag> {
+    tags.iter()
+        .map(|t| api::Tag {
+            key: Some(t.key.clone()),
+            value: Some(t.value.clone()),
+        })
+        .collect()
+}
+
+fn seconds(m: berth_model::Millis) -> f64 {
+    m.as_epoch_seconds()
+}
+
+/// What DescribeClusters' `include` asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClusterInclude {
+    pub settings: bool,
+    pub configurations: bool,
+    pub statistics: bool,
+    pub tags: bool,
+}
+
+impl ClusterInclude {
+    pub const ALL: ClusterInclude = ClusterInclude {
+        settings: true,
+        configurations: true,
+        statistics: true,
+        tags: true,
+    };
+}
+
+fn kv(name: &str, value: impl ToString) -> api::KeyValuePair {
+    api::KeyValuePair {
+        name: Some(name.to_owned()),
+        value: Some(value.to_string()),
+    }
+}
+
+pub fn cluster(
+    ctx: &ArnContext,
+    c: &Cluster,
+    counts: Counts,
+    include: ClusterInclude,
+) -> api::Cluster {
+    api::Cluster {
+        cluster_arn: Some(ctx.cluster(&c.name)),
+        cluster_name: Some(c.name.to_string()),
+        status: Some(c.status.as_str().into()),
+        registered_container_instances_count: Some(counts.registered_instances as i32),
+        running_tasks_count: Some(counts.running_tasks as i32),
+        pending_tasks_count: Some(counts.pending_tasks as i32),
+        active_services_count: Some(counts.active_services as i32),
+        statistics: Some(if include.statistics {
+            vec![
+                kv("runningEC2TasksCount", counts.running_tasks),
+                kv("runningFargateTasksCount", 0),
+                kv("pendingEC2TasksCount", counts.pending_tasks),
+                kv("pendingFargateTasksCount", 0),
+                kv("activeEC2ServiceCount", counts.active_services),
+                kv("activeFargateServiceCount", 0),
+                kv("drainingEC2ServiceCount", 0),
+                kv("drainingFargateServiceCount", 0),
+            ]
+        } else {
+            Vec::new()
+        }),
+        tags: Some(if include.tags {
+            tags(&c.tags)
+        } else {
+            Vec::new()
+        }),
+        settings: include.settings.then(|| c.settings.clone()),
+        configuration: if include.configurations {
+            c.configuration.clone()
+        } else {
+            None
+        },
+        service_connect_defaults: c.service_connect_defaults.clone(),
+        capacity_providers: Some(Vec::new()),
+        default_capacity_provider_strategy: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+pub fn task_definition(ctx: &ArnContext, t: &TaskDefinition) -> api::TaskDefinition {
+    let mut out = (*t.spec).clone();
+    out.task_definition_arn = Some(ctx.task_definition(&t.family, t.revision));
+    out.family = Some(t.family.to_string());
+    out.revision = Some(t.revision as i32);
+    out.status = Some(t.status.as_str().into());
+    out.registered_at = Some(seconds(t.registered_at));
+    out.deregistered_at = t.deregistered_at.map(seconds);
+    out.delete_requested_at = t.delete_requested_at.map(seconds);
+    out.registered_by = Some(format!("arn:{}:iam::{}:root", ctx.partition, ctx.account));
+    out
+}
+
+fn int_resource(name: &str, value: i64) -> api::Resource {
+    api::Resource {
+        name: Some(name.into()),
+        r#type: Some("INTEGER".into()),
+        double_value: Some(0.0),
+        long_value: Some(0),
+        integer_value: Some(value.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
+        string_set_value: None,
+    }
+}
+
+fn ports_resource(name: &str, ports: impl Iterator<Item = u16>) -> api::Resource {
+    api::Resource {
+        name: Some(name.into()),
+        r#type: Some("STRINGSET".into()),
+        double_value: Some(0.0),
+        long_value: Some(0),
+        integer_value: Some(0),
+        string_set_value: Some(ports.map(|p| p.to_string()).collect()),
+    }
+}
+
+pub fn instance(
+    ctx: &ArnContext,
+    i: &ContainerInstance,
+    usage: Option<&Usage>,
+    include_tags: bool,
+) -> api::ContainerInstance {
+    let empty = Usage::default();
+    let u = usage.unwrap_or(&empty);
+    let r = &i.resources;
+    let mut registered = vec![
+        int_resource("CPU", r.cpu),
+        int_resource("MEMORY", r.memory),
+        ports_resource("PORTS", r.ports.iter().copied()),
+        ports_resource("PORTS_UDP", r.udp_ports.iter().copied()),
+    ];
+    registered.extend(r.other.iter().cloned());
+    let mut tcp: Vec<u16> = r.ports.iter().chain(u.tcp.iter()).copied().collect();
+    tcp.sort_unstable();
+    tcp.dedup();
+    let mut udp: Vec<u16> = r.udp_ports.iter().chain(u.udp.iter()).copied().collect();
+    udp.sort_unstable();
+    udp.dedup();
+    let mut remaining = vec![
+        int_resource("CPU", r.cpu - u.cpu),
+        int_resource("MEMORY", r.memory - u.memory),
+        ports_resource("PORTS", tcp.into_iter()),
+        ports_resource("PORTS_UDP", udp.into_iter()),
+    ];
+    remaining.extend(r.other.iter().cloned());
+    api::ContainerInstance {
+        container_instance_arn: Some(ctx.container_instance(&i.cluster, i.id)),
+        ec2_instance_id: i.ec2_instance_id.clone(),
+        version: Some(i.version as i64),
+        version_info: i.version_info.clone(),
+        remaining_resources: Some(remaining),
+        registered_resources: Some(registered),
+        status: Some(i.status.as_str().into()),
+        status_reason: i.status_reason.clone(),
+        agent_connected: Some(i.agent_connected),
+        running_tasks_count: Some(u.running as i32),
+        pending_tasks_count: Some(u.pending as i32),
+        attributes: Some(
+            i.attributes
+                .iter()
+                .map(|(name, value)| api::Attribute {
+                    name: Some(name.clone()),
+                    value: value.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        registered_at: Some(seconds(i.registered_at)),
+        attachments: Some(Vec::new()),
+        tags: include_tags.then(|| tags(&i.tags)),
+        ..Default::default()
+    }
+}
+
+pub fn task(ctx: &ArnContext, t: &Task, include_tags: bool) -> api::Task {
+    let task_arn = ctx.task(&t.cluster, t.id);
+    api::Task {
+        attachments: Some(Vec::new()),
+        attributes: Some(Vec::new()),
+        availability_zone: t.availability_zone.clone(),
+        cluster_arn: Some(ctx.cluster(&t.cluster)),
+        container_instance_arn: t.instance.map(|i| ctx.container_instance(&t.cluster, i)),
+        containers: Some(
+            t.containers
+                .iter()
+                .map(|c| api::Container {
+                    container_arn: Some(ctx.container(&t.cluster, t.id, &c.name)),
+                    task_arn: Some(task_arn.clone()),
+                    name: Some(c.name.clone()),
+                    image: Some(c.image.clone()),
+                    image_digest: c.image_digest.clone(),
+                    runtime_id: c.runtime_id.clone(),
+                    last_status: Some(c.last_status.as_str().into()),
+                    exit_code: c.exit_code,
+                    reason: c.reason.clone(),
+                    network_bindings: Some(c.network_bindings.clone()),
+                    network_interfaces: Some(Vec::new()),
+                    health_status: Some(c.health_status.as_str().into()),
+                    cpu: Some(c.cpu.unwrap_or(0).to_string()),
+                    memory: c.memory.map(|m| m.to_string()),
+                    memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        cpu: t.cpu.clone(),
+        created_at: Some(seconds(t.created_at)),
+        desired_status: Some(t.desired_status.as_str().into()),
+        enable_execute_command: Some(t.enable_execute_command),
+        execution_stopped_at: t.execution_stopped_at.map(seconds),
+        group: Some(t.group.clone()),
+        health_status: Some(t.health_status.as_str().into()),
+        last_status: Some(t.last_status.as_str().into()),
+        launch_type: Some(t.launch_type.clone()),
+        memory: t.memory.clone(),
+        overrides: Some(t.overrides.clone()),
+        pull_started_at: t.pull_started_at.map(seconds),
+        pull_stopped_at: t.pull_stopped_at.map(seconds),
+        started_at: t.started_at.map(seconds),
+        started_by: t.started_by.clone(),
+        stop_code: t.stop_code.clone(),
+        stopped_at: t.stopped_at.map(seconds),
+        stopped_reason: t.stopped_reason.clone(),
+        stopping_at: t.stopping_at.map(seconds),
+        tags: Some(if include_tags {
+            tags(&t.tags)
+        } else {
+            Vec::new()
+        }),
+        task_arn: Some(task_arn),
+        task_definition_arn: Some(ctx.task_definition(&t.family, t.revision)),
+        version: Some(t.version as i64),
+        ..Default::default()
+    }
+}
+
+pub fn failure(ctx: &ArnContext, f: &Failure) -> api::Failure {
+    api::Failure {
+        arn: f.resource.as_ref().map(|r| r.render(ctx)),
+        reason: Some(f.reason.clone()),
+        detail: f.detail.clone(),
+    }
+}
+
+/// A MISSING failure for an item a Describe call could not find, echoing what the caller sent.
+pub fn missing(arn: String) -> api::Failure {
+    api::Failure {
+        arn: Some(arn),
+        reason: Some("MISSING".into()),
+        detail: None,
+    }
+}

@@ -1,0 +1,233 @@
+//! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+//! ListTaskDefinitionFamilies, DeregisterTaskDefinition, DeleteTaskDefinitions.
+
+use std::sync::Arc;
+
+use berth_api::EcsError;
+use berth_api::types::{self as api, enums};
+use berth_model::arn::parse_task_definition;
+use berth_model::entity::{Name, TaskDefinition, TaskDefinitionStatus};
+use berth_model::validate::{self, list_len, max_results, one_of, required_str};
+use berth_model::{Command, Outcome};
+use berth_state::State;
+
+use super::render;
+use super::{Ctx, unexpected};
+use crate::App;
+use crate::pagination;
+
+/// Resolves `family`, `family:revision` or an ARN: a bare family means its newest ACTIVE
+/// revision.
+pub(crate) fn resolve<'a>(
+    state: &'a State,
+    reference: &str,
+) -> Result<&'a Arc<TaskDefinition>, EcsError> {
+    let (family, revision) =
+        parse_task_definition(reference).map_err(|e| EcsError::invalid(e.to_string()))?;
+    let found = match revision {
+        Some(r) => state.task_definition(&family, r),
+        None => state.latest_active(&family),
+    };
+    found.ok_or_else(|| {
+        EcsError::client(format!(
+            "Unable to find task definition '{}': it is not registered{}",
+            validate::shorten(reference),
+            if revision.is_none() {
+                " or has no ACTIVE revision"
+            } else {
+                ""
+            }
+        ))
+    })
+}
+
+fn definition(outcome: Outcome) -> Result<Arc<TaskDefinition>, EcsError> {
+    match outcome {
+        Outcome::TaskDefinition(t) => Ok(t),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn register(
+    app: &App,
+    ctx: &Ctx,
+    req: api::RegisterTaskDefinitionRequest,
+) -> Result<api::RegisterTaskDefinitionResponse, EcsError> {
+    let valid = validate::task_definition::register(&req)?;
+    let command = Command::RegisterTaskDefinition {
+        family: valid.family.as_str().into(),
+        spec: Arc::new(valid.spec),
+        requirements: valid.requirements,
+        tags: valid.tags,
+    };
+    let t = definition(app.write(command).await?)?;
+    Ok(api::RegisterTaskDefinitionResponse {
+        task_definition: Some(render::task_definition(&ctx.arn, &t)),
+        tags: Some(render::tags(&t.tags)),
+    })
+}
+
+pub async fn describe(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DescribeTaskDefinitionRequest,
+) -> Result<api::DescribeTaskDefinitionResponse, EcsError> {
+    let reference = required_str(&req.task_definition, "taskDefinition")?;
+    let mut include_tags = false;
+    for v in req.include.as_deref().unwrap_or_default() {
+        include_tags |= one_of(v, enums::TASK_DEFINITION_FIELD, "include value")? == "TAGS";
+    }
+    let state = app.node.state();
+    let t = resolve(&state, reference)
+        .map_err(|_| EcsError::client("Unable to describe task definition."))?;
+    Ok(api::DescribeTaskDefinitionResponse {
+        task_definition: Some(render::task_definition(&ctx.arn, t)),
+        tags: include_tags.then(|| render::tags(&t.tags)),
+    })
+}
+
+fn status_filter(
+    value: Option<&str>,
+    allowed: &[&str],
+    default: &'static str,
+) -> Result<String, EcsError> {
+    Ok(match value {
+        Some(v) => one_of(v, allowed, "status")?.to_owned(),
+        None => default.to_owned(),
+    })
+}
+
+pub async fn list(
+    app: &App,
+    ctx: &Ctx,
+    req: api::ListTaskDefinitionsRequest,
+) -> Result<api::ListTaskDefinitionsResponse, EcsError> {
+    const OP: &str = "ListTaskDefinitions";
+    let max = max_results(req.max_results, 100, 100)?;
+    let status = status_filter(
+        req.status.as_deref(),
+        enums::TASK_DEFINITION_STATUS,
+        "ACTIVE",
+    )?;
+    let descending = match req.sort.as_deref() {
+        None => false,
+        Some(s) => one_of(s, enums::SORT_ORDER, "sort")? == "DESC",
+    };
+    let after: Option<(String, u32)> = pagination::decode(OP, req.next_token.as_deref())?;
+    let family = req.family_prefix.as_deref();
+    let state = app.node.state();
+    let items = state
+        .task_definitions_after(after.map(|(f, r)| (Name::from(f), r)), descending)
+        .filter(|t| t.status.as_str() == status)
+        .filter(|t| family.is_none_or(|f| &*t.family == f));
+    let (page, next) = pagination::page(OP, items, max, |t| (t.family.to_string(), t.revision));
+    Ok(api::ListTaskDefinitionsResponse {
+        task_definition_arns: Some(
+            page.iter()
+                .map(|t| ctx.arn.task_definition(&t.family, t.revision))
+                .collect(),
+        ),
+        next_token: next,
+    })
+}
+
+pub async fn list_families(
+    app: &App,
+    _ctx: &Ctx,
+    req: api::ListTaskDefinitionFamiliesRequest,
+) -> Result<api::ListTaskDefinitionFamiliesResponse, EcsError> {
+    const OP: &str = "ListTaskDefinitionFamilies";
+    let max = max_results(req.max_results, 100, 100)?;
+    let status = status_filter(
+        req.status.as_deref(),
+        enums::TASK_DEFINITION_FAMILY_STATUS,
+        "ALL",
+    )?;
+    let after: Option<String> = pagination::decode(OP, req.next_token.as_deref())?;
+    let prefix = req.family_prefix.as_deref().unwrap_or_default();
+    let state = app.node.state();
+    let items = state
+        .families_after(after.as_deref())
+        .filter(|(name, _)| name.starts_with(prefix))
+        .filter(|(_, f)| match status.as_str() {
+            "ACTIVE" => f.active_revisions > 0,
+            "INACTIVE" => f.active_revisions == 0,
+            _ => true,
+        });
+    let (page, next) = pagination::page(OP, items, max, |(name, _)| name.to_string());
+    Ok(api::ListTaskDefinitionFamiliesResponse {
+        families: Some(page.iter().map(|(n, _)| n.to_string()).collect()),
+        next_token: next,
+    })
+}
+
+/// A reference that must name a revision (`family:revision` or a full ARN).
+fn revision_ref(reference: &str) -> Result<(String, u32), EcsError> {
+    match parse_task_definition(reference) {
+        Ok((family, Some(revision))) => Ok((family, revision)),
+        Ok((_, None)) => Err(EcsError::invalid(format!(
+            "'{}' names no revision: use family:revision or the full ARN",
+            validate::shorten(reference)
+        ))),
+        Err(e) => Err(EcsError::invalid(e.to_string())),
+    }
+}
+
+pub async fn deregister(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DeregisterTaskDefinitionRequest,
+) -> Result<api::DeregisterTaskDefinitionResponse, EcsError> {
+    let (family, revision) = revision_ref(required_str(&req.task_definition, "taskDefinition")?)?;
+    let command = Command::DeregisterTaskDefinition {
+        family: family.into(),
+        revision,
+    };
+    let t = definition(app.write(command).await?)?;
+    Ok(api::DeregisterTaskDefinitionResponse {
+        task_definition: Some(render::task_definition(&ctx.arn, &t)),
+    })
+}
+
+pub async fn delete(
+    app: &App,
+    ctx: &Ctx,
+    req: api::DeleteTaskDefinitionsRequest,
+) -> Result<api::DeleteTaskDefinitionsResponse, EcsError> {
+    let refs = validate::required(&req.task_definitions, "taskDefinitions")?;
+    list_len(refs, "taskDefinitions", true, 10)?;
+    let revisions = refs
+        .iter()
+        .map(|r| revision_ref(r).map(|(f, rev)| (Name::from(f), rev)))
+        .collect::<Result<Vec<_>, _>>()?;
+    match app
+        .write(Command::DeleteTaskDefinitions { revisions })
+        .await?
+    {
+        Outcome::TaskDefinitions { done, failures } => Ok(api::DeleteTaskDefinitionsResponse {
+            task_definitions: Some(
+                done.iter()
+                    .map(|t| render::task_definition(&ctx.arn, t))
+                    .collect(),
+            ),
+            failures: Some(
+                failures
+                    .iter()
+                    .map(|f| render::failure(&ctx.arn, f))
+                    .collect(),
+            ),
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The status a revision must have for RunTask/StartTask.
+pub(crate) fn runnable(t: &TaskDefinition) -> Result<(), EcsError> {
+    match t.status {
+        TaskDefinitionStatus::Active => Ok(()),
+        other => Err(EcsError::client(format!(
+            "Task definition {}:{} is {other}; register a new revision or run an ACTIVE one",
+            t.family, t.revision
+        ))),
+    }
+}

@@ -1,0 +1,94 @@
+//! berth's control-plane server.
+//!
+//! ```text
+//!  POST /                      ECS API (AWS JSON 1.1)      ─┐
+//!  GET  /v1/history/{arn}      native API                   ├─► App ─► Node (Raft) ─► State
+//!  GET  /v1/watch?index=N      native API                   │
+//!  POST /v1/raft/*             Raft RPCs between servers   ─┘
+//! ```
+//! [`router`] builds the whole HTTP surface from an [`App`], so tests can drive it without a
+//! socket; [`Housekeeping`] runs the leader's periodic work (forgetting old STOPPED tasks).
+
+pub mod ecs;
+mod native;
+mod pagination;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use berth_model::{Command, Millis};
+use berth_raft::Node;
+
+/// Server settings that are not Raft's.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The account id in every ARN.
+    pub account_id: String,
+    /// How long STOPPED tasks stay visible (ECS keeps them about an hour).
+    pub stopped_task_retention: Duration,
+    /// How long deregistered (INACTIVE) container instances stay visible.
+    pub inactive_instance_retention: Duration,
+    /// How often the leader forgets what has expired.
+    pub expire_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            account_id: "000000000000".into(),
+            stopped_task_retention: Duration::from_secs(3600),
+            inactive_instance_retention: Duration::from_secs(3600),
+            expire_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    pub node: Arc<Node>,
+    pub config: ServerConfig,
+}
+
+impl App {
+    pub fn new(node: Arc<Node>, config: ServerConfig) -> Arc<Self> {
+        Arc::new(Self { node, config })
+    }
+}
+
+/// The whole HTTP surface of a server.
+pub fn router(app: Arc<App>) -> Router {
+    ecs::router().merge(native::router()).with_state(app)
+}
+
+/// The leader's periodic work.
+pub struct Housekeeping;
+
+impl Housekeeping {
+    /// Spawns the loop that, on the leader, forgets STOPPED tasks and INACTIVE instances past
+    /// their retention.
+    pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.config.expire_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let leader = app.node.raft().current_leader().await;
+                if leader != Some(app.node.id()) {
+                    continue;
+                }
+                let now = Millis::now();
+                let command = Command::Expire {
+                    stopped_before: now
+                        .saturating_sub_ms(app.config.stopped_task_retention.as_millis() as i64),
+                    inactive_before: now.saturating_sub_ms(
+                        app.config.inactive_instance_retention.as_millis() as i64,
+                    ),
+                };
+                if let Err(e) = app.node.write(command).await {
+                    tracing::warn!(error = %e, "expiring old tasks failed");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! berth's native API (beyond ECS) and the Raft RPC endpoints.
+//!
+//! - `GET /v1/history/{arn}`: the retained versions of a cluster, task definition, container
+//!   instance or task, oldest first, each with the log index that produced it.
+//! - `GET /v1/watch?index=N&timeout=S`: blocks until the state passes index N (or S seconds,
+//!   default 30, at most 300), then returns the new index and what changed since N.
+//! - `GET /v1/health`: this node's applied index and the leader it knows.
+//! - `POST /v1/raft/{append,vote,snapshot}`: Raft RPCs from peer servers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_api::protocol::DEFAULT_REGION;
+use berth_model::arn::{ArnContext, ResourceArn, parse_resource_arn};
+use berth_raft::TypeConfig;
+use berth_raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use berth_state::{Entity, EntityKey};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::ecs::render_for_history;
+
+pub(crate) fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/history/{*arn}", get(history))
+        .route("/v1/watch", get(watch))
+        .route("/v1/health", get(health))
+        .route(APPEND_PATH, post(raft_append))
+        .route(VOTE_PATH, post(raft_vote))
+        .route(SNAPSHOT_PATH, post(raft_snapshot))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct RegionQuery {
+    region: Option<String>,
+}
+
+async fn history(
+    State(app): State<Arc<App>>,
+    Path(arn): Path<String>,
+    Query(q): Query<RegionQuery>,
+) -> Response {
+    let resource = match parse_resource_arn(&arn) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let Some(key) = EntityKey::of(&resource) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "berth keeps no history for this kind of resource yet",
+        );
+    };
+    let ctx = ArnContext::new(
+        q.region.as_deref().unwrap_or(DEFAULT_REGION),
+        app.config.account_id.clone(),
+    );
+    let state = app.node.state();
+    let Some(versions) = state.history(&key) else {
+        return error(StatusCode::NOT_FOUND, format!("no history for {arn}"));
+    };
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "index": v.index,
+                "at": v.at.as_epoch_seconds(),
+                "deleted": v.value.is_none(),
+                "value": v.value.as_ref().map(|e| render_for_history(&ctx, e)),
+            })
+        })
+        .collect();
+    Json(json!({ "arn": resource.render(&ctx), "index": state.index(), "versions": versions }))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct WatchQuery {
+    index: Option<u64>,
+    timeout: Option<u64>,
+    region: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Change {
+    index: u64,
+    arn: String,
+}
+
+async fn watch(State(app): State<Arc<App>>, Query(q): Query<WatchQuery>) -> Response {
+    let index = q.index.unwrap_or(0);
+    let timeout = Duration::from_secs(q.timeout.unwrap_or(30).min(300));
+    let state = app.node.wait_beyond(index, timeout).await;
+    let ctx = ArnContext::new(
+        q.region.as_deref().unwrap_or(DEFAULT_REGION),
+        app.config.account_id.clone(),
+    );
+    let changes = state.changes_since(index);
+    let truncated = changes.is_none();
+    let changes: Vec<Change> = changes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(i, key)| Change {
+            index: i,
+            arn: key_arn(&state, &key).render(&ctx),
+        })
+        .collect();
+    Json(json!({
+        "index": state.index(),
+        "changed": state.index() > index,
+        "truncated": truncated,
+        "changes": changes,
+    }))
+    .into_response()
+}
+
+/// The ARN of an entity key; tasks and instances need their cluster, from the current state or
+/// (for ones already forgotten) from their last retained version.
+fn key_arn(state: &berth_state::State, key: &EntityKey) -> ResourceArn {
+    let from_history = || {
+        state.history(key).and_then(|h| {
+            h.iter()
+                .rev()
+                .find_map(|v| v.value.as_ref().map(Entity::resource))
+        })
+    };
+    match key {
+        EntityKey::Cluster(n) => ResourceArn::Cluster(n.to_string()),
+        EntityKey::TaskDefinition(f, r) => ResourceArn::TaskDefinition(f.to_string(), *r),
+        EntityKey::Instance(id) => state
+            .instance(*id)
+            .map(|i| ResourceArn::ContainerInstance(i.cluster.to_string(), *id))
+            .or_else(from_history)
+            .unwrap_or_else(|| ResourceArn::ContainerInstance("unknown".into(), *id)),
+        EntityKey::Task(id) => state
+            .task(*id)
+            .map(|t| ResourceArn::Task(t.cluster.to_string(), *id))
+            .or_else(from_history)
+            .unwrap_or_else(|| ResourceArn::Task("unknown".into(), *id)),
+    }
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let state = app.node.state();
+    let leader = app.node.raft().current_leader().await;
+    Json(json!({
+        "status": "ok",
+        "node": app.node.id(),
+        "index": state.index(),
+        "leader": leader,
+    }))
+    .into_response()
+}
+
+async fn raft_append(
+    State(app): State<Arc<App>>,
+    Json(req): Json<AppendEntriesRequest<TypeConfig>>,
+) -> Response {
+    Json(app.node.raft().append_entries(req).await).into_response()
+}
+
+async fn raft_vote(State(app): State<Arc<App>>, Json(req): Json<VoteRequest<u64>>) -> Response {
+    Json(app.node.raft().vote(req).await).into_response()
+}
+
+async fn raft_snapshot(
+    State(app): State<Arc<App>>,
+    Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
+) -> Response {
+    Json(app.node.raft().install_snapshot(req).await).into_response()
+}

@@ -1,0 +1,291 @@
+//! Container instances: registration, deregistration, ACTIVE/DRAINING and attributes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_api::types as api;
+use berth_model::arn::ResourceArn;
+use berth_model::command::{AttributeChange, CommandResult, Failure, FailureReason, Outcome};
+use berth_model::entity::*;
+use berth_model::{Error, InstanceId, Millis};
+
+use crate::{Entity, EntityKey, State};
+
+/// Custom (non-`ecs.`) attributes one instance may carry.
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
+
+fn custom_count(attributes: &BTreeMap<String, Option<String>>) -> usize {
+    attributes.keys().filter(|k| !k.starts_with("ecs.")).count()
+}
+
+impl State {
+    /// Stores `new` (replacing `old`), stamps its version and records it in its history.
+    pub(crate) fn put_instance(
+        &mut self,
+        at: Millis,
+        old: Option<&Arc<ContainerInstance>>,
+        new: ContainerInstance,
+    ) -> Arc<ContainerInstance> {
+        let new = Arc::new(ContainerInstance {
+            version: self.index,
+            ..new
+        });
+        self.instance_changed(old, Some(&new));
+        self.record(
+            EntityKey::Instance(new.id),
+            at,
+            Some(Entity::Instance(new.clone())),
+        );
+        new
+    }
+
+    /// The instance `id` if it belongs to `cluster`.
+    fn instance_in(&self, cluster: &str, id: InstanceId) -> Option<&Arc<ContainerInstance>> {
+        self.instances.get(&id).filter(|i| &*i.cluster == cluster)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn register_instance(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        id: InstanceId,
+        reregister: bool,
+        ec2_instance_id: &Option<String>,
+        resources: &Resources,
+        attributes: &BTreeMap<String, Option<String>>,
+        version_info: &Option<api::VersionInfo>,
+        tags: &[Tag],
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        if custom_count(attributes) > MAX_CUSTOM_ATTRIBUTES {
+            return Err(Error::AttributeLimitExceeded(format!(
+                "A container instance can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes"
+            )));
+        }
+        let old = self.instance_in(cluster, id).cloned();
+        let new = match (&old, reregister) {
+            (Some(old), true) => {
+                if old.status == InstanceStatus::Inactive {
+                    return Err(Error::client(format!(
+                        "Container instance {id} was deregistered; register it as a new instance"
+                    )));
+                }
+                // The agent re-sends its built-in attributes; custom ones put since stay.
+                let mut merged: BTreeMap<_, _> = old
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("ecs."))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                merged.extend(attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if custom_count(&merged) > MAX_CUSTOM_ATTRIBUTES {
+                    return Err(Error::AttributeLimitExceeded(format!(
+                        "A container instance can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes"
+                    )));
+                }
+                ContainerInstance {
+                    ec2_instance_id: ec2_instance_id
+                        .clone()
+                        .or_else(|| old.ec2_instance_id.clone()),
+                    agent_connected: true,
+                    version_info: version_info.clone().or_else(|| old.version_info.clone()),
+                    resources: resources.clone(),
+                    attributes: merged,
+                    tags: if tags.is_empty() {
+                        old.tags.clone()
+                    } else {
+                        tags.to_vec()
+                    },
+                    ..(**old).clone()
+                }
+            }
+            (None, true) => {
+                return Err(Error::invalid(format!(
+                    "Container instance {id} is not registered in cluster {cluster}"
+                )));
+            }
+            (Some(_), false) => {
+                return Err(Error::client(format!(
+                    "Container instance id {id} is already in use"
+                )));
+            }
+            (None, false) => ContainerInstance {
+                id,
+                cluster: cluster.clone(),
+                ec2_instance_id: ec2_instance_id.clone(),
+                status: InstanceStatus::Active,
+                status_reason: None,
+                agent_connected: true,
+                version_info: version_info.clone(),
+                resources: resources.clone(),
+                attributes: attributes.clone(),
+                registered_at: at,
+                deregistered_at: None,
+                tags: tags.to_vec(),
+                version: 0,
+            },
+        };
+        let new = self.put_instance(at, old.as_ref(), new);
+        Ok(Outcome::Instance(new))
+    }
+
+    pub(super) fn deregister_instance(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        id: InstanceId,
+        force: bool,
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let old = self.instance_in(cluster, id).cloned().ok_or_else(|| {
+            Error::invalid(format!(
+                "Container instance {id} not found in cluster {cluster}"
+            ))
+        })?;
+        if old.status == InstanceStatus::Inactive {
+            return Ok(Outcome::Instance(old));
+        }
+        let live: Vec<Arc<Task>> = self.tasks_on(id).filter(|t| t.is_live()).cloned().collect();
+        if !live.is_empty() && !force {
+            return Err(Error::invalid(format!(
+                "Container instance {id} has {} running or pending tasks. Stop them, or deregister with force to orphan them.",
+                live.len()
+            )));
+        }
+        for t in live {
+            // Orphaned: berth no longer watches or accounts for them.
+            let stopped = Task {
+                last_status: TaskStatus::Stopped,
+                desired_status: DesiredStatus::Stopped,
+                stopping_at: t.stopping_at.or(Some(at)),
+                stopped_at: Some(at),
+                execution_stopped_at: t.execution_stopped_at.or(Some(at)),
+                stopped_reason: Some(format!(
+                    "Container instance {id} was deregistered with force; the task was orphaned and its containers may still run on the host"
+                )),
+                ..(*t).clone()
+            };
+            self.put_task(at, Some(&t), stopped);
+        }
+        let new = self.put_instance(
+            at,
+            Some(&old),
+            ContainerInstance {
+                status: InstanceStatus::Inactive,
+                agent_connected: false,
+                deregistered_at: Some(at),
+                ..(*old).clone()
+            },
+        );
+        Ok(Outcome::Instance(new))
+    }
+
+    pub(super) fn update_instances_state(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        ids: &[InstanceId],
+        status: InstanceStatus,
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        if !matches!(status, InstanceStatus::Active | InstanceStatus::Draining) {
+            return Err(Error::invalid("status must be ACTIVE or DRAINING"));
+        }
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        for id in ids {
+            let resource = Some(ResourceArn::ContainerInstance(cluster.to_string(), *id));
+            match self.instance_in(cluster, *id).cloned() {
+                None => failures.push(Failure {
+                    resource,
+                    reason: FailureReason::Missing.as_str().into(),
+                    detail: None,
+                }),
+                Some(i) if i.status == InstanceStatus::Inactive => failures.push(Failure {
+                    resource,
+                    reason: FailureReason::Inactive.as_str().into(),
+                    detail: Some("The container instance is deregistered.".into()),
+                }),
+                Some(i) if i.status == status => done.push(i),
+                Some(i) => done.push(self.put_instance(
+                    at,
+                    Some(&i),
+                    ContainerInstance {
+                        status,
+                        ..(*i).clone()
+                    },
+                )),
+            }
+        }
+        Ok(Outcome::Instances { done, failures })
+    }
+
+    pub(super) fn put_attributes(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        changes: &[AttributeChange],
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let mut updated: BTreeMap<InstanceId, ContainerInstance> = BTreeMap::new();
+        for c in changes {
+            let instance = match updated.get_mut(&c.instance) {
+                Some(i) => i,
+                None => {
+                    let i = self.instance_in(cluster, c.instance).ok_or_else(|| {
+                        Error::TargetNotFound(format!(
+                            "Could not find container instance {} in cluster {cluster}",
+                            c.instance
+                        ))
+                    })?;
+                    updated.entry(c.instance).or_insert_with(|| (**i).clone())
+                }
+            };
+            instance.attributes.insert(c.name.clone(), c.value.clone());
+            if custom_count(&instance.attributes) > MAX_CUSTOM_ATTRIBUTES {
+                return Err(Error::AttributeLimitExceeded(format!(
+                    "Container instance {} would have more than {MAX_CUSTOM_ATTRIBUTES} custom attributes",
+                    c.instance
+                )));
+            }
+        }
+        for (id, new) in updated {
+            let old = self.instances.get(&id).cloned();
+            self.put_instance(at, old.as_ref(), new);
+        }
+        Ok(Outcome::Attributes(changes.to_vec()))
+    }
+
+    pub(super) fn delete_attributes(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        changes: &[AttributeChange],
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let mut updated: BTreeMap<InstanceId, ContainerInstance> = BTreeMap::new();
+        for c in changes {
+            let instance = match updated.get_mut(&c.instance) {
+                Some(i) => i,
+                None => {
+                    let i = self.instance_in(cluster, c.instance).ok_or_else(|| {
+                        Error::TargetNotFound(format!(
+                            "Could not find container instance {} in cluster {cluster}",
+                            c.instance
+                        ))
+                    })?;
+                    updated.entry(c.instance).or_insert_with(|| (**i).clone())
+                }
+            };
+            instance.attributes.remove(&c.name);
+        }
+        for (id, new) in updated {
+            let old = self.instances.get(&id).cloned();
+            if old.as_deref() != Some(&new) {
+                self.put_instance(at, old.as_ref(), new);
+            }
+        }
+        Ok(Outcome::Attributes(changes.to_vec()))
+    }
+}

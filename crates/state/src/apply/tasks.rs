@@ -1,0 +1,307 @@
+//! Tasks: placement commits (the plan applier's re-check), stops and agent state reports.
+//!
+//! ```text
+//!  PlaceTasks ─► PENDING ──agent──► RUNNING ──agent──► STOPPED ─(Expire)─► forgotten
+//!                   │                   │
+//!                   └──── StopTask: desiredStatus = STOPPED, the agent stops it ───┘
+//! ```
+//! A task holds its reservation (CPU, memory, static ports) on its instance until its last
+//! status is STOPPED.
+
+use std::sync::Arc;
+
+use berth_model::command::{
+    ClientToken, CommandResult, ContainerChange, FailureReason, Outcome, Rejection,
+};
+use berth_model::entity::*;
+use berth_model::{Error, Millis, TaskId};
+
+use crate::fit::fits;
+use crate::{Entity, EntityKey, State, TokenRecord};
+
+fn not_found() -> Error {
+    Error::invalid("The referenced task was not found.")
+}
+
+/// HEALTHY when every essential container is healthy, UNHEALTHY when any essential container
+/// is unhealthy, UNKNOWN otherwise.
+fn task_health(containers: &[Container]) -> HealthStatus {
+    let essential = containers.iter().filter(|c| c.essential);
+    let mut all_healthy = true;
+    let mut any = false;
+    for c in essential {
+        any = true;
+        match c.health_status {
+            HealthStatus::Unhealthy => return HealthStatus::Unhealthy,
+            HealthStatus::Healthy => {}
+            HealthStatus::Unknown => all_healthy = false,
+        }
+    }
+    if any && all_healthy {
+        HealthStatus::Healthy
+    } else {
+        HealthStatus::Unknown
+    }
+}
+
+impl State {
+    /// Stores `new` (replacing `old`), stamps its version and records it in its history.
+    pub(crate) fn put_task(&mut self, at: Millis, old: Option<&Arc<Task>>, new: Task) -> Arc<Task> {
+        let new = Arc::new(Task {
+            version: self.index,
+            ..new
+        });
+        self.task_changed(old, Some(&new));
+        self.record(EntityKey::Task(new.id), at, Some(Entity::Task(new.clone())));
+        new
+    }
+
+    fn task_in(&self, cluster: &str, id: TaskId) -> Option<&Arc<Task>> {
+        self.tasks.get(&id).filter(|t| &*t.cluster == cluster)
+    }
+
+    pub(super) fn place_tasks(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        tasks: &[Task],
+        token: Option<&ClientToken>,
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let token_key = token.map(|t| (cluster.clone(), t.token.clone()));
+        if let (Some(token), Some(key)) = (token, &token_key)
+            && let Some(record) = self.client_tokens.get(key)
+        {
+            if record.request_digest != token.request_digest {
+                return Err(Error::Conflict(
+                    "The clientToken was already used with different parameters. Use a new clientToken for a different request.".into(),
+                ));
+            }
+            if !token.continuation {
+                let tasks = record
+                    .tasks
+                    .iter()
+                    .filter_map(|id| self.tasks.get(id).cloned())
+                    .collect();
+                return Ok(Outcome::Placed {
+                    tasks,
+                    rejected: Vec::new(),
+                });
+            }
+        }
+
+        let mut placed = Vec::with_capacity(tasks.len());
+        let mut rejected = Vec::new();
+        for task in tasks {
+            match self.check_placement(cluster, task) {
+                Ok(()) => placed.push(self.put_task(at, None, task.clone())),
+                Err((reason, detail)) => rejected.push(Rejection {
+                    task: task.id,
+                    instance: task.instance,
+                    reason,
+                    detail,
+                }),
+            }
+        }
+
+        if let (Some(token), Some(key)) = (token, token_key)
+            && !placed.is_empty()
+        {
+            let mut ids: Vec<TaskId> = self
+                .client_tokens
+                .get(&key)
+                .map(|r| r.tasks.clone())
+                .unwrap_or_default();
+            ids.extend(placed.iter().map(|t| t.id));
+            self.client_tokens.insert(
+                key,
+                Arc::new(TokenRecord {
+                    request_digest: token.request_digest,
+                    tasks: ids,
+                    at,
+                }),
+            );
+        }
+        Ok(Outcome::Placed {
+            tasks: placed,
+            rejected,
+        })
+    }
+
+    /// The commit-time check of one planned task against the newest state.
+    fn check_placement(&self, cluster: &Name, task: &Task) -> Result<(), (FailureReason, String)> {
+        if task.cluster != *cluster || self.tasks.contains_key(&task.id) {
+            return Err((
+                FailureReason::Missing,
+                format!(
+                    "task {} is already known or belongs to another cluster",
+                    task.id
+                ),
+            ));
+        }
+        match self
+            .task_definitions
+            .get(&(task.family.clone(), task.revision))
+        {
+            Some(d) if d.status != TaskDefinitionStatus::DeleteInProgress => {}
+            _ => {
+                return Err((
+                    FailureReason::Missing,
+                    format!(
+                        "task definition {}:{} no longer exists",
+                        task.family, task.revision
+                    ),
+                ));
+            }
+        }
+        let instance = task
+            .instance
+            .and_then(|i| self.instances.get(&i))
+            .filter(|i| i.cluster == *cluster)
+            .ok_or_else(|| {
+                (
+                    FailureReason::Missing,
+                    "the chosen container instance is not registered in this cluster".to_owned(),
+                )
+            })?;
+        fits(
+            instance,
+            self.usage.get(&instance.id).map(|u| &**u),
+            &task.reservation,
+        )
+        .map_err(|m| (m.reason, m.detail))
+    }
+
+    pub(super) fn stop_task(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        id: TaskId,
+        reason: &Option<String>,
+        stop_code: &Option<String>,
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let old = self.task_in(cluster, id).cloned().ok_or_else(not_found)?;
+        if old.desired_status == DesiredStatus::Stopped {
+            return Ok(Outcome::Task(old));
+        }
+        let mut new = Task {
+            desired_status: DesiredStatus::Stopped,
+            stopping_at: old.stopping_at.or(Some(at)),
+            stop_code: old
+                .stop_code
+                .clone()
+                .or_else(|| stop_code.clone())
+                .or_else(|| Some("UserInitiated".into())),
+            stopped_reason: old
+                .stopped_reason
+                .clone()
+                .or_else(|| reason.clone())
+                .or_else(|| Some("Task stopped by user".into())),
+            ..(*old).clone()
+        };
+        // Nobody is left to report the stop when the instance is gone: it is STOPPED now.
+        let orphaned = new
+            .instance
+            .and_then(|i| self.instances.get(&i))
+            .is_none_or(|i| i.status == InstanceStatus::Inactive);
+        if orphaned {
+            new.last_status = TaskStatus::Stopped;
+            new.stopped_at = Some(at);
+            new.execution_stopped_at = Some(at);
+            for c in &mut new.containers {
+                c.last_status = TaskStatus::Stopped;
+            }
+        }
+        Ok(Outcome::Task(self.put_task(at, Some(&old), new)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn task_state_change(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        id: TaskId,
+        status: Option<TaskStatus>,
+        reason: &Option<String>,
+        containers: &[ContainerChange],
+        [pull_started_at, pull_stopped_at, execution_stopped_at]: [Option<Millis>; 3],
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let old = self.task_in(cluster, id).cloned().ok_or_else(not_found)?;
+        let mut new = (*old).clone();
+        for change in containers {
+            let c = new
+                .containers
+                .iter_mut()
+                .find(|c| c.name == change.name)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "Task {id} has no container named '{}'",
+                        change.name
+                    ))
+                })?;
+            if let Some(s) = change.status.filter(|s| *s > c.last_status) {
+                c.last_status = s;
+            }
+            if change.exit_code.is_some() {
+                c.exit_code = change.exit_code;
+            }
+            if change.reason.is_some() {
+                c.reason = change.reason.clone();
+            }
+            if change.runtime_id.is_some() {
+                c.runtime_id = change.runtime_id.clone();
+            }
+            if change.image_digest.is_some() {
+                c.image_digest = change.image_digest.clone();
+            }
+            if let Some(b) = &change.network_bindings {
+                c.network_bindings = b.clone();
+            }
+            if let Some(h) = change.health_status {
+                c.health_status = h;
+            }
+        }
+        new.health_status = task_health(&new.containers);
+        new.pull_started_at = new.pull_started_at.or(pull_started_at);
+        new.pull_stopped_at = new.pull_stopped_at.or(pull_stopped_at);
+
+        if let Some(status) = status.filter(|s| *s > old.last_status) {
+            new.last_status = status;
+            if status >= TaskStatus::Running && status != TaskStatus::Stopped {
+                new.started_at = new.started_at.or(Some(at));
+            }
+            if status >= TaskStatus::Deactivating {
+                new.stopping_at = new.stopping_at.or(Some(at));
+            }
+            if status == TaskStatus::Stopped {
+                new.stopped_at = Some(at);
+                new.execution_stopped_at = execution_stopped_at.or(Some(at));
+                if new.desired_status != DesiredStatus::Stopped {
+                    // It stopped on its own: say why, as ECS does.
+                    new.desired_status = DesiredStatus::Stopped;
+                    let essential_exited = new
+                        .containers
+                        .iter()
+                        .any(|c| c.essential && c.last_status == TaskStatus::Stopped);
+                    new.stop_code = Some(if old.started_at.is_none() && !essential_exited {
+                        "TaskFailedToStart".into()
+                    } else {
+                        "EssentialContainerExited".into()
+                    });
+                    new.stopped_reason = reason
+                        .clone()
+                        .or_else(|| Some("Essential container in task exited".into()));
+                }
+                for c in &mut new.containers {
+                    c.last_status = TaskStatus::Stopped;
+                }
+            }
+        }
+        if new == *old {
+            return Ok(Outcome::Task(old));
+        }
+        Ok(Outcome::Task(self.put_task(at, Some(&old), new)))
+    }
+}

@@ -1,0 +1,195 @@
+//! Secondary indexes, kept in step with every entity change.
+//!
+//! Every change to a task or an instance goes through [`State::task_changed`] or
+//! [`State::instance_changed`] with the old and new value; they update the primary map and
+//! every index by difference. Nothing else writes an index, so the indexes cannot drift from
+//! the entities, and a restore rebuilds them by replaying the entities through the same two
+//! functions.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use berth_model::entity::*;
+
+use crate::State;
+
+/// What the live (not yet STOPPED) tasks on one instance hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu: i64,
+    pub memory: i64,
+    /// Static TCP host ports in use.
+    pub tcp: BTreeSet<u16>,
+    /// Static UDP host ports in use.
+    pub udp: BTreeSet<u16>,
+    pub running: u32,
+    pub pending: u32,
+}
+
+/// Per-cluster counters shown by DescribeClusters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub registered_instances: u32,
+    pub running_tasks: u32,
+    pub pending_tasks: u32,
+    pub active_services: u32,
+}
+
+/// Which counter a task's last status falls in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Running,
+    Other,
+}
+
+fn phase(status: TaskStatus) -> Phase {
+    match status {
+        TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating => Phase::Pending,
+        TaskStatus::Running => Phase::Running,
+        _ => Phase::Other,
+    }
+}
+
+fn bump(counter: &mut u32, phase_of: Phase, which: Phase, up: bool) {
+    if phase_of == which {
+        if up {
+            *counter += 1;
+        } else {
+            *counter = counter.saturating_sub(1);
+        }
+    }
+}
+
+impl Usage {
+    fn add(&mut self, task: &Task, sign: i64) {
+        let r = &task.reservation;
+        self.cpu += sign * r.cpu;
+        self.memory += sign * r.memory;
+        for p in &r.tcp {
+            if sign > 0 {
+                self.tcp.insert(*p);
+            } else {
+                self.tcp.remove(p);
+            }
+        }
+        for p in &r.udp {
+            if sign > 0 {
+                self.udp.insert(*p);
+            } else {
+                self.udp.remove(p);
+            }
+        }
+        let ph = phase(task.last_status);
+        bump(&mut self.running, ph, Phase::Running, sign > 0);
+        bump(&mut self.pending, ph, Phase::Pending, sign > 0);
+    }
+}
+
+impl State {
+    /// Replaces `old` with `new` (either may be absent) in the task map and every task index.
+    pub(crate) fn task_changed(&mut self, old: Option<&Arc<Task>>, new: Option<&Arc<Task>>) {
+        let same_keys = match (old, new) {
+            (Some(o), Some(n)) => {
+                o.cluster == n.cluster
+                    && o.instance == n.instance
+                    && o.group == n.group
+                    && o.family == n.family
+                    && o.started_by == n.started_by
+            }
+            _ => false,
+        };
+        if !same_keys {
+            if let Some(o) = old {
+                self.tasks_by_cluster.remove(&(o.cluster.clone(), o.id));
+                if let Some(i) = o.instance {
+                    self.tasks_by_instance.remove(&(i, o.id));
+                }
+                self.tasks_by_group
+                    .remove(&(o.cluster.clone(), o.group.as_str().into(), o.id));
+                self.tasks_by_family
+                    .remove(&(o.cluster.clone(), o.family.clone(), o.id));
+                if let Some(s) = &o.started_by {
+                    self.tasks_by_started_by
+                        .remove(&(o.cluster.clone(), s.as_str().into(), o.id));
+                }
+            }
+            if let Some(n) = new {
+                self.tasks_by_cluster.insert((n.cluster.clone(), n.id));
+                if let Some(i) = n.instance {
+                    self.tasks_by_instance.insert((i, n.id));
+                }
+                self.tasks_by_group
+                    .insert((n.cluster.clone(), n.group.as_str().into(), n.id));
+                self.tasks_by_family
+                    .insert((n.cluster.clone(), n.family.clone(), n.id));
+                if let Some(s) = &n.started_by {
+                    self.tasks_by_started_by
+                        .insert((n.cluster.clone(), s.as_str().into(), n.id));
+                }
+            }
+        }
+
+        if let Some(o) = old.filter(|o| !o.is_live()) {
+            self.stopped
+                .remove(&(o.stopped_at.unwrap_or_default(), o.id));
+        }
+        if let Some(n) = new.filter(|n| !n.is_live()) {
+            self.stopped
+                .insert((n.stopped_at.unwrap_or_default(), n.id));
+        }
+
+        for (task, sign) in [(old, -1i64), (new, 1i64)] {
+            let Some(t) = task.filter(|t| t.is_live()) else {
+                continue;
+            };
+            if let Some(i) = t.instance {
+                let usage = self.usage.entry(i).or_default();
+                Arc::make_mut(usage).add(t, sign);
+            }
+            let counts = self.counts.entry(t.cluster.clone()).or_default();
+            let ph = phase(t.last_status);
+            bump(&mut counts.running_tasks, ph, Phase::Running, sign > 0);
+            bump(&mut counts.pending_tasks, ph, Phase::Pending, sign > 0);
+        }
+
+        match (old, new) {
+            (_, Some(n)) => {
+                self.tasks.insert(n.id, n.clone());
+            }
+            (Some(o), None) => {
+                self.tasks.remove(&o.id);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Replaces `old` with `new` in the instance map and the instance indexes.
+    pub(crate) fn instance_changed(
+        &mut self,
+        old: Option<&Arc<ContainerInstance>>,
+        new: Option<&Arc<ContainerInstance>>,
+    ) {
+        let registered = |i: &ContainerInstance| i.status != InstanceStatus::Inactive;
+        if let Some(o) = old {
+            self.instances_by_cluster.remove(&(o.cluster.clone(), o.id));
+            if registered(o) {
+                let c = self.counts.entry(o.cluster.clone()).or_default();
+                c.registered_instances = c.registered_instances.saturating_sub(1);
+            }
+        }
+        if let Some(n) = new {
+            self.instances_by_cluster.insert((n.cluster.clone(), n.id));
+            if registered(n) {
+                self.counts
+                    .entry(n.cluster.clone())
+                    .or_default()
+                    .registered_instances += 1;
+            }
+            self.instances.insert(n.id, n.clone());
+        } else if let Some(o) = old {
+            self.instances.remove(&o.id);
+            self.usage.remove(&o.id);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! berth's state machine: every fact about the cluster, in memory, as immutable shared values.
+//!
+//! ```text
+//!   Raft log ── entry N: [Stamped, ...] ──► State::apply(N, ..) ──► Outcome / Error
+//!                                              │
+//!                        entities (Arc<T>, version = N) + secondary indexes + history
+//! ```
+//! All maps are persistent (`imbl`), so `State::clone` is O(1): a scheduler takes a snapshot
+//! and plans on it while writes go on, and readers never block the writer. Applying is
+//! deterministic — everything a command decides (ids, times, placements) is inside it — so
+//! every replica and every restart reaches the same state from the same log.
+//!
+//! Secondary indexes (tasks by cluster, instance, group, family, startedBy; instances by
+//! cluster; per-instance usage; per-cluster counts) are derived: [`State::task_changed`] and
+//! [`State::instance_changed`] keep them in step with every entity change, and a restored
+//! snapshot rebuilds them from the entities.
+
+mod apply;
+mod fit;
+mod indexes;
+mod persist;
+mod query;
+
+use std::sync::Arc;
+
+use berth_model::arn::ResourceArn;
+use berth_model::entity::*;
+use berth_model::{InstanceId, Millis, TaskId};
+use imbl::{HashMap, OrdMap, OrdSet, Vector};
+use serde::{Deserialize, Serialize};
+
+pub use fit::{Misfit, fits};
+pub use indexes::{Counts, Usage};
+pub use persist::Persisted;
+pub use query::{TaskFilter, TaskIndex};
+
+/// Settings that shape what the state machine remembers. They only affect history, never a
+/// decision, so replicas with different settings still agree on every entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Versions kept per entity in its history.
+    pub history_versions: usize,
+    /// Entries kept in the change log that watchers read.
+    pub changelog_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            history_versions: 32,
+            changelog_len: 16_384,
+        }
+    }
+}
+
+/// The key of an entity's history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntityKey {
+    Cluster(Name),
+    TaskDefinition(Name, u32),
+    Instance(InstanceId),
+    Task(TaskId),
+}
+
+impl EntityKey {
+    /// The key of the resource an ARN names, when berth keeps history for that kind.
+    pub fn of(arn: &ResourceArn) -> Option<Self> {
+        Some(match arn {
+            ResourceArn::Cluster(name) => EntityKey::Cluster(name.as_str().into()),
+            ResourceArn::TaskDefinition(f, r) => EntityKey::TaskDefinition(f.as_str().into(), *r),
+            ResourceArn::ContainerInstance(_, id) => EntityKey::Instance(*id),
+            ResourceArn::Task(_, id) => EntityKey::Task(*id),
+            ResourceArn::Service(..) => return None,
+        })
+    }
+}
+
+/// One stored value of any kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Entity {
+    Cluster(Arc<Cluster>),
+    TaskDefinition(Arc<TaskDefinition>),
+    Instance(Arc<ContainerInstance>),
+    Task(Arc<Task>),
+}
+
+impl Entity {
+    /// The ARN-level identity of this value.
+    pub fn resource(&self) -> ResourceArn {
+        match self {
+            Entity::Cluster(c) => ResourceArn::Cluster(c.name.to_string()),
+            Entity::TaskDefinition(t) => {
+                ResourceArn::TaskDefinition(t.family.to_string(), t.revision)
+            }
+            Entity::Instance(i) => ResourceArn::ContainerInstance(i.cluster.to_string(), i.id),
+            Entity::Task(t) => ResourceArn::Task(t.cluster.to_string(), t.id),
+        }
+    }
+}
+
+/// One version in an entity's history: its value after the change at `index`, or `None` when
+/// that change removed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    pub index: u64,
+    pub at: Millis,
+    pub value: Option<Entity>,
+}
+
+/// Per-family bookkeeping: revisions are never reused, even after deletion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub last_revision: u32,
+    pub active_revisions: u32,
+}
+
+/// What a client token answered with, for idempotent RunTask retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub request_digest: u64,
+    pub tasks: Vec<TaskId>,
+    pub at: Millis,
+}
+
+/// The whole cluster state at one log index.
+#[derive(Clone)]
+pub struct State {
+    index: u64,
+    config: Arc<Config>,
+    clusters: OrdMap<Name, Arc<Cluster>>,
+    task_definitions: OrdMap<(Name, u32), Arc<TaskDefinition>>,
+    families: OrdMap<Name, Family>,
+    instances: HashMap<InstanceId, Arc<ContainerInstance>>,
+    instances_by_cluster: OrdSet<(Name, InstanceId)>,
+    tasks: HashMap<TaskId, Arc<Task>>,
+    tasks_by_cluster: OrdSet<(Name, TaskId)>,
+    tasks_by_instance: OrdSet<(InstanceId, TaskId)>,
+    tasks_by_group: OrdSet<(Name, Name, TaskId)>,
+    tasks_by_family: OrdSet<(Name, Name, TaskId)>,
+    tasks_by_started_by: OrdSet<(Name, Name, TaskId)>,
+    stopped: OrdSet<(Millis, TaskId)>,
+    usage: HashMap<InstanceId, Arc<Usage>>,
+    counts: HashMap<Name, Counts>,
+    client_tokens: HashMap<(Name, String), Arc<TokenRecord>>,
+    history: HashMap<EntityKey, Vector<Version>>,
+    changes: Vector<(u64, EntityKey)>,
+    /// The highest index whose change record was dropped from `changes`.
+    changes_floor: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new(Config::default())
+    }
+}
+
+impl State {
+    pub fn new(config: Config) -> Self {
+        Self {
+            index: 0,
+            config: Arc::new(config),
+            clusters: OrdMap::new(),
+            task_definitions: OrdMap::new(),
+            families: OrdMap::new(),
+            instances: HashMap::new(),
+            instances_by_cluster: OrdSet::new(),
+            tasks: HashMap::new(),
+            tasks_by_cluster: OrdSet::new(),
+            tasks_by_instance: OrdSet::new(),
+            tasks_by_group: OrdSet::new(),
+            tasks_by_family: OrdSet::new(),
+            tasks_by_started_by: OrdSet::new(),
+            stopped: OrdSet::new(),
+            usage: HashMap::new(),
+            counts: HashMap::new(),
+            client_tokens: HashMap::new(),
+            history: HashMap::new(),
+            changes: Vector::new(),
+            changes_floor: 0,
+        }
+    }
+
+    /// The log index of the last applied entry.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Records that the log reached `index` without a berth command (a Raft membership or
+    /// blank entry), so watchers and readers see the index advance.
+    pub fn advance(&mut self, index: u64) {
+        self.index = self.index.max(index);
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Appends `value` to the history of `key` at the current index.
+    fn record(&mut self, key: EntityKey, at: Millis, value: Option<Entity>) {
+        let limit = self.config.history_versions.max(1);
+        let version = Version {
+            index: self.index,
+            at,
+            value,
+        };
+        let entry = self.history.entry(key.clone()).or_default();
+        entry.push_back(version);
+        while entry.len() > limit {
+            entry.pop_front();
+        }
+        self.changes.push_back((self.index, key));
+        while self.changes.len() > self.config.changelog_len.max(1) {
+            if let Some((dropped, _)) = self.changes.pop_front() {
+                self.changes_floor = self.changes_floor.max(dropped);
+            }
+        }
+    }
+
+    /// Drops the history of an entity that is gone for good.
+    fn forget(&mut self, key: &EntityKey) {
+        self.history.remove(key);
+    }
+}

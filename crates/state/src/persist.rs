@@ -1,0 +1,89 @@
+//! The snapshot form of the state: entities, history and bookkeeping, without the indexes
+//! (they are derived, and rebuilt on restore through the same functions that maintain them).
+
+use std::sync::Arc;
+
+use berth_model::entity::*;
+use imbl::Vector;
+use serde::{Deserialize, Serialize};
+
+use crate::{Config, EntityKey, Family, State, TokenRecord, Version};
+
+/// Everything a snapshot must carry to rebuild a [`State`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Persisted {
+    pub index: u64,
+    clusters: Vec<Arc<Cluster>>,
+    task_definitions: Vec<Arc<TaskDefinition>>,
+    families: Vec<(Name, Family)>,
+    instances: Vec<Arc<ContainerInstance>>,
+    tasks: Vec<Arc<Task>>,
+    client_tokens: Vec<(Name, String, Arc<TokenRecord>)>,
+    history: Vec<(EntityKey, Vector<Version>)>,
+    changes: Vector<(u64, EntityKey)>,
+    changes_floor: u64,
+}
+
+impl State {
+    /// The snapshot form of this state.
+    pub fn persist(&self) -> Persisted {
+        let mut instances: Vec<_> = self.instances.values().cloned().collect();
+        instances.sort_by_key(|i| i.id);
+        let mut tasks: Vec<_> = self.tasks.values().cloned().collect();
+        tasks.sort_by_key(|t| t.id);
+        let mut client_tokens: Vec<_> = self
+            .client_tokens
+            .iter()
+            .map(|((c, t), r)| (c.clone(), t.clone(), r.clone()))
+            .collect();
+        client_tokens.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut history: Vec<_> = self
+            .history
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        history.sort_by(|a, b| a.0.cmp(&b.0));
+        Persisted {
+            index: self.index,
+            clusters: self.clusters.values().cloned().collect(),
+            task_definitions: self.task_definitions.values().cloned().collect(),
+            families: self.families.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            instances,
+            tasks,
+            client_tokens,
+            history,
+            changes: self.changes.clone(),
+            changes_floor: self.changes_floor,
+        }
+    }
+
+    /// Rebuilds a state, indexes included, from its snapshot form.
+    pub fn restore(p: Persisted, config: Config) -> State {
+        let mut s = State::new(config);
+        s.index = p.index;
+        for c in p.clusters {
+            s.clusters.insert(c.name.clone(), c);
+        }
+        for t in p.task_definitions {
+            s.task_definitions.insert((t.family.clone(), t.revision), t);
+        }
+        for (name, f) in p.families {
+            s.families.insert(name, f);
+        }
+        for i in &p.instances {
+            s.instance_changed(None, Some(i));
+        }
+        for t in &p.tasks {
+            s.task_changed(None, Some(t));
+        }
+        for (c, t, r) in p.client_tokens {
+            s.client_tokens.insert((c, t), r);
+        }
+        for (k, v) in p.history {
+            s.history.insert(k, v);
+        }
+        s.changes = p.changes;
+        s.changes_floor = p.changes_floor;
+        s
+    }
+}
