@@ -44,8 +44,36 @@ struct ServerArgs {
     /// Account id used in ARNs.
     #[arg(long, default_value = "000000000000", env = "BERTH_ACCOUNT_ID")]
     account_id: String,
+    /// This server's Raft node id (stable across restarts).
+    #[arg(long, default_value_t = 1)]
+    node_id: u64,
+    /// The address other servers reach this one at (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// A voter of a new multi-server cluster, as ID=HOST:PORT; repeat for each, this server
+    /// included. Without any, the server is a single-voter group.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    peers: Vec<(u64, String)>,
     #[command(flatten)]
     tuning: Tuning,
+}
+
+fn parse_peer(s: &str) -> Result<(u64, String), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not ID=HOST:PORT"))?;
+    let id = id.parse().map_err(|_| format!("'{id}' is not a node id"))?;
+    if addr.is_empty() {
+        return Err(format!("'{s}' has no address"));
+    }
+    Ok((id, addr.to_owned()))
+}
+
+/// Where a server's Raft group comes from.
+struct Membership {
+    node_id: u64,
+    advertise: Option<String>,
+    peers: Vec<(u64, String)>,
 }
 
 #[derive(Args)]
@@ -88,8 +116,38 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Cmd::Server(a) => serve(a.listen, a.data_dir, a.account_id, a.tuning, false).await,
-            Cmd::Dev(a) => serve(a.listen, a.data_dir, "000000000000".into(), a.tuning, true).await,
+            Cmd::Server(a) => {
+                let membership = Membership {
+                    node_id: a.node_id,
+                    advertise: a.advertise,
+                    peers: a.peers,
+                };
+                serve(
+                    a.listen,
+                    a.data_dir,
+                    a.account_id,
+                    membership,
+                    a.tuning,
+                    false,
+                )
+                .await
+            }
+            Cmd::Dev(a) => {
+                let membership = Membership {
+                    node_id: 1,
+                    advertise: None,
+                    peers: Vec::new(),
+                };
+                serve(
+                    a.listen,
+                    a.data_dir,
+                    "000000000000".into(),
+                    membership,
+                    a.tuning,
+                    true,
+                )
+                .await
+            }
         }
     })
 }
@@ -98,6 +156,7 @@ async fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
     account_id: String,
+    membership: Membership,
     tuning: Tuning,
     dev: bool,
 ) -> Result<()> {
@@ -105,7 +164,20 @@ async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    let mut options = NodeOptions::single(&data_dir, addr.to_string());
+    let advertise = membership.advertise.unwrap_or_else(|| addr.to_string());
+    let mut options = NodeOptions::single(&data_dir, advertise.clone());
+    options.id = membership.node_id;
+    if !membership.peers.is_empty() {
+        options.initial_members = membership.peers.into_iter().collect();
+        if options.initial_members.get(&options.id) != Some(&advertise) {
+            anyhow::bail!(
+                "--peer must list this server too, as {}={advertise}",
+                options.id
+            );
+        }
+    } else {
+        options.initial_members = [(options.id, advertise)].into_iter().collect();
+    }
     options.state.history_versions = tuning.history_versions;
     options.snapshot_every = tuning.snapshot_every;
     let node = Node::open(options)
@@ -118,6 +190,18 @@ async fn serve(
     };
     let app = App::new(node.clone(), config);
     Housekeeping::spawn(app.clone());
+    // Listen for signals before announcing readiness, so a stop right after the ready line is
+    // still a graceful one.
+    let shutdown = shutdown_signal()?;
+    // Serve first: peers elect a leader through these very endpoints.
+    let server = tokio::spawn(
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown)
+            .into_future(),
+    );
+    node.ready(Duration::from_secs(60))
+        .await
+        .context("waiting for a Raft leader")?;
     if dev {
         dev_setup(&node).await?;
         print_welcome(addr, &data_dir);
@@ -126,9 +210,9 @@ async fn serve(
         // learn the port.
         println!("berth server listening on http://{addr}");
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    server
         .await
+        .context("the HTTP server task")?
         .context("serving HTTP")?;
     node.shutdown().await;
     Ok(())
@@ -173,23 +257,25 @@ Press Ctrl-C to stop.",
     );
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

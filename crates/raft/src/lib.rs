@@ -11,6 +11,10 @@
 //! the previous entry was in flight. One node is a single-voter Raft group; adding voters is a
 //! membership change on the same code path.
 
+// openraft's storage traits return its `StorageError` (large); the helpers that build one share
+// its type rather than boxing it at every boundary.
+#![allow(clippy::result_large_err)]
+
 mod log_store;
 pub mod network;
 mod state_machine;
@@ -66,21 +70,25 @@ pub struct NodeOptions {
     pub max_batch: usize,
     /// Raft entries in flight at once.
     pub max_inflight: usize,
-    /// Form a single-voter group when the log is empty.
-    pub bootstrap: bool,
+    /// The voters a fresh cluster starts with (id → address), this node included. When the log
+    /// is empty, the member with the lowest id forms the group; the others wait to be
+    /// contacted. Ignored once the log holds a membership.
+    pub initial_members: BTreeMap<u64, String>,
 }
 
 impl NodeOptions {
+    /// A single-voter group: node 1 at `addr`.
     pub fn single(data_dir: impl Into<PathBuf>, addr: impl Into<String>) -> Self {
+        let addr = addr.into();
         Self {
             id: 1,
-            addr: addr.into(),
+            addr: addr.clone(),
             data_dir: data_dir.into(),
             state: berth_state::Config::default(),
             snapshot_every: 20_000,
             max_batch: 1024,
             max_inflight: 2,
-            bootstrap: true,
+            initial_members: BTreeMap::from([(1, addr)]),
         }
     }
 }
@@ -103,9 +111,8 @@ pub enum OpenError {
     NotReady(Duration),
 }
 
-/// Why a write was not acknowledged. In every case the caller does not know whether the
-/// command was applied only for `Unknown`; otherwise it was not.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a write was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum WriteError {
     /// This node is not the leader; the leader, if known, is named.
     #[error("this node is not the leader (leader: {leader:?})")]
@@ -115,8 +122,11 @@ pub enum WriteError {
     Unavailable(String),
 }
 
+/// How many times a write is tried (locally, then at the leader) across an election.
+const FORWARD_ATTEMPTS: usize = 6;
+
 /// The result of an acknowledged write.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Written {
     /// The log index of the entry that carried the command.
     pub index: u64,
@@ -134,6 +144,7 @@ pub struct Node {
     raft: BerthRaft,
     published: Arc<Published>,
     queue: mpsc::UnboundedSender<Pending>,
+    peers: network::Network,
 }
 
 impl Node {
@@ -163,7 +174,8 @@ impl Node {
             election_timeout_min: 1000,
             election_timeout_max: 2000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            // Keep a tail of the log after each snapshot for followers that lag a little.
+            max_in_snapshot_log_to_keep: options.snapshot_every.min(1000),
             ..Default::default()
         }
         .validate()
@@ -182,13 +194,13 @@ impl Node {
             .is_initialized()
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
-        if options.bootstrap && !initialized {
-            let members = BTreeMap::from([(
-                options.id,
-                BasicNode {
-                    addr: options.addr.clone(),
-                },
-            )]);
+        let first = options.initial_members.keys().next().copied();
+        if !initialized && first == Some(options.id) {
+            let members: BTreeMap<u64, BasicNode> = options
+                .initial_members
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect();
             raft.initialize(members)
                 .await
                 .map_err(|e| OpenError::Raft(e.to_string()))?;
@@ -199,20 +211,6 @@ impl Node {
             if voters == [options.id] {
                 let _ = raft.trigger().elect().await;
             }
-        }
-
-        let ready_within = Duration::from_secs(30);
-        if options.bootstrap || initialized {
-            raft.wait(Some(ready_within))
-                .metrics(
-                    |m| {
-                        m.current_leader.is_some()
-                            && m.last_applied.map(|l| l.index) >= m.last_log_index
-                    },
-                    "leader known and log applied",
-                )
-                .await
-                .map_err(|_| OpenError::NotReady(ready_within))?;
         }
 
         let (tx, rx) = mpsc::unbounded_channel();
@@ -227,7 +225,25 @@ impl Node {
             raft,
             published,
             queue: tx,
+            peers: network::Network::default(),
         }))
+    }
+
+    /// Waits until a leader is known and this node has applied every entry it holds. Serve the
+    /// Raft RPC endpoints first: in a multi-voter group the election needs them.
+    pub async fn ready(&self, within: Duration) -> Result<(), OpenError> {
+        self.raft
+            .wait(Some(within))
+            .metrics(
+                |m| {
+                    m.current_leader.is_some()
+                        && m.last_applied.map(|l| l.index) >= m.last_log_index
+                },
+                "leader known and log applied",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|_| OpenError::NotReady(within))
     }
 
     pub fn id(&self) -> u64 {
@@ -247,18 +263,50 @@ impl Node {
         self.published.load()
     }
 
-    /// Proposes one command; returns once it is durable, committed and applied.
+    /// Proposes one command; returns once it is durable, committed and applied. On a follower
+    /// the command is forwarded to the leader, and the answer waits until this node has applied
+    /// it too, so the caller's next read here sees its write.
     pub async fn write(&self, command: Command) -> Result<Written, WriteError> {
-        let (reply, rx) = oneshot::channel();
-        let pending = Pending {
-            command: Stamped {
-                at: Millis::now(),
-                command,
-            },
-            reply,
+        let stamped = Stamped {
+            at: Millis::now(),
+            command,
         };
+        let mut delay = Duration::from_millis(50);
+        for attempt in 0..FORWARD_ATTEMPTS {
+            match self.write_local(stamped.clone()).await {
+                Err(WriteError::NotLeader { leader }) => {
+                    if let Some((_, addr)) = &leader {
+                        match network::forward(&self.peers, addr, &stamped).await {
+                            Ok(Ok(written)) => {
+                                self.wait_beyond(
+                                    written.index.saturating_sub(1),
+                                    Duration::from_secs(5),
+                                )
+                                .await;
+                                return Ok(written);
+                            }
+                            Ok(Err(WriteError::NotLeader { .. })) | Err(_) => {}
+                            Ok(Err(other)) => return Err(other),
+                        }
+                    }
+                    if attempt + 1 == FORWARD_ATTEMPTS {
+                        return Err(WriteError::NotLeader { leader });
+                    }
+                    // An election may be under way: give it time.
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Proposes a command on this node only (the leader's side of a forwarded write).
+    pub async fn write_local(&self, command: Stamped) -> Result<Written, WriteError> {
+        let (reply, rx) = oneshot::channel();
         self.queue
-            .send(pending)
+            .send(Pending { command, reply })
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?;
         rx.await
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?

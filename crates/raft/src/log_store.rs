@@ -41,6 +41,9 @@ type StorageResult<T> = Result<T, StorageError<NodeId>>;
 /// Most entries a cache keeps once they are durable; older ones are read back from redb.
 const CACHE_LIMIT: usize = 8192;
 
+/// Encoded entries (index, bytes) of one `append` call, and the callback to fire when durable.
+type Append = (Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>);
+
 enum Op {
     Append(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>),
     SaveVote(Vec<u8>, oneshot::Sender<std::io::Result<()>>),
@@ -92,7 +95,7 @@ impl LogStore {
         std::thread::Builder::new()
             .name("berth-raft-log".into())
             .spawn(move || writer(writer_db, writer_cache, rx))
-            .map_err(|e| redb::Error::Io(e))?;
+            .map_err(redb::Error::Io)?;
         Ok(Self {
             db,
             cache,
@@ -176,7 +179,7 @@ fn writer(db: Arc<Database>, cache: Arc<Mutex<Cache>>, rx: std_mpsc::Receiver<Op
                 }
             }
             for (_, cb) in appends {
-                cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| io_err(e)));
+                cb.log_io_completed(result.as_ref().map(|_| ()).map_err(io_err));
             }
         }
         if let Some(op) = barrier {
@@ -187,7 +190,7 @@ fn writer(db: Arc<Database>, cache: Arc<Mutex<Cache>>, rx: std_mpsc::Receiver<Op
 
 fn write_batch(
     db: &Database,
-    appends: &[(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>)],
+    appends: &[Append],
     committed: Option<&[u8]>,
     durable: bool,
 ) -> Result<(), redb::Error> {

@@ -20,7 +20,9 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::TypeConfig;
+use berth_model::Stamped;
+
+use crate::{TypeConfig, WriteError, Written};
 
 type NodeId = u64;
 
@@ -28,6 +30,8 @@ type NodeId = u64;
 pub const APPEND_PATH: &str = "/v1/raft/append";
 pub const VOTE_PATH: &str = "/v1/raft/vote";
 pub const SNAPSHOT_PATH: &str = "/v1/raft/snapshot";
+/// Where a follower forwards a client write to the leader.
+pub const WRITE_PATH: &str = "/v1/raft/write";
 
 /// Makes a [`Peer`] per target node; all share one connection pool.
 #[derive(Clone)]
@@ -53,6 +57,32 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: self.client.clone(),
         }
     }
+}
+
+/// Sends a write to the leader at `addr`: `Ok` carries the leader's answer, `Err` a
+/// transport failure.
+pub(crate) async fn forward(
+    network: &Network,
+    addr: &str,
+    command: &Stamped,
+) -> Result<Result<Written, WriteError>, String> {
+    let body = serde_json::to_vec(command).map_err(|e| e.to_string())?;
+    let request = hyper::Request::post(format!("http://{addr}{WRITE_PATH}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = network
+        .client
+        .request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 /// The connection to one peer.

@@ -65,6 +65,9 @@ impl Published {
     }
 }
 
+/// A snapshot as stored: its metadata and its serialized body.
+type StoredSnapshot = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
 /// The snapshot body: the state plus the Raft bookkeeping that goes with it.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
@@ -125,7 +128,7 @@ impl StateMachine {
         Ok(())
     }
 
-    fn read_snapshot(&self) -> StorageResult<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>> {
+    fn read_snapshot(&self) -> StorageResult<Option<StoredSnapshot>> {
         let txn = self.db.begin_read().map_err(read_err)?;
         let table = txn.open_table(SNAPSHOT).map_err(read_err)?;
         let meta = table.get(SNAPSHOT_META).map_err(read_err)?;

@@ -10,6 +10,8 @@
 //! `berth_state::fits`, which both sides share), and a scheduler retries what was rejected on a
 //! fresher snapshot.
 
+pub mod query;
+
 use std::collections::HashMap;
 
 use berth_model::InstanceId;

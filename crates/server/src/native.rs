@@ -5,20 +5,23 @@
 //! - `GET /v1/watch?index=N&timeout=S`: blocks until the state passes index N (or S seconds,
 //!   default 30, at most 300), then returns the new index and what changed since N.
 //! - `GET /v1/health`: this node's applied index and the leader it knows.
-//! - `POST /v1/raft/{append,vote,snapshot}`: Raft RPCs from peer servers.
+//! - `POST /v1/raft/{append,vote,snapshot}`: Raft RPCs from peer servers;
+//!   `POST /v1/raft/write`: a client write a follower forwards to the leader.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api::protocol::DEFAULT_REGION;
+use berth_model::Stamped;
 use berth_model::arn::{ArnContext, ResourceArn, parse_resource_arn};
 use berth_raft::TypeConfig;
-use berth_raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use berth_raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH, WRITE_PATH};
 use berth_state::{Entity, EntityKey};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::{Deserialize, Serialize};
@@ -35,6 +38,7 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route(APPEND_PATH, post(raft_append))
         .route(VOTE_PATH, post(raft_vote))
         .route(SNAPSHOT_PATH, post(raft_snapshot))
+        .route(WRITE_PATH, post(raft_write))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -46,11 +50,22 @@ struct RegionQuery {
     region: Option<String>,
 }
 
+/// Query parameters, or a 400 JSON error naming the one that did not parse.
+macro_rules! query {
+    ($q:expr) => {
+        match $q {
+            Ok(Query(q)) => q,
+            Err(e) => return error(StatusCode::BAD_REQUEST, QueryRejection::body_text(&e)),
+        }
+    };
+}
+
 async fn history(
     State(app): State<Arc<App>>,
     Path(arn): Path<String>,
-    Query(q): Query<RegionQuery>,
+    q: Result<Query<RegionQuery>, QueryRejection>,
 ) -> Response {
+    let q = query!(q);
     let resource = match parse_resource_arn(&arn) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -97,7 +112,11 @@ struct Change {
     arn: String,
 }
 
-async fn watch(State(app): State<Arc<App>>, Query(q): Query<WatchQuery>) -> Response {
+async fn watch(
+    State(app): State<Arc<App>>,
+    q: Result<Query<WatchQuery>, QueryRejection>,
+) -> Response {
+    let q = query!(q);
     let index = q.index.unwrap_or(0);
     let timeout = Duration::from_secs(q.timeout.unwrap_or(30).min(300));
     let state = app.node.wait_beyond(index, timeout).await;
@@ -152,12 +171,16 @@ fn key_arn(state: &berth_state::State, key: &EntityKey) -> ResourceArn {
 
 async fn health(State(app): State<Arc<App>>) -> Response {
     let state = app.node.state();
-    let leader = app.node.raft().current_leader().await;
+    let metrics = app.node.raft().metrics().borrow().clone();
     Json(json!({
         "status": "ok",
         "node": app.node.id(),
         "index": state.index(),
-        "leader": leader,
+        "leader": metrics.current_leader,
+        "term": metrics.current_term,
+        "last_log_index": metrics.last_log_index,
+        "snapshot_index": metrics.snapshot.map(|l| l.index),
+        "purged_index": metrics.purged.map(|l| l.index),
     }))
     .into_response()
 }
@@ -171,6 +194,11 @@ async fn raft_append(
 
 async fn raft_vote(State(app): State<Arc<App>>, Json(req): Json<VoteRequest<u64>>) -> Response {
     Json(app.node.raft().vote(req).await).into_response()
+}
+
+/// A write forwarded by a follower: proposed here only (never forwarded again).
+async fn raft_write(State(app): State<Arc<App>>, Json(command): Json<Stamped>) -> Response {
+    Json(app.node.write_local(command).await).into_response()
 }
 
 async fn raft_snapshot(

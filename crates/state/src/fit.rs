@@ -60,7 +60,7 @@ pub fn fits(
         );
     }
     let taken = |port: &u16, reserved: &[u16], used: &std::collections::BTreeSet<u16>| {
-        reserved.binary_search(port).is_ok() || used.contains(port)
+        reserved.contains(port) || used.contains(port)
     };
     if let Some(p) = reservation
         .tcp

@@ -144,8 +144,13 @@ impl State {
                 continue;
             };
             if let Some(i) = t.instance {
-                let usage = self.usage.entry(i).or_default();
-                Arc::make_mut(usage).add(t, sign);
+                let usage = Arc::make_mut(self.usage.entry(i).or_default());
+                usage.add(t, sign);
+                // An instance holds a usage entry only while live tasks hold something on it,
+                // as a rebuild from the entities leaves it.
+                if *usage == Usage::default() {
+                    self.usage.remove(&i);
+                }
             }
             let counts = self.counts.entry(t.cluster.clone()).or_default();
             let ph = phase(t.last_status);

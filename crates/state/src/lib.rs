@@ -204,6 +204,12 @@ impl State {
             value,
         };
         let entry = self.history.entry(key.clone()).or_default();
+        // The commands of one log entry share its index: the entity's version at that index
+        // is what the last of them left, and its change is already in the log.
+        if let Some(last) = entry.back_mut().filter(|v| v.index == self.index) {
+            *last = version;
+            return;
+        }
         entry.push_back(version);
         while entry.len() > limit {
             entry.pop_front();

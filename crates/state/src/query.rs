@@ -184,7 +184,7 @@ impl State {
             .filter_map(|(_, id)| self.instances.get(id))
     }
 
-    /// What the live tasks on an instance hold.
+    /// What the live tasks on an instance hold; `None` while they hold nothing.
     pub fn usage(&self, id: InstanceId) -> Option<&Usage> {
         self.usage.get(&id).map(|u| &**u)
     }

@@ -16,25 +16,37 @@ pub struct Berth {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
     pub data_dir: PathBuf,
+    extra: Vec<String>,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl Berth {
     /// Starts a server on a free loopback port with a fresh data directory.
     pub fn start() -> Berth {
+        Berth::start_with(&[])
+    }
+
+    /// Like [`Berth::start`], with extra `berth server` flags (kept across restarts).
+    pub fn start_with(extra: &[&str]) -> Berth {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().join("data");
-        let mut b = Berth::start_in(&dir, "127.0.0.1:0");
+        let mut b = Berth::launch(&dir, "127.0.0.1:0", extra);
         b._temp = Some(temp);
         b
     }
 
     /// Starts a server on `listen` with state in `dir` (kept as it is).
     pub fn start_in(dir: &Path, listen: &str) -> Berth {
+        Berth::launch(dir, listen, &[])
+    }
+
+    /// Starts `berth server --listen LISTEN --data-dir DIR EXTRA...`.
+    pub fn launch(dir: &Path, listen: &str, extra: &[&str]) -> Berth {
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["server", "--listen", listen, "--data-dir"])
             .arg(dir)
-            .env("RUST_LOG", "warn")
+            .args(extra)
+            .env("RUST_LOG", "warn,openraft=error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -65,6 +77,7 @@ impl Berth {
             child: Some(child),
             endpoint,
             data_dir: dir.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             _temp: None,
         }
     }
@@ -92,7 +105,8 @@ impl Berth {
         self.kill();
         let listen = self.addr().to_owned();
         let temp = self._temp.take();
-        let mut again = Berth::start_in(&self.data_dir, &listen);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let mut again = Berth::launch(&self.data_dir, &listen, &extra);
         self.child = again.child.take();
         self.endpoint = again.endpoint.clone();
         self._temp = temp;
@@ -116,4 +130,15 @@ pub fn client(endpoint: &str, region: &str) -> Client {
         .http_client(http)
         .build();
     Client::from_conf(config)
+}
+
+/// `GET path` on a berth server, parsed as JSON (panics on transport errors).
+pub async fn get_json(endpoint: &str, path: &str) -> serde_json::Value {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let uri: hyper::Uri = format!("{endpoint}{path}").parse().expect("uri");
+    let resp = client.get(uri).await.expect("GET");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&body).expect("JSON body")
 }

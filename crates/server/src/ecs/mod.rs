@@ -176,12 +176,23 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|e| {
-        EcsError::new(
-            ErrorCode::SerializationException,
-            format!("Could not read the request body: {e}"),
-        )
-    })
+    let serialization = |message: String| EcsError::new(ErrorCode::SerializationException, message);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at '{path}'")
+        };
+        serialization(format!(
+            "Could not read the request body{at}: {}",
+            e.into_inner()
+        ))
+    })?;
+    de.end()
+        .map_err(|e| serialization(format!("Could not read the request body: {e}")))?;
+    Ok(parsed)
 }
 
 fn encode<T: Serialize>(response: &T) -> Result<Vec<u8>, EcsError> {

@@ -105,12 +105,13 @@ impl State {
                     "Container instance {id} is not registered in cluster {cluster}"
                 )));
             }
-            (Some(_), false) => {
+            // Ids are global: one in use in any cluster cannot name a new instance.
+            (_, false) if self.instances.contains_key(&id) => {
                 return Err(Error::client(format!(
                     "Container instance id {id} is already in use"
                 )));
             }
-            (None, false) => ContainerInstance {
+            (_, false) => ContainerInstance {
                 id,
                 cluster: cluster.clone(),
                 ec2_instance_id: ec2_instance_id.clone(),
@@ -155,7 +156,12 @@ impl State {
         }
         for t in live {
             // Orphaned: berth no longer watches or accounts for them.
+            let mut containers = t.containers.clone();
+            for c in &mut containers {
+                c.last_status = TaskStatus::Stopped;
+            }
             let stopped = Task {
+                containers,
                 last_status: TaskStatus::Stopped,
                 desired_status: DesiredStatus::Stopped,
                 stopping_at: t.stopping_at.or(Some(at)),

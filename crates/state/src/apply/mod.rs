@@ -198,15 +198,16 @@ impl State {
 
     fn delete_cluster(&mut self, at: Millis, name: &Name) -> CommandResult {
         let cluster = self.active_cluster(name)?.clone();
+        // Services, then tasks, then instances: the order a person has to clean up in.
         let counts = self.counts(name);
-        if counts.registered_instances > 0 {
-            return Err(Error::ClusterContainsInstances);
-        }
         if counts.active_services > 0 {
             return Err(Error::ClusterContainsServices);
         }
         if counts.running_tasks > 0 || counts.pending_tasks > 0 || self.has_live_tasks(name) {
             return Err(Error::ClusterContainsTasks);
+        }
+        if counts.registered_instances > 0 {
+            return Err(Error::ClusterContainsInstances);
         }
         let cluster = self.put_cluster(
             at,

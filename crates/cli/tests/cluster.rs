@@ -1,0 +1,234 @@
+//! Several servers form one Raft group through configuration alone (`--node-id`, `--peer`):
+//! writes sent to any server are forwarded to the leader, every server serves the same state,
+//! losing the leader elects another, and a restarted server catches up.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{ContainerDefinition, Resource};
+use common::{Berth, get_json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `n` servers that list each other as the initial voters.
+fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
+    let addrs: Vec<String> = (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let peers: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect();
+    // The servers wait for each other's votes before printing their ready lines, so start
+    // them all before waiting on any.
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let dir = root.join(format!("node{}", i + 1));
+            let listen = addrs[i as usize].clone();
+            let mut args = vec!["--node-id".to_owned(), (i + 1).to_string()];
+            for p in &peers {
+                args.push("--peer".into());
+                args.push(p.clone());
+            }
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Berth::launch(&dir, &listen, &args)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| Some(h.join().unwrap()))
+        .collect()
+}
+
+async fn leader_of(nodes: &[Option<Berth>]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for n in nodes.iter().flatten() {
+            let h = get_json(&n.endpoint, "/v1/health").await;
+            if let Some(l) = h["leader"].as_u64() {
+                return l;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `node` has applied at least `index`.
+async fn caught_up(node: &Berth, index: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_json(&node.endpoint, "/v1/health").await["index"]
+        .as_u64()
+        .unwrap_or(0)
+        < index
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not catch up to {index}",
+            node.endpoint
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_replicate_forward_writes_and_survive_losing_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(root.path(), 3);
+    let leader = leader_of(&nodes).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let via_follower = nodes[follower as usize - 1].as_ref().unwrap().client();
+
+    // Writes through a follower are forwarded to the leader.
+    via_follower
+        .create_cluster()
+        .cluster_name("ha")
+        .send()
+        .await
+        .unwrap();
+    via_follower
+        .register_task_definition()
+        .family("svc")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("c")
+                .image("busybox")
+                .memory(64)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    via_follower
+        .register_container_instance()
+        .cluster("ha")
+        .total_resources(
+            Resource::builder()
+                .name("CPU")
+                .r#type("INTEGER")
+                .integer_value(4096)
+                .build(),
+        )
+        .total_resources(
+            Resource::builder()
+                .name("MEMORY")
+                .r#type("INTEGER")
+                .integer_value(4096)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = via_follower
+        .run_task()
+        .cluster("ha")
+        .task_definition("svc")
+        .count(3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.tasks().len(), 3, "{:?}", run.failures());
+    let arns: Vec<String> = run
+        .tasks()
+        .iter()
+        .map(|t| t.task_arn().unwrap().to_owned())
+        .collect();
+
+    // Every server serves the replicated state.
+    let index = get_json(
+        &nodes[leader as usize - 1].as_ref().unwrap().endpoint,
+        "/v1/health",
+    )
+    .await["index"]
+        .as_u64()
+        .unwrap();
+    for n in nodes.iter().flatten() {
+        caught_up(n, index).await;
+        let out = n
+            .client()
+            .describe_tasks()
+            .cluster("ha")
+            .set_tasks(Some(arns.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.tasks().len(), 3, "{} serves the tasks", n.endpoint);
+    }
+
+    // Lose the leader: the other two elect a new one and keep accepting writes.
+    nodes[leader as usize - 1].as_mut().unwrap().kill();
+    let killed = nodes[leader as usize - 1].take().unwrap();
+    let new_leader = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut found = None;
+            for n in nodes.iter().flatten() {
+                let h = get_json(&n.endpoint, "/v1/health").await;
+                if let Some(l) = h["leader"].as_u64().filter(|l| *l != leader) {
+                    found = Some(l);
+                }
+            }
+            if let Some(l) = found {
+                break l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new leader after losing {leader}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_ne!(new_leader, leader);
+    let survivor = nodes.iter().flatten().next().unwrap().client();
+    let more = survivor
+        .run_task()
+        .cluster("ha")
+        .task_definition("svc")
+        .count(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(more.tasks().len(), 2, "{:?}", more.failures());
+    let before = survivor
+        .describe_tasks()
+        .cluster("ha")
+        .set_tasks(Some(arns.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        before.tasks().len(),
+        3,
+        "writes acknowledged before the failover are kept"
+    );
+
+    // The old leader comes back as a follower and catches up.
+    let mut back = killed;
+    back.restart();
+    let index = get_json(
+        &nodes[new_leader as usize - 1].as_ref().unwrap().endpoint,
+        "/v1/health",
+    )
+    .await["index"]
+        .as_u64()
+        .unwrap();
+    caught_up(&back, index).await;
+    let listed = back
+        .client()
+        .list_tasks()
+        .cluster("ha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.task_arns().len(), 5);
+}

@@ -1,0 +1,17 @@
+//! The semantics of every command, one module per area. Every command goes through
+//! [`common::World`], which checks the state's invariants after it; refusals go through
+//! `World::refused`, which also checks that they changed nothing.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod attributes;
+mod clusters;
+mod expire;
+mod instances;
+mod placement;
+mod snapshots;
+mod tags;
+mod task_definitions;
+mod tasks;
+mod tokens;

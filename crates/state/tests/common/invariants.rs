@@ -1,0 +1,563 @@
+//! The invariants of every reachable state, checked after every command the tests apply.
+//!
+//! The primary maps are read from the snapshot (`persist()`), which holds the entities and no
+//! index; every query is then compared with a brute-force answer computed from those entities,
+//! on the live state and on one restored from a serde round trip of the snapshot. The two
+//! states must also give identical answers to every query, history and change log included.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_model::entity::*;
+use berth_model::{InstanceId, TaskId};
+use berth_state::{Counts, EntityKey, Family, Persisted, State, TaskFilter, Usage, Version};
+
+/// The entities and bookkeeping of a snapshot.
+pub struct Primary {
+    pub clusters: Vec<Cluster>,
+    pub task_definitions: Vec<TaskDefinition>,
+    pub families: Vec<(Name, Family)>,
+    pub instances: Vec<ContainerInstance>,
+    pub tasks: Vec<Task>,
+    pub client_tokens: Vec<(Name, String)>,
+    pub history: Vec<(EntityKey, Vec<Version>)>,
+    pub changes: Vec<(u64, EntityKey)>,
+    pub changes_floor: u64,
+}
+
+impl Primary {
+    pub fn of(snapshot: &Persisted) -> Self {
+        let mut v = serde_json::to_value(snapshot).expect("a snapshot serializes");
+        let mut field = |name: &str| v[name].take();
+        let tokens: Vec<(Name, String, serde_json::Value)> =
+            serde_json::from_value(field("client_tokens")).unwrap();
+        Self {
+            clusters: serde_json::from_value(field("clusters")).unwrap(),
+            task_definitions: serde_json::from_value(field("task_definitions")).unwrap(),
+            families: serde_json::from_value(field("families")).unwrap(),
+            instances: serde_json::from_value(field("instances")).unwrap(),
+            tasks: serde_json::from_value(field("tasks")).unwrap(),
+            client_tokens: tokens.into_iter().map(|(c, t, _)| (c, t)).collect(),
+            history: serde_json::from_value(field("history")).unwrap(),
+            changes: serde_json::from_value(field("changes")).unwrap(),
+            changes_floor: serde_json::from_value(field("changes_floor")).unwrap(),
+        }
+    }
+
+    /// Every cluster name any entity mentions, and one nobody does.
+    fn cluster_names(&self) -> BTreeSet<Name> {
+        let mut names: BTreeSet<Name> = self.clusters.iter().map(|c| c.name.clone()).collect();
+        names.extend(self.instances.iter().map(|i| i.cluster.clone()));
+        names.extend(self.tasks.iter().map(|t| t.cluster.clone()));
+        names.insert("no-such-cluster".into());
+        names
+    }
+
+    /// Every instance id any entity mentions, and one nobody does.
+    fn instance_ids(&self) -> BTreeSet<InstanceId> {
+        let mut ids: BTreeSet<InstanceId> = self.instances.iter().map(|i| i.id).collect();
+        ids.extend(self.tasks.iter().filter_map(|t| t.instance));
+        ids.insert(InstanceId(u128::MAX));
+        ids
+    }
+
+    /// The filters ListTasks can be called with on `cluster`: every index, every desired
+    /// status, and combinations the index must not short-circuit.
+    fn filters(&self, cluster: &Name) -> Vec<TaskFilter> {
+        let tasks = self.tasks.iter().filter(|t| t.cluster == *cluster);
+        let mut filters = vec![TaskFilter::default()];
+        let mut instances = BTreeSet::new();
+        let mut groups = BTreeSet::from(["no-such-group".to_owned()]);
+        let mut families = BTreeSet::from(["no-such-family".to_owned()]);
+        let mut started_by = BTreeSet::from(["no-one".to_owned()]);
+        for t in tasks {
+            instances.extend(t.instance);
+            groups.insert(t.group.clone());
+            families.insert(t.family.to_string());
+            started_by.extend(t.started_by.clone());
+        }
+        instances.insert(InstanceId(u128::MAX));
+        for i in instances {
+            filters.push(TaskFilter {
+                instance: Some(i),
+                ..Default::default()
+            });
+            filters.push(TaskFilter {
+                instance: Some(i),
+                desired_status: Some(DesiredStatus::Running),
+                ..Default::default()
+            });
+        }
+        for g in groups {
+            filters.push(TaskFilter {
+                group: Some(g),
+                ..Default::default()
+            });
+        }
+        for f in &families {
+            filters.push(TaskFilter {
+                family: Some(f.clone()),
+                ..Default::default()
+            });
+            filters.push(TaskFilter {
+                family: Some(f.clone()),
+                desired_status: Some(DesiredStatus::Stopped),
+                ..Default::default()
+            });
+        }
+        for s in started_by {
+            filters.push(TaskFilter {
+                started_by: Some(s),
+                ..Default::default()
+            });
+        }
+        for d in DesiredStatus::ALL {
+            filters.push(TaskFilter {
+                desired_status: Some(*d),
+                ..Default::default()
+            });
+        }
+        for l in ["EC2", "FARGATE"] {
+            filters.push(TaskFilter {
+                launch_type: Some(l.into()),
+                ..Default::default()
+            });
+        }
+        filters
+    }
+}
+
+/// Checks every invariant of `state`; panics with the first one broken.
+pub fn check(state: &State) {
+    let snapshot = state.persist();
+    let json = serde_json::to_string(&snapshot).expect("a snapshot serializes");
+    let back: Persisted = serde_json::from_str(&json).expect("a snapshot deserializes");
+    assert_eq!(back, snapshot, "a snapshot survives a JSON round trip");
+    let restored = State::restore(back, state.config().clone());
+    assert_eq!(
+        restored.persist(),
+        snapshot,
+        "restore(persist()) persists the same"
+    );
+
+    let primary = Primary::of(&snapshot);
+    matches_entities(state, &primary);
+    matches_entities(&restored, &primary);
+    history_and_changes(state, &primary);
+    assert_eq!(
+        answers(state, &primary),
+        answers(&restored, &primary),
+        "a restored state answers every query as the live one"
+    );
+}
+
+fn phase_counts<'a>(tasks: impl Iterator<Item = &'a Task>) -> (u32, u32) {
+    let mut running = 0;
+    let mut pending = 0;
+    for t in tasks {
+        match t.last_status {
+            TaskStatus::Running => running += 1,
+            TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating => pending += 1,
+            _ => {}
+        }
+    }
+    (running, pending)
+}
+
+/// Every query of `state` against an answer computed from the entities alone, and the
+/// resource invariants of every instance.
+pub fn matches_entities(state: &State, p: &Primary) {
+    // Lookups.
+    let listed: Vec<&Name> = state.clusters_after(None).map(|c| &c.name).collect();
+    let expected: Vec<&Name> = p.clusters.iter().map(|c| &c.name).collect();
+    assert_eq!(listed, expected, "clusters in name order");
+    for c in &p.clusters {
+        assert_eq!(state.cluster(&c.name).map(|c| &**c), Some(c));
+    }
+    for i in &p.instances {
+        assert_eq!(state.instance(i.id).map(|i| &**i), Some(i));
+    }
+    for t in &p.tasks {
+        assert_eq!(state.task(t.id).map(|t| &**t), Some(t));
+        if let Some(i) = t.instance {
+            assert!(
+                p.instances.iter().any(|x| x.id == i),
+                "task {} refers to instance {i}, which is not stored",
+                t.id
+            );
+        }
+    }
+
+    // Per cluster: instances, counts, task listings by every index.
+    for c in p.cluster_names() {
+        let instances: Vec<&ContainerInstance> =
+            p.instances.iter().filter(|i| i.cluster == c).collect();
+        let ids: Vec<InstanceId> = instances.iter().map(|i| i.id).collect();
+        let listed: Vec<InstanceId> = state.instances_after(&c, None).map(|i| i.id).collect();
+        assert_eq!(listed, ids, "instances of cluster {c}");
+        for (k, id) in ids.iter().enumerate() {
+            let rest: Vec<InstanceId> =
+                state.instances_after(&c, Some(*id)).map(|i| i.id).collect();
+            assert_eq!(rest, ids[k + 1..], "instances of cluster {c} after {id}");
+        }
+
+        let live = p.tasks.iter().filter(|t| t.cluster == c && t.is_live());
+        let (running_tasks, pending_tasks) = phase_counts(live);
+        let registered_instances = instances
+            .iter()
+            .filter(|i| i.status != InstanceStatus::Inactive)
+            .count() as u32;
+        assert_eq!(
+            state.counts(&c),
+            Counts {
+                registered_instances,
+                running_tasks,
+                pending_tasks,
+                active_services: 0,
+            },
+            "counts of cluster {c}"
+        );
+
+        for f in p.filters(&c) {
+            let expected: Vec<TaskId> = p
+                .tasks
+                .iter()
+                .filter(|t| t.cluster == c && f.matches(t))
+                .map(|t| t.id)
+                .collect();
+            let listed: Vec<TaskId> = state.tasks_after(&c, &f, None).map(|t| t.id).collect();
+            assert_eq!(listed, expected, "tasks of cluster {c} matching {f:?}");
+            if let Some(first) = expected.first() {
+                let rest: Vec<TaskId> = state
+                    .tasks_after(&c, &f, Some(*first))
+                    .map(|t| t.id)
+                    .collect();
+                assert_eq!(
+                    rest,
+                    expected[1..],
+                    "tasks of {c} matching {f:?} after {first}"
+                );
+            }
+        }
+    }
+
+    // Per instance: the tasks on it, what they hold, and that it is not over-committed.
+    for id in p.instance_ids() {
+        let on: Vec<&Task> = p.tasks.iter().filter(|t| t.instance == Some(id)).collect();
+        let listed: Vec<TaskId> = state.tasks_on(id).map(|t| t.id).collect();
+        let expected: Vec<TaskId> = on.iter().map(|t| t.id).collect();
+        assert_eq!(listed, expected, "tasks on instance {id}");
+
+        let live: Vec<&Task> = on.into_iter().filter(|t| t.is_live()).collect();
+        let (running, pending) = phase_counts(live.iter().copied());
+        let usage = Usage {
+            cpu: live.iter().map(|t| t.reservation.cpu).sum(),
+            memory: live.iter().map(|t| t.reservation.memory).sum(),
+            tcp: live
+                .iter()
+                .flat_map(|t| t.reservation.tcp.clone())
+                .collect(),
+            udp: live
+                .iter()
+                .flat_map(|t| t.reservation.udp.clone())
+                .collect(),
+            running,
+            pending,
+        };
+        // No entry at all while nothing is held.
+        let expected = (usage != Usage::default()).then_some(usage);
+        assert_eq!(state.usage(id), expected.as_ref(), "usage of instance {id}");
+
+        let Some(instance) = p.instances.iter().find(|i| i.id == id) else {
+            assert!(live.is_empty(), "live tasks on unknown instance {id}");
+            continue;
+        };
+        not_over_committed(instance, &live);
+    }
+
+    // Task definitions and families.
+    let keys: Vec<(Name, u32)> = p
+        .task_definitions
+        .iter()
+        .map(|t| (t.family.clone(), t.revision))
+        .collect();
+    let key = |t: &std::sync::Arc<TaskDefinition>| (t.family.clone(), t.revision);
+    let ascending: Vec<_> = state.task_definitions_after(None, false).map(key).collect();
+    assert_eq!(
+        ascending, keys,
+        "task definitions in (family, revision) order"
+    );
+    let mut descending: Vec<_> = state.task_definitions_after(None, true).map(key).collect();
+    descending.reverse();
+    assert_eq!(descending, keys, "task definitions, descending");
+    for (k, (f, r)) in keys.iter().enumerate() {
+        let after: Vec<_> = state
+            .task_definitions_after(Some((f.clone(), *r)), false)
+            .map(key)
+            .collect();
+        assert_eq!(after, keys[k + 1..]);
+        let before: Vec<_> = state
+            .task_definitions_after(Some((f.clone(), *r)), true)
+            .map(key)
+            .collect();
+        assert_eq!(before, keys[..k].iter().rev().cloned().collect::<Vec<_>>());
+    }
+    for t in &p.task_definitions {
+        assert_eq!(
+            state.task_definition(&t.family, t.revision).map(|t| &**t),
+            Some(t)
+        );
+    }
+    let families: Vec<(Name, Family)> = state
+        .families_after(None)
+        .map(|(n, f)| (n.clone(), *f))
+        .collect();
+    assert_eq!(families, p.families);
+    for (name, family) in &p.families {
+        let revisions: Vec<&TaskDefinition> = p
+            .task_definitions
+            .iter()
+            .filter(|t| t.family == *name)
+            .collect();
+        let active: Vec<u32> = revisions
+            .iter()
+            .filter(|t| t.status == TaskDefinitionStatus::Active)
+            .map(|t| t.revision)
+            .collect();
+        assert_eq!(family.active_revisions as usize, active.len(), "{name}");
+        assert!(revisions.iter().all(|t| t.revision <= family.last_revision));
+        assert_eq!(
+            state.latest_active(name).map(|t| t.revision),
+            active.last().copied(),
+            "latest ACTIVE revision of {name}"
+        );
+    }
+    for t in &p.task_definitions {
+        assert!(
+            p.families.iter().any(|(n, _)| *n == t.family),
+            "revision {}:{} has no family record",
+            t.family,
+            t.revision
+        );
+    }
+}
+
+/// The live tasks on `instance` fit in what it registered, and no static port is held twice
+/// or overlaps a port the host reserves.
+fn not_over_committed(instance: &ContainerInstance, live: &[&Task]) {
+    let id = instance.id;
+    let cpu: i64 = live.iter().map(|t| t.reservation.cpu).sum();
+    let memory: i64 = live.iter().map(|t| t.reservation.memory).sum();
+    assert!(
+        cpu <= instance.resources.cpu,
+        "instance {id}: {cpu} CPU units reserved of {}",
+        instance.resources.cpu
+    );
+    assert!(
+        memory <= instance.resources.memory,
+        "instance {id}: {memory} MiB reserved of {}",
+        instance.resources.memory
+    );
+    for (proto, reserved, held) in [
+        (
+            "TCP",
+            &instance.resources.ports,
+            live.iter().map(|t| &t.reservation.tcp).collect::<Vec<_>>(),
+        ),
+        (
+            "UDP",
+            &instance.resources.udp_ports,
+            live.iter().map(|t| &t.reservation.udp).collect(),
+        ),
+    ] {
+        let mut holders: BTreeMap<u16, usize> = BTreeMap::new();
+        for ports in held {
+            for p in ports.iter().collect::<BTreeSet<_>>() {
+                *holders.entry(*p).or_default() += 1;
+            }
+        }
+        for (port, n) in holders {
+            assert!(
+                n <= 1,
+                "instance {id}: {proto} port {port} held by {n} tasks"
+            );
+            assert!(
+                !reserved.contains(&port),
+                "instance {id}: reserved {proto} port {port} held by a task"
+            );
+        }
+    }
+}
+
+/// The key of each stored entity and its current value.
+fn entities(p: &Primary) -> BTreeMap<EntityKey, berth_state::Entity> {
+    use berth_state::Entity;
+    use std::sync::Arc;
+    let mut out = BTreeMap::new();
+    for c in &p.clusters {
+        out.insert(
+            EntityKey::Cluster(c.name.clone()),
+            Entity::Cluster(Arc::new(c.clone())),
+        );
+    }
+    for t in &p.task_definitions {
+        out.insert(
+            EntityKey::TaskDefinition(t.family.clone(), t.revision),
+            Entity::TaskDefinition(Arc::new(t.clone())),
+        );
+    }
+    for i in &p.instances {
+        out.insert(
+            EntityKey::Instance(i.id),
+            Entity::Instance(Arc::new(i.clone())),
+        );
+    }
+    for t in &p.tasks {
+        out.insert(EntityKey::Task(t.id), Entity::Task(Arc::new(t.clone())));
+    }
+    out
+}
+
+fn entity_version(e: &berth_state::Entity) -> u64 {
+    use berth_state::Entity;
+    match e {
+        Entity::Cluster(c) => c.version,
+        Entity::TaskDefinition(t) => t.version,
+        Entity::Instance(i) => i.version,
+        Entity::Task(t) => t.version,
+    }
+}
+
+/// History is bounded, strictly ordered, ends at each entity's current value and is dropped
+/// with the entity; the change log is ordered, bounded, and `changes_since` answers from it.
+fn history_and_changes(state: &State, p: &Primary) {
+    let config = state.config();
+    let entities = entities(p);
+    let history: BTreeMap<&EntityKey, &Vec<Version>> =
+        p.history.iter().map(|(k, v)| (k, v)).collect();
+
+    for (key, versions) in &history {
+        assert!(!versions.is_empty(), "empty history for {key:?}");
+        assert!(
+            versions.len() <= config.history_versions.max(1),
+            "history of {key:?} holds {} versions",
+            versions.len()
+        );
+        for w in versions.windows(2) {
+            assert!(
+                w[0].index < w[1].index,
+                "history of {key:?} is not strictly increasing: {} then {}",
+                w[0].index,
+                w[1].index
+            );
+        }
+        assert!(versions.iter().all(|v| v.index <= state.index()));
+        assert!(
+            entities.contains_key(key),
+            "history kept for {key:?}, which is gone"
+        );
+        assert_eq!(state.history(key).map(|h| h.len()), Some(versions.len()));
+    }
+    for (key, entity) in &entities {
+        let versions = history
+            .get(key)
+            .unwrap_or_else(|| panic!("{key:?} has no history"));
+        let last = versions.last().unwrap();
+        assert_eq!(
+            last.value.as_ref(),
+            Some(entity),
+            "last version of {key:?} is its value"
+        );
+        assert_eq!(last.index, entity_version(entity), "{key:?}: version");
+    }
+
+    let changes = &p.changes;
+    assert!(changes.len() <= config.changelog_len.max(1));
+    for w in changes.windows(2) {
+        assert!(w[0].0 <= w[1].0, "change log out of order: {w:?}");
+    }
+    let unique: BTreeSet<&(u64, EntityKey)> = changes.iter().collect();
+    assert_eq!(unique.len(), changes.len(), "a change is logged once");
+    assert!(
+        changes
+            .iter()
+            .all(|(i, _)| *i >= p.changes_floor && *i <= state.index())
+    );
+    for i in 0..=state.index() + 1 {
+        let expected = (i >= p.changes_floor).then(|| {
+            changes
+                .iter()
+                .filter(|(at, _)| *at > i)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(state.changes_since(i), expected, "changes since {i}");
+    }
+    // Every retained version newer than the floor is in the change log, and every logged
+    // change of an entity within its retained history has its version.
+    for (key, versions) in &history {
+        for v in versions.iter().filter(|v| v.index > p.changes_floor) {
+            assert!(
+                changes.contains(&(v.index, (*key).clone())),
+                "version {} of {key:?} is not in the change log",
+                v.index
+            );
+        }
+        let oldest = versions[0].index;
+        for (i, _) in changes.iter().filter(|(i, k)| k == *key && *i >= oldest) {
+            assert!(
+                versions.iter().any(|v| v.index == *i),
+                "change {i} of {key:?} has no version"
+            );
+        }
+    }
+}
+
+/// What `state` answers to every query over the keys `p` mentions, as text.
+fn answers(state: &State, p: &Primary) -> Vec<String> {
+    let mut out = vec![format!("index {}", state.index())];
+    out.extend(state.clusters_after(None).map(|c| format!("{c:?}")));
+    for c in p.cluster_names() {
+        out.push(format!(
+            "cluster {c}: {:?} {:?}",
+            state.cluster(&c),
+            state.counts(&c)
+        ));
+        out.extend(state.instances_after(&c, None).map(|i| format!("{i:?}")));
+        for f in p.filters(&c) {
+            let ids: Vec<TaskId> = state.tasks_after(&c, &f, None).map(|t| t.id).collect();
+            out.push(format!("{c} {f:?}: {ids:?}"));
+        }
+    }
+    for id in p.instance_ids() {
+        let on: Vec<TaskId> = state.tasks_on(id).map(|t| t.id).collect();
+        out.push(format!(
+            "{id}: {:?} {:?} {on:?}",
+            state.instance(id),
+            state.usage(id)
+        ));
+    }
+    for t in &p.tasks {
+        out.push(format!("{:?}", state.task(t.id)));
+    }
+    out.extend(
+        state
+            .task_definitions_after(None, false)
+            .map(|t| format!("{t:?}")),
+    );
+    for (name, family) in state.families_after(None) {
+        out.push(format!(
+            "{name} {family:?} {:?}",
+            state.latest_active(name).map(|t| t.revision)
+        ));
+    }
+    for (c, t) in &p.client_tokens {
+        out.push(format!("token {c}/{t}: {:?}", state.client_token(c, t)));
+    }
+    for (key, _) in &p.history {
+        out.push(format!("{key:?}: {:?}", state.history(key)));
+    }
+    for i in 0..=state.index() + 1 {
+        out.push(format!("since {i}: {:?}", state.changes_since(i)));
+    }
+    out
+}

@@ -1,0 +1,604 @@
+//! Property tests: random sequences of commands on a few small instances, with every invariant
+//! of [`common::check`] asserted after every step — no instance over-committed, indexes equal
+//! to a brute-force recomputation and to a restored snapshot, serde round trip, bounded and
+//! ordered history, consistent change log — plus: a refused command changes nothing, the same
+//! log applied twice gives the same state, and a snapshot taken midway never changes.
+//!
+//! Commands sometimes share a log index, as the commands of one Raft entry do.
+
+mod common;
+
+use berth_model::command::{ContainerChange, Stamped};
+use berth_model::entity::{HealthStatus, InstanceStatus, TaskStatus};
+use berth_model::{Command, CommandResult, InstanceId, Millis};
+use berth_state::{Config, State};
+use proptest::prelude::*;
+use proptest::sample::{select, subsequence};
+
+use common::*;
+
+const CLUSTERS: [&str; 2] = ["a", "b"];
+const FAMILIES: [&str; 2] = ["web", "db"];
+const TCP: [u16; 4] = [22, 80, 443, 8080];
+const UDP: [u16; 3] = [53, 80, 5353];
+/// Custom attribute names (more than the limit of ten) and one built-in.
+const ATTRIBUTES: [&str; 13] = [
+    "c0",
+    "c1",
+    "c2",
+    "c3",
+    "c4",
+    "c5",
+    "c6",
+    "c7",
+    "c8",
+    "c9",
+    "c10",
+    "c11",
+    "ecs.extra",
+];
+
+/// One task of a plan.
+#[derive(Debug, Clone)]
+struct Planned {
+    id: u128,
+    /// Instance slot; 5 is never registered.
+    instance: u128,
+    /// Index into CLUSTERS of the cluster the task claims to belong to.
+    cluster: Option<usize>,
+    cpu: i64,
+    memory: i64,
+    tcp: Vec<u16>,
+    udp: Vec<u16>,
+    family: usize,
+    revision: u32,
+    group: u8,
+    started_by: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    CreateCluster(usize),
+    DeleteCluster(usize),
+    RegisterTaskDefinition(usize),
+    DeregisterTaskDefinition(usize, u32),
+    DeleteTaskDefinition(usize, u32),
+    Register {
+        cluster: usize,
+        slot: u128,
+        cpu: i64,
+        memory: i64,
+        tcp: Vec<u16>,
+        udp: Vec<u16>,
+        attributes: Vec<&'static str>,
+    },
+    /// Re-registration with the resources the instance has (an agent restart); attributes
+    /// change.
+    Reregister {
+        cluster: usize,
+        slot: u128,
+        attributes: Vec<&'static str>,
+    },
+    Deregister {
+        cluster: usize,
+        slot: u128,
+        force: bool,
+    },
+    SetState {
+        cluster: usize,
+        slots: Vec<u128>,
+        draining: bool,
+    },
+    PutAttributes {
+        cluster: usize,
+        changes: Vec<(u128, &'static str)>,
+    },
+    DeleteAttributes {
+        cluster: usize,
+        changes: Vec<(u128, &'static str)>,
+    },
+    Place {
+        cluster: usize,
+        tasks: Vec<Planned>,
+        token: Option<(u8, u64, bool)>,
+    },
+    /// `task` picks a task, see [`existing_task`].
+    Stop {
+        cluster: usize,
+        task: u128,
+    },
+    Report {
+        cluster: usize,
+        task: u128,
+        status: Option<TaskStatus>,
+        container: Option<(bool, Option<TaskStatus>, Option<HealthStatus>)>,
+    },
+    Tag {
+        target: Target,
+        first: usize,
+        count: usize,
+    },
+    Untag {
+        target: Target,
+        first: usize,
+        count: usize,
+    },
+    Expire {
+        stopped_ago: i64,
+        inactive_ago: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Cluster(usize),
+    Instance(usize, u128),
+    Task(usize, u128),
+    TaskDefinition(usize, u32),
+}
+
+/// One step: an op, whether it shares the previous command's log entry, and how much time
+/// passed before it.
+#[derive(Debug, Clone)]
+struct Step {
+    op: Op,
+    same_entry: bool,
+    elapsed: i64,
+}
+
+fn cluster() -> impl Strategy<Value = usize> {
+    // Mostly the first cluster, so that most commands meet each other.
+    prop_oneof![4 => Just(0usize), 1 => Just(1usize)]
+}
+
+fn slot() -> impl Strategy<Value = u128> {
+    1u128..=4
+}
+
+fn task_id() -> impl Strategy<Value = u128> {
+    1u128..=10
+}
+
+fn planned() -> impl Strategy<Value = Planned> {
+    (
+        (
+            task_id(),
+            prop_oneof![8 => 1u128..=2, 2 => 3u128..=5],
+            prop_oneof![15 => Just(None), 1 => (0usize..2).prop_map(Some)],
+        ),
+        select(vec![0i64, 64, 128, 256, 512, 1024]),
+        select(vec![0i64, 64, 128, 256, 512, 1024]),
+        subsequence(TCP.to_vec(), 0..=2),
+        subsequence(UDP.to_vec(), 0..=1),
+        (
+            0usize..2,
+            prop_oneof![6 => Just(1u32), 1 => 2u32..=3],
+            0u8..3,
+            proptest::option::of(0u8..2),
+        ),
+    )
+        .prop_map(
+            |(
+                (id, instance, cluster),
+                cpu,
+                memory,
+                tcp,
+                udp,
+                (family, revision, group, started_by),
+            )| {
+                Planned {
+                    id,
+                    instance,
+                    cluster,
+                    cpu,
+                    memory,
+                    tcp,
+                    udp,
+                    family,
+                    revision,
+                    group,
+                    started_by,
+                }
+            },
+        )
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        (0usize..2).prop_map(Target::Cluster),
+        (cluster(), slot()).prop_map(|(c, s)| Target::Instance(c, s)),
+        (cluster(), task_id()).prop_map(|(c, t)| Target::Task(c, t)),
+        (0usize..2, 1u32..=3).prop_map(|(f, r)| Target::TaskDefinition(f, r)),
+    ]
+}
+
+fn status() -> impl Strategy<Value = TaskStatus> {
+    select(TaskStatus::ALL.to_vec())
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let attributes = || subsequence(ATTRIBUTES.to_vec(), 0..=12);
+    prop_oneof![
+        1 => (0usize..2).prop_map(Op::CreateCluster),
+        1 => (0usize..2).prop_map(Op::DeleteCluster),
+        1 => (0usize..2).prop_map(Op::RegisterTaskDefinition),
+        1 => (0usize..2, 1u32..=4).prop_map(|(f, r)| Op::DeregisterTaskDefinition(f, r)),
+        1 => (0usize..2, 1u32..=4).prop_map(|(f, r)| Op::DeleteTaskDefinition(f, r)),
+        4 => (
+            cluster(),
+            slot(),
+            select(vec![512i64, 1024, 2048]),
+            select(vec![512i64, 1024, 2048]),
+            subsequence(vec![22u16, 80], 0..=2),
+            subsequence(vec![53u16], 0..=1),
+            attributes(),
+        )
+            .prop_map(|(cluster, slot, cpu, memory, tcp, udp, attributes)| Op::Register {
+                cluster,
+                slot,
+                cpu,
+                memory,
+                tcp,
+                udp,
+                attributes,
+            }),
+        1 => (cluster(), slot(), attributes())
+            .prop_map(|(cluster, slot, attributes)| Op::Reregister { cluster, slot, attributes }),
+        2 => (cluster(), slot(), any::<bool>())
+            .prop_map(|(cluster, slot, force)| Op::Deregister { cluster, slot, force }),
+        2 => (cluster(), proptest::collection::vec(1u128..=5, 0..3), any::<bool>())
+            .prop_map(|(cluster, slots, draining)| Op::SetState { cluster, slots, draining }),
+        1 => (cluster(), proptest::collection::vec((1u128..=5, select(ATTRIBUTES.to_vec())), 0..6))
+            .prop_map(|(cluster, changes)| Op::PutAttributes { cluster, changes }),
+        1 => (cluster(), proptest::collection::vec((1u128..=5, select(ATTRIBUTES.to_vec())), 0..3))
+            .prop_map(|(cluster, changes)| Op::DeleteAttributes { cluster, changes }),
+        10 => (
+            cluster(),
+            proptest::collection::vec(planned(), 0..5),
+            proptest::option::of((0u8..2, 0u64..2, any::<bool>())),
+        )
+            .prop_map(|(cluster, tasks, token)| Op::Place { cluster, tasks, token }),
+        3 => (cluster(), task_id()).prop_map(|(cluster, task)| Op::Stop { cluster, task }),
+        10 => (
+            cluster(),
+            task_id(),
+            proptest::option::of(status()),
+            proptest::option::of((
+                any::<bool>(),
+                proptest::option::of(status()),
+                proptest::option::of(select(HealthStatus::ALL.to_vec())),
+            )),
+        )
+            .prop_map(|(cluster, task, status, container)| Op::Report {
+                cluster,
+                task,
+                status,
+                container,
+            }),
+        1 => (target(), 0usize..60, 0usize..30)
+            .prop_map(|(target, first, count)| Op::Tag { target, first, count }),
+        1 => (target(), 0usize..60, 0usize..30)
+            .prop_map(|(target, first, count)| Op::Untag { target, first, count }),
+        2 => (select(vec![0i64, 3_000, 20_000, -1]), select(vec![0i64, 3_000, 20_000, -1]))
+            .prop_map(|(stopped_ago, inactive_ago)| Op::Expire { stopped_ago, inactive_ago }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (
+        op(),
+        prop_oneof![4 => Just(false), 1 => Just(true)],
+        0i64..4_000,
+    )
+        .prop_map(|(op, same_entry, elapsed)| Step {
+            op,
+            same_entry,
+            elapsed,
+        })
+}
+
+/// A history of at most three versions and a short change log, so that both are trimmed.
+fn short_memory() -> impl Strategy<Value = Config> {
+    (1usize..4, 1usize..24).prop_map(|(history_versions, changelog_len)| Config {
+        history_versions,
+        changelog_len,
+    })
+}
+
+fn tags(first: usize, count: usize) -> Vec<berth_model::entity::Tag> {
+    (first..first + count)
+        .map(|k| tag(&format!("k{k}"), &format!("v{}", k % 3)))
+        .collect()
+}
+
+/// The command an op stands for, in `state`: a re-registration reports the resources the
+/// instance registered with (an agent restarting), and stops and reports mostly name a task
+/// that exists.
+fn command(op: &Op, state: &State, now: Millis) -> Command {
+    let name = |c: usize| CLUSTERS[c];
+    let with_attributes = |mut b: InstanceBuilder, attributes: &[&str]| {
+        for a in attributes {
+            b = b.attribute(a, Some("v"));
+        }
+        b
+    };
+    match op {
+        Op::CreateCluster(c) => create_cluster(name(*c)),
+        Op::DeleteCluster(c) => delete_cluster(name(*c)),
+        Op::RegisterTaskDefinition(f) => register_task_definition(FAMILIES[*f]),
+        Op::DeregisterTaskDefinition(f, r) => deregister_task_definition(FAMILIES[*f], *r),
+        Op::DeleteTaskDefinition(f, r) => delete_task_definitions(&[(FAMILIES[*f], *r)]),
+        Op::Register {
+            cluster,
+            slot,
+            cpu,
+            memory,
+            tcp,
+            udp,
+            attributes,
+        } => with_attributes(
+            instance(name(*cluster), *slot)
+                .cpu(*cpu)
+                .memory(*memory)
+                .ports(tcp)
+                .udp_ports(udp),
+            attributes,
+        )
+        .build(),
+        Op::Reregister {
+            cluster,
+            slot,
+            attributes,
+        } => {
+            let mut b = instance(name(*cluster), *slot).reregister();
+            if let Some(i) = state.instance(InstanceId(*slot)) {
+                b = b.resources(i.resources.clone());
+            }
+            with_attributes(b, attributes).build()
+        }
+        Op::Deregister {
+            cluster,
+            slot,
+            force,
+        } => deregister_instance(name(*cluster), *slot, *force),
+        Op::SetState {
+            cluster,
+            slots,
+            draining,
+        } => {
+            let status = if *draining {
+                InstanceStatus::Draining
+            } else {
+                InstanceStatus::Active
+            };
+            set_instances_state(name(*cluster), slots, status)
+        }
+        Op::PutAttributes { cluster, changes } => put_attributes(
+            name(*cluster),
+            changes
+                .iter()
+                .map(|(i, a)| attribute(*i, a, Some("v")))
+                .collect(),
+        ),
+        Op::DeleteAttributes { cluster, changes } => delete_attributes(
+            name(*cluster),
+            changes
+                .iter()
+                .map(|(i, a)| attribute(*i, a, None))
+                .collect(),
+        ),
+        Op::Place {
+            cluster,
+            tasks,
+            token,
+        } => {
+            let tasks = tasks
+                .iter()
+                .map(|p| {
+                    let mut b = task(name(p.cluster.unwrap_or(*cluster)), p.id, p.instance)
+                        .family(FAMILIES[p.family], p.revision)
+                        .cpu(p.cpu)
+                        .memory(p.memory)
+                        .tcp(&p.tcp)
+                        .udp(&p.udp)
+                        .group(&format!("group{}", p.group));
+                    if let Some(s) = p.started_by {
+                        b = b.started_by(&format!("starter{s}"));
+                    }
+                    b
+                })
+                .collect();
+            match token {
+                None => place(name(*cluster), tasks),
+                Some((t, digest, continuation)) => place_with_token(
+                    name(*cluster),
+                    tasks,
+                    &format!("token{t}"),
+                    *digest,
+                    *continuation,
+                ),
+            }
+        }
+        Op::Stop { cluster, task } => {
+            stop_task(name(*cluster), existing_task(state, name(*cluster), *task))
+        }
+        Op::Report {
+            cluster,
+            task,
+            status,
+            container,
+        } => {
+            let id = existing_task(state, name(*cluster), *task);
+            let mut b = report(name(*cluster), id, *status);
+            if let Some((app, status, health)) = container {
+                b = b.container(ContainerChange {
+                    name: if *app { "app" } else { "sidecar" }.into(),
+                    status: *status,
+                    health_status: *health,
+                    exit_code: status.filter(|s| *s == TaskStatus::Stopped).map(|_| 1),
+                    ..Default::default()
+                });
+            }
+            b.build()
+        }
+        Op::Tag {
+            target,
+            first,
+            count,
+        } => tag_resource(resource(target), tags(*first, *count)),
+        Op::Untag {
+            target,
+            first,
+            count,
+        } => {
+            let keys: Vec<String> = (*first..first + count).map(|k| format!("k{k}")).collect();
+            Command::UntagResource {
+                resource: resource(target),
+                keys,
+            }
+        }
+        Op::Expire {
+            stopped_ago,
+            inactive_ago,
+        } => expire(Millis(now.0 - stopped_ago), Millis(now.0 - inactive_ago)),
+    }
+}
+
+/// Mostly one of the tasks `cluster` has (the `pick`-th, round robin), so that stops and
+/// reports meet tasks; `pick` itself, an id that may not exist, otherwise.
+fn existing_task(state: &State, cluster: &str, pick: u128) -> u128 {
+    let filter = berth_state::TaskFilter::default();
+    let ids: Vec<u128> = state
+        .tasks_after(cluster, &filter, None)
+        .map(|t| t.id.0)
+        .collect();
+    if ids.is_empty() || pick > 8 {
+        pick
+    } else {
+        ids[pick as usize % ids.len()]
+    }
+}
+
+fn resource(target: &Target) -> berth_model::arn::ResourceArn {
+    use berth_model::arn::ResourceArn;
+    match target {
+        Target::Cluster(c) => cluster_arn(CLUSTERS[*c]),
+        Target::Instance(c, i) => instance_arn(CLUSTERS[*c], *i),
+        Target::Task(c, t) => task_arn(CLUSTERS[*c], *t),
+        Target::TaskDefinition(f, r) => ResourceArn::TaskDefinition(FAMILIES[*f].into(), *r),
+    }
+}
+
+/// What every run starts from: both clusters, a revision of each family, and instances 1
+/// and 2 in cluster `a`.
+fn setup() -> Vec<Command> {
+    vec![
+        create_cluster("a"),
+        create_cluster("b"),
+        register_task_definition("web"),
+        register_task_definition("db"),
+        instance("a", 1).ports(&[22]).build(),
+        instance("a", 2)
+            .cpu(512)
+            .memory(512)
+            .udp_ports(&[53])
+            .build(),
+    ]
+}
+
+/// Applies one command, checks that a refusal changed nothing but the index, and checks every
+/// invariant of the state it leaves.
+fn apply_checked(
+    state: &mut State,
+    index: u64,
+    stamped: &Stamped,
+) -> Result<CommandResult, TestCaseError> {
+    let before = state.persist();
+    let result = state.apply(index, stamped);
+    if result.is_err() {
+        let mut after = state.persist();
+        prop_assert_eq!(after.index, index);
+        after.index = before.index;
+        prop_assert!(
+            after == before,
+            "{:?} was refused but changed the state",
+            stamped
+        );
+    }
+    check(state);
+    Ok(result)
+}
+
+type Log = Vec<(u64, Stamped, CommandResult)>;
+
+/// Applies the setup and `steps` to a fresh state under `config`, checking after each, and
+/// returns the state and the log it applied with each command's result. A snapshot taken
+/// halfway must not change while the rest is applied.
+fn run(config: &Config, steps: &[Step]) -> Result<(State, Log), TestCaseError> {
+    let mut state = State::new(config.clone());
+    let mut log = Vec::new();
+    let mut now = EPOCH;
+    for command in setup() {
+        let index = log.len() as u64 + 1;
+        let stamped = Stamped { at: now, command };
+        let result = apply_checked(&mut state, index, &stamped)?;
+        log.push((index, stamped, result));
+    }
+    let mut index = log.len() as u64;
+    let mut snapshot = None;
+    for (n, step) in steps.iter().enumerate() {
+        if !step.same_entry {
+            index += 1;
+        }
+        now = Millis(now.0 + step.elapsed);
+        let stamped = Stamped {
+            at: now,
+            command: command(&step.op, &state, now),
+        };
+        let result = apply_checked(&mut state, index, &stamped)?;
+        log.push((index, stamped, result));
+        if n == steps.len() / 2 {
+            snapshot = Some((state.clone(), state.persist()));
+        }
+    }
+    if let Some((snapshot, frozen)) = snapshot {
+        prop_assert!(snapshot.persist() == frozen, "a snapshot saw later writes");
+    }
+    Ok((state, log))
+}
+
+/// Runs `steps`, then replays the log it applied on a fresh state: the same answers and the
+/// same state.
+fn deterministic(config: &Config, steps: &[Step]) -> Result<(), TestCaseError> {
+    let (state, log) = run(config, steps)?;
+    let mut replay = State::new(config.clone());
+    for (index, stamped, result) in &log {
+        let again = replay.apply(*index, stamped);
+        prop_assert_eq!(&again, result);
+    }
+    prop_assert!(replay.persist() == state.persist(), "replay diverged");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_sequences_keep_every_invariant(
+        steps in proptest::collection::vec(step(), 1..50),
+    ) {
+        deterministic(&Config::default(), &steps)?;
+    }
+
+    #[test]
+    fn random_sequences_keep_every_invariant_with_short_memory(
+        config in short_memory(),
+        steps in proptest::collection::vec(step(), 1..50),
+    ) {
+        deterministic(&config, &steps)?;
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs berth's whole test suite on a fresh machine: Rust unit, property and integration tests
+# (against a real `berth` process with the official AWS SDK), then the Python end-to-end tests
+# (boto3 and aws-cli, unmodified). Installs what the tests need into .venv-test first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+log "Python test environment (.venv-test: boto3, awscli, pytest from PyPI)"
+if [ ! -x .venv-test/bin/python ]; then
+  python3 -m venv .venv-test
+fi
+.venv-test/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+
+log "Build"
+cargo build --workspace --all-targets --locked
+
+log "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+# Doc tests are not run by nextest.
+cargo test --workspace --locked --doc --quiet
+
+log "Python end-to-end tests (boto3, aws-cli)"
+BERTH_BIN="$PWD/target/debug/berth" .venv-test/bin/python -m pytest tests/e2e -q
+
+log "All tests passed"

@@ -1,0 +1,125 @@
+"""`berth dev`: the newcomer's first five minutes, exactly as its welcome text tells them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ARN = "arn:aws:ecs:us-east-1:000000000000"
+ENDPOINT_LINE = re.compile(r"^\s*ECS endpoint:\s+(http://127\.0\.0\.1:\d+)\s*$")
+WELCOME_END = "Press Ctrl-C to stop."
+
+
+def start_dev(start_berth, data_dir: Path | None = None):
+    p = start_berth("dev", data_dir=data_dir)
+    lines = p.read_until(lambda line: line.strip() == WELCOME_END)
+    endpoints = [m.group(1) for m in map(ENDPOINT_LINE.match, lines) if m]
+    assert len(endpoints) == 1, "the welcome text must show the ECS endpoint once:\n" + "\n".join(
+        lines
+    )
+    p.endpoint = endpoints[0]
+    return p, "\n".join(lines)
+
+
+def example_commands(welcome: str) -> list[str]:
+    """The shell lines of the welcome text's example: `export ...` and `aws ...` commands,
+    with their backslash-continued lines, exactly as printed."""
+    commands: list[str] = []
+    lines = welcome.splitlines()
+    i = 0
+    while i < len(lines):
+        stripped = lines[i].strip()
+        if stripped.startswith(("export AWS_", "aws ")):
+            command = [lines[i]]
+            while command[-1].rstrip().endswith("\\") and i + 1 < len(lines):
+                i += 1
+                command.append(lines[i])
+            commands.append("\n".join(command))
+        i += 1
+    return commands
+
+
+def run_as_printed(command: str, export: str, cli_env: dict[str, str]):
+    """Runs one printed command in bash after the printed `export` line, with this venv's
+    `aws` first on PATH. Credentials and region come only from the printed `export`; the
+    user's AWS configuration stays out (empty config files)."""
+    env = {
+        k: v
+        for k, v in cli_env.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return subprocess.run(
+        ["bash", "-c", f"set -e\n{export}\n{command}\n"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_dev_prints_its_endpoint_and_has_the_default_cluster(start_berth, aws_at):
+    dev, welcome = start_dev(start_berth)
+    assert str(dev.data_dir) in welcome, "the welcome text should say where the state lives"
+
+    r = aws_at(dev.endpoint, "ecs", "list-clusters")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["clusterArns"] == [f"{ARN}:cluster/default"]
+    described = aws_at(dev.endpoint, "ecs", "describe-clusters").json()
+    (default,) = described["clusters"]
+    assert default["clusterName"] == "default" and default["status"] == "ACTIVE"
+
+
+def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
+    dev, welcome = start_dev(start_berth)
+    commands = example_commands(welcome)
+    exports = [c for c in commands if c.strip().startswith("export ")]
+    awss = [c for c in commands if c.strip().startswith("aws ")]
+    assert len(exports) == 1, f"expected one export line in the welcome text:\n{welcome}"
+    (register,) = [c for c in awss if "register-task-definition" in c]
+    # The printed commands already name the real endpoint: nothing to substitute.
+    assert f"--endpoint-url {dev.endpoint}" in register
+
+    for command in awss:
+        r = run_as_printed(command, exports[0], cli_env)
+        assert r.returncode == 0, f"printed command failed:\n{command}\n{r.stderr}"
+        out = json.loads(r.stdout)
+        if "list-clusters" in command:
+            assert f"{ARN}:cluster/default" in out["clusterArns"]
+        if "register-task-definition" in command:
+            td = out["taskDefinition"]
+            assert td["taskDefinitionArn"] == f"{ARN}:task-definition/hello:1"
+            assert td["status"] == "ACTIVE"
+            (c,) = td["containerDefinitions"]
+            assert (c["name"], c["image"], c["memory"], c["command"]) == (
+                "hello",
+                "busybox",
+                64,
+                ["echo", "hi"],
+            )
+
+    # The registration is really there for any client.
+    ecs = ecs_at(dev.endpoint)
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == [f"{ARN}:task-definition/hello:1"]
+
+
+def test_dev_keeps_its_state_across_restarts(start_berth, aws_at, ecs_at):
+    first, _ = start_dev(start_berth)
+    ecs = ecs_at(first.endpoint)
+    ecs.create_cluster(clusterName="mine")
+    ecs.register_task_definition(
+        family="hello", containerDefinitions=[{"name": "hello", "image": "busybox", "memory": 64}]
+    )
+    first.stop()
+    assert first.proc.returncode is not None
+
+    second, _ = start_dev(start_berth, data_dir=first.data_dir)
+    r = aws_at(second.endpoint, "ecs", "list-clusters")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.json()["clusterArns"]) == [f"{ARN}:cluster/default", f"{ARN}:cluster/mine"]
+    r = aws_at(second.endpoint, "ecs", "list-task-definitions")
+    assert r.json()["taskDefinitionArns"] == [f"{ARN}:task-definition/hello:1"]
