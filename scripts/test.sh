@@ -26,6 +26,8 @@ fi
 cargo test --workspace --locked --doc --quiet
 
 log "Python end-to-end tests (boto3, aws-cli)"
-BERTH_BIN="$PWD/target/debug/berth" .venv-test/bin/python -m pytest tests/e2e -q
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+BERTH_BIN="$target_dir/debug/berth" .venv-test/bin/python -m pytest tests/e2e -q
 
 log "All tests passed"
