@@ -10,7 +10,10 @@ mod common;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_ecs::Client;
-use aws_sdk_ecs::types::{ContainerDefinition, DesiredStatus, PortMapping, Resource};
+use aws_sdk_ecs::types::{
+    ContainerDefinition, DesiredStatus, PlacementConstraint, PlacementConstraintType, PortMapping,
+    Resource,
+};
 
 const INSTANCES: usize = 3;
 const CPU: i32 = 1024;
@@ -88,6 +91,8 @@ async fn concurrent_run_and_start_task_never_over_commit() {
     register(&ecs, "small", 128, 64, None).await;
     register(&ecs, "fat", 64, 300, None).await;
     register(&ecs, "web", 32, 32, Some(8080)).await;
+    // A group that must never share an instance (distinctInstance, re-checked at commit).
+    register(&ecs, "solo", 16, 16, None).await;
 
     let mut callers = Vec::new();
     for caller in 0..24usize {
@@ -97,7 +102,25 @@ async fn concurrent_run_and_start_task_never_over_commit() {
             let mut placed = Vec::new();
             for round in 0..6usize {
                 let family = ["small", "fat", "web"][(caller + round) % 3];
-                if caller % 4 == 0 {
+                if caller % 4 == 1 && round % 2 == 0 {
+                    let out = ecs
+                        .run_task()
+                        .cluster("tight")
+                        .task_definition("solo")
+                        .placement_constraints(
+                            PlacementConstraint::builder()
+                                .r#type(PlacementConstraintType::DistinctInstance)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        out.tasks().len() + usize::from(!out.failures().is_empty()),
+                        1
+                    );
+                    placed.extend(out.tasks().iter().map(|t| t.task_arn().unwrap().to_owned()));
+                } else if caller % 4 == 0 {
                     // A custom scheduler: StartTask on instances it picked itself.
                     let target = instances[(caller + round) % INSTANCES].clone();
                     let out = ecs
@@ -188,8 +211,10 @@ async fn concurrent_run_and_start_task_never_over_commit() {
     let cpu_of = |family: &str| match family {
         "small" => (128, 64),
         "fat" => (64, 300),
+        "solo" => (16, 16),
         _ => (32, 32),
     };
+    let mut solo: HashMap<String, usize> = HashMap::new();
     let mut used: HashMap<String, (i32, i32, usize)> = HashMap::new();
     for t in &tasks {
         let family = t
@@ -210,6 +235,18 @@ async fn concurrent_run_and_start_task_never_over_commit() {
         if family == "web" {
             e.2 += 1;
         }
+        if family == "solo" {
+            *solo
+                .entry(t.container_instance_arn().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert!(!solo.is_empty(), "some distinctInstance tasks were placed");
+    for (instance, n) in &solo {
+        assert_eq!(
+            *n, 1,
+            "{instance} runs {n} tasks of the distinctInstance group"
+        );
     }
     for (instance, (cpu, memory, web)) in &used {
         assert!(*cpu <= CPU, "{instance} over-committed on CPU: {cpu}");

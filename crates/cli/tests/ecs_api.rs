@@ -11,25 +11,26 @@
 
 mod common;
 
+use common::{
+    TARGET_PREFIX, ecs_op, ecs_raw, expect_error, expect_one_of, int_of, int_resource, ports_of,
+    ports_resource, raw,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::client::Waiters;
-use aws_sdk_ecs::config::http::HttpResponse;
-use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::error::ProvideErrorMetadata;
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
     Attribute, ClusterField, ClusterSetting, ClusterSettingName, ContainerDefinition,
     ContainerInstance, ContainerInstanceField, ContainerInstanceStatus, ContainerOverride,
     ContainerStateChange, DesiredStatus, Failure, KeyValuePair, NetworkBinding, PortMapping,
-    Resource, SortOrder, Tag, TargetType, Task, TaskDefinition, TaskDefinitionFamilyStatus,
+    SortOrder, Tag, TargetType, Task, TaskDefinition, TaskDefinitionFamilyStatus,
     TaskDefinitionField, TaskDefinitionStatus, TaskField, TaskOverride, TaskStopCode,
     TransportProtocol, VersionInfo,
 };
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -38,7 +39,6 @@ use serde_json::{Value, json};
 
 const ACCOUNT: &str = "000000000000";
 const REGION: &str = "us-east-1";
-const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
 /// `arn:aws:ecs:{region}:000000000000:{resource}`
 fn arn(region: &str, resource: &str) -> String {
@@ -55,48 +55,6 @@ fn is_ecs_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Asserts that an SDK call failed with the ECS exception `code`, answered as HTTP 400 with a
-/// message a person can act on; returns the message.
-#[track_caller]
-fn expect_error<T: Debug, E: ProvideErrorMetadata + Debug>(
-    result: Result<T, SdkError<E, HttpResponse>>,
-    code: &str,
-) -> String {
-    let err = match result {
-        Ok(v) => panic!("expected {code}, but the call succeeded: {v:?}"),
-        Err(e) => e,
-    };
-    assert_eq!(err.code(), Some(code), "wrong exception: {err:?}");
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    assert_eq!(status, Some(400), "{code} must be an HTTP 400: {err:?}");
-    let message = err.message().unwrap_or_default().to_owned();
-    assert!(
-        message.len() >= 10,
-        "{code} needs a meaningful message, got {message:?}"
-    );
-    message
-}
-
-/// Like [`expect_error`] for calls where more than one exception name is defensible; returns
-/// (code, message).
-#[track_caller]
-fn expect_one_of<T: Debug, E: ProvideErrorMetadata + Debug>(
-    result: Result<T, SdkError<E, HttpResponse>>,
-    codes: &[&str],
-) -> (String, String) {
-    let err = match result {
-        Ok(v) => panic!("expected one of {codes:?}, but the call succeeded: {v:?}"),
-        Err(e) => e,
-    };
-    let code = err.code().unwrap_or_default().to_owned();
-    assert!(codes.contains(&code.as_str()), "wrong exception: {err:?}");
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    assert_eq!(status, Some(400), "{code} must be an HTTP 400: {err:?}");
-    let message = err.message().unwrap_or_default().to_owned();
-    assert!(message.len() >= 10, "{code} needs a meaningful message");
-    (code, message)
 }
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -136,44 +94,6 @@ fn attribute_map(attrs: &[Attribute]) -> BTreeMap<String, Option<String>> {
     attrs
         .iter()
         .map(|a| (a.name().to_owned(), a.value().map(str::to_owned)))
-        .collect()
-}
-
-fn int_resource(name: &str, value: i32) -> Resource {
-    Resource::builder()
-        .name(name)
-        .r#type("INTEGER")
-        .integer_value(value)
-        .build()
-}
-
-fn ports_resource(name: &str, ports: &[&str]) -> Resource {
-    Resource::builder()
-        .name(name)
-        .r#type("STRINGSET")
-        .set_string_set_value(Some(ports.iter().map(|p| p.to_string()).collect()))
-        .build()
-}
-
-#[track_caller]
-fn find_resource<'a>(resources: &'a [Resource], name: &str) -> &'a Resource {
-    resources
-        .iter()
-        .find(|r| r.name() == Some(name))
-        .unwrap_or_else(|| panic!("no {name} resource in {resources:?}"))
-}
-
-#[track_caller]
-fn int_of(resources: &[Resource], name: &str) -> i32 {
-    find_resource(resources, name).integer_value()
-}
-
-#[track_caller]
-fn ports_of(resources: &[Resource], name: &str) -> BTreeSet<String> {
-    find_resource(resources, name)
-        .string_set_value()
-        .iter()
-        .cloned()
         .collect()
 }
 
@@ -391,106 +311,6 @@ async fn list_tasks(
         .unwrap();
     assert!(resp.next_token().is_none());
     resp.task_arns().iter().cloned().collect()
-}
-
-// --- raw HTTP ---------------------------------------------------------------------------------
-
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    Full<Bytes>,
->;
-
-fn http() -> HttpClient {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
-}
-
-struct RawResponse {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "response body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts the ECS error shape for `code` and returns the message.
-    #[track_caller]
-    fn expect_error(&self, code: &str) -> String {
-        let body = self.json();
-        assert_eq!(self.status, 400, "{code} must be an HTTP 400: {body}");
-        assert_eq!(body["__type"], code, "wrong __type: {body}");
-        assert_eq!(
-            self.header("x-amzn-errortype"),
-            Some(code),
-            "X-Amzn-Errortype must equal __type"
-        );
-        assert!(
-            body.get("code").is_none(),
-            "an error body must not carry `code` (the Rust SDK would prefer it): {body}"
-        );
-        let message = body["message"].as_str().unwrap_or_default().to_owned();
-        assert!(
-            message.len() >= 10,
-            "{code} needs a meaningful message: {body}"
-        );
-        message
-    }
-}
-
-async fn raw(
-    endpoint: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> RawResponse {
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(format!("{endpoint}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
-    let resp = http().request(req).await.expect("HTTP request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// `POST /` with `X-Amz-Target: <target>` (no target header when `None`), unsigned.
-async fn ecs_raw(endpoint: &str, target: Option<&str>, body: &[u8]) -> RawResponse {
-    let mut headers = vec![("content-type", "application/x-amz-json-1.1")];
-    if let Some(t) = target {
-        headers.push(("x-amz-target", t));
-    }
-    raw(endpoint, "POST", "/", &headers, body).await
-}
-
-async fn ecs_op(endpoint: &str, op: &str, body: &str) -> RawResponse {
-    let target = format!("{TARGET_PREFIX}{op}");
-    ecs_raw(endpoint, Some(&target), body.as_bytes()).await
 }
 
 async fn get_json(endpoint: &str, path: &str) -> (u16, Value) {

@@ -97,6 +97,10 @@ pub enum Command {
         cluster: Name,
         tasks: Vec<Task>,
         client_token: Option<ClientToken>,
+        /// The tasks carry a `distinctInstance` constraint: none may share an instance with a
+        /// live task of its group, which is re-checked here as resources are.
+        #[serde(default)]
+        distinct_instance: bool,
     },
     StopTask {
         cluster: Name,

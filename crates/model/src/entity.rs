@@ -229,7 +229,28 @@ pub struct Reservation {
     pub tcp: Vec<u16>,
     /// Static UDP host ports, sorted.
     pub udp: Vec<u16>,
+    /// TCP host ports chosen at placement for mappings with no host port (bridge mode), sorted.
+    /// Held like static ports, but not listed in an instance's remaining PORTS (as in ECS).
+    #[serde(default)]
+    pub dynamic_tcp: Vec<u16>,
+    /// UDP host ports chosen at placement, sorted.
+    #[serde(default)]
+    pub dynamic_udp: Vec<u16>,
 }
+
+impl Reservation {
+    /// Every host port of `protocol` this reservation holds, static and dynamic.
+    pub fn ports(&self, protocol: Protocol) -> impl Iterator<Item = u16> + '_ {
+        let (fixed, dynamic) = match protocol {
+            Protocol::Tcp => (&self.tcp, &self.dynamic_tcp),
+            Protocol::Udp => (&self.udp, &self.dynamic_udp),
+        };
+        fixed.iter().chain(dynamic.iter()).copied()
+    }
+}
+
+/// The range ECS agents give dynamic host ports from by default.
+pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49153..=65535;
 
 /// A task: one instantiation of a task definition on a container instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +271,9 @@ pub struct Task {
     pub cpu: Option<String>,
     pub memory: Option<String>,
     pub reservation: Reservation,
+    /// Every port mapping that binds a host port, with the host port the placement chose.
+    #[serde(default)]
+    pub ports: Vec<PortClaim>,
     pub availability_zone: Option<String>,
     pub health_status: HealthStatus,
     pub created_at: Millis,

@@ -1,98 +1,35 @@
 //! berth's placement engine: a pure function of a state snapshot, a request and a seed.
 //!
 //! ```text
-//!  (snapshot, PlacementRequest, seed) ──► feasibility (fits: ACTIVE, agent, CPU, memory, ports)
-//!                                     ──► select (random among feasible, seeded)
-//!                                     ──► Plan { assignments, rejections per instance }
+//!  (snapshot, PlacementRequest, seed)
+//!     └─► for each task:
+//!           feasibility, in ECS's order — every rejected instance keeps its reason:
+//!             ACTIVE + agent connected → CPU → memory → TCP ports → UDP ports → constraints
+//!                                                       (distinctInstance, memberOf)
+//!           strategies, chained — each keeps the best of what the previous one kept:
+//!             spread(field) → binpack(cpu|memory) → random
+//!           choose (a seeded random pick among what is left), assign dynamic host ports
+//!     └─► Plan { placements, rejections (closest instance first), verdicts (explain) }
 //! ```
-//! No I/O, no clock, no global randomness: the same snapshot and seed give the same plan. The
-//! plan is a proposal — the state machine re-checks every placement when it commits it (see
-//! `berth_state::fits`, which both sides share), and a scheduler retries what was rejected on a
-//! fresher snapshot.
+//! No I/O, no clock, no global randomness: the same snapshot and seed give the same plan. A
+//! plan is a proposal: the state machine re-checks each placement when it commits (resources,
+//! ports and distinctInstance, through `berth_state::fits` and the same group index), and the
+//! scheduler retries what was rejected on a fresher snapshot. Scale-in ([`choose_to_stop`])
+//! runs the same strategies in reverse.
+//!
+//! Speed: counts of live tasks per group per instance, instances by attribute value and by
+//! free capacity are indexes the state machine maintains on apply, so planning never walks the
+//! cluster's tasks, and a chain that starts with binpack walks instances from the tightest fit
+//! upwards and stops at the first that qualifies.
 
+mod engine;
 pub mod query;
+mod request;
+mod scale_in;
 
-use std::collections::HashMap;
-
-use berth_model::InstanceId;
-use berth_model::command::FailureReason;
-use berth_model::entity::{ContainerInstance, Reservation};
-use berth_state::{Misfit, State, Usage, fits};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-
-/// What to place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlacementRequest {
-    pub cluster: String,
-    /// What each task reserves.
-    pub reservation: Reservation,
-    /// How many tasks.
-    pub count: usize,
-}
-
-/// Why one instance was not chosen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceRejection {
-    pub instance: InstanceId,
-    pub reason: FailureReason,
-    pub detail: String,
-}
-
-/// The scheduler's proposal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// One instance per placed task, in placement order.
-    pub assignments: Vec<InstanceId>,
-    /// For tasks that could not be placed: why each instance was unsuitable when the plan ran
-    /// out of room (empty when every task was placed).
-    pub rejections: Vec<InstanceRejection>,
-}
-
-fn add(usage: &mut Usage, r: &Reservation) {
-    usage.cpu += r.cpu;
-    usage.memory += r.memory;
-    usage.tcp.extend(r.tcp.iter().copied());
-    usage.udp.extend(r.udp.iter().copied());
-}
-
-/// Places `request.count` tasks on the instances of `request.cluster`, choosing uniformly at
-/// random (seeded) among those where the task fits, and accounting for the tasks placed
-/// earlier in the same plan.
-pub fn place(state: &State, request: &PlacementRequest, seed: u64) -> Plan {
-    let instances: Vec<&ContainerInstance> = state
-        .instances_after(&request.cluster, None)
-        .map(|i| &**i)
-        .collect();
-    let mut planned: HashMap<InstanceId, Usage> = HashMap::new();
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut plan = Plan::default();
-    for _ in 0..request.count {
-        let mut feasible = Vec::new();
-        let mut rejections = Vec::new();
-        for instance in &instances {
-            let usage = planned
-                .get(&instance.id)
-                .or_else(|| state.usage(instance.id));
-            match fits(instance, usage, &request.reservation) {
-                Ok(()) => feasible.push(instance.id),
-                Err(Misfit { reason, detail }) => rejections.push(InstanceRejection {
-                    instance: instance.id,
-                    reason,
-                    detail,
-                }),
-            }
-        }
-        if feasible.is_empty() {
-            plan.rejections = rejections;
-            break;
-        }
-        let chosen = feasible[rng.random_range(0..feasible.len())];
-        let usage = planned
-            .entry(chosen)
-            .or_insert_with(|| state.usage(chosen).cloned().unwrap_or_default());
-        add(usage, &request.reservation);
-        plan.assignments.push(chosen);
-    }
-    plan
-}
+pub use engine::{InstanceRejection, Placement, Plan, Verdict, instance_matches, place};
+pub use request::{
+    BinpackField, Constraint, PlacementRequest, SpreadField, Strategy, parse_constraint,
+    parse_strategy,
+};
+pub use scale_in::choose_to_stop;

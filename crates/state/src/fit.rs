@@ -3,7 +3,7 @@
 //! disagree about what "fits" means.
 
 use berth_model::command::FailureReason;
-use berth_model::entity::{ContainerInstance, InstanceStatus, Reservation};
+use berth_model::entity::{ContainerInstance, InstanceStatus, Protocol, Reservation};
 
 use crate::Usage;
 
@@ -15,7 +15,9 @@ pub struct Misfit {
 }
 
 /// Checks, in ECS's order, that `instance` can take `reservation` given what its live tasks
-/// already hold (`usage`): ACTIVE, agent connected, CPU, memory, TCP ports, UDP ports.
+/// already hold (`usage`): ACTIVE, agent connected, CPU, memory, TCP ports, UDP ports (static
+/// and dynamic host ports alike must be neither reserved by the host, nor held by a task, nor
+/// named twice by the reservation itself).
 pub fn fits(
     instance: &ContainerInstance,
     usage: Option<&Usage>,
@@ -59,34 +61,40 @@ pub fn fits(
             ),
         );
     }
-    let taken = |port: &u16, reserved: &[u16], used: &std::collections::BTreeSet<u16>| {
-        reserved.contains(port) || used.contains(port)
-    };
-    if let Some(p) = reservation
-        .tcp
-        .iter()
-        .find(|p| taken(p, &instance.resources.ports, &usage.tcp))
-    {
-        return misfit(
+    for (protocol, reserved, reason) in [
+        (
+            Protocol::Tcp,
+            &instance.resources.ports,
             FailureReason::ResourcePorts,
-            format!(
-                "TCP port {p} on container instance {} is reserved or in use",
-                instance.id
-            ),
-        );
-    }
-    if let Some(p) = reservation
-        .udp
-        .iter()
-        .find(|p| taken(p, &instance.resources.udp_ports, &usage.udp))
-    {
-        return misfit(
+        ),
+        (
+            Protocol::Udp,
+            &instance.resources.udp_ports,
             FailureReason::ResourcePortsUdp,
-            format!(
-                "UDP port {p} on container instance {} is reserved or in use",
-                instance.id
-            ),
-        );
+        ),
+    ] {
+        let mut claimed = std::collections::BTreeSet::new();
+        for p in reservation.ports(protocol) {
+            let why = if reserved.contains(&p) {
+                "reserved by the host"
+            } else if usage.holds(protocol, p) {
+                "in use by another task"
+            } else if !claimed.insert(p) {
+                // Two mappings of one task cannot bind one host port (a dynamic port chosen
+                // equal to a static one, or chosen twice).
+                "claimed twice by this task"
+            } else {
+                continue;
+            };
+            return misfit(
+                reason,
+                format!(
+                    "{} port {p} on container instance {} is {why}",
+                    protocol.as_str().to_uppercase(),
+                    instance.id
+                ),
+            );
+        }
     }
     Ok(())
 }

@@ -22,9 +22,33 @@ pub struct Usage {
     pub tcp: BTreeSet<u16>,
     /// Static UDP host ports in use.
     pub udp: BTreeSet<u16>,
+    /// Dynamic TCP host ports in use (chosen at placement).
+    pub dynamic_tcp: BTreeSet<u16>,
+    /// Dynamic UDP host ports in use.
+    pub dynamic_udp: BTreeSet<u16>,
     pub running: u32,
     pub pending: u32,
 }
+
+impl Usage {
+    /// Whether a host port of `protocol` is held by a live task (statically or dynamically).
+    pub fn holds(&self, protocol: Protocol, port: u16) -> bool {
+        match protocol {
+            Protocol::Tcp => self.tcp.contains(&port) || self.dynamic_tcp.contains(&port),
+            Protocol::Udp => self.udp.contains(&port) || self.dynamic_udp.contains(&port),
+        }
+    }
+}
+
+/// Which free resource an ordering is by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capacity {
+    Cpu,
+    Memory,
+}
+
+/// An instance's entry in the free-capacity orderings: cluster, free CPU, free memory.
+type FreeKey = (Name, i64, i64);
 
 /// Per-cluster counters shown by DescribeClusters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,18 +90,18 @@ impl Usage {
         let r = &task.reservation;
         self.cpu += sign * r.cpu;
         self.memory += sign * r.memory;
-        for p in &r.tcp {
-            if sign > 0 {
-                self.tcp.insert(*p);
-            } else {
-                self.tcp.remove(p);
-            }
-        }
-        for p in &r.udp {
-            if sign > 0 {
-                self.udp.insert(*p);
-            } else {
-                self.udp.remove(p);
+        for (ports, set) in [
+            (&r.tcp, &mut self.tcp),
+            (&r.udp, &mut self.udp),
+            (&r.dynamic_tcp, &mut self.dynamic_tcp),
+            (&r.dynamic_udp, &mut self.dynamic_udp),
+        ] {
+            for p in ports {
+                if sign > 0 {
+                    set.insert(*p);
+                } else {
+                    set.remove(p);
+                }
             }
         }
         let ph = phase(task.last_status);
@@ -139,11 +163,30 @@ impl State {
                 .insert((n.stopped_at.unwrap_or_default(), n.id));
         }
 
+        let touched: Vec<_> = [old, new]
+            .into_iter()
+            .flatten()
+            .filter(|t| t.is_live())
+            .filter_map(|t| t.instance)
+            .collect();
+        let before: Vec<_> = touched.iter().map(|i| (*i, self.free_key(*i))).collect();
         for (task, sign) in [(old, -1i64), (new, 1i64)] {
             let Some(t) = task.filter(|t| t.is_live()) else {
                 continue;
             };
             if let Some(i) = t.instance {
+                let key = (t.cluster.clone(), Name::from(t.group.as_str()), i);
+                let count = self.live_by_group.get(&key).copied().unwrap_or(0);
+                let count = if sign > 0 {
+                    count + 1
+                } else {
+                    count.saturating_sub(1)
+                };
+                if count == 0 {
+                    self.live_by_group.remove(&key);
+                } else {
+                    self.live_by_group.insert(key, count);
+                }
                 let usage = Arc::make_mut(self.usage.entry(i).or_default());
                 usage.add(t, sign);
                 // An instance holds a usage entry only while live tasks hold something on it,
@@ -156,6 +199,9 @@ impl State {
             let ph = phase(t.last_status);
             bump(&mut counts.running_tasks, ph, Phase::Running, sign > 0);
             bump(&mut counts.pending_tasks, ph, Phase::Pending, sign > 0);
+        }
+        for (i, key) in before {
+            self.reorder_free(key, self.free_key(i), i);
         }
 
         match (old, new) {
@@ -176,6 +222,30 @@ impl State {
         new: Option<&Arc<ContainerInstance>>,
     ) {
         let registered = |i: &ContainerInstance| i.status != InstanceStatus::Inactive;
+        let free_before = old.and_then(|o| self.free_key(o.id));
+        let attributes_same = match (old, new) {
+            (Some(o), Some(n)) => {
+                o.cluster == n.cluster
+                    && registered(o) == registered(n)
+                    && o.attributes == n.attributes
+            }
+            _ => false,
+        };
+        if !attributes_same {
+            for (i, insert) in [(old, false), (new, true)] {
+                let Some(i) = i.filter(|i| registered(i)) else {
+                    continue;
+                };
+                for (name, value) in &i.attributes {
+                    let key = (i.cluster.clone(), name.clone(), value.clone(), i.id);
+                    if insert {
+                        self.attribute_index.insert(key);
+                    } else {
+                        self.attribute_index.remove(&key);
+                    }
+                }
+            }
+        }
         if let Some(o) = old {
             self.instances_by_cluster.remove(&(o.cluster.clone(), o.id));
             if registered(o) {
@@ -195,6 +265,43 @@ impl State {
         } else if let Some(o) = old {
             self.instances.remove(&o.id);
             self.usage.remove(&o.id);
+        }
+        if let Some(id) = new.or(old).map(|i| i.id) {
+            self.reorder_free(free_before, self.free_key(id), id);
+        }
+    }
+
+    /// Where an instance sits in the free-capacity orderings: registered (not INACTIVE)
+    /// instances only.
+    fn free_key(&self, id: berth_model::InstanceId) -> Option<FreeKey> {
+        let i = self.instances.get(&id)?;
+        if i.status == InstanceStatus::Inactive {
+            return None;
+        }
+        let (cpu, memory) = self.usage.get(&id).map_or((0, 0), |u| (u.cpu, u.memory));
+        Some((
+            i.cluster.clone(),
+            i.resources.cpu - cpu,
+            i.resources.memory - memory,
+        ))
+    }
+
+    fn reorder_free(
+        &mut self,
+        before: Option<FreeKey>,
+        after: Option<FreeKey>,
+        id: berth_model::InstanceId,
+    ) {
+        if before == after {
+            return;
+        }
+        if let Some((cluster, cpu, memory)) = before {
+            self.free_cpu.remove(&(cluster.clone(), cpu, id));
+            self.free_memory.remove(&(cluster, memory, id));
+        }
+        if let Some((cluster, cpu, memory)) = after {
+            self.free_cpu.insert((cluster.clone(), cpu, id));
+            self.free_memory.insert((cluster, memory, id));
         }
     }
 }

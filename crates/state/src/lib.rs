@@ -11,7 +11,8 @@
 //! every replica and every restart reaches the same state from the same log.
 //!
 //! Secondary indexes (tasks by cluster, instance, group, family, startedBy; instances by
-//! cluster; per-instance usage; per-cluster counts) are derived: [`State::task_changed`] and
+//! cluster, attribute value and free capacity; live tasks per group per instance;
+//! per-instance usage; per-cluster counts) are derived: [`State::task_changed`] and
 //! [`State::instance_changed`] keep them in step with every entity change, and a restored
 //! snapshot rebuilds them from the entities.
 
@@ -30,7 +31,7 @@ use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 
 pub use fit::{Misfit, fits};
-pub use indexes::{Counts, Usage};
+pub use indexes::{Capacity, Counts, Usage};
 pub use persist::Persisted;
 pub use query::{TaskFilter, TaskIndex};
 
@@ -140,6 +141,13 @@ pub struct State {
     tasks_by_started_by: OrdSet<(Name, Name, TaskId)>,
     stopped: OrdSet<(Millis, TaskId)>,
     usage: HashMap<InstanceId, Arc<Usage>>,
+    /// Live tasks per (cluster, group, instance): spread, distinctInstance and `task:group`.
+    live_by_group: OrdMap<(Name, Name, InstanceId), u32>,
+    /// Registered instances by free CPU and by free memory: binpack without a full scan.
+    free_cpu: OrdSet<(Name, i64, InstanceId)>,
+    free_memory: OrdSet<(Name, i64, InstanceId)>,
+    /// Registered instances by attribute name and value: spread and memberOf lookups.
+    attribute_index: OrdSet<(Name, String, Option<String>, InstanceId)>,
     counts: HashMap<Name, Counts>,
     client_tokens: HashMap<(Name, String), Arc<TokenRecord>>,
     history: HashMap<EntityKey, Vector<Version>>,
@@ -172,6 +180,10 @@ impl State {
             tasks_by_started_by: OrdSet::new(),
             stopped: OrdSet::new(),
             usage: HashMap::new(),
+            live_by_group: OrdMap::new(),
+            free_cpu: OrdSet::new(),
+            free_memory: OrdSet::new(),
+            attribute_index: OrdSet::new(),
             counts: HashMap::new(),
             client_tokens: HashMap::new(),
             history: HashMap::new(),

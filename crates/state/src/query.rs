@@ -10,7 +10,7 @@ use berth_model::entity::*;
 use berth_model::{InstanceId, TaskId};
 use imbl::{OrdSet, Vector};
 
-use crate::{Counts, EntityKey, Family, State, TokenRecord, Usage, Version};
+use crate::{Capacity, Counts, EntityKey, Family, State, TokenRecord, Usage, Version};
 
 /// ListTasks filters other than the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -218,6 +218,58 @@ impl State {
             ids.filter_map(|id| self.tasks.get(&id))
                 .filter(move |t| t.cluster == cluster && filter.matches(t)),
         )
+    }
+
+    /// Live tasks of `group` on `instance`.
+    pub fn live_in_group_on(&self, cluster: &str, group: &str, instance: InstanceId) -> u32 {
+        self.live_by_group
+            .get(&(Name::from(cluster), Name::from(group), instance))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The instances running live tasks of `group`, with how many each runs, by instance id.
+    pub fn live_in_group(
+        &self,
+        cluster: &str,
+        group: &str,
+    ) -> impl Iterator<Item = (InstanceId, u32)> + '_ {
+        let (c, g): (Name, Name) = (cluster.into(), group.into());
+        self.live_by_group
+            .range((c.clone(), g.clone(), InstanceId(0))..)
+            .take_while(move |((cc, gg, _), _)| *cc == c && *gg == g)
+            .map(|((_, _, i), n)| (*i, *n))
+    }
+
+    /// Registered instances of `cluster` with at least `at_least` free of `capacity`, least
+    /// free first (ties by id): the order binpack wants.
+    pub fn by_free(
+        &self,
+        cluster: &str,
+        capacity: Capacity,
+        at_least: i64,
+    ) -> impl Iterator<Item = (i64, InstanceId)> + '_ {
+        let c: Name = cluster.into();
+        let set = match capacity {
+            Capacity::Cpu => &self.free_cpu,
+            Capacity::Memory => &self.free_memory,
+        };
+        set.range((c.clone(), at_least, InstanceId(0))..)
+            .take_while(move |(cc, _, _)| *cc == c)
+            .map(|(_, free, id)| (*free, *id))
+    }
+
+    /// Registered instances of `cluster` carrying attribute `name`, with its value, by value.
+    pub fn attribute_holders(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> impl Iterator<Item = (Option<&str>, InstanceId)> + '_ {
+        let (c, n): (Name, String) = (cluster.into(), name.to_owned());
+        self.attribute_index
+            .range((c.clone(), n.clone(), None, InstanceId(0))..)
+            .take_while(move |(cc, nn, _, _)| *cc == c && *nn == n)
+            .map(|(_, _, v, id)| (v.as_deref(), *id))
     }
 
     /// The retained versions of an entity, oldest first.

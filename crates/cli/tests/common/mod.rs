@@ -7,8 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
 use aws_sdk_ecs::Client;
+use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types::Resource;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
 
 /// A `berth server` child process with its own data directory.
 pub struct Berth {
@@ -141,4 +150,191 @@ pub async fn get_json(endpoint: &str, path: &str) -> serde_json::Value {
     let resp = client.get(uri).await.expect("GET");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     serde_json::from_slice(&body).expect("JSON body")
+}
+
+/// The `X-Amz-Target` prefix of every ECS operation.
+pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+
+// --- SDK errors ---------------------------------------------------------------------------------
+
+/// Asserts that an SDK call failed with the ECS exception `code`, answered as HTTP 400 with a
+/// message a person can act on; returns the message.
+#[track_caller]
+pub fn expect_error<T: Debug, E: ProvideErrorMetadata + Debug>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    code: &str,
+) -> String {
+    let err = match result {
+        Ok(v) => panic!("expected {code}, but the call succeeded: {v:?}"),
+        Err(e) => e,
+    };
+    assert_eq!(err.code(), Some(code), "wrong exception: {err:?}");
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(400), "{code} must be an HTTP 400: {err:?}");
+    let message = err.message().unwrap_or_default().to_owned();
+    assert!(
+        message.len() >= 10,
+        "{code} needs a meaningful message, got {message:?}"
+    );
+    message
+}
+
+/// Like [`expect_error`] for calls where more than one exception name is defensible; returns
+/// (code, message).
+#[track_caller]
+pub fn expect_one_of<T: Debug, E: ProvideErrorMetadata + Debug>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    codes: &[&str],
+) -> (String, String) {
+    let err = match result {
+        Ok(v) => panic!("expected one of {codes:?}, but the call succeeded: {v:?}"),
+        Err(e) => e,
+    };
+    let code = err.code().unwrap_or_default().to_owned();
+    assert!(codes.contains(&code.as_str()), "wrong exception: {err:?}");
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(400), "{code} must be an HTTP 400: {err:?}");
+    let message = err.message().unwrap_or_default().to_owned();
+    assert!(message.len() >= 10, "{code} needs a meaningful message");
+    (code, message)
+}
+
+// --- resources ----------------------------------------------------------------------------------
+
+pub fn int_resource(name: &str, value: i32) -> Resource {
+    Resource::builder()
+        .name(name)
+        .r#type("INTEGER")
+        .integer_value(value)
+        .build()
+}
+
+pub fn ports_resource(name: &str, ports: &[&str]) -> Resource {
+    Resource::builder()
+        .name(name)
+        .r#type("STRINGSET")
+        .set_string_set_value(Some(ports.iter().map(|p| p.to_string()).collect()))
+        .build()
+}
+
+#[track_caller]
+pub fn find_resource<'a>(resources: &'a [Resource], name: &str) -> &'a Resource {
+    resources
+        .iter()
+        .find(|r| r.name() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} resource in {resources:?}"))
+}
+
+#[track_caller]
+pub fn int_of(resources: &[Resource], name: &str) -> i32 {
+    find_resource(resources, name).integer_value()
+}
+
+#[track_caller]
+pub fn ports_of(resources: &[Resource], name: &str) -> BTreeSet<String> {
+    find_resource(resources, name)
+        .string_set_value()
+        .iter()
+        .cloned()
+        .collect()
+}
+
+// --- raw HTTP ---------------------------------------------------------------------------------
+
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+pub fn http() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the ECS error shape for `code` and returns the message.
+    #[track_caller]
+    pub fn expect_error(&self, code: &str) -> String {
+        let body = self.json();
+        assert_eq!(self.status, 400, "{code} must be an HTTP 400: {body}");
+        assert_eq!(body["__type"], code, "wrong __type: {body}");
+        assert_eq!(
+            self.header("x-amzn-errortype"),
+            Some(code),
+            "X-Amzn-Errortype must equal __type"
+        );
+        assert!(
+            body.get("code").is_none(),
+            "an error body must not carry `code` (the Rust SDK would prefer it): {body}"
+        );
+        let message = body["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.len() >= 10,
+            "{code} needs a meaningful message: {body}"
+        );
+        message
+    }
+}
+
+pub async fn raw(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{endpoint}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    let resp = http().request(req).await.expect("HTTP request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `POST /` with `X-Amz-Target: <target>` (no target header when `None`), unsigned.
+pub async fn ecs_raw(endpoint: &str, target: Option<&str>, body: &[u8]) -> RawResponse {
+    let mut headers = vec![("content-type", "application/x-amz-json-1.1")];
+    if let Some(t) = target {
+        headers.push(("x-amz-target", t));
+    }
+    raw(endpoint, "POST", "/", &headers, body).await
+}
+
+pub async fn ecs_op(endpoint: &str, op: &str, body: &str) -> RawResponse {
+    let target = format!("{TARGET_PREFIX}{op}");
+    ecs_raw(endpoint, Some(&target), body.as_bytes()).await
 }

@@ -13,6 +13,7 @@ use berth_model::validate::{
     self, attribute_name, attribute_value, list_len, max_results, one_of, required, required_str,
 };
 use berth_model::{Command, InstanceId, Outcome};
+use berth_scheduler::{instance_matches, query};
 use serde::Deserialize;
 
 use super::render;
@@ -213,11 +214,12 @@ pub async fn list(
         .as_deref()
         .map(|s| one_of(s, enums::CONTAINER_INSTANCE_STATUS, "status"))
         .transpose()?;
-    if req.filter.as_deref().is_some_and(|f| !f.is_empty()) {
-        return Err(EcsError::invalid(
-            "The filter parameter (cluster query language) is not supported yet",
-        ));
-    }
+    let filter = req
+        .filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| query::parse(f).map_err(|e| EcsError::invalid(format!("filter: {e}"))))
+        .transpose()?;
     let after: Option<InstanceId> = pagination::decode(OP, req.next_token.as_deref())?;
     let state = app.node.state();
     active_cluster(&state, &cluster)?;
@@ -226,6 +228,11 @@ pub async fn list(
         .filter(|i| match status {
             Some(s) => i.status.as_str() == s,
             None => i.status != InstanceStatus::Inactive,
+        })
+        .filter(|i| {
+            filter
+                .as_ref()
+                .is_none_or(|f| instance_matches(&state, i, f))
         });
     let (page, next) = pagination::page(OP, items, max, |i| i.id);
     Ok(api::ListContainerInstancesResponse {

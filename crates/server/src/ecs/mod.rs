@@ -52,11 +52,56 @@ pub struct Ctx {
 }
 
 pub(crate) fn router() -> Router<Arc<App>> {
-    Router::new().route("/", post(ecs))
+    Router::new()
+        .route("/", post(ecs))
+        .route("/v1/placement/dry-run", post(dry_run))
 }
 
 async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let result = handle(&app, &headers, body).await;
+    respond(handle(&app, &headers, body).await)
+}
+
+/// `POST /v1/placement/dry-run`: a RunTask body in, the plan and every instance's verdict out;
+/// nothing is committed. Errors have the ECS shape, as for RunTask itself.
+async fn dry_run(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let ctx = context(&app, &headers);
+        let body = read_body(body).await?;
+        let plan = tasks::dry_run(&app, &ctx, parse(&body)?).await?;
+        encode(&plan)
+    }
+    .await;
+    let mut response = respond(result);
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The request's context: ARNs in the caller's SigV4 region (default us-east-1).
+fn context(app: &App, headers: &HeaderMap) -> Ctx {
+    let region = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(region_from_authorization)
+        .unwrap_or(DEFAULT_REGION);
+    Ctx {
+        arn: ArnContext::new(region, app.config.account_id.clone()),
+        host: headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, EcsError> {
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| EcsError::invalid(format!("The request body is larger than {MAX_BODY} bytes")))
+}
+
+/// A handler's result as an HTTP response: the JSON body, or the ECS error shape.
+fn respond(result: Result<Vec<u8>, EcsError>) -> Response {
     let mut response = match result {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
         Err(e) => {
@@ -106,21 +151,8 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, E
             ),
         )
     })?;
-    let region = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(region_from_authorization)
-        .unwrap_or(DEFAULT_REGION);
-    let ctx = Ctx {
-        arn: ArnContext::new(region, app.config.account_id.clone()),
-        host: headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    };
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        EcsError::invalid(format!("The request body is larger than {MAX_BODY} bytes"))
-    })?;
+    let ctx = context(app, headers);
+    let body = read_body(body).await?;
 
     macro_rules! dispatch {
         ($($name:literal => $handler:path),* $(,)?) => {

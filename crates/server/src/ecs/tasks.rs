@@ -1,10 +1,11 @@
-//! RunTask, StartTask, StopTask, DescribeTasks, ListTasks.
+//! RunTask, StartTask, StopTask, DescribeTasks, ListTasks, and placement dry-runs.
 //!
 //! RunTask and StartTask are schedulers in the shared-state sense: each plans on a snapshot
-//! (RunTask with the placement engine, StartTask on the instances its caller chose) and
-//! commits the plan as one `PlaceTasks` command, which the state machine re-checks against the
-//! newest state. Placements rejected at commit are re-planned on a fresher snapshot, a bounded
-//! number of times, and what still cannot be placed is reported in `failures[]`.
+//! (RunTask with the placement engine's constraints and strategies, StartTask on the instances
+//! its caller chose) and commits the plan as one `PlaceTasks` command, which the state machine
+//! re-checks against the newest state. Placements rejected at commit are re-planned on a
+//! fresher snapshot, a bounded number of times, and what still cannot be placed is reported in
+//! `failures[]`, closest instance first.
 
 use std::sync::Arc;
 
@@ -15,9 +16,13 @@ use berth_model::command::{ClientToken, FailureReason, Rejection};
 use berth_model::entity::*;
 use berth_model::requirements::requirements;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
-use berth_model::{Command, Millis, Outcome, TaskId};
-use berth_scheduler::{PlacementRequest, place};
+use berth_model::{Command, InstanceId, Millis, Outcome, TaskId};
+use berth_scheduler::{
+    Constraint, InstanceRejection, Placement, PlacementRequest, Strategy, parse_constraint,
+    parse_strategy, place,
+};
 use berth_state::{State, TaskFilter};
+use serde_json::{Value, json};
 
 use super::render;
 use super::task_definitions::{resolve, runnable};
@@ -28,6 +33,14 @@ use crate::pagination;
 /// Plans re-made after commit-time rejections before giving up on a task.
 const MAX_PLAN_ATTEMPTS: usize = 4;
 
+/// Most constraints a task may carry (task definition's and request's together), and most
+/// strategies a request may chain, as in ECS.
+const MAX_CONSTRAINTS: usize = 10;
+const MAX_STRATEGIES: usize = 5;
+
+/// Most `failures[]` entries one answer lists.
+const MAX_FAILURES: usize = 100;
+
 /// Everything a new task of one RunTask/StartTask call shares.
 struct Template {
     cluster: Name,
@@ -36,13 +49,52 @@ struct Template {
     group: String,
     started_by: Option<String>,
     tags: Vec<Tag>,
+    needs: Requirements,
     reservation: Reservation,
+    constraints: Vec<Constraint>,
+    strategies: Vec<Strategy>,
     enable_execute_command: bool,
     created_at: Millis,
 }
 
 impl Template {
-    fn task(&self, instance: &ContainerInstance) -> Task {
+    fn distinct_instance(&self) -> bool {
+        self.constraints
+            .iter()
+            .any(|c| matches!(c, Constraint::DistinctInstance))
+    }
+
+    fn dynamic(&self, protocol: Protocol) -> usize {
+        self.needs
+            .ports
+            .iter()
+            .filter(|p| p.protocol == protocol && p.host_port == 0)
+            .count()
+    }
+
+    /// The placement request for `count` tasks (or one per listed instance).
+    fn request(
+        &self,
+        count: usize,
+        instances: Option<Vec<InstanceId>>,
+        explain: bool,
+    ) -> PlacementRequest {
+        PlacementRequest {
+            cluster: self.cluster.to_string(),
+            group: self.group.clone(),
+            reservation: self.reservation.clone(),
+            dynamic_tcp: self.dynamic(Protocol::Tcp),
+            dynamic_udp: self.dynamic(Protocol::Udp),
+            count,
+            constraints: self.constraints.clone(),
+            strategies: self.strategies.clone(),
+            instances,
+            explain,
+        }
+    }
+
+    /// A task on `instance` as `placement` placed it: dynamic host ports filled in.
+    fn task(&self, instance: &ContainerInstance, placement: &Placement) -> Task {
         let spec = &self.definition.spec;
         let overrides = self
             .overrides
@@ -75,6 +127,27 @@ impl Template {
                 }
             })
             .collect();
+        let mut dynamic_tcp = placement.dynamic_tcp.iter();
+        let mut dynamic_udp = placement.dynamic_udp.iter();
+        let ports = self
+            .needs
+            .ports
+            .iter()
+            .map(|p| {
+                let host_port = match (p.host_port, p.protocol) {
+                    (0, Protocol::Tcp) => dynamic_tcp.next().copied().unwrap_or(0),
+                    (0, Protocol::Udp) => dynamic_udp.next().copied().unwrap_or(0),
+                    (port, _) => port,
+                };
+                PortClaim {
+                    host_port,
+                    ..p.clone()
+                }
+            })
+            .collect();
+        let mut reservation = self.reservation.clone();
+        reservation.dynamic_tcp = sorted(&placement.dynamic_tcp);
+        reservation.dynamic_udp = sorted(&placement.dynamic_udp);
         Task {
             id: TaskId(rand::random()),
             cluster: self.cluster.clone(),
@@ -94,7 +167,8 @@ impl Template {
                 .memory
                 .clone()
                 .or_else(|| spec.memory.clone()),
-            reservation: self.reservation.clone(),
+            reservation,
+            ports,
             availability_zone: instance
                 .attribute("ecs.availability-zone")
                 .map(str::to_owned),
@@ -115,13 +189,67 @@ impl Template {
     }
 }
 
-/// The parameters RunTask and StartTask share.
+fn sorted(ports: &[u16]) -> Vec<u16> {
+    let mut v = ports.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// The parameters RunTask, StartTask and dry-runs share.
 struct Common<'a> {
     overrides: Option<&'a api::TaskOverride>,
     group: Option<&'a str>,
     started_by: Option<&'a str>,
     tags: Option<&'a [api::Tag]>,
     enable_execute_command: Option<bool>,
+    constraints: Option<&'a [api::PlacementConstraint]>,
+    strategies: Option<&'a [api::PlacementStrategy]>,
+}
+
+/// The task definition's constraints and the request's, parsed; at most ten in all.
+fn constraints(
+    definition: &TaskDefinition,
+    given: Option<&[api::PlacementConstraint]>,
+) -> Result<Vec<Constraint>, EcsError> {
+    let from_definition = definition
+        .spec
+        .placement_constraints
+        .as_deref()
+        .unwrap_or_default();
+    let given = given.unwrap_or_default();
+    if from_definition.len() + given.len() > MAX_CONSTRAINTS {
+        return Err(EcsError::invalid(format!(
+            "A task can have at most {MAX_CONSTRAINTS} placement constraints, counting its task definition's; got {}",
+            from_definition.len() + given.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for c in from_definition {
+        let kind = c.r#type.as_deref().unwrap_or("memberOf");
+        out.push(parse_constraint(kind, c.expression.as_deref()).map_err(EcsError::invalid)?);
+    }
+    for c in given {
+        let kind = required_str(&c.r#type, "placementConstraints.type")?;
+        out.push(parse_constraint(kind, c.expression.as_deref()).map_err(EcsError::invalid)?);
+    }
+    Ok(out)
+}
+
+fn strategies(given: Option<&[api::PlacementStrategy]>) -> Result<Vec<Strategy>, EcsError> {
+    let given = given.unwrap_or_default();
+    if given.len() > MAX_STRATEGIES {
+        return Err(EcsError::invalid(format!(
+            "At most {MAX_STRATEGIES} placement strategies can be chained; got {}",
+            given.len()
+        )));
+    }
+    given
+        .iter()
+        .map(|s| {
+            let kind = required_str(&s.r#type, "placementStrategy.type")?;
+            parse_strategy(kind, s.field.as_deref()).map_err(EcsError::invalid)
+        })
+        .collect()
 }
 
 fn template(
@@ -133,16 +261,8 @@ fn template(
     active_cluster(state, cluster)?;
     let definition = resolve(state, reference)?.clone();
     runnable(&definition)?;
-    if definition
-        .spec
-        .placement_constraints
-        .as_ref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        return Err(EcsError::invalid(
-            "This task definition has placementConstraints, which berth cannot evaluate yet",
-        ));
-    }
+    let constraints = constraints(&definition, common.constraints)?;
+    let strategies = strategies(common.strategies)?;
     // ECS echoes an override entry for every container.
     let mut overrides = common.overrides.cloned().unwrap_or_default();
     let mut container_overrides = overrides.container_overrides.take().unwrap_or_default();
@@ -193,6 +313,14 @@ fn template(
     let mut udp: Vec<u16> = needs.static_ports(Protocol::Udp).collect();
     tcp.sort_unstable();
     udp.sort_unstable();
+    let reservation = Reservation {
+        cpu: needs.cpu,
+        memory: needs.memory,
+        tcp,
+        udp,
+        dynamic_tcp: Vec::new(),
+        dynamic_udp: Vec::new(),
+    };
     Ok(Template {
         cluster: cluster.into(),
         definition,
@@ -200,12 +328,10 @@ fn template(
         group,
         started_by: common.started_by.map(str::to_owned),
         tags: validate::tags(common.tags)?,
-        reservation: Reservation {
-            cpu: needs.cpu,
-            memory: needs.memory,
-            tcp,
-            udp,
-        },
+        needs,
+        reservation,
+        constraints,
+        strategies,
         enable_execute_command: common.enable_execute_command.unwrap_or(false),
         created_at: Millis::now(),
     })
@@ -230,11 +356,11 @@ fn digest(bytes: &[u8]) -> u64 {
     })
 }
 
-fn rejection_failure(
+fn failure(
     ctx: &Ctx,
     cluster: &str,
     reason: FailureReason,
-    instance: Option<berth_model::InstanceId>,
+    instance: Option<InstanceId>,
     detail: String,
 ) -> api::Failure {
     api::Failure {
@@ -244,6 +370,14 @@ fn rejection_failure(
     }
 }
 
+fn plan_failures(ctx: &Ctx, cluster: &str, rejections: &[InstanceRejection]) -> Vec<api::Failure> {
+    rejections
+        .iter()
+        .take(MAX_FAILURES)
+        .map(|r| failure(ctx, cluster, r.reason, Some(r.instance), r.detail.clone()))
+        .collect()
+}
+
 fn placed(outcome: Outcome) -> Result<(Vec<Arc<Task>>, Vec<Rejection>), EcsError> {
     match outcome {
         Outcome::Placed { tasks, rejected } => Ok((tasks, rejected)),
@@ -251,13 +385,15 @@ fn placed(outcome: Outcome) -> Result<(Vec<Arc<Task>>, Vec<Rejection>), EcsError
     }
 }
 
-pub async fn run(
-    app: &App,
-    ctx: &Ctx,
-    req: api::RunTaskRequest,
-) -> Result<api::RunTaskResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
-    let reference = required_str(&req.task_definition, "taskDefinition")?;
+/// Tasks for a plan's placements, on the instances as `state` has them.
+fn tasks_for(state: &State, template: &Template, placements: &[Placement]) -> Vec<Task> {
+    placements
+        .iter()
+        .filter_map(|p| state.instance(p.instance).map(|i| template.task(i, p)))
+        .collect()
+}
+
+fn check_run_request(req: &api::RunTaskRequest) -> Result<(), EcsError> {
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
         return Err(EcsError::invalid(format!(
@@ -274,19 +410,6 @@ pub async fn run(
             "capacityProviderStrategy is not supported: berth has no capacity providers",
         ));
     }
-    if req
-        .placement_constraints
-        .as_ref()
-        .is_some_and(|c| !c.is_empty())
-        || req
-            .placement_strategy
-            .as_ref()
-            .is_some_and(|s| !s.is_empty())
-    {
-        return Err(EcsError::invalid(
-            "placementConstraints and placementStrategy cannot be evaluated yet; omit them to place by resource fit",
-        ));
-    }
     if let Some(t) = &req.client_token {
         let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| (33..=126).contains(&b));
         if !ok {
@@ -295,21 +418,47 @@ pub async fn run(
             ));
         }
     }
+    Ok(())
+}
+
+fn run_common(req: &api::RunTaskRequest) -> Common<'_> {
+    Common {
+        overrides: req.overrides.as_ref(),
+        group: req.group.as_deref(),
+        started_by: req.started_by.as_deref(),
+        tags: req.tags.as_deref(),
+        enable_execute_command: req.enable_execute_command,
+        constraints: req.placement_constraints.as_deref(),
+        strategies: req.placement_strategy.as_deref(),
+    }
+}
+
+fn has_instances(state: &State, cluster: &str) -> Result<(), EcsError> {
+    if state
+        .instances_after(cluster, None)
+        .any(|i| i.status != InstanceStatus::Inactive)
+    {
+        Ok(())
+    } else {
+        Err(EcsError::invalid(
+            "No Container Instances were found in your cluster.",
+        ))
+    }
+}
+
+pub async fn run(
+    app: &App,
+    ctx: &Ctx,
+    req: api::RunTaskRequest,
+) -> Result<api::RunTaskResponse, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let reference = required_str(&req.task_definition, "taskDefinition")?;
+    check_run_request(&req)?;
+    let count = req.count.unwrap_or(1) as usize;
     let request_digest = digest(&serde_json::to_vec(&req).unwrap_or_default());
 
     let mut state = app.node.state();
-    let template = template(
-        &state,
-        &cluster,
-        reference,
-        Common {
-            overrides: req.overrides.as_ref(),
-            group: req.group.as_deref(),
-            started_by: req.started_by.as_deref(),
-            tags: req.tags.as_deref(),
-            enable_execute_command: req.enable_execute_command,
-        },
-    )?;
+    let template = template(&state, &cluster, reference, run_common(&req))?;
     if let Some(token) = &req.client_token
         && let Some(record) = state.client_token(&cluster, token)
     {
@@ -330,42 +479,20 @@ pub async fn run(
             failures: Some(Vec::new()),
         });
     }
-    if !state
-        .instances_after(&cluster, None)
-        .any(|i| i.status != InstanceStatus::Inactive)
-    {
-        return Err(EcsError::invalid(
-            "No Container Instances were found in your cluster.",
-        ));
-    }
+    has_instances(&state, &cluster)?;
 
-    let mut remaining = count as usize;
+    let mut remaining = count;
     let mut done: Vec<Arc<Task>> = Vec::new();
     let mut failures: Vec<api::Failure> = Vec::new();
     for attempt in 0..MAX_PLAN_ATTEMPTS {
         let plan = place(
             &state,
-            &PlacementRequest {
-                cluster: cluster.clone(),
-                reservation: template.reservation.clone(),
-                count: remaining,
-            },
+            &template.request(remaining, None, false),
             rand::random(),
         );
-        let tasks: Vec<Task> = plan
-            .assignments
-            .iter()
-            .filter_map(|id| state.instance(*id))
-            .map(|i| template.task(i))
-            .collect();
+        let tasks = tasks_for(&state, &template, &plan.placements);
         if tasks.len() < remaining {
-            failures = plan
-                .rejections
-                .iter()
-                .map(|r| {
-                    rejection_failure(ctx, &cluster, r.reason, Some(r.instance), r.detail.clone())
-                })
-                .collect();
+            failures = plan_failures(ctx, &cluster, &plan.rejections);
         }
         if tasks.is_empty() {
             break;
@@ -378,6 +505,7 @@ pub async fn run(
                 request_digest,
                 continuation: attempt > 0,
             }),
+            distinct_instance: template.distinct_instance(),
         };
         let (ok, rejected) = placed(app.write(command).await?)?;
         remaining -= ok.len().min(remaining);
@@ -388,7 +516,8 @@ pub async fn run(
         if attempt + 1 == MAX_PLAN_ATTEMPTS {
             failures = rejected
                 .into_iter()
-                .map(|r| rejection_failure(ctx, &cluster, r.reason, r.instance, r.detail))
+                .take(MAX_FAILURES)
+                .map(|r| failure(ctx, &cluster, r.reason, r.instance, r.detail))
                 .collect();
             break;
         }
@@ -421,6 +550,8 @@ pub async fn start(
         .map(|r| super::instances::instance_ref(r, &cluster))
         .collect::<Result<Vec<_>, _>>()?;
     let state = app.node.state();
+    // StartTask is a custom scheduler's call: it names the instances, so no constraints or
+    // strategies apply — but resources and ports are still checked, here and at commit.
     let template = template(
         &state,
         &cluster,
@@ -431,29 +562,40 @@ pub async fn start(
             started_by: req.started_by.as_deref(),
             tags: req.tags.as_deref(),
             enable_execute_command: req.enable_execute_command,
+            constraints: None,
+            strategies: None,
         },
     )?;
-    let mut failures = Vec::new();
-    let mut tasks = Vec::new();
-    for id in ids {
-        match state.instance(id).filter(|i| *i.cluster == *cluster) {
-            Some(i) => tasks.push(template.task(i)),
-            None => failures.push(render::missing(ctx.arn.container_instance(&cluster, id))),
-        }
-    }
+    let plan = place(
+        &state,
+        &template.request(ids.len(), Some(ids), false),
+        rand::random(),
+    );
+    let mut failures: Vec<api::Failure> = plan
+        .rejections
+        .iter()
+        .map(|r| match r.reason {
+            FailureReason::Missing => {
+                render::missing(ctx.arn.container_instance(&cluster, r.instance))
+            }
+            _ => failure(ctx, &cluster, r.reason, Some(r.instance), r.detail.clone()),
+        })
+        .collect();
+    let tasks = tasks_for(&state, &template, &plan.placements);
     let mut done = Vec::new();
     if !tasks.is_empty() {
         let command = Command::PlaceTasks {
             cluster: template.cluster.clone(),
             tasks,
             client_token: None,
+            distinct_instance: false,
         };
         let (ok, rejected) = placed(app.write(command).await?)?;
         done = ok;
         failures.extend(
             rejected
                 .into_iter()
-                .map(|r| rejection_failure(ctx, &cluster, r.reason, r.instance, r.detail)),
+                .map(|r| failure(ctx, &cluster, r.reason, r.instance, r.detail)),
         );
     }
     Ok(api::StartTaskResponse {
@@ -464,6 +606,62 @@ pub async fn start(
         ),
         failures: Some(failures),
     })
+}
+
+/// `POST /v1/placement/dry-run`: plans a RunTask-shaped request on the current state without
+/// committing it, and says for every instance whether it was chosen, passed over (and by which
+/// strategy) or rejected (and why).
+pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<Value, EcsError> {
+    let cluster = cluster_param(&req.cluster)?;
+    let reference = required_str(&req.task_definition, "taskDefinition")?;
+    check_run_request(&req)?;
+    let count = req.count.unwrap_or(1) as usize;
+    let state = app.node.state();
+    let template = template(&state, &cluster, reference, run_common(&req))?;
+    let plan = place(&state, &template.request(count, None, true), rand::random());
+    let arn = |i: InstanceId| ctx.arn.container_instance(&cluster, i);
+    let placements: Vec<Value> = plan
+        .placements
+        .iter()
+        .map(|p| {
+            json!({
+                "containerInstanceArn": arn(p.instance),
+                "dynamicTcpPorts": p.dynamic_tcp,
+                "dynamicUdpPorts": p.dynamic_udp,
+            })
+        })
+        .collect();
+    let instances: Vec<Value> = plan
+        .verdicts
+        .iter()
+        .map(|v| {
+            let (verdict, reason, detail) = match (&v.rejection, v.placed) {
+                (Some((reason, detail)), _) => {
+                    ("rejected", Some(reason.as_str()), Some(detail.clone()))
+                }
+                (None, 0) => ("passed-over", None, v.passed_over.clone()),
+                (None, _) => ("chosen", None, None),
+            };
+            json!({
+                "containerInstanceArn": arn(v.instance),
+                "verdict": verdict,
+                "tasks": v.placed,
+                "reason": reason,
+                "detail": detail,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "cluster": ctx.arn.cluster(&cluster),
+        "taskDefinitionArn": ctx.arn.task_definition(&template.definition.family, template.definition.revision),
+        "group": template.group,
+        "requested": count,
+        "placed": plan.placements.len(),
+        "index": state.index(),
+        "placements": placements,
+        "instances": instances,
+        "failures": plan_failures(ctx, &cluster, &plan.rejections),
+    }))
 }
 
 /// A task reference that must belong to `cluster` when its ARN names one.

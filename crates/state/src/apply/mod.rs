@@ -97,7 +97,14 @@ impl State {
                 cluster,
                 tasks,
                 client_token,
-            } => self.place_tasks(at, cluster, tasks, client_token.as_ref()),
+                distinct_instance,
+            } => self.place_tasks(
+                at,
+                cluster,
+                tasks,
+                client_token.as_ref(),
+                *distinct_instance,
+            ),
             Command::StopTask {
                 cluster,
                 id,

@@ -66,6 +66,7 @@ impl State {
         cluster: &Name,
         tasks: &[Task],
         token: Option<&ClientToken>,
+        distinct_instance: bool,
     ) -> CommandResult {
         self.active_cluster(cluster)?;
         let token_key = token.map(|t| (cluster.clone(), t.token.clone()));
@@ -93,7 +94,7 @@ impl State {
         let mut placed = Vec::with_capacity(tasks.len());
         let mut rejected = Vec::new();
         for task in tasks {
-            match self.check_placement(cluster, task) {
+            match self.check_placement(cluster, task, distinct_instance) {
                 Ok(()) => placed.push(self.put_task(at, None, task.clone())),
                 Err((reason, detail)) => rejected.push(Rejection {
                     task: task.id,
@@ -129,7 +130,12 @@ impl State {
     }
 
     /// The commit-time check of one planned task against the newest state.
-    fn check_placement(&self, cluster: &Name, task: &Task) -> Result<(), (FailureReason, String)> {
+    fn check_placement(
+        &self,
+        cluster: &Name,
+        task: &Task,
+        distinct_instance: bool,
+    ) -> Result<(), (FailureReason, String)> {
         if task.cluster != *cluster || self.tasks.contains_key(&task.id) {
             return Err((
                 FailureReason::Missing,
@@ -169,7 +175,17 @@ impl State {
             self.usage.get(&instance.id).map(|u| &**u),
             &task.reservation,
         )
-        .map_err(|m| (m.reason, m.detail))
+        .map_err(|m| (m.reason, m.detail))?;
+        if distinct_instance && self.live_in_group_on(cluster, &task.group, instance.id) > 0 {
+            return Err((
+                FailureReason::Attribute,
+                format!(
+                    "distinctInstance: container instance {} already runs a task of group {}",
+                    instance.id, task.group
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn stop_task(

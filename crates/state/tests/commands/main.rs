@@ -7,7 +7,10 @@ mod common;
 
 mod attributes;
 mod clusters;
+mod distinct;
+mod dynamic_ports;
 mod expire;
+mod indexes;
 mod instances;
 mod placement;
 mod snapshots;

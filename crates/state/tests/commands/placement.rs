@@ -50,6 +50,8 @@ fn a_committed_task_is_stored_indexed_and_holds_its_reservation() {
             memory: 512,
             tcp: [80, 443].into(),
             udp: [53].into(),
+            dynamic_tcp: Default::default(),
+            dynamic_udp: Default::default(),
             running: 0,
             pending: 1,
         })
@@ -238,6 +240,7 @@ fn fits_checks_in_ecs_order() {
         memory,
         tcp: tcp.to_vec(),
         udp: udp.to_vec(),
+        ..Default::default()
     };
     let used = Usage {
         cpu: 1000,
@@ -246,6 +249,7 @@ fn fits_checks_in_ecs_order() {
         udp: [53].into(),
         running: 1,
         pending: 0,
+        ..Default::default()
     };
     let reason = |i: &ContainerInstance, u: Option<&Usage>, r: &Reservation| {
         fits(i, u, r).map_err(|m| m.reason).err()

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use berth_model::entity::*;
 use berth_model::{InstanceId, TaskId};
-use berth_state::{Counts, EntityKey, Family, Persisted, State, TaskFilter, Usage, Version};
+use berth_state::{
+    Capacity, Counts, EntityKey, Family, Persisted, State, TaskFilter, Usage, Version,
+};
 
 /// The entities and bookkeeping of a snapshot.
 pub struct Primary {
@@ -58,6 +60,52 @@ impl Primary {
         ids.extend(self.tasks.iter().filter_map(|t| t.instance));
         ids.insert(InstanceId(u128::MAX));
         ids
+    }
+
+    /// Every task group any task mentions, in any cluster, and one nobody does.
+    fn groups(&self) -> BTreeSet<String> {
+        let mut groups: BTreeSet<String> = self.tasks.iter().map(|t| t.group.clone()).collect();
+        groups.insert("no-such-group".into());
+        groups
+    }
+
+    /// Every attribute name any instance carries, in any cluster, and one nobody does.
+    fn attribute_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self
+            .instances
+            .iter()
+            .flat_map(|i| i.attributes.keys().cloned())
+            .collect();
+        names.insert("no-such-attribute".into());
+        names
+    }
+
+    /// The live tasks placed on instance `id`.
+    fn live_on(&self, id: InstanceId) -> impl Iterator<Item = &Task> + '_ {
+        self.tasks
+            .iter()
+            .filter(move |t| t.instance == Some(id) && t.is_live())
+    }
+
+    /// Free CPU and memory of `i`: what it registered less what its live tasks reserve.
+    fn free(&self, i: &ContainerInstance) -> (i64, i64) {
+        let (cpu, memory) = self.live_on(i.id).fold((0, 0), |(c, m), t| {
+            (c + t.reservation.cpu, m + t.reservation.memory)
+        });
+        (i.resources.cpu - cpu, i.resources.memory - memory)
+    }
+
+    /// Thresholds to ask `by_free` with on `cluster`: extremes, a few round numbers, and
+    /// every free amount present with its neighbours.
+    fn thresholds(&self, cluster: &Name) -> BTreeSet<i64> {
+        let mut out = BTreeSet::from([i64::MIN, -1, 0, 1, 128, 1024, i64::MAX]);
+        for i in self.instances.iter().filter(|i| i.cluster == *cluster) {
+            let (cpu, memory) = self.free(i);
+            for f in [cpu, memory] {
+                out.extend([f - 1, f, f + 1]);
+            }
+        }
+        out
     }
 
     /// The filters ListTasks can be called with on `cluster`: every index, every desired
@@ -260,6 +308,14 @@ pub fn matches_entities(state: &State, p: &Primary) {
                 .iter()
                 .flat_map(|t| t.reservation.udp.clone())
                 .collect(),
+            dynamic_tcp: live
+                .iter()
+                .flat_map(|t| t.reservation.dynamic_tcp.clone())
+                .collect(),
+            dynamic_udp: live
+                .iter()
+                .flat_map(|t| t.reservation.dynamic_udp.clone())
+                .collect(),
             running,
             pending,
         };
@@ -273,6 +329,8 @@ pub fn matches_entities(state: &State, p: &Primary) {
         };
         not_over_committed(instance, &live);
     }
+
+    placement_indexes(state, p);
 
     // Task definitions and families.
     let keys: Vec<(Name, u32)> = p
@@ -341,8 +399,12 @@ pub fn matches_entities(state: &State, p: &Primary) {
     }
 }
 
-/// The live tasks on `instance` fit in what it registered, and no static port is held twice
-/// or overlaps a port the host reserves.
+/// The live tasks on `instance` fit in what it registered, and no host port, static or
+/// dynamic, is held twice (by two tasks, or twice by one) or overlaps a port the host reserves.
+///
+/// Placement alone keeps this true. An agent re-registering with less CPU or memory than its
+/// tasks hold is accepted and breaks it (see `commands::indexes`); tests that do that apply
+/// those commands without this check.
 fn not_over_committed(instance: &ContainerInstance, live: &[&Task]) {
     let id = instance.id;
     let cpu: i64 = live.iter().map(|t| t.reservation.cpu).sum();
@@ -357,33 +419,95 @@ fn not_over_committed(instance: &ContainerInstance, live: &[&Task]) {
         "instance {id}: {memory} MiB reserved of {}",
         instance.resources.memory
     );
-    for (proto, reserved, held) in [
-        (
-            "TCP",
-            &instance.resources.ports,
-            live.iter().map(|t| &t.reservation.tcp).collect::<Vec<_>>(),
-        ),
-        (
-            "UDP",
-            &instance.resources.udp_ports,
-            live.iter().map(|t| &t.reservation.udp).collect(),
-        ),
+    for (protocol, reserved) in [
+        (Protocol::Tcp, &instance.resources.ports),
+        (Protocol::Udp, &instance.resources.udp_ports),
     ] {
-        let mut holders: BTreeMap<u16, usize> = BTreeMap::new();
-        for ports in held {
-            for p in ports.iter().collect::<BTreeSet<_>>() {
-                *holders.entry(*p).or_default() += 1;
+        let mut holders: BTreeMap<u16, Vec<TaskId>> = BTreeMap::new();
+        for t in live {
+            for p in t.reservation.ports(protocol) {
+                holders.entry(p).or_default().push(t.id);
             }
         }
-        for (port, n) in holders {
+        for (port, by) in holders {
             assert!(
-                n <= 1,
-                "instance {id}: {proto} port {port} held by {n} tasks"
+                by.len() <= 1,
+                "instance {id}: {protocol} port {port} held {} times, by {by:?}",
+                by.len()
             );
             assert!(
                 !reserved.contains(&port),
-                "instance {id}: reserved {proto} port {port} held by a task"
+                "instance {id}: reserved {protocol} port {port} held by task {}",
+                by[0]
             );
+        }
+    }
+}
+
+/// The placement engine's indexes against brute force: live tasks per group and instance,
+/// registered instances by free CPU and memory, and instances by attribute value.
+fn placement_indexes(state: &State, p: &Primary) {
+    let groups = p.groups();
+    let names = p.attribute_names();
+    for c in p.cluster_names() {
+        for g in &groups {
+            let mut expected: BTreeMap<InstanceId, u32> = BTreeMap::new();
+            for t in p.tasks.iter().filter(|t| t.cluster == c && t.group == *g) {
+                if let Some(i) = t.instance.filter(|_| t.is_live()) {
+                    *expected.entry(i).or_default() += 1;
+                }
+            }
+            let listed: Vec<(InstanceId, u32)> = state.live_in_group(&c, g).collect();
+            let want: Vec<(InstanceId, u32)> = expected.iter().map(|(i, n)| (*i, *n)).collect();
+            assert_eq!(listed, want, "live tasks of group {g} in cluster {c}");
+            for id in p.instance_ids() {
+                assert_eq!(
+                    state.live_in_group_on(&c, g, id),
+                    expected.get(&id).copied().unwrap_or(0),
+                    "live tasks of group {g} in cluster {c} on instance {id}"
+                );
+            }
+        }
+
+        let registered: Vec<&ContainerInstance> = p
+            .instances
+            .iter()
+            .filter(|i| i.cluster == c && i.status != InstanceStatus::Inactive)
+            .collect();
+        for (capacity, pick) in [
+            (
+                Capacity::Cpu,
+                (|f: (i64, i64)| f.0) as fn((i64, i64)) -> i64,
+            ),
+            (Capacity::Memory, |f: (i64, i64)| f.1),
+        ] {
+            let mut all: Vec<(i64, InstanceId)> =
+                registered.iter().map(|i| (pick(p.free(i)), i.id)).collect();
+            all.sort();
+            for at_least in p.thresholds(&c) {
+                let expected: Vec<(i64, InstanceId)> = all
+                    .iter()
+                    .copied()
+                    .filter(|(f, _)| *f >= at_least)
+                    .collect();
+                let listed: Vec<(i64, InstanceId)> =
+                    state.by_free(&c, capacity, at_least).collect();
+                assert_eq!(
+                    listed, expected,
+                    "instances of {c} with at least {at_least} free {capacity:?}"
+                );
+            }
+        }
+
+        for name in &names {
+            let mut expected: Vec<(Option<&str>, InstanceId)> = registered
+                .iter()
+                .filter_map(|i| i.attributes.get(name).map(|v| (v.as_deref(), i.id)))
+                .collect();
+            expected.sort();
+            let listed: Vec<(Option<&str>, InstanceId)> =
+                state.attribute_holders(&c, name).collect();
+            assert_eq!(listed, expected, "holders of attribute {name} in {c}");
         }
     }
 }
@@ -526,6 +650,18 @@ fn answers(state: &State, p: &Primary) -> Vec<String> {
         for f in p.filters(&c) {
             let ids: Vec<TaskId> = state.tasks_after(&c, &f, None).map(|t| t.id).collect();
             out.push(format!("{c} {f:?}: {ids:?}"));
+        }
+        for g in p.groups() {
+            let live: Vec<_> = state.live_in_group(&c, &g).collect();
+            out.push(format!("{c} group {g}: {live:?}"));
+        }
+        for capacity in [Capacity::Cpu, Capacity::Memory] {
+            let free: Vec<_> = state.by_free(&c, capacity, i64::MIN).collect();
+            out.push(format!("{c} free {capacity:?}: {free:?}"));
+        }
+        for name in p.attribute_names() {
+            let holders: Vec<_> = state.attribute_holders(&c, &name).collect();
+            out.push(format!("{c} attribute {name}: {holders:?}"));
         }
     }
     for id in p.instance_ids() {

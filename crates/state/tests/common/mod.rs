@@ -72,6 +72,21 @@ impl World {
         result
     }
 
+    /// Applies `command` as the next log entry without checking the invariants: for the few
+    /// states a command can reach that break one on purpose (an instance re-registered
+    /// smaller than its tasks).
+    pub fn apply_unchecked(&mut self, command: Command) -> CommandResult {
+        self.index += 1;
+        self.now = Millis(self.now.0 + 1000);
+        self.state.apply(
+            self.index,
+            &Stamped {
+                at: self.now,
+                command,
+            },
+        )
+    }
+
     /// Applies a command that must succeed.
     pub fn ok(&mut self, command: Command) -> Outcome {
         let shown = format!("{command:?}");
@@ -449,7 +464,11 @@ pub fn task(cluster: &str, id: u128, instance: u128) -> TaskBuilder {
             memory: 128,
             tcp: Vec::new(),
             udp: Vec::new(),
+            dynamic_tcp: Vec::new(),
+            dynamic_udp: Vec::new(),
         },
+        // Filled by `build` from the reservation.
+        ports: Vec::new(),
         availability_zone: None,
         health_status: HealthStatus::Unknown,
         created_at: EPOCH,
@@ -488,6 +507,17 @@ impl TaskBuilder {
         self
     }
 
+    /// TCP host ports the scheduler chose for mappings with no host port (sorted by caller).
+    pub fn dynamic_tcp(mut self, ports: &[u16]) -> Self {
+        self.0.reservation.dynamic_tcp = ports.to_vec();
+        self
+    }
+
+    pub fn dynamic_udp(mut self, ports: &[u16]) -> Self {
+        self.0.reservation.dynamic_udp = ports.to_vec();
+        self
+    }
+
     pub fn family(mut self, family: &str, revision: u32) -> Self {
         self.0.family = family.into();
         self.0.revision = revision;
@@ -510,7 +540,31 @@ impl TaskBuilder {
         self
     }
 
-    pub fn build(self) -> Task {
+    /// The task, its resolved port bindings filled in from its reservation as a placement
+    /// leaves them: `app` binds each static host port to the same container port and each
+    /// dynamic one to container port 8000, 8001, ...
+    pub fn build(mut self) -> Task {
+        let r = &self.0.reservation;
+        let mut ports = Vec::new();
+        for (protocol, fixed, dynamic) in [
+            (Protocol::Tcp, &r.tcp, &r.dynamic_tcp),
+            (Protocol::Udp, &r.udp, &r.dynamic_udp),
+        ] {
+            let claim = |container_port, host_port| PortClaim {
+                container: "app".into(),
+                container_port,
+                host_port,
+                protocol,
+            };
+            ports.extend(fixed.iter().map(|p| claim(*p, *p)));
+            ports.extend(
+                dynamic
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| claim(8000 + k as u16, *p)),
+            );
+        }
+        self.0.ports = ports;
         self.0
     }
 }
@@ -520,6 +574,17 @@ pub fn place(cluster: &str, tasks: Vec<TaskBuilder>) -> Command {
         cluster: cluster.into(),
         tasks: tasks.into_iter().map(TaskBuilder::build).collect(),
         client_token: None,
+        distinct_instance: false,
+    }
+}
+
+/// A plan whose tasks carry a `distinctInstance` constraint.
+pub fn place_distinct(cluster: &str, tasks: Vec<TaskBuilder>) -> Command {
+    Command::PlaceTasks {
+        cluster: cluster.into(),
+        tasks: tasks.into_iter().map(TaskBuilder::build).collect(),
+        client_token: None,
+        distinct_instance: true,
     }
 }
 
@@ -538,6 +603,7 @@ pub fn place_with_token(
             request_digest,
             continuation,
         }),
+        distinct_instance: false,
     }
 }
 

@@ -1,0 +1,189 @@
+//! What a scheduler asks the engine: the tasks' needs, constraints and strategies, parsed from
+//! the ECS shapes (`placementConstraints`, `placementStrategy`) with errors a person can act on.
+
+use berth_model::InstanceId;
+use berth_model::entity::Reservation;
+
+use crate::query::{self, Expr};
+
+/// Constraints are binding: an instance that breaks one is not a candidate.
+#[derive(Debug, Clone)]
+pub enum Constraint {
+    /// No two tasks of the group on one instance.
+    DistinctInstance,
+    /// Only instances the cluster-query-language expression holds for.
+    MemberOf(Expr),
+}
+
+/// What `spread` balances over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpreadField {
+    /// `instanceId` (or its synonym `host`).
+    Instance,
+    /// `attribute:<name>`: the attribute's value, absent being a value of its own.
+    Attribute(String),
+}
+
+/// What `binpack` packs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinpackField {
+    Cpu,
+    Memory,
+}
+
+/// Strategies are best effort, applied in order: each keeps the best candidates of the ones
+/// the previous strategy kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    Random,
+    Spread(SpreadField),
+    Binpack(BinpackField),
+}
+
+/// One placement request: `count` tasks of `group`, each reserving `reservation` plus
+/// `dynamic_tcp`/`dynamic_udp` host ports chosen by the engine.
+#[derive(Debug, Clone)]
+pub struct PlacementRequest {
+    pub cluster: String,
+    /// The task group: spread and distinctInstance count the group's tasks.
+    pub group: String,
+    pub reservation: Reservation,
+    pub dynamic_tcp: usize,
+    pub dynamic_udp: usize,
+    pub count: usize,
+    pub constraints: Vec<Constraint>,
+    pub strategies: Vec<Strategy>,
+    /// StartTask: exactly these instances, one task each, no strategies.
+    pub instances: Option<Vec<InstanceId>>,
+    /// Record a verdict for every instance (dry-run and explain). Also disables the binpack
+    /// fast path, which does not look at every instance.
+    pub explain: bool,
+}
+
+impl PlacementRequest {
+    /// A request for `count` tasks with no constraints, placed at random (RunTask's default).
+    pub fn new(cluster: &str, group: &str, reservation: Reservation, count: usize) -> Self {
+        Self {
+            cluster: cluster.to_owned(),
+            group: group.to_owned(),
+            reservation,
+            dynamic_tcp: 0,
+            dynamic_udp: 0,
+            count,
+            constraints: Vec::new(),
+            strategies: Vec::new(),
+            instances: None,
+            explain: false,
+        }
+    }
+}
+
+/// Parses an ECS placement constraint (`type`, `expression`).
+pub fn parse_constraint(kind: &str, expression: Option<&str>) -> Result<Constraint, String> {
+    match kind {
+        "distinctInstance" => match expression {
+            None | Some("") => Ok(Constraint::DistinctInstance),
+            Some(_) => Err("A distinctInstance constraint takes no expression".into()),
+        },
+        "memberOf" => {
+            let text = expression
+                .filter(|e| !e.trim().is_empty())
+                .ok_or("A memberOf constraint needs an expression in the cluster query language")?;
+            query::parse(text)
+                .map(Constraint::MemberOf)
+                .map_err(|e| format!("memberOf expression '{text}': {e}"))
+        }
+        other => Err(format!(
+            "'{other}' is not a placement constraint type; expected distinctInstance or memberOf"
+        )),
+    }
+}
+
+/// Parses an ECS placement strategy (`type`, `field`).
+pub fn parse_strategy(kind: &str, field: Option<&str>) -> Result<Strategy, String> {
+    match kind {
+        "random" => Ok(Strategy::Random),
+        "spread" => {
+            let field = field
+                .ok_or("A spread strategy needs a field: instanceId, host or attribute:<name>")?;
+            if field.eq_ignore_ascii_case("instanceId") || field.eq_ignore_ascii_case("host") {
+                return Ok(Strategy::Spread(SpreadField::Instance));
+            }
+            match field
+                .get(..10)
+                .filter(|p| p.eq_ignore_ascii_case("attribute:"))
+            {
+                Some(_) if field.len() > 10 => Ok(Strategy::Spread(SpreadField::Attribute(
+                    field[10..].to_owned(),
+                ))),
+                _ => Err(format!(
+                    "'{field}' is not a spread field; expected instanceId, host or attribute:<name>"
+                )),
+            }
+        }
+        "binpack" => match field.map(str::to_ascii_lowercase).as_deref() {
+            Some("cpu") => Ok(Strategy::Binpack(BinpackField::Cpu)),
+            Some("memory") => Ok(Strategy::Binpack(BinpackField::Memory)),
+            _ => Err(format!(
+                "'{}' is not a binpack field; expected cpu or memory",
+                field.unwrap_or_default()
+            )),
+        },
+        other => Err(format!(
+            "'{other}' is not a placement strategy type; expected random, spread or binpack"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_and_constraints_parse_as_ecs_spells_them() {
+        assert_eq!(parse_strategy("random", None), Ok(Strategy::Random));
+        assert_eq!(
+            parse_strategy("spread", Some("attribute:ecs.availability-zone")),
+            Ok(Strategy::Spread(SpreadField::Attribute(
+                "ecs.availability-zone".into()
+            )))
+        );
+        assert_eq!(
+            parse_strategy("spread", Some("host")),
+            Ok(Strategy::Spread(SpreadField::Instance))
+        );
+        assert_eq!(
+            parse_strategy("spread", Some("instanceId")),
+            Ok(Strategy::Spread(SpreadField::Instance))
+        );
+        assert_eq!(
+            parse_strategy("binpack", Some("memory")),
+            Ok(Strategy::Binpack(BinpackField::Memory))
+        );
+        assert!(
+            parse_strategy("binpack", Some("disk"))
+                .unwrap_err()
+                .contains("cpu or memory")
+        );
+        assert!(parse_strategy("spread", None).is_err());
+        assert!(parse_strategy("spread", Some("attribute:")).is_err());
+        assert!(
+            parse_strategy("pack", None)
+                .unwrap_err()
+                .contains("random, spread or binpack")
+        );
+        assert!(matches!(
+            parse_constraint("distinctInstance", None),
+            Ok(Constraint::DistinctInstance)
+        ));
+        assert!(parse_constraint("distinctInstance", Some("x == y")).is_err());
+        assert!(matches!(
+            parse_constraint("memberOf", Some("attribute:ecs.instance-type =~ t2.*")),
+            Ok(Constraint::MemberOf(_))
+        ));
+        let e = parse_constraint("memberOf", Some("attribute:x = 1")).unwrap_err();
+        assert!(e.contains("column"), "{e}");
+        assert!(parse_constraint("memberOf", None).is_err());
+        assert!(parse_constraint("sameAs", None).is_err());
+    }
+}
