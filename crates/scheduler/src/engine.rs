@@ -583,7 +583,19 @@ impl<'a> Planner<'a> {
         let mut plan = Plan::default();
         let explain = self.req.explain;
         let fast = !explain && matches!(self.req.strategies.first(), Some(Strategy::Binpack(_)));
+        // With no strategy, or random first, the pick is the first feasible instance of a
+        // seeded shuffle — uniform over the feasible ones. Drawing the shuffle lazily finds it
+        // after a few checks instead of checking every instance; the full scan below (for
+        // explanations and failures) makes the same draws, so it picks the same instance.
+        let random_first = matches!(self.req.strategies.first(), None | Some(Strategy::Random));
         for k in 0..self.req.count {
+            if random_first
+                && !explain
+                && let Some(i) = self.shuffled_first(&instances, |p, i| p.check(i, true).is_ok())
+            {
+                plan.placements.push(self.commit(i));
+                continue;
+            }
             let mut candidates = Vec::new();
             let mut from = 0;
             if let (true, Some(Strategy::Binpack(field))) = (fast, self.req.strategies.first()) {
@@ -626,13 +638,29 @@ impl<'a> Planner<'a> {
                 break;
             }
             let mut notes = (explain && k == 0).then(HashMap::new);
-            let mut survivors = self.narrow(candidates, from, &mut notes);
-            let pick = if survivors.len() > 1 {
-                self.rng.random_range(0..survivors.len())
+            let chosen = if random_first {
+                let feasible: std::collections::HashSet<InstanceId> =
+                    candidates.iter().map(|c| c.instance.id).collect();
+                let chosen = self
+                    .shuffled_first(&instances, |_, i| feasible.contains(&i.id))
+                    .expect("a feasible instance exists");
+                if let (Some(notes), Some(Strategy::Random)) =
+                    (notes.as_mut(), self.req.strategies.first())
+                {
+                    for id in feasible.iter().filter(|id| **id != chosen.id) {
+                        notes.insert(*id, "random: another instance was picked".into());
+                    }
+                }
+                chosen
             } else {
-                0
+                let mut survivors = self.narrow(candidates, from, &mut notes);
+                let pick = if survivors.len() > 1 {
+                    self.rng.random_range(0..survivors.len())
+                } else {
+                    0
+                };
+                survivors.swap_remove(pick).instance
             };
-            let chosen = survivors.swap_remove(pick).instance;
             if let Some(notes) = notes {
                 for v in &mut plan.verdicts {
                     if v.rejection.is_none() && v.instance != chosen.id {
@@ -653,6 +681,26 @@ impl<'a> Planner<'a> {
                 .count();
         }
         plan
+    }
+
+    /// The first instance, in a seeded random order drawn one step at a time, for which `ok`
+    /// holds.
+    fn shuffled_first(
+        &mut self,
+        instances: &[&'a ContainerInstance],
+        ok: impl Fn(&Self, &'a ContainerInstance) -> bool,
+    ) -> Option<&'a ContainerInstance> {
+        let n = instances.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        for k in 0..n {
+            let j = self.rng.random_range(k..n);
+            order.swap(k, j);
+            let i = instances[order[k]];
+            if ok(self, i) {
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// StartTask: one task on each listed instance, checked but not ranked.
