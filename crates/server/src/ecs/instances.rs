@@ -374,23 +374,43 @@ fn render_changes(ctx: &Ctx, cluster: &str, changes: &[AttributeChange]) -> Vec<
         .collect()
 }
 
+/// PutAttributes (`put`) or DeleteAttributes: validates, commits, renders what was applied.
+async fn change_attributes(
+    app: &App,
+    ctx: &Ctx,
+    cluster: &Option<String>,
+    given: &Option<Vec<api::Attribute>>,
+    put: bool,
+) -> Result<Vec<api::Attribute>, EcsError> {
+    let cluster = cluster_param(cluster)?;
+    let attributes = attribute_changes(required(given, "attributes")?, &cluster, put)?;
+    let name = cluster.as_str().into();
+    let command = if put {
+        Command::PutAttributes {
+            cluster: name,
+            attributes,
+        }
+    } else {
+        Command::DeleteAttributes {
+            cluster: name,
+            attributes,
+        }
+    };
+    match app.write(command).await? {
+        Outcome::Attributes(changes) => Ok(render_changes(ctx, &cluster, &changes)),
+        other => Err(unexpected(other)),
+    }
+}
+
 pub async fn put_attributes(
     app: &App,
     ctx: &Ctx,
     req: api::PutAttributesRequest,
 ) -> Result<api::PutAttributesResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
-    let changes = attribute_changes(required(&req.attributes, "attributes")?, &cluster, true)?;
-    let command = Command::PutAttributes {
-        cluster: cluster.as_str().into(),
-        attributes: changes,
-    };
-    match app.write(command).await? {
-        Outcome::Attributes(changes) => Ok(api::PutAttributesResponse {
-            attributes: Some(render_changes(ctx, &cluster, &changes)),
-        }),
-        other => Err(unexpected(other)),
-    }
+    let attributes = change_attributes(app, ctx, &req.cluster, &req.attributes, true).await?;
+    Ok(api::PutAttributesResponse {
+        attributes: Some(attributes),
+    })
 }
 
 pub async fn delete_attributes(
@@ -398,18 +418,10 @@ pub async fn delete_attributes(
     ctx: &Ctx,
     req: api::DeleteAttributesRequest,
 ) -> Result<api::DeleteAttributesResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
-    let changes = attribute_changes(required(&req.attributes, "attributes")?, &cluster, false)?;
-    let command = Command::DeleteAttributes {
-        cluster: cluster.as_str().into(),
-        attributes: changes,
-    };
-    match app.write(command).await? {
-        Outcome::Attributes(changes) => Ok(api::DeleteAttributesResponse {
-            attributes: Some(render_changes(ctx, &cluster, &changes)),
-        }),
-        other => Err(unexpected(other)),
-    }
+    let attributes = change_attributes(app, ctx, &req.cluster, &req.attributes, false).await?;
+    Ok(api::DeleteAttributesResponse {
+        attributes: Some(attributes),
+    })
 }
 
 pub async fn list_attributes(

@@ -233,21 +233,7 @@ impl State {
         cluster: &Name,
         changes: &[AttributeChange],
     ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let mut updated: BTreeMap<InstanceId, ContainerInstance> = BTreeMap::new();
-        for c in changes {
-            let instance = match updated.get_mut(&c.instance) {
-                Some(i) => i,
-                None => {
-                    let i = self.instance_in(cluster, c.instance).ok_or_else(|| {
-                        Error::TargetNotFound(format!(
-                            "Could not find container instance {} in cluster {cluster}",
-                            c.instance
-                        ))
-                    })?;
-                    updated.entry(c.instance).or_insert_with(|| (**i).clone())
-                }
-            };
+        self.edit_attributes(at, cluster, changes, |instance, c| {
             instance.attributes.insert(c.name.clone(), c.value.clone());
             if custom_count(&instance.attributes) > MAX_CUSTOM_ATTRIBUTES {
                 return Err(Error::AttributeLimitExceeded(format!(
@@ -255,12 +241,8 @@ impl State {
                     c.instance
                 )));
             }
-        }
-        for (id, new) in updated {
-            let old = self.instances.get(&id).cloned();
-            self.put_instance(at, old.as_ref(), new);
-        }
-        Ok(Outcome::Attributes(changes.to_vec()))
+            Ok(())
+        })
     }
 
     pub(super) fn delete_attributes(
@@ -268,6 +250,21 @@ impl State {
         at: Millis,
         cluster: &Name,
         changes: &[AttributeChange],
+    ) -> CommandResult {
+        self.edit_attributes(at, cluster, changes, |instance, c| {
+            instance.attributes.remove(&c.name);
+            Ok(())
+        })
+    }
+
+    /// Applies `edit` for each change to a working copy of its instance, all or nothing: every
+    /// target must exist and every edit succeed before any instance is stored.
+    fn edit_attributes(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        changes: &[AttributeChange],
+        edit: impl Fn(&mut ContainerInstance, &AttributeChange) -> Result<(), Error>,
     ) -> CommandResult {
         self.active_cluster(cluster)?;
         let mut updated: BTreeMap<InstanceId, ContainerInstance> = BTreeMap::new();
@@ -284,7 +281,7 @@ impl State {
                     updated.entry(c.instance).or_insert_with(|| (**i).clone())
                 }
             };
-            instance.attributes.remove(&c.name);
+            edit(instance, c)?;
         }
         for (id, new) in updated {
             let old = self.instances.get(&id).cloned();
