@@ -252,6 +252,9 @@ Try it with the AWS CLI (any credentials will do):
   aws ecs register-task-definition --endpoint-url http://{addr} \\
       --family hello --container-definitions '[{{\"name\":\"hello\",\"image\":\"busybox\",\"memory\":64,\"command\":[\"echo\",\"hi\"]}}]'
 
+No agent runs in dev mode yet: tasks are placed on registered container instances and stay
+PENDING until an agent reports on them (SubmitTaskStateChange).
+
 Press Ctrl-C to stop.",
         data_dir.display()
     );
