@@ -102,6 +102,12 @@ struct Tuning {
 }
 
 fn main() -> Result<()> {
+    // The process runtime's shim is this binary too; it must not start a tokio runtime or
+    // logging of its own, so it is dispatched before anything else.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "process-shim") {
+        std::process::exit(berth_agent::runtime::process::shim_main(args.collect()));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,0 +1,16 @@
+//! berth's host agent.
+//!
+//! ```text
+//!  berth server ◄── RegisterContainerInstance, Submit*StateChange (ECS JSON) ──┐
+//!       │                                                                     │
+//!       └── GET /v1/agent/poll (long-poll: assignments; doubles as heartbeat) ─► reconcile loop
+//!                                                                             │
+//!                                         one supervisor per task ◄───────────┘
+//!                                                   │
+//!                                   Runtime: Docker │ host process │ hollow
+//! ```
+//! The agent keeps no state of its own that matters: what should run comes from the server,
+//! what does run is read back from the runtime (containers and processes carry labels naming
+//! their task and container), so a restarted agent re-attaches instead of starting over.
+
+pub mod runtime;
