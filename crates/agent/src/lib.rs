@@ -14,3 +14,9 @@
 //! their task and container), so a restarted agent re-attaches instead of starting over.
 
 pub mod runtime;
+pub mod agent;
+pub mod client;
+pub mod spec;
+mod task;
+
+pub use agent::{Agent, AgentConfig, AgentError};

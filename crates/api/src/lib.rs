@@ -7,6 +7,7 @@
 //! small protocol facts of AWS JSON 1.1 ([`protocol`]). It has no async runtime and no domain
 //! logic; turning these shapes into berth's domain happens in `berth-model`.
 
+pub mod agent;
 pub mod error;
 pub mod protocol;
 #[allow(missing_docs)]

@@ -1,4 +1,4 @@
-//! The `berth` binary: `berth server`, `berth dev`.
+//! The `berth` binary: `berth server`, `berth agent`, `berth dev`.
 //!
 //! A thin shell over the library crates: parse flags, open the Raft node, serve HTTP, stop on
 //! Ctrl-C or SIGTERM. Errors are printed with their whole chain and map to exit code 1.
@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_model::Command;
+use berth_agent::runtime::RuntimeKind;
+use berth_agent::{Agent, AgentConfig};
 use berth_raft::{Node, NodeOptions};
+use berth_server::agents::Monitor;
 use berth_server::{App, Housekeeping, ServerConfig, router};
 use clap::{Args, Parser, Subcommand};
 
@@ -18,7 +21,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "berth",
     version,
-    about = "A self-hosted cluster manager with the Amazon ECS API"
+    about = "A self-hosted cluster manager with the Amazon ECS API",
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,8 +33,68 @@ struct Cli {
 enum Cmd {
     /// Run a control-plane server.
     Server(ServerArgs),
-    /// Run everything a newcomer needs in one process: a single-node server with local state.
+    /// Run the host agent: register this host and run the tasks placed on it.
+    Agent(AgentArgs),
+    /// Run everything a newcomer needs in one process: a single-node server with local state
+    /// and an agent on this host.
     Dev(DevArgs),
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// The server's endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8642", env = "BERTH_SERVER")]
+    server: String,
+    /// The cluster to join.
+    #[arg(long, default_value = "default", env = "BERTH_CLUSTER")]
+    cluster: String,
+    /// A custom attribute to register, as NAME=VALUE (or NAME); repeat for more.
+    #[arg(long = "attribute", value_parser = parse_attribute)]
+    attributes: Vec<(String, String)>,
+    /// Directory for the agent's identity and process sandboxes.
+    #[arg(long, default_value = "./berth-agent", env = "BERTH_AGENT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// docker, process or hollow. Default: docker when the engine is reachable, else process.
+    /// hollow runs nothing and runs every task (for scale tests).
+    #[arg(long, value_parser = parse_runtime)]
+    runtime: Option<RuntimeKind>,
+    /// Where the agent serves container logs to the server.
+    #[arg(long, default_value = "0.0.0.0:51678")]
+    listen: SocketAddr,
+    /// The address the server reaches the agent at (default: the listen address, or this
+    /// host's address towards the server when listening on all interfaces).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Reported as the ecs.availability-zone attribute.
+    #[arg(long)]
+    availability_zone: Option<String>,
+    /// CPU units to offer (default: cores × 1024).
+    #[arg(long)]
+    cpu: Option<i64>,
+    /// Memory in MiB to offer (default: the host's, minus --reserved-memory).
+    #[arg(long)]
+    memory: Option<i64>,
+    /// MiB of the host's memory kept for everything that is not a task.
+    #[arg(long, default_value_t = 0)]
+    reserved_memory: i64,
+    /// Seconds one poll for assignments waits; also the heartbeat period.
+    #[arg(long, default_value_t = 10)]
+    poll_wait: u64,
+    /// Seconds a finished task's containers are kept (for their logs) before removal.
+    #[arg(long, default_value_t = 600)]
+    cleanup_wait: u64,
+}
+
+fn parse_attribute(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').unwrap_or((s, ""));
+    if k.is_empty() {
+        return Err(format!("'{s}' has no attribute name"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn parse_runtime(s: &str) -> Result<RuntimeKind, String> {
+    RuntimeKind::parse(s).ok_or_else(|| format!("'{s}' is not docker, process or hollow"))
 }
 
 #[derive(Args)]
@@ -99,6 +163,12 @@ struct Tuning {
     /// Build a Raft snapshot after this many log entries.
     #[arg(long, default_value_t = 20_000)]
     snapshot_every: u64,
+    /// Seconds without a heartbeat before an agent is marked disconnected (no placements).
+    #[arg(long, default_value_t = 30)]
+    agent_heartbeat_timeout: u64,
+    /// Seconds a disconnected agent has to come back before its tasks are marked STOPPED.
+    #[arg(long, default_value_t = 60)]
+    agent_lost_after: u64,
 }
 
 fn main() -> Result<()> {
@@ -138,6 +208,7 @@ fn main() -> Result<()> {
                 )
                 .await
             }
+            Cmd::Agent(a) => run_agent(a).await,
             Cmd::Dev(a) => {
                 let membership = Membership {
                     node_id: 1,
@@ -192,10 +263,13 @@ async fn serve(
     let config = ServerConfig {
         account_id,
         stopped_task_retention: Duration::from_secs(tuning.stopped_task_retention),
+        heartbeat_timeout: Duration::from_secs(tuning.agent_heartbeat_timeout),
+        agent_lost_after: Duration::from_secs(tuning.agent_lost_after),
         ..ServerConfig::default()
     };
     let app = App::new(node.clone(), config);
     Housekeeping::spawn(app.clone());
+    Monitor::spawn(app.clone());
     // Listen for signals before announcing readiness, so a stop right after the ready line is
     // still a graceful one.
     let shutdown = shutdown_signal()?;
@@ -208,9 +282,17 @@ async fn serve(
     node.ready(Duration::from_secs(60))
         .await
         .context("waiting for a Raft leader")?;
+    // Dev mode's agent: kept alive until the server stops.
+    let mut _agent = None;
     if dev {
         dev_setup(&node).await?;
-        print_welcome(addr, &data_dir);
+        let mut config = AgentConfig::new(format!("http://{addr}"), data_dir.join("agent"));
+        config.reserved_ports.clear();
+        let agent = Agent::start(config)
+            .await
+            .context("starting the dev agent")?;
+        print_welcome(addr, &data_dir, &agent);
+        _agent = Some(agent);
     } else {
         // One machine-readable line on stdout, so scripts (and tests) using `--listen :0`
         // learn the port.
@@ -222,6 +304,50 @@ async fn serve(
         .context("serving HTTP")?;
     node.shutdown().await;
     Ok(())
+}
+
+async fn run_agent(a: AgentArgs) -> Result<()> {
+    let mut config = AgentConfig::new(a.server, a.data_dir);
+    config.cluster = a.cluster;
+    config.attributes = a.attributes;
+    config.runtime = a.runtime;
+    config.listen = a.listen;
+    config.advertise = a.advertise;
+    config.availability_zone = a.availability_zone;
+    config.cpu = a.cpu;
+    config.memory_mib = a.memory;
+    config.reserved_memory_mib = a.reserved_memory;
+    config.poll_wait = Duration::from_secs(a.poll_wait.max(1));
+    config.cleanup_wait = Duration::from_secs(a.cleanup_wait);
+    if config.advertise.is_none() && config.listen.ip().is_unspecified() {
+        config.advertise = towards(&config.server).map(|ip| format!("{ip}:{}", config.listen.port()));
+    }
+    let shutdown = shutdown_signal()?;
+    let agent = Agent::start(config).await.context("starting the agent")?;
+    match &agent.docker {
+        Ok(version) => println!("berth agent registered as {} ({version})", agent.instance_arn),
+        Err(why) => println!(
+            "berth agent registered as {} (Docker is unavailable: {why}; tasks run as {} tasks)",
+            agent.instance_arn,
+            agent.default_runtime.as_str()
+        ),
+    }
+    tokio::select! {
+        result = agent.wait() => result.context("the agent stopped")?,
+        () = shutdown => {}
+    }
+    Ok(())
+}
+
+/// This host's address on the route towards `server` (a URL), for an agent listening on all
+/// interfaces to advertise.
+fn towards(server: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let hostport = server.split("://").nth(1).unwrap_or(server).split('/').next()?;
+    let target = hostport.to_socket_addrs().ok()?.next()?;
+    let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip())
 }
 
 /// Dev mode starts with the `default` cluster so the first command a newcomer types works.
@@ -244,12 +370,20 @@ async fn dev_setup(node: &Arc<Node>) -> Result<()> {
     Ok(())
 }
 
-fn print_welcome(addr: SocketAddr, data_dir: &std::path::Path) {
+fn print_welcome(addr: SocketAddr, data_dir: &std::path::Path, agent: &Agent) {
+    let runtime = match &agent.docker {
+        Ok(version) => format!("{version}: tasks run as Docker containers"),
+        Err(why) => format!(
+            "Docker is unavailable ({why}).\n               Tasks run as host processes (the process runtime)"
+        ),
+    };
     println!(
         "berth dev is running.
 
   ECS endpoint:  http://{addr}
   state:         {}  (delete it to start afresh)
+  agent:         {}
+  runtime:       {runtime}
 
 Try it with the AWS CLI (any credentials will do):
 
@@ -258,11 +392,12 @@ Try it with the AWS CLI (any credentials will do):
   aws ecs register-task-definition --endpoint-url http://{addr} \\
       --family hello --container-definitions '[{{\"name\":\"hello\",\"image\":\"busybox\",\"memory\":64,\"command\":[\"echo\",\"hi\"]}}]'
 
-No agent runs in dev mode yet: tasks are placed on registered container instances and stay
-PENDING until an agent reports on them (SubmitTaskStateChange).
+  aws ecs run-task --endpoint-url http://{addr} --task-definition hello
+  curl 'http://{addr}/v1/tasks/TASK_ID/logs'
 
-Press Ctrl-C to stop.",
-        data_dir.display()
+Press Ctrl-C to stop (the agent's containers keep running; the next start re-attaches).",
+        data_dir.display(),
+        agent.instance_arn,
     );
 }
 

@@ -119,6 +119,20 @@ pub enum Command {
         pull_stopped_at: Option<Millis>,
         execution_stopped_at: Option<Millis>,
     },
+    /// The heartbeat monitor's verdict: these instances' agents went silent
+    /// (`connected: false`) or were heard from again.
+    AgentConnectivity {
+        cluster: Name,
+        ids: Vec<InstanceId>,
+        connected: bool,
+    },
+    /// An agent stayed disconnected for the grace period: its tasks are STOPPED with `reason`,
+    /// so that schedulers can replace them. A no-op if it reconnected meanwhile.
+    AgentLost {
+        cluster: Name,
+        id: InstanceId,
+        reason: String,
+    },
     TagResource {
         resource: ResourceArn,
         tags: Vec<Tag>,

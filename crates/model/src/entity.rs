@@ -204,6 +204,9 @@ pub struct ContainerInstance {
     pub status: InstanceStatus,
     pub status_reason: Option<String>,
     pub agent_connected: bool,
+    /// When the agent was last seen going silent (set with `agent_connected = false`).
+    #[serde(default)]
+    pub disconnected_at: Option<Millis>,
     pub version_info: Option<api::VersionInfo>,
     pub resources: Resources,
     /// Attribute name to optional value: the built-in `ecs.*` ones and custom ones.

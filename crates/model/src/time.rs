@@ -32,6 +32,10 @@ impl Millis {
             .then(|| Millis((seconds * 1000.0).round() as i64))
     }
 
+    pub fn saturating_add_ms(self, ms: i64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
     pub fn saturating_sub_ms(self, ms: i64) -> Self {
         Millis(self.0.saturating_sub(ms))
     }

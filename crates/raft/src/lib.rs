@@ -312,6 +312,14 @@ impl Node {
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?
     }
 
+    /// The leader this node knows of, with its address.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        let addr = metrics.membership_config.membership().get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
     /// The Raft handle (for serving peer RPCs and membership changes).
     pub fn raft(&self) -> &BerthRaft {
         &self.raft

@@ -9,6 +9,7 @@
 //! [`router`] builds the whole HTTP surface from an [`App`], so tests can drive it without a
 //! socket; [`Housekeeping`] runs the leader's periodic work (forgetting old STOPPED tasks).
 
+pub mod agents;
 pub mod ecs;
 mod native;
 mod pagination;
@@ -31,6 +32,13 @@ pub struct ServerConfig {
     pub inactive_instance_retention: Duration,
     /// How often the leader forgets what has expired.
     pub expire_interval: Duration,
+    /// An agent not heard from for this long is marked `agentConnected: false`.
+    pub heartbeat_timeout: Duration,
+    /// A disconnected agent's tasks are marked STOPPED once it has been silent this much
+    /// longer, so that schedulers can replace them.
+    pub agent_lost_after: Duration,
+    /// How often the leader checks heartbeats.
+    pub heartbeat_check_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +48,9 @@ impl Default for ServerConfig {
             stopped_task_retention: Duration::from_secs(3600),
             inactive_instance_retention: Duration::from_secs(3600),
             expire_interval: Duration::from_secs(60),
+            heartbeat_timeout: Duration::from_secs(30),
+            agent_lost_after: Duration::from_secs(60),
+            heartbeat_check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -48,17 +59,25 @@ impl Default for ServerConfig {
 pub struct App {
     pub node: Arc<Node>,
     pub config: ServerConfig,
+    pub heartbeats: agents::Heartbeats,
 }
 
 impl App {
     pub fn new(node: Arc<Node>, config: ServerConfig) -> Arc<Self> {
-        Arc::new(Self { node, config })
+        Arc::new(Self {
+            node,
+            config,
+            heartbeats: agents::Heartbeats::default(),
+        })
     }
 }
 
 /// The whole HTTP surface of a server.
 pub fn router(app: Arc<App>) -> Router {
-    ecs::router().merge(native::router()).with_state(app)
+    ecs::router()
+        .merge(native::router())
+        .merge(agents::router())
+        .with_state(app)
 }
 
 /// The leader's periodic work.

@@ -30,6 +30,9 @@ pub const LABEL_TASK: &str = "com.berth.task-arn";
 pub const LABEL_CONTAINER: &str = "com.berth.container-name";
 /// Label naming the cluster of the task.
 pub const LABEL_CLUSTER: &str = "com.berth.cluster";
+/// Label naming the container instance whose agent started the container: agents sharing one
+/// Docker engine (tests, several hollow or process agents on a host) leave each other alone.
+pub const LABEL_INSTANCE: &str = "com.berth.instance-arn";
 
 /// Which runtime a task runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

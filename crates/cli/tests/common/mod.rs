@@ -54,6 +54,9 @@ impl Berth {
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["server", "--listen", listen, "--data-dir"])
             .arg(dir)
+            // Tests register container instances with no agent behind them; they must stay
+            // connected. Tests of heartbeats pass their own (later flags win).
+            .args(["--agent-heartbeat-timeout", "3600"])
             .args(extra)
             .env("RUST_LOG", "warn,openraft=error")
             .stdout(Stdio::piped())

@@ -169,6 +169,7 @@ pub async fn register(
     };
     match app.write(command).await? {
         Outcome::Instance(i) => {
+            app.heartbeats.heard(i.id);
             let state = app.node.state();
             Ok(api::RegisterContainerInstanceResponse {
                 container_instance: Some(render::instance(&ctx.arn, &i, state.usage(i.id), true)),

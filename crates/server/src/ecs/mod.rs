@@ -10,10 +10,13 @@
 mod agent;
 mod clusters;
 mod instances;
-mod render;
+pub(crate) mod render;
 mod tags;
 mod task_definitions;
 mod tasks;
+
+pub(crate) use instances::instance_ref;
+pub(crate) use tasks::task_ref;
 
 use std::sync::Arc;
 

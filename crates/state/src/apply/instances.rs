@@ -11,11 +11,17 @@ use berth_model::{Error, InstanceId, Millis};
 
 use crate::{Entity, EntityKey, State};
 
-/// Custom (non-`ecs.`) attributes one instance may carry.
+/// Custom attributes one instance may carry; the built-in ones (set by agents) do not count.
 pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
 
+/// Attribute names agents set themselves (ECS's own and ECS agent capabilities, berth's).
+const BUILT_IN_PREFIXES: &[&str] = &["ecs.", "com.amazonaws.ecs.", "berth."];
+
 fn custom_count(attributes: &BTreeMap<String, Option<String>>) -> usize {
-    attributes.keys().filter(|k| !k.starts_with("ecs.")).count()
+    attributes
+        .keys()
+        .filter(|k| !BUILT_IN_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .count()
 }
 
 impl State {
@@ -89,6 +95,7 @@ impl State {
                         .clone()
                         .or_else(|| old.ec2_instance_id.clone()),
                     agent_connected: true,
+                    disconnected_at: None,
                     version_info: version_info.clone().or_else(|| old.version_info.clone()),
                     resources: resources.clone(),
                     attributes: merged,
@@ -118,6 +125,7 @@ impl State {
                 status: InstanceStatus::Active,
                 status_reason: None,
                 agent_connected: true,
+                disconnected_at: None,
                 version_info: version_info.clone(),
                 resources: resources.clone(),
                 attributes: attributes.clone(),
@@ -185,6 +193,86 @@ impl State {
             },
         );
         Ok(Outcome::Instance(new))
+    }
+
+    pub(super) fn agent_connectivity(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        ids: &[InstanceId],
+        connected: bool,
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        for &id in ids {
+            let Some(old) = self.instance_in(cluster, id).cloned() else {
+                failures.push(Failure {
+                    resource: None,
+                    reason: FailureReason::Missing.as_str().into(),
+                    detail: Some(format!("container instance {id}")),
+                });
+                continue;
+            };
+            if old.agent_connected == connected || old.status == InstanceStatus::Inactive {
+                done.push(old);
+                continue;
+            }
+            let new = ContainerInstance {
+                agent_connected: connected,
+                disconnected_at: (!connected).then_some(at),
+                ..(*old).clone()
+            };
+            done.push(self.put_instance(at, Some(&old), new));
+        }
+        Ok(Outcome::Instances { done, failures })
+    }
+
+    pub(super) fn agent_lost(
+        &mut self,
+        at: Millis,
+        cluster: &Name,
+        id: InstanceId,
+        reason: &str,
+    ) -> CommandResult {
+        self.active_cluster(cluster)?;
+        let instance = self.instance_in(cluster, id).cloned().ok_or_else(|| {
+            Error::invalid(format!(
+                "Container instance {id} not found in cluster {cluster}"
+            ))
+        })?;
+        if instance.agent_connected {
+            return Ok(Outcome::Instance(instance));
+        }
+        let live: Vec<Arc<Task>> = self.tasks_on(id).filter(|t| t.is_live()).cloned().collect();
+        for t in live {
+            let mut containers = t.containers.clone();
+            for c in &mut containers {
+                if c.last_status != TaskStatus::Stopped {
+                    c.last_status = TaskStatus::Stopped;
+                    c.reason.get_or_insert_with(|| reason.to_owned());
+                }
+            }
+            let stopped = Task {
+                containers,
+                last_status: TaskStatus::Stopped,
+                desired_status: DesiredStatus::Stopped,
+                stopping_at: t.stopping_at.or(Some(at)),
+                stopped_at: Some(at),
+                execution_stopped_at: t.execution_stopped_at.or(Some(at)),
+                stop_code: t.stop_code.clone().or_else(|| {
+                    Some(if t.started_at.is_none() {
+                        "TaskFailedToStart".into()
+                    } else {
+                        "TerminationNotice".into()
+                    })
+                }),
+                stopped_reason: Some(reason.to_owned()),
+                ..(*t).clone()
+            };
+            self.put_task(at, Some(&t), stopped);
+        }
+        Ok(Outcome::Instance(instance))
     }
 
     pub(super) fn update_instances_state(

@@ -129,6 +129,16 @@ impl State {
                 containers,
                 [*pull_started_at, *pull_stopped_at, *execution_stopped_at],
             ),
+            Command::AgentConnectivity {
+                cluster,
+                ids,
+                connected,
+            } => self.agent_connectivity(at, cluster, ids, *connected),
+            Command::AgentLost {
+                cluster,
+                id,
+                reason,
+            } => self.agent_lost(at, cluster, *id, reason),
             Command::TagResource { resource, tags } => self.tag_resource(at, resource, tags),
             Command::UntagResource { resource, keys } => self.untag_resource(at, resource, keys),
             Command::Expire {

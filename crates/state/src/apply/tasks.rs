@@ -297,18 +297,18 @@ impl State {
                 if new.desired_status != DesiredStatus::Stopped {
                     // It stopped on its own: say why, as ECS does.
                     new.desired_status = DesiredStatus::Stopped;
-                    let essential_exited = new
-                        .containers
-                        .iter()
-                        .any(|c| c.essential && c.last_status == TaskStatus::Stopped);
-                    new.stop_code = Some(if old.started_at.is_none() && !essential_exited {
-                        "TaskFailedToStart".into()
+                    // It never ran: it failed to start (an image that cannot be pulled,
+                    // a container that cannot be created), whatever its containers did.
+                    let (code, default_reason) = if old.started_at.is_none() {
+                        ("TaskFailedToStart", "Task failed to start")
                     } else {
-                        "EssentialContainerExited".into()
-                    });
-                    new.stopped_reason = reason
-                        .clone()
-                        .or_else(|| Some("Essential container in task exited".into()));
+                        (
+                            "EssentialContainerExited",
+                            "Essential container in task exited",
+                        )
+                    };
+                    new.stop_code = Some(code.into());
+                    new.stopped_reason = reason.clone().or_else(|| Some(default_reason.into()));
                 }
                 for c in &mut new.containers {
                     c.last_status = TaskStatus::Stopped;

@@ -1,0 +1,560 @@
+//! The agent's life: register the host, serve its logs, long-poll assignments, and keep one
+//! supervisor per task.
+//!
+//! The reconcile step compares three views: what the server assigns (the poll), what the
+//! agent supervises (its map), and, once at start-up, what the runtimes hold (labelled
+//! containers). A task the server assigns and nobody supervises gets a supervisor, which
+//! adopts its containers if the runtime still has them; a supervised task whose desired status
+//! turns STOPPED, or that the server no longer assigns, is told to stop; a labelled container
+//! whose task is not assigned any more is stopped and removed. The agent's identity (its
+//! container instance ARN) is kept in `--data-dir`, so a restarted agent re-registers as the
+//! same instance.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use berth_api::agent::{AGENT_LOGS_PATH, Assignment, ENDPOINT_ATTRIBUTE};
+use berth_api::types as api;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::{Client, ClientError};
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::hollow::HollowRuntime;
+use crate::runtime::process::ProcessRuntime;
+use crate::runtime::{Existing, LABEL_INSTANCE, Runtime, RuntimeKind};
+use crate::task::{Runtimes, Shared, supervise};
+
+/// Ports ECS reserves on every instance: SSH, the Docker daemon, the ECS agent.
+pub const DEFAULT_RESERVED_PORTS: &[u16] = &[22, 2375, 2376, 51678, 51679];
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The server's endpoint, `http://host:port`.
+    pub server: String,
+    pub cluster: String,
+    /// Custom attributes to register.
+    pub attributes: Vec<(String, String)>,
+    /// Where the agent keeps its identity and process sandboxes.
+    pub data_dir: PathBuf,
+    /// `None`: Docker when reachable, else host processes. `Some(Hollow)`: every task hollow.
+    pub runtime: Option<RuntimeKind>,
+    /// Where the agent serves container logs to the server.
+    pub listen: SocketAddr,
+    /// The address the server reaches `listen` at (default: derived from `listen`).
+    pub advertise: Option<String>,
+    pub availability_zone: Option<String>,
+    /// CPU units to register (default: cores × 1024).
+    pub cpu: Option<i64>,
+    /// Memory in MiB to register (default: the host's, minus `reserved_memory_mib`).
+    pub memory_mib: Option<i64>,
+    pub reserved_memory_mib: i64,
+    pub reserved_ports: Vec<u16>,
+    /// How long one poll waits for a change; also the heartbeat period.
+    pub poll_wait: Duration,
+    /// How long a finished task's containers are kept for their logs.
+    pub cleanup_wait: Duration,
+    /// The program that is the process runtime's shim (the `berth` binary).
+    pub shim: PathBuf,
+}
+
+impl AgentConfig {
+    pub fn new(server: impl Into<String>, data_dir: impl Into<PathBuf>) -> AgentConfig {
+        AgentConfig {
+            server: server.into(),
+            cluster: "default".into(),
+            attributes: Vec::new(),
+            data_dir: data_dir.into(),
+            runtime: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            availability_zone: None,
+            cpu: None,
+            memory_mib: None,
+            reserved_memory_mib: 0,
+            reserved_ports: DEFAULT_RESERVED_PORTS.to_vec(),
+            poll_wait: Duration::from_secs(10),
+            cleanup_wait: Duration::from_secs(600),
+            shim: std::env::current_exe().unwrap_or_else(|_| "berth".into()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("registering with {server}: {source}")]
+    Register { server: String, source: ClientError },
+    #[error("container instance {0} was deregistered; the agent stops")]
+    Deregistered(String),
+}
+
+/// What the agent keeps across restarts.
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    cluster: String,
+    container_instance_arn: String,
+}
+
+/// A started agent.
+pub struct Agent {
+    pub instance_arn: String,
+    /// The Docker engine's version, or why Docker is unavailable.
+    pub docker: Result<String, String>,
+    /// The runtime tasks get when they ask for none.
+    pub default_runtime: RuntimeKind,
+    pub endpoint: String,
+    task: JoinHandle<Result<(), AgentError>>,
+    logs: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Connects the runtimes, registers the host and starts polling.
+    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            AgentError::Setup(format!("creating {}: {e}", config.data_dir.display()))
+        })?;
+        let docker: Result<Arc<dyn Runtime>, String> = if config.runtime == Some(RuntimeKind::Hollow) {
+            Err("the agent is hollow".into())
+        } else {
+            DockerRuntime::connect()
+                .await
+                .map(|d| Arc::new(d) as Arc<dyn Runtime>)
+                .map_err(|e| e.to_string())
+        };
+        let docker_version = match &docker {
+            Ok(d) => d.version().await.map_err(|e| e.to_string()),
+            Err(why) => Err(why.clone()),
+        };
+        let default_runtime = match config.runtime {
+            Some(RuntimeKind::Docker) if docker.is_err() => {
+                return Err(AgentError::Setup(format!(
+                    "--runtime docker, but {}",
+                    docker_version.err().unwrap_or_default()
+                )));
+            }
+            Some(kind) => kind,
+            None if docker.is_ok() => RuntimeKind::Docker,
+            None => RuntimeKind::Process,
+        };
+        let runtimes = Runtimes {
+            docker,
+            process: Arc::new(ProcessRuntime::new(
+                config.shim.clone(),
+                config.data_dir.join("sandboxes"),
+            )),
+            hollow: Arc::new(HollowRuntime::new()),
+        };
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| AgentError::Setup(format!("binding {}: {e}", config.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| AgentError::Setup(e.to_string()))?;
+        let endpoint = format!(
+            "http://{}",
+            config.advertise.clone().unwrap_or_else(|| local.to_string())
+        );
+
+        let client = Client::new(&config.server);
+        let instance_arn = register(&client, &config, &endpoint, local.port(), &docker_version, &runtimes, default_runtime).await?;
+        let shared = Arc::new(Shared {
+            client,
+            instance_arn: instance_arn.clone(),
+            runtimes,
+            default_runtime,
+            forced_runtime: (config.runtime == Some(RuntimeKind::Hollow))
+                .then_some(RuntimeKind::Hollow),
+            cleanup_wait: config.cleanup_wait,
+            containers: Mutex::new(HashMap::new()),
+        });
+        let logs_app = logs_router(shared.clone());
+        let logs = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, logs_app).await {
+                tracing::warn!(error = %e, "the agent's log endpoint stopped");
+            }
+        });
+        let task = tokio::spawn(poll_loop(shared, config));
+        Ok(Agent {
+            instance_arn,
+            docker: docker_version,
+            default_runtime,
+            endpoint,
+            task,
+            logs,
+        })
+    }
+
+    /// Runs until the agent fails (it was deregistered). Containers keep running when the agent
+    /// stops, as with ECS's agent; a restarted agent re-attaches to them.
+    pub async fn wait(self) -> Result<(), AgentError> {
+        let result = match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(AgentError::Setup(format!("the agent's loop ended: {e}"))),
+        };
+        self.logs.abort();
+        result
+    }
+
+    /// Stops polling and serving logs; running containers are left alone.
+    pub fn shutdown(&self) {
+        self.task.abort();
+        self.logs.abort();
+    }
+}
+
+fn host_memory_mib() -> Option<i64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+fn int_resource(name: &str, value: i64) -> api::Resource {
+    api::Resource {
+        name: Some(name.into()),
+        r#type: Some("INTEGER".into()),
+        integer_value: Some(value.clamp(0, i32::MAX as i64) as i32),
+        ..Default::default()
+    }
+}
+
+fn ports_resource(name: &str, ports: &[u16]) -> api::Resource {
+    api::Resource {
+        name: Some(name.into()),
+        r#type: Some("STRINGSET".into()),
+        string_set_value: Some(ports.iter().map(u16::to_string).collect()),
+        ..Default::default()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn register(
+    client: &Client,
+    config: &AgentConfig,
+    endpoint: &str,
+    port: u16,
+    docker_version: &Result<String, String>,
+    runtimes: &Runtimes,
+    default_runtime: RuntimeKind,
+) -> Result<String, AgentError> {
+    let identity_path = config.data_dir.join("agent.json");
+    let previous: Option<Identity> = std::fs::read(&identity_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|i: &Identity| i.cluster == config.cluster);
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let cpu = config.cpu.unwrap_or(cores * 1024);
+    let memory = config
+        .memory_mib
+        .unwrap_or_else(|| host_memory_mib().unwrap_or(1024) - config.reserved_memory_mib);
+    let mut reserved = config.reserved_ports.clone();
+    if !reserved.contains(&port) && config.listen.port() != 0 {
+        reserved.push(port);
+    }
+    reserved.sort_unstable();
+
+    let mut attributes: BTreeMap<String, String> = BTreeMap::new();
+    attributes.insert("ecs.os-type".into(), "linux".into());
+    attributes.insert(
+        "ecs.cpu-architecture".into(),
+        match std::env::consts::ARCH {
+            "aarch64" => "arm64".into(),
+            other => other.into(),
+        },
+    );
+    attributes.insert(ENDPOINT_ATTRIBUTE.into(), endpoint.into());
+    // One attribute per runtime the agent can run, for memberOf constraints
+    // (`attribute:berth.runtime.process exists`), and the default's name.
+    for kind in [RuntimeKind::Docker, RuntimeKind::Process, RuntimeKind::Hollow] {
+        if runtimes.get(kind).is_ok() {
+            attributes.insert(format!("berth.runtime.{}", kind.as_str()), String::new());
+        }
+    }
+    attributes.insert("berth.default-runtime".into(), default_runtime.as_str().into());
+    attributes.insert("ecs.capability.container-health-check".into(), String::new());
+    attributes.insert("ecs.capability.container-ordering".into(), String::new());
+    if docker_version.is_ok() {
+        for api_version in ["1.17", "1.18", "1.19", "1.21", "1.25"] {
+            attributes.insert(
+                format!("com.amazonaws.ecs.capability.docker-remote-api.{api_version}"),
+                String::new(),
+            );
+        }
+        attributes.insert(
+            "com.amazonaws.ecs.capability.logging-driver.json-file".into(),
+            String::new(),
+        );
+    }
+    for (k, v) in &config.attributes {
+        attributes.insert(k.clone(), v.clone());
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let mut document = serde_json::json!({ "instanceId": hostname });
+    if let Some(az) = &config.availability_zone {
+        document["availabilityZone"] = az.clone().into();
+    }
+
+    let mut request = api::RegisterContainerInstanceRequest {
+        cluster: Some(config.cluster.clone()),
+        instance_identity_document: Some(document.to_string()),
+        total_resources: Some(vec![
+            int_resource("CPU", cpu),
+            int_resource("MEMORY", memory),
+            ports_resource("PORTS", &reserved),
+            ports_resource("PORTS_UDP", &[]),
+        ]),
+        version_info: Some(api::VersionInfo {
+            agent_version: Some(env!("CARGO_PKG_VERSION").into()),
+            agent_hash: None,
+            docker_version: docker_version.as_ref().ok().cloned(),
+        }),
+        container_instance_arn: previous.as_ref().map(|p| p.container_instance_arn.clone()),
+        attributes: Some(
+            attributes
+                .into_iter()
+                .map(|(name, value)| api::Attribute {
+                    name: Some(name),
+                    value: (!value.is_empty()).then_some(value),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let mut delay = Duration::from_millis(200);
+    let mut created = false;
+    let response: api::RegisterContainerInstanceResponse = loop {
+        match client.ecs("RegisterContainerInstance", &request).await {
+            Ok(r) => break r,
+            // The saved identity is no longer valid (deregistered): register anew.
+            Err(ClientError::Rejected { status, .. })
+                if status < 500 && request.container_instance_arn.is_some() =>
+            {
+                tracing::info!("the saved container instance is gone; registering a new one");
+                request.container_instance_arn = None;
+            }
+            // As ECS's agent does, an agent joining `default` creates it.
+            Err(ClientError::Rejected { kind, .. })
+                if kind == "ClusterNotFoundException" && config.cluster == "default" && !created =>
+            {
+                created = true;
+                let create = api::CreateClusterRequest {
+                    cluster_name: Some("default".into()),
+                    ..Default::default()
+                };
+                if let Err(e) = client
+                    .ecs::<_, api::CreateClusterResponse>("CreateCluster", &create)
+                    .await
+                {
+                    tracing::warn!(error = %e, "creating the default cluster failed");
+                }
+            }
+            Err(e) if e.is_transient() && delay < Duration::from_secs(10) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(source) => {
+                return Err(AgentError::Register {
+                    server: config.server.clone(),
+                    source,
+                });
+            }
+        }
+    };
+    let arn = response
+        .container_instance
+        .and_then(|i| i.container_instance_arn)
+        .ok_or_else(|| AgentError::Setup("RegisterContainerInstance returned no ARN".into()))?;
+    let identity = Identity {
+        cluster: config.cluster.clone(),
+        container_instance_arn: arn.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Setup(e.to_string()))?;
+    let tmp = identity_path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, &identity_path))
+        .map_err(|e| AgentError::Setup(format!("saving {}: {e}", identity_path.display())))?;
+    Ok(arn)
+}
+
+/// A supervised task: how to tell it to stop, and whether it has ended.
+struct Supervised {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+/// What the runtimes hold for this instance, by task ARN.
+async fn holdings(shared: &Shared) -> HashMap<String, Vec<(RuntimeKind, Existing)>> {
+    let mut out: HashMap<String, Vec<(RuntimeKind, Existing)>> = HashMap::new();
+    for kind in [RuntimeKind::Docker, RuntimeKind::Process, RuntimeKind::Hollow] {
+        let Ok(runtime) = shared.runtimes.get(kind) else {
+            continue;
+        };
+        match runtime.list().await {
+            Ok(list) => {
+                for e in list {
+                    if e.labels.get(LABEL_INSTANCE) == Some(&shared.instance_arn) {
+                        out.entry(e.task_arn.clone()).or_default().push((kind, e));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(runtime = kind.as_str(), error = %e, "listing containers failed"),
+        }
+    }
+    out
+}
+
+async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), AgentError> {
+    let mut supervised: HashMap<String, Supervised> = HashMap::new();
+    // Found in the runtimes at start-up, not yet claimed by a supervisor.
+    let mut found = holdings(&shared).await;
+    let mut first = true;
+    let mut since = 0;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let response = match shared
+            .client
+            .poll(&config.cluster, &shared.instance_arn, since, config.poll_wait)
+            .await
+        {
+            Ok(r) => {
+                delay = Duration::from_millis(200);
+                r
+            }
+            Err(ClientError::Rejected { status: 404, .. }) => {
+                return Err(AgentError::Deregistered(shared.instance_arn.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "polling the server failed; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        since = response.version;
+        if response.instance_status == "INACTIVE" {
+            return Err(AgentError::Deregistered(shared.instance_arn.clone()));
+        }
+        let assigned: HashSet<&str> = response.tasks.iter().map(|t| t.task_arn.as_str()).collect();
+
+        // Tasks nobody assigns any more: stop them.
+        for (arn, s) in &supervised {
+            if !assigned.contains(arn.as_str()) {
+                let _ = s.stop.send(true);
+            }
+        }
+        supervised.retain(|arn, s| assigned.contains(arn.as_str()) || !s.handle.is_finished());
+
+        for a in &response.tasks {
+            let stop = a.desired_status == "STOPPED";
+            match supervised.get(&a.task_arn) {
+                Some(s) => {
+                    if stop {
+                        let _ = s.stop.send(true);
+                    }
+                }
+                None => {
+                    let existing = found
+                        .remove(&a.task_arn)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(_, e)| e)
+                        .collect();
+                    supervised.insert(a.task_arn.clone(), spawn(&shared, a, existing, stop));
+                }
+            }
+        }
+
+        if first {
+            first = false;
+            // Containers of tasks that were stopped (or forgotten) while the agent was away.
+            for (arn, containers) in found.drain() {
+                tracing::info!(task = %arn, "stopping containers of a task that is no longer assigned");
+                for (kind, e) in containers {
+                    let Ok(runtime) = shared.runtimes.get(kind) else {
+                        continue;
+                    };
+                    let runtime = runtime.clone();
+                    tokio::spawn(async move {
+                        if e.state.running
+                            && let Err(err) = runtime.stop(&e.id, Duration::from_secs(30)).await
+                        {
+                            tracing::warn!(container = %e.id, error = %err, "stopping failed");
+                        }
+                        let _ = runtime.remove(&e.id).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn spawn(shared: &Arc<Shared>, a: &Assignment, existing: Vec<Existing>, stop: bool) -> Supervised {
+    let (tx, rx) = watch::channel(stop);
+    let handle = tokio::spawn(supervise(shared.clone(), a.clone(), existing, rx));
+    Supervised { stop: tx, handle }
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    follow: bool,
+}
+
+fn logs_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            &format!("{AGENT_LOGS_PATH}/{{task}}/{{container}}"),
+            get(logs),
+        )
+        .with_state(shared)
+}
+
+async fn logs(
+    State(shared): State<Arc<Shared>>,
+    Path((task, container)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    let found = shared
+        .containers
+        .lock()
+        .expect("containers lock")
+        .get(&(task.clone(), container.clone()))
+        .cloned();
+    let Some((kind, id)) = found else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no container {container} of task {task} on this instance\n"),
+        )
+            .into_response();
+    };
+    let Ok(runtime) = shared.runtimes.get(kind) else {
+        return (StatusCode::NOT_FOUND, "runtime unavailable\n").into_response();
+    };
+    match runtime.logs(&id, q.follow).await {
+        Ok(stream) => (
+            [("content-type", "text/plain; charset=utf-8")],
+            Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other))),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e}\n")).into_response(),
+    }
+}

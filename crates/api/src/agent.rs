@@ -1,0 +1,83 @@
+//! berth's native agent protocol: the parts ECS has no operation for.
+//!
+//! An agent speaks ECS where ECS has an operation (RegisterContainerInstance,
+//! DiscoverPollEndpoint, SubmitTaskStateChange, SubmitContainerStateChange). Two things have
+//! none, because ECS's own agent uses a private websocket for them:
+//! - `GET /v1/agent/poll?cluster=C&instance=ID&since=V&wait=S`: the tasks assigned to an
+//!   instance, answered once any of them (or the instance) changed past version `since`, or
+//!   after `wait` seconds. Every poll is also the agent's heartbeat.
+//! - `POST /v1/agent/health`: container health as the runtime sees it ([`HealthReport`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{TaskDefinition, TaskOverride};
+
+/// Path of the long-poll for assignments.
+pub const POLL_PATH: &str = "/v1/agent/poll";
+/// Path of health reports.
+pub const HEALTH_PATH: &str = "/v1/agent/health";
+/// The container instance attribute that carries the agent's own HTTP address (for logs).
+pub const ENDPOINT_ATTRIBUTE: &str = "berth.agent-endpoint";
+/// The agent's log endpoint: `{endpoint}/v1/logs/{task id}/{container}?follow=BOOL`.
+pub const AGENT_LOGS_PATH: &str = "/v1/logs";
+
+/// What a poll answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// The state's log index when this answer was made.
+    pub index: u64,
+    /// The highest version among the instance and its tasks: pass it back as `since`.
+    pub version: u64,
+    /// The instance's status (ACTIVE, DRAINING, INACTIVE...).
+    pub instance_status: String,
+    /// Every task on the instance that is not yet STOPPED.
+    pub tasks: Vec<Assignment>,
+}
+
+/// One task for an agent to run (or to stop, when `desired_status` is STOPPED).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub task_arn: String,
+    pub task_id: String,
+    pub cluster: String,
+    pub desired_status: String,
+    pub last_status: String,
+    /// The task's version (log index of its last change).
+    pub version: u64,
+    /// The agent already reported the task RUNNING once.
+    pub started: bool,
+    pub task_definition: TaskDefinition,
+    pub overrides: Option<TaskOverride>,
+    /// Every port mapping that binds a host port, with the host port the placement chose.
+    pub ports: Vec<AssignedPort>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPort {
+    pub container_name: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// Health of some containers of one task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    pub cluster: String,
+    /// Task ARN or id.
+    pub task: String,
+    pub containers: Vec<ContainerHealth>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerHealth {
+    pub container_name: String,
+    /// HEALTHY, UNHEALTHY or UNKNOWN.
+    pub health_status: String,
+}

@@ -1,0 +1,457 @@
+//! Agents, seen from the server: heartbeats, the assignment long-poll, health reports and log
+//! streaming.
+//!
+//! ```text
+//!  agent ── GET /v1/agent/poll ──► Heartbeats (memory) ──► monitor (leader, every second)
+//!    ▲            │                                            │ silent > heartbeat_timeout
+//!    │            ▼                                            ▼
+//!    └── assignments once a task on the instance changes   AgentConnectivity{connected:false}
+//!                                                              │ still silent > lost_after
+//!                                                              ▼
+//!                                                          AgentLost: its tasks STOPPED
+//! ```
+//! Heartbeats are soft state: a poll is recorded in memory on the server that answers it (a
+//! follower passes its ids on to the leader once a second), because writing every heartbeat
+//! to the Raft log would cost a log entry per agent per poll. Only the *transitions* are
+//! commands in the log, so every server agrees on `agentConnected` and on which tasks were
+//! lost. A new leader gives every agent a full heartbeat timeout before judging it, as it
+//! cannot know when the old leader last heard from it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use berth_api::agent::{
+    AGENT_LOGS_PATH, AssignedPort, Assignment, ENDPOINT_ATTRIBUTE, HEALTH_PATH, HealthReport,
+    POLL_PATH, PollResponse,
+};
+use berth_api::protocol::DEFAULT_REGION;
+use berth_model::command::ContainerChange;
+use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
+use berth_model::arn::ArnContext;
+use berth_model::{Command, InstanceId, Millis};
+use berth_state::State as ClusterState;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::App;
+use crate::ecs::{cluster_param, instance_ref, render, task_ref};
+
+/// Path a follower forwards the heartbeats it received to, on the leader.
+const FORWARD_PATH: &str = "/v1/agent/heartbeats";
+/// Longest wait a poll may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub(crate) fn router() -> axum::Router<Arc<App>> {
+    axum::Router::new()
+        .route(POLL_PATH, get(poll))
+        .route(HEALTH_PATH, post(health))
+        .route(FORWARD_PATH, post(forwarded))
+        .route("/v1/tasks/{task}/logs", get(logs))
+}
+
+/// When each agent was last heard from, on this server.
+pub struct Heartbeats {
+    seen: Mutex<HashMap<InstanceId, Instant>>,
+    /// Heard here while a follower, not yet passed on to the leader.
+    to_forward: Mutex<HashSet<InstanceId>>,
+    http: Client<HttpConnector, Body>,
+}
+
+impl Default for Heartbeats {
+    fn default() -> Self {
+        Self {
+            seen: Mutex::default(),
+            to_forward: Mutex::default(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+impl Heartbeats {
+    pub fn heard(&self, id: InstanceId) {
+        let now = Instant::now();
+        self.seen.lock().expect("heartbeats lock").insert(id, now);
+        self.to_forward.lock().expect("heartbeats lock").insert(id);
+    }
+
+    fn last(&self, id: InstanceId) -> Option<Instant> {
+        self.seen.lock().expect("heartbeats lock").get(&id).copied()
+    }
+}
+
+/// The leader's heartbeat monitor; on followers it forwards heartbeats to the leader.
+pub struct Monitor;
+
+impl Monitor {
+    pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.config.heartbeat_check_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut leading_since: Option<Instant> = None;
+            loop {
+                tick.tick().await;
+                let leader = app.node.leader();
+                if leader.as_ref().map(|(id, _)| *id) != Some(app.node.id()) {
+                    leading_since = None;
+                    if let Some((_, addr)) = leader {
+                        forward(&app, &addr).await;
+                    }
+                    continue;
+                }
+                app.heartbeats
+                    .to_forward
+                    .lock()
+                    .expect("heartbeats lock")
+                    .clear();
+                let since = *leading_since.get_or_insert_with(Instant::now);
+                for command in judge(&app, &app.node.state(), since, Instant::now()) {
+                    if let Err(e) = app.node.write(command).await {
+                        tracing::warn!(error = %e, "recording agent connectivity failed");
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The commands the monitor owes the log now: agents gone silent, agents lost.
+fn judge(app: &App, state: &ClusterState, leading_since: Instant, now: Instant) -> Vec<Command> {
+    let timeout = app.config.heartbeat_timeout;
+    let lost_after = app.config.agent_lost_after.as_millis() as i64;
+    let wall = Millis::now();
+    let mut silent: BTreeMap<Name, Vec<InstanceId>> = BTreeMap::new();
+    let mut commands = Vec::new();
+    for cluster in state.clusters_after(None) {
+        for i in state.instances_after(&cluster.name, None) {
+            if i.status == InstanceStatus::Inactive {
+                continue;
+            }
+            if i.agent_connected {
+                let last = app
+                    .heartbeats
+                    .last(i.id)
+                    .map_or(leading_since, |t| t.max(leading_since));
+                if now.saturating_duration_since(last) > timeout {
+                    silent.entry(cluster.name.clone()).or_default().push(i.id);
+                }
+            } else if i
+                .disconnected_at
+                .is_some_and(|at| at.saturating_add_ms(lost_after) <= wall)
+                && state.tasks_on(i.id).any(|t| t.is_live())
+            {
+                commands.push(Command::AgentLost {
+                    cluster: cluster.name.clone(),
+                    id: i.id,
+                    reason: format!(
+                        "The agent on container instance {} stopped sending heartbeats; it was lost after {}s without one",
+                        i.id,
+                        app.config.heartbeat_timeout.as_secs() + app.config.agent_lost_after.as_secs()
+                    ),
+                });
+            }
+        }
+    }
+    for (cluster, ids) in silent {
+        commands.push(Command::AgentConnectivity {
+            cluster,
+            ids,
+            connected: false,
+        });
+    }
+    commands
+}
+
+/// Passes the heartbeats this follower received on to the leader.
+async fn forward(app: &App, leader: &str) {
+    let ids: Vec<String> = {
+        let mut pending = app.heartbeats.to_forward.lock().expect("heartbeats lock");
+        pending.drain().map(|id| id.to_string()).collect()
+    };
+    if ids.is_empty() {
+        return;
+    }
+    let request = hyper::Request::post(format!("http://{leader}{FORWARD_PATH}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!(ids).to_string()));
+    let Ok(request) = request else { return };
+    if let Err(e) = app.heartbeats.http.request(request).await {
+        tracing::debug!(error = %e, "forwarding heartbeats to the leader failed");
+    }
+}
+
+async fn forwarded(State(app): State<Arc<App>>, Json(ids): Json<Vec<String>>) -> StatusCode {
+    for id in ids {
+        if let Ok(id) = id.parse() {
+            app.heartbeats.heard(id);
+        }
+    }
+    StatusCode::NO_CONTENT
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct PollQuery {
+    cluster: Option<String>,
+    instance: String,
+    #[serde(default)]
+    since: u64,
+    /// Seconds; 0 answers at once.
+    #[serde(default)]
+    wait: u64,
+    region: Option<String>,
+}
+
+/// The version an agent compares: the instance's and its tasks' latest change.
+fn assignments_version(state: &ClusterState, id: InstanceId) -> u64 {
+    let instance = state.instance(id).map_or(0, |i| i.version);
+    state
+        .tasks_on(id)
+        .map(|t| t.version)
+        .max()
+        .unwrap_or(0)
+        .max(instance)
+}
+
+async fn poll(
+    State(app): State<Arc<App>>,
+    q: Result<Query<PollQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let cluster = match cluster_param(&q.cluster) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.message),
+    };
+    let id = match instance_ref(&q.instance, &cluster) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.message),
+    };
+    let mut state = app.node.state();
+    match state.instance(id) {
+        Some(i) if *i.cluster == *cluster => {
+            app.heartbeats.heard(id);
+            if !i.agent_connected && i.status != InstanceStatus::Inactive {
+                let command = Command::AgentConnectivity {
+                    cluster: cluster.as_str().into(),
+                    ids: vec![id],
+                    connected: true,
+                };
+                if let Err(e) = app.node.write(command).await {
+                    return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                }
+                state = app.node.state();
+            }
+        }
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("Container instance {} is not registered in cluster {cluster}", q.instance),
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(q.wait).min(MAX_WAIT);
+    loop {
+        let version = assignments_version(&state, id);
+        let now = Instant::now();
+        if version > q.since || now >= deadline {
+            let ctx = ArnContext::new(
+                q.region.as_deref().unwrap_or(DEFAULT_REGION),
+                app.config.account_id.clone(),
+            );
+            return Json(poll_response(&ctx, &state, id, version)).into_response();
+        }
+        state = app.node.wait_beyond(state.index(), deadline - now).await;
+    }
+}
+
+fn poll_response(ctx: &ArnContext, state: &ClusterState, id: InstanceId, version: u64) -> PollResponse {
+    let instance_status = state
+        .instance(id)
+        .map(|i| i.status.as_str().to_owned())
+        .unwrap_or_default();
+    let tasks = state
+        .tasks_on(id)
+        .filter(|t| t.is_live())
+        .filter_map(|t| assignment(ctx, state, t))
+        .collect();
+    PollResponse {
+        index: state.index(),
+        version,
+        instance_status,
+        tasks,
+    }
+}
+
+fn assignment(ctx: &ArnContext, state: &ClusterState, t: &Task) -> Option<Assignment> {
+    let definition = state.task_definition(&t.family, t.revision)?;
+    Some(Assignment {
+        task_arn: ctx.task(&t.cluster, t.id),
+        task_id: t.id.to_string(),
+        cluster: t.cluster.to_string(),
+        desired_status: t.desired_status.as_str().to_owned(),
+        last_status: t.last_status.as_str().to_owned(),
+        version: t.version,
+        started: t.started_at.is_some(),
+        task_definition: render::task_definition(ctx, definition),
+        overrides: Some(t.overrides.clone()),
+        ports: t
+            .ports
+            .iter()
+            .map(|p| AssignedPort {
+                container_name: p.container.clone(),
+                container_port: p.container_port,
+                host_port: p.host_port,
+                protocol: p.protocol.as_str().to_owned(),
+            })
+            .collect(),
+    })
+}
+
+/// `POST /v1/agent/health`: container health from the agent, into the task record.
+async fn health(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let report: HealthReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a health report: {e}")),
+    };
+    let result = async {
+        let cluster = cluster_param(&Some(report.cluster.clone()))?;
+        let id = task_ref(&report.task, &cluster)?;
+        let mut containers = Vec::new();
+        for c in &report.containers {
+            let health = HealthStatus::parse(&c.health_status).ok_or_else(|| {
+                berth_api::EcsError::invalid(format!(
+                    "'{}' is not a health status; expected HEALTHY, UNHEALTHY or UNKNOWN",
+                    c.health_status
+                ))
+            })?;
+            containers.push(ContainerChange {
+                name: c.container_name.clone(),
+                health_status: Some(health),
+                ..ContainerChange::default()
+            });
+        }
+        app.write(Command::TaskStateChange {
+            cluster: cluster.as_str().into(),
+            id,
+            status: None,
+            reason: None,
+            containers,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            execution_stopped_at: None,
+        })
+        .await
+    }
+    .await;
+    match result {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.message),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    cluster: Option<String>,
+    container: Option<String>,
+    #[serde(default)]
+    follow: bool,
+}
+
+/// `GET /v1/tasks/{task}/logs?container=NAME&follow=BOOL`: the container's output, streamed
+/// from the agent that runs it.
+async fn logs(
+    State(app): State<Arc<App>>,
+    Path(task): Path<String>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let located = (|| {
+        let cluster = cluster_param(&q.cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
+        let id = task_ref(&task, &cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
+        let state = app.node.state();
+        let t = state
+            .task(id)
+            .filter(|t| *t.cluster == *cluster)
+            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("task {task} not found")))?;
+        let container = match &q.container {
+            Some(name) => t
+                .containers
+                .iter()
+                .find(|c| &c.name == name)
+                .ok_or_else(|| {
+                    (
+                        StatusCode::NOT_FOUND,
+                        format!("task {task} has no container named '{name}'"),
+                    )
+                })?
+                .name
+                .clone(),
+            None if t.containers.len() == 1 => t.containers[0].name.clone(),
+            None => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "the task has several containers: name one with ?container=NAME".into(),
+                ));
+            }
+        };
+        let endpoint = t
+            .instance
+            .and_then(|i| state.instance(i))
+            .and_then(|i| i.attribute(ENDPOINT_ATTRIBUTE).map(str::to_owned))
+            .ok_or_else(|| {
+                (
+                    StatusCode::NOT_FOUND,
+                    "no agent endpoint is known for the task's container instance".to_owned(),
+                )
+            })?;
+        Ok((endpoint, id, container))
+    })();
+    let (endpoint, id, container) = match located {
+        Ok(found) => found,
+        Err((status, message)) => return error(status, message),
+    };
+    let url = format!(
+        "{}{AGENT_LOGS_PATH}/{id}/{container}?follow={}",
+        endpoint.trim_end_matches('/'),
+        q.follow
+    );
+    let request = match hyper::Request::get(&url).body(Body::empty()) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("bad agent endpoint {url}: {e}")),
+    };
+    match app.heartbeats.http.request(request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let mut out = Response::new(Body::new(body.map_err(axum::Error::new)));
+            *out.status_mut() = parts.status;
+            if let Some(ct) = parts.headers.get("content-type") {
+                out.headers_mut().insert("content-type", ct.clone());
+            }
+            out
+        }
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("the agent at {endpoint} could not be reached: {e}"),
+        ),
+    }
+}
