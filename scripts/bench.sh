@@ -13,7 +13,8 @@ clients=${3:-64}
 cargo build --release --locked -p berth -p berth-load >/dev/null
 for run in $(seq 1 "$runs"); do
   dir=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
-  target/release/berth server --listen 127.0.0.1:0 --data-dir "$dir/data" >"$dir/ready" 2>"$dir/server.log" &
+  # berth-load registers container instances with no agent behind them: keep them connected.
+  target/release/berth server --listen 127.0.0.1:0 --data-dir "$dir/data" --agent-heartbeat-timeout 3600 >"$dir/ready" 2>"$dir/server.log" &
   server=$!
   for _ in $(seq 1 100); do [ -s "$dir/ready" ] && break; sleep 0.1; done
   addr=$(sed -n 's|.*http://||p' "$dir/ready")

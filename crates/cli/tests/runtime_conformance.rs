@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_agent::runtime::docker::DockerRuntime;
-use berth_agent::runtime::hollow::{self, HollowRuntime};
+use berth_agent::runtime::hollow::{HollowRuntime, LABEL_EXIT_CODE, LABEL_HEALTH, LABEL_RUN_MS};
 use berth_agent::runtime::process::ProcessRuntime;
 use berth_agent::runtime::{
     ContainerSpec, ContainerState, Health, HealthCheck, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_TASK,
@@ -197,8 +197,14 @@ impl Fixture {
             if health == want {
                 return;
             }
-            assert!(allowed.contains(&health), "{id}: health {health:?} on the way to {want:?}");
-            assert!(Instant::now() < deadline, "{id}: health still {health:?}, not {want:?}");
+            assert!(
+                allowed.contains(&health),
+                "{id}: health {health:?} on the way to {want:?}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{id}: health still {health:?}, not {want:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -258,9 +264,9 @@ fn build_test_image() {
 /// the command, which must do the same).
 fn scripted_exit(mut spec: ContainerSpec, code: i32, run_ms: u64) -> ContainerSpec {
     spec.labels
-        .insert(hollow::LABEL_EXIT_CODE.to_owned(), code.to_string());
+        .insert(LABEL_EXIT_CODE.to_owned(), code.to_string());
     spec.labels
-        .insert(hollow::LABEL_RUN_MS.to_owned(), run_ms.to_string());
+        .insert(LABEL_RUN_MS.to_owned(), run_ms.to_string());
     spec
 }
 
@@ -272,10 +278,6 @@ fn health_check(command: &str) -> HealthCheck {
         retries: 2,
         start_period: Duration::ZERO,
     }
-}
-
-fn not_applicable(f: &Fixture, why: &str) {
-    eprintln!("not applicable to the {} runtime: {why}", f.rt().kind().as_str());
 }
 
 // ---- The checks ----
@@ -309,7 +311,10 @@ async fn a_created_container_is_neither_running_nor_exited(f: &Fixture) {
     let created = f.inspect(&id).await;
     assert!(!created.running && !created.exited, "{created:?}");
     assert_eq!(created.exit_code, None);
-    f.rt().remove(&id).await.expect("removing a created container");
+    f.rt()
+        .remove(&id)
+        .await
+        .expect("removing a created container");
     assert!(matches!(
         f.rt().inspect(&id).await,
         Err(RuntimeError::NotFound(_))
@@ -317,9 +322,6 @@ async fn a_created_container_is_neither_running_nor_exited(f: &Fixture) {
 }
 
 async fn stop_waits_out_the_timeout_for_a_container_ignoring_sigterm(f: &Fixture) {
-    if !f.runs_commands {
-        return not_applicable(f, "nothing runs to ignore SIGTERM");
-    }
     let spec = f.spec("trap '' TERM; echo ready; while true; do sleep 1; done");
     let id = f.run(&spec).await;
     f.wait_for_output(&id, "ready").await;
@@ -327,7 +329,10 @@ async fn stop_waits_out_the_timeout_for_a_container_ignoring_sigterm(f: &Fixture
     let started = Instant::now();
     f.rt().stop(&id, timeout).await.expect("stop");
     let took = started.elapsed();
-    assert!(took >= timeout, "stopped after {took:?}, before the timeout");
+    assert!(
+        took >= timeout,
+        "stopped after {took:?}, before the timeout"
+    );
     assert!(
         took < timeout + Duration::from_secs(5),
         "stopped after {took:?}"
@@ -359,7 +364,10 @@ async fn stop_is_quick_for_a_container_that_exits_on_sigterm(f: &Fixture) {
 async fn stop_and_remove_are_idempotent(f: &Fixture) {
     let id = f.run(&f.spec(UNTIL_TERM)).await;
     f.wait_for_output(&id, "ready").await;
-    f.rt().stop(&id, Duration::from_secs(10)).await.expect("stop");
+    f.rt()
+        .stop(&id, Duration::from_secs(10))
+        .await
+        .expect("stop");
     let stopped = f.inspect(&id).await;
     assert!(stopped.exited, "{stopped:?}");
     f.rt()
@@ -417,9 +425,6 @@ async fn a_runtime_name_is_created_once(f: &Fixture) {
 }
 
 async fn command_environment_and_working_directory_reach_the_process(f: &Fixture) {
-    if !f.runs_commands {
-        return not_applicable(f, "it runs no process");
-    }
     let mut spec = f.spec("unused");
     spec.entry_point = vec!["sh".into(), "-c".into()];
     spec.command = vec![
@@ -431,10 +436,15 @@ async fn command_environment_and_working_directory_reach_the_process(f: &Fixture
     spec.working_directory = Some("/tmp".into());
     let id = f.run(&spec).await;
     assert_eq!(f.wait(&id).await, 0);
+    // Docker copies stdout and stderr separately: only each stream keeps its order.
+    let logs = f.logs(&id, false).await;
+    let (stderr, stdout): (Vec<&str>, Vec<&str>) = logs.lines().partition(|l| *l == "oops");
     assert_eq!(
-        f.logs(&id, false).await,
-        "greeting=hello, world\ncwd=/tmp\narg=one\noops\n"
+        stdout,
+        ["greeting=hello, world", "cwd=/tmp", "arg=one"],
+        "{logs:?}"
     );
+    assert_eq!(stderr, ["oops"], "{logs:?}");
 }
 
 async fn followed_logs_end_at_exit_with_all_the_output(f: &Fixture) {
@@ -462,7 +472,7 @@ async fn a_passing_health_check_makes_it_healthy(f: &Fixture) {
     let mut spec = f.spec(UNTIL_TERM);
     spec.health_check = Some(health_check("exit 0"));
     spec.labels
-        .insert(hollow::LABEL_HEALTH.to_owned(), "healthy".to_owned());
+        .insert(LABEL_HEALTH.to_owned(), "healthy".to_owned());
     let id = f.run(&spec).await;
     f.health_becomes(&id, Health::Healthy, &[Health::Starting])
         .await;
@@ -472,7 +482,7 @@ async fn a_failing_health_check_makes_it_unhealthy(f: &Fixture) {
     let mut spec = f.spec(UNTIL_TERM);
     spec.health_check = Some(health_check("exit 1"));
     spec.labels
-        .insert(hollow::LABEL_HEALTH.to_owned(), "unhealthy".to_owned());
+        .insert(LABEL_HEALTH.to_owned(), "unhealthy".to_owned());
     let id = f.run(&spec).await;
     f.health_becomes(&id, Health::Unhealthy, &[Health::Starting])
         .await;
@@ -522,9 +532,9 @@ async fn a_restarted_agent_finds_and_stops_a_running_container(f: &Fixture) {
 }
 
 async fn a_missing_image_is_unavailable(f: &Fixture) {
-    let Some(missing) = f.missing_image else {
-        return not_applicable(f, "it has no images");
-    };
+    let missing = f
+        .missing_image
+        .expect("a runtime with images names a missing one");
     f.rt()
         .prepare_image(f.image)
         .await
@@ -535,16 +545,21 @@ async fn a_missing_image_is_unavailable(f: &Fixture) {
     }
 }
 
-/// Instantiates every check for every runtime, as `<runtime>::<check>`. Each test cleans up
-/// what it created, whether it passed or not.
+/// Instantiates the checks for the runtimes they apply to, as `<runtime>::<check>`: `all` for
+/// every runtime, `processes` for those that run a real process (not hollow), `images` for
+/// those that have images (not process). Each test cleans up what it created, passed or not.
 macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        conformance!(@runtime process; $($check),*);
-        conformance!(@runtime docker; $($check),*);
-        conformance!(@runtime hollow; $($check),*);
+    (
+        all: [$($all:ident),* $(,)?],
+        processes: [$($processes:ident),* $(,)?],
+        images: [$($images:ident),* $(,)?] $(,)?
+    ) => {
+        conformance!(@runtime process = process; $($all,)* $($processes,)*);
+        conformance!(@runtime docker = docker; $($all,)* $($processes,)* $($images,)*);
+        conformance!(@runtime hollow = hollow; $($all,)* $($images,)*);
     };
-    (@runtime $runtime:ident; $($check:ident),*) => {
-        mod $runtime {
+    (@runtime $module:ident = $runtime:ident; $($check:ident,)*) => {
+        mod $module {
             use futures::FutureExt as _;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,21 +580,209 @@ macro_rules! conformance {
     };
 }
 
-conformance!(
-    exit_code_zero_is_reported,
-    exit_code_three_is_reported,
-    a_created_container_is_neither_running_nor_exited,
-    stop_waits_out_the_timeout_for_a_container_ignoring_sigterm,
-    stop_is_quick_for_a_container_that_exits_on_sigterm,
-    stop_and_remove_are_idempotent,
-    a_running_container_is_not_removed,
-    unknown_ids_are_not_found,
-    a_runtime_name_is_created_once,
-    command_environment_and_working_directory_reach_the_process,
-    followed_logs_end_at_exit_with_all_the_output,
-    a_passing_health_check_makes_it_healthy,
-    a_failing_health_check_makes_it_unhealthy,
-    without_a_health_check_health_is_none,
-    a_restarted_agent_finds_and_stops_a_running_container,
-    a_missing_image_is_unavailable,
+conformance! {
+    all: [
+        exit_code_zero_is_reported,
+        exit_code_three_is_reported,
+        a_created_container_is_neither_running_nor_exited,
+        stop_is_quick_for_a_container_that_exits_on_sigterm,
+        stop_and_remove_are_idempotent,
+        a_running_container_is_not_removed,
+        unknown_ids_are_not_found,
+        a_runtime_name_is_created_once,
+        followed_logs_end_at_exit_with_all_the_output,
+        a_passing_health_check_makes_it_healthy,
+        a_failing_health_check_makes_it_unhealthy,
+        without_a_health_check_health_is_none,
+        a_restarted_agent_finds_and_stops_a_running_container,
+    ],
+    processes: [
+        stop_waits_out_the_timeout_for_a_container_ignoring_sigterm,
+        command_environment_and_working_directory_reach_the_process,
+    ],
+    images: [a_missing_image_is_unavailable],
+}
+
+// ---- What only the process runtime does ----
+
+impl Fixture {
+    /// The process runtime's root, where sandboxes are by default.
+    fn root(&self) -> PathBuf {
+        match &self.backend {
+            Backend::Process(root) => root.path().to_owned(),
+            Backend::Docker | Backend::Hollow => panic!("only the process runtime has a root"),
+        }
+    }
+}
+
+/// `/proc/<pid>/stat` after the command name: state, ppid, pgrp, session, ...
+fn proc_stat(pid: i32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The pid recorded in a sandbox file (`<pid> <start time>`).
+fn recorded_pid(sandbox: &std::path::Path, file: &str) -> i32 {
+    let text = std::fs::read_to_string(sandbox.join(file)).expect(file);
+    text.split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{file} holds {text:?}"))
+}
+
+async fn the_shim_is_detached_from_the_agent(f: &Fixture) {
+    assert!(
+        f.rt()
+            .version()
+            .await
+            .unwrap()
+            .starts_with("process (shim ")
+    );
+    let spec = f.spec(UNTIL_TERM);
+    let id = f.run(&spec).await;
+    f.wait_for_output(&id, "ready").await;
+    let sandbox = f.root().join(&spec.runtime_name);
+    let shim = recorded_pid(&sandbox, "shim.pid");
+    let child = recorded_pid(&sandbox, "child.pid");
+    let shim_stat = proc_stat(shim).expect("the shim runs");
+    let child_stat = proc_stat(child).expect("the command runs");
+    // Not the agent's child, and a session of its own: a SIGKILLed agent takes neither the
+    // shim nor, through its process group or terminal, the command.
+    assert_ne!(
+        shim_stat[1],
+        std::process::id().to_string(),
+        "the shim's parent"
+    );
+    assert_eq!(shim_stat[3], shim.to_string(), "the shim leads its session");
+    assert_eq!(child_stat[1], shim.to_string(), "the command's parent");
+    assert_eq!(
+        child_stat[2],
+        child.to_string(),
+        "the command leads its process group"
+    );
+    assert_eq!(
+        child_stat[3],
+        shim.to_string(),
+        "the command is in the shim's session"
+    );
+}
+
+async fn a_sandbox_elsewhere_is_found_by_a_new_runtime(f: &Fixture) {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut spec = f.spec(UNTIL_TERM);
+    let sandbox = elsewhere.path().join("task").join("app");
+    spec.sandbox_dir = Some(sandbox.clone());
+    let id = f.run(&spec).await;
+    f.wait_for_output(&id, "ready").await;
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("output.log")).unwrap(),
+        "ready\n"
+    );
+    let again = f.reopen().await;
+    let listed = again.list().await.unwrap();
+    assert!(
+        listed.iter().any(|e| e.id == id && e.state.running),
+        "{listed:?}"
+    );
+    again.stop(&id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(again.wait(&id).await, Ok(0));
+    again.remove(&id).await.unwrap();
+    assert!(!sandbox.exists(), "the sandbox is removed");
+    assert!(again.list().await.unwrap().is_empty());
+}
+
+async fn a_killed_shim_leaves_a_killed_container(f: &Fixture) {
+    let spec = f.spec(UNTIL_TERM);
+    let id = f.run(&spec).await;
+    f.wait_for_output(&id, "ready").await;
+    let sandbox = f.root().join(&spec.runtime_name);
+    let shim = recorded_pid(&sandbox, "shim.pid");
+    let child = recorded_pid(&sandbox, "child.pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &shim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(f.wait(&id).await, 137);
+    let state = f.inspect(&id).await;
+    assert!(state.exited && !state.running, "{state:?}");
+    assert!(
+        state.error.as_deref().is_some_and(|e| e.contains("shim")),
+        "{state:?}"
+    );
+    // The orphaned command was killed with the shim's absence noticed (it may linger as a
+    // zombie until init reaps it).
+    let deadline = Instant::now() + PATIENCE;
+    while proc_stat(child).is_some_and(|stat| stat[0] != "Z") {
+        assert!(Instant::now() < deadline, "the command {child} still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn ports_user_and_ulimits_reach_the_process(f: &Fixture) {
+    let mut spec = f.spec(
+        r#"echo "$PORT $PORT0 $PORT1 $PORT_8080 $PORT_9090"; ulimit -n; id -u; echo "$HOME""#,
+    );
+    spec.ports = [(8080, 31080), (9090, 31090)]
+        .into_iter()
+        .map(
+            |(container_port, host_port)| berth_agent::runtime::PortBinding {
+                container_port,
+                host_port,
+                protocol: berth_agent::runtime::Protocol::Tcp,
+            },
+        )
+        .collect();
+    spec.ulimits = vec![berth_agent::runtime::Ulimit {
+        name: "nofile".into(),
+        soft: 123,
+        hard: 456,
+    }];
+    let as_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if as_root {
+        spec.user = Some("nobody".into());
+        // nobody cannot enter the sandbox (a private temporary directory).
+        spec.working_directory = Some("/".into());
+    }
+    let id = f.run(&spec).await;
+    assert_eq!(f.wait(&id).await, 0);
+    let logs = f.logs(&id, false).await;
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["31080 31080 31090 31080 31090", "123"],
+        "{logs:?}"
+    );
+    if as_root {
+        assert_eq!(lines[2..], ["65534", "/nonexistent"], "{logs:?}");
+    }
+}
+
+async fn a_missing_program_does_not_start(f: &Fixture) {
+    let mut spec = f.spec("unused");
+    spec.command = vec!["/nonexistent/berth-program".into()];
+    let id = f.create(&spec).await;
+    match f.rt().start(&id).await {
+        Err(RuntimeError::Failed(message)) => {
+            assert!(message.contains("/nonexistent/berth-program"), "{message}")
+        }
+        other => panic!("starting a missing program: {other:?}"),
+    }
+    let state = f.inspect(&id).await;
+    assert!(state.exited && !state.running, "{state:?}");
+    assert_eq!(state.exit_code, Some(127));
+    assert!(state.error.is_some(), "{state:?}");
+    assert_eq!(f.wait(&id).await, 127);
+}
+
+conformance!(@runtime process_only = process;
+    the_shim_is_detached_from_the_agent,
+    a_sandbox_elsewhere_is_found_by_a_new_runtime,
+    a_killed_shim_leaves_a_killed_container,
+    ports_user_and_ulimits_reach_the_process,
+    a_missing_program_does_not_start,
 );

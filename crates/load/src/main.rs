@@ -15,15 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use berth_load::Conn;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 #[derive(Parser)]
 #[command(about = "Load harness for berth's ECS API")]
@@ -68,52 +65,6 @@ impl std::fmt::Display for Phase {
             Phase::RunTask => "run-task",
             Phase::DescribeTasks => "describe-tasks",
         })
-    }
-}
-
-const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBERTHLOAD/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0";
-
-struct Conn {
-    addr: SocketAddr,
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Conn> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        Ok(Conn { addr, sender })
-    }
-
-    /// One ECS call; returns the HTTP status and body.
-    async fn call(&mut self, op: &str, body: Bytes) -> Result<(u16, Bytes)> {
-        self.sender.ready().await?;
-        let req = hyper::Request::post("/")
-            .header("host", self.addr.to_string())
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AmazonEC2ContainerServiceV20141113.{op}"),
-            )
-            .header("authorization", AUTH)
-            .body(Full::new(body))?;
-        let resp = self.sender.send_request(req).await?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
-    }
-
-    async fn call_json(&mut self, op: &str, body: Value) -> Result<Value> {
-        let (status, bytes) = self.call(op, Bytes::from(body.to_string())).await?;
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status != 200 {
-            bail!("{op} answered {status}: {v}");
-        }
-        Ok(v)
     }
 }
 

@@ -100,6 +100,15 @@ enum Op {
         slot: u128,
         force: bool,
     },
+    Connectivity {
+        cluster: usize,
+        slots: Vec<u128>,
+        connected: bool,
+    },
+    Lost {
+        cluster: usize,
+        slot: u128,
+    },
     SetState {
         cluster: usize,
         slots: Vec<u128>,
@@ -285,6 +294,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(cluster, slot, force)| Op::Deregister { cluster, slot, force }),
         2 => (cluster(), proptest::collection::vec(1u128..=5, 0..3), any::<bool>())
             .prop_map(|(cluster, slots, draining)| Op::SetState { cluster, slots, draining }),
+        2 => (cluster(), proptest::collection::vec(1u128..=5, 0..3), any::<bool>())
+            .prop_map(|(cluster, slots, connected)| Op::Connectivity { cluster, slots, connected }),
+        1 => (cluster(), slot()).prop_map(|(cluster, slot)| Op::Lost { cluster, slot }),
         1 => (cluster(), proptest::collection::vec((1u128..=5, select(ATTRIBUTES.to_vec())), 0..6))
             .prop_map(|(cluster, changes)| Op::PutAttributes { cluster, changes }),
         1 => (cluster(), proptest::collection::vec((1u128..=5, select(ATTRIBUTES.to_vec())), 0..3))
@@ -415,6 +427,20 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
             slot,
             force,
         } => deregister_instance(name(*cluster), *slot, *force),
+        Op::Connectivity {
+            cluster,
+            slots,
+            connected,
+        } => Command::AgentConnectivity {
+            cluster: name(*cluster).into(),
+            ids: slots.iter().map(|&s| InstanceId(s)).collect(),
+            connected: *connected,
+        },
+        Op::Lost { cluster, slot } => Command::AgentLost {
+            cluster: name(*cluster).into(),
+            id: InstanceId(*slot),
+            reason: "lost".into(),
+        },
         Op::SetState {
             cluster,
             slots,

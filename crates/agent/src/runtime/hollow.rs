@@ -27,8 +27,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    ContainerSpec, ContainerState, Existing, Health, LABEL_TASK, LogStream, Runtime,
-    RuntimeError, RuntimeKind,
+    ContainerSpec, ContainerState, Existing, Health, LABEL_TASK, LogStream, Runtime, RuntimeError,
+    RuntimeKind,
 };
 
 /// Label: the exit code a hollow container exits with after [`LABEL_RUN_MS`].
@@ -298,7 +298,10 @@ impl Runtime for HollowRuntime {
 
     async fn logs(&self, id: &str, follow: bool) -> Result<LogStream, RuntimeError> {
         let container = self.get(id)?;
-        let line = Bytes::from(format!("hollow container {} started\n", container.runtime_name));
+        let line = Bytes::from(format!(
+            "hollow container {} started\n",
+            container.runtime_name
+        ));
         let changes = container.phase.subscribe();
         let tail = Tail {
             container,
@@ -306,9 +309,10 @@ impl Runtime for HollowRuntime {
             line: Some(line),
             follow,
         };
-        Ok(Box::pin(futures::stream::unfold(tail, |mut tail| async move {
-            tail.next().await.map(|line| (Ok(line), tail))
-        })))
+        Ok(Box::pin(futures::stream::unfold(
+            tail,
+            |mut tail| async move { tail.next().await.map(|line| (Ok(line), tail)) },
+        )))
     }
 }
 
@@ -390,7 +394,13 @@ mod tests {
     }
 
     async fn logs(rt: &HollowRuntime, id: &str, follow: bool) -> String {
-        let chunks: Vec<Bytes> = rt.logs(id, follow).await.unwrap().try_collect().await.unwrap();
+        let chunks: Vec<Bytes> = rt
+            .logs(id, follow)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         String::from_utf8(chunks.concat()).unwrap()
     }
 
@@ -429,9 +439,18 @@ mod tests {
         assert_eq!(rt.inspect(&id).await.unwrap(), stopped);
         rt.remove(&id).await.unwrap();
         rt.remove(&id).await.unwrap();
-        assert_eq!(rt.inspect(&id).await, Err(RuntimeError::NotFound(id.clone())));
-        assert_eq!(rt.stop(&id, Duration::ZERO).await, Err(RuntimeError::NotFound(id.clone())));
-        assert!(matches!(rt.logs(&id, false).await, Err(RuntimeError::NotFound(_))));
+        assert_eq!(
+            rt.inspect(&id).await,
+            Err(RuntimeError::NotFound(id.clone()))
+        );
+        assert_eq!(
+            rt.stop(&id, Duration::ZERO).await,
+            Err(RuntimeError::NotFound(id.clone()))
+        );
+        assert!(matches!(
+            rt.logs(&id, false).await,
+            Err(RuntimeError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -447,15 +466,24 @@ mod tests {
         assert_eq!(rt.wait(&id).await, Ok(3));
         assert!(started.elapsed() >= Duration::from_millis(200));
         let state = rt.inspect(&id).await.unwrap();
-        assert_eq!((state.running, state.exited, state.exit_code), (false, true, Some(3)));
+        assert_eq!(
+            (state.running, state.exited, state.exit_code),
+            (false, true, Some(3))
+        );
         // A stop after the scripted exit keeps its code.
         rt.stop(&id, Duration::ZERO).await.unwrap();
         assert_eq!(rt.wait(&id).await, Ok(3));
 
-        let id = rt.create(&spec("c", &[(LABEL_EXIT_CODE, "7")])).await.unwrap();
+        let id = rt
+            .create(&spec("c", &[(LABEL_EXIT_CODE, "7")]))
+            .await
+            .unwrap();
         rt.start(&id).await.unwrap();
         assert_eq!(rt.wait(&id).await, Ok(7));
-        let id = rt.create(&spec("d", &[(LABEL_RUN_MS, "10")])).await.unwrap();
+        let id = rt
+            .create(&spec("d", &[(LABEL_RUN_MS, "10")]))
+            .await
+            .unwrap();
         rt.start(&id).await.unwrap();
         assert_eq!(rt.wait(&id).await, Ok(0));
     }

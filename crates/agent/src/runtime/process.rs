@@ -424,7 +424,11 @@ impl Store {
     fn claim_start(&self, id: &str) -> Result<Option<PathBuf>, RuntimeError> {
         let sandbox = self.locate(id)?;
         let marker = sandbox.dir.join(STARTED_FILE);
-        match OpenOptions::new().write(true).create_new(true).open(&marker) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
             Ok(_) => Ok(Some(sandbox.dir)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(io_failed(&sandbox.dir)(e)),
@@ -501,7 +505,10 @@ impl Store {
 /// Names that are safe as one path component and valid Docker container names.
 fn valid_name(name: &str) -> bool {
     name.len() <= 255
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -821,10 +828,7 @@ fn read_spec(dir: &Path) -> Result<Stored, RuntimeError> {
 /// Writes a file whole: readers see the old contents or the new, never a part.
 fn write_atomic(path: &Path, contents: &str) -> io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),
@@ -1260,9 +1264,9 @@ mod shim {
     use nix::unistd::Pid;
 
     use super::{
-        CHILD_PID_FILE, EXIT_FILE, EXIT_START_FAILED, ERROR_FILE, HEALTH_FILE, LOG_FILE, ProcId,
-        SHIM_LOG_FILE, SHIM_PID_FILE, Stored, StoredHealthCheck, exit_code, read_exit,
-        read_spec, rlimit_resource, rlimit_value, write_atomic,
+        CHILD_PID_FILE, ERROR_FILE, EXIT_FILE, EXIT_START_FAILED, HEALTH_FILE, LOG_FILE, ProcId,
+        SHIM_LOG_FILE, SHIM_PID_FILE, Stored, StoredHealthCheck, exit_code, read_exit, read_spec,
+        rlimit_resource, rlimit_value, write_atomic,
     };
 
     /// A command that did not start: why, and the exit code to record (as a shell would).
@@ -1303,10 +1307,14 @@ mod shim {
             .ok_or_else(|| io::Error::other("cannot read /proc/self/stat"))
             .and_then(|me| write_atomic(&dir.join(SHIM_PID_FILE), &me.render()));
         let outcome = match recorded {
-            Err(e) => Err(NotStarted::new(format!("the shim cannot record its pid: {e}"))),
+            Err(e) => Err(NotStarted::new(format!(
+                "the shim cannot record its pid: {e}"
+            ))),
             Ok(()) => match read_spec(dir) {
                 Ok(stored) => supervise(dir, &stored, &signals),
-                Err(e) => Err(NotStarted::new(format!("the shim cannot read the container: {e}"))),
+                Err(e) => Err(NotStarted::new(format!(
+                    "the shim cannot read the container: {e}"
+                ))),
             },
         };
         let code = match outcome {
@@ -1483,7 +1491,12 @@ mod shim {
     /// Docker's health monitor: a probe every `interval` after the last one ended; a pass makes
     /// the container healthy, `retries` failures in a row unhealthy; failures during the start
     /// period do not count while it has not yet been healthy.
-    pub(super) fn check_health(dir: &Path, stored: &Stored, hc: &StoredHealthCheck, stop: &Receiver<()>) {
+    pub(super) fn check_health(
+        dir: &Path,
+        stored: &Stored,
+        hc: &StoredHealthCheck,
+        stop: &Receiver<()>,
+    ) {
         let started = Instant::now();
         let start_period = Duration::from_millis(hc.start_period_ms);
         let interval = Duration::from_millis(hc.interval_ms);
@@ -1521,17 +1534,27 @@ mod shim {
     }
 
     /// Runs one probe: whether it passed within the timeout; `None` when told to stop.
-    fn probe(dir: &Path, stored: &Stored, hc: &StoredHealthCheck, stop: &Receiver<()>) -> Option<bool> {
-        let spawned = command(stored, &hc.argv).map_err(|e| e.message).and_then(|mut c| {
-            c.stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())
-        });
+    fn probe(
+        dir: &Path,
+        stored: &Stored,
+        hc: &StoredHealthCheck,
+        stop: &Receiver<()>,
+    ) -> Option<bool> {
+        let spawned = command(stored, &hc.argv)
+            .map_err(|e| e.message)
+            .and_then(|mut c| {
+                c.stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| e.to_string())
+            });
         let mut child: Child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                note(dir, &format!("cannot run the health check {:?}: {e}", hc.argv));
+                note(
+                    dir,
+                    &format!("cannot run the health check {:?}: {e}", hc.argv),
+                );
                 return Some(false);
             }
         };
@@ -1560,7 +1583,6 @@ fn exit_code(status: ExitStatus) -> i32 {
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -1592,7 +1614,17 @@ mod tests {
         for good in ["a", "berth-conf-1-2", "A.b_c-9", &"x".repeat(255)] {
             assert!(valid_name(good), "{good:?}");
         }
-        for bad in ["", ".", "..", ".hidden", "-x", "a/b", "a b", "é", &"x".repeat(256)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(256),
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }
@@ -1676,13 +1708,22 @@ mod tests {
             soft: 10,
             hard: 5,
         });
-        assert!(matches!(plan(&s, Path::new("/x")), Err(RuntimeError::Failed(_))));
+        assert!(matches!(
+            plan(&s, Path::new("/x")),
+            Err(RuntimeError::Failed(_))
+        ));
         let mut s = spec("a");
         s.environment.push(("A=B".into(), "c".into()));
-        assert!(matches!(plan(&s, Path::new("/x")), Err(RuntimeError::Failed(_))));
+        assert!(matches!(
+            plan(&s, Path::new("/x")),
+            Err(RuntimeError::Failed(_))
+        ));
         let mut s = spec("a");
         s.command.push("nul\0byte".into());
-        assert!(matches!(plan(&s, Path::new("/x")), Err(RuntimeError::Failed(_))));
+        assert!(matches!(
+            plan(&s, Path::new("/x")),
+            Err(RuntimeError::Failed(_))
+        ));
         let mut s = spec("a");
         s.health_check = Some(HealthCheck {
             command: vec!["curl".into(), "localhost".into()],
@@ -1691,7 +1732,9 @@ mod tests {
             retries: 1,
             start_period: Duration::ZERO,
         });
-        assert!(matches!(plan(&s, Path::new("/x")), Err(RuntimeError::Failed(m)) if m.contains("CMD-SHELL")));
+        assert!(
+            matches!(plan(&s, Path::new("/x")), Err(RuntimeError::Failed(m)) if m.contains("CMD-SHELL"))
+        );
     }
 
     #[test]
@@ -1709,8 +1752,12 @@ mod tests {
                 protocol: Protocol::Udp,
             },
         ];
-        s.environment = vec![("HOME".into(), "/home/app".into()), ("X".into(), "1".into())];
-        let env: BTreeMap<String, String> = plan(&s, Path::new("/x")).unwrap().env.into_iter().collect();
+        s.environment = vec![
+            ("HOME".into(), "/home/app".into()),
+            ("X".into(), "1".into()),
+        ];
+        let env: BTreeMap<String, String> =
+            plan(&s, Path::new("/x")).unwrap().env.into_iter().collect();
         assert_eq!(env["PORT"], "31000");
         assert_eq!(env["PORT0"], "31000");
         assert_eq!(env["PORT1"], "31001");
@@ -1731,13 +1778,17 @@ mod tests {
             retries: 0,
             start_period: Duration::from_secs(5),
         };
-        let shell = plan_health_check(&hc(&["CMD-SHELL", "test -f /ready"])).unwrap().unwrap();
+        let shell = plan_health_check(&hc(&["CMD-SHELL", "test -f /ready"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(shell.argv, ["/bin/sh", "-c", "test -f /ready"]);
         assert_eq!(shell.interval_ms, 30_000);
         assert_eq!(shell.timeout_ms, 2_000);
         assert_eq!(shell.retries, 3);
         assert_eq!(shell.start_period_ms, 5_000);
-        let exec = plan_health_check(&hc(&["CMD", "true", "x"])).unwrap().unwrap();
+        let exec = plan_health_check(&hc(&["CMD", "true", "x"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(exec.argv, ["true", "x"]);
         assert_eq!(plan_health_check(&hc(&["NONE"])).unwrap(), None);
         for bad in [&[][..], &["CMD"], &["CMD-SHELL"], &["true"]] {
@@ -1748,20 +1799,30 @@ mod tests {
     #[test]
     fn users_resolve_by_name_or_number() {
         if !Uid::effective().is_root() {
-            assert!(matches!(resolve_user("0"), Err(RuntimeError::Unsupported(_))));
+            assert!(matches!(
+                resolve_user("0"),
+                Err(RuntimeError::Unsupported(_))
+            ));
             return;
         }
         let root = resolve_user("root").unwrap();
         assert_eq!(root.switch, Some((0, 0)));
         assert_eq!(root.home.as_deref(), Some(Path::new("/root")));
         assert_eq!(resolve_user("0").unwrap().switch, Some((0, 0)));
-        assert_eq!(resolve_user("4242:4343").unwrap().switch, Some((4242, 4343)));
+        assert_eq!(
+            resolve_user("4242:4343").unwrap().switch,
+            Some((4242, 4343))
+        );
         // A uid unknown to the user database: Docker's group 0, and no home.
         let unknown = resolve_user("4242").unwrap();
         assert_eq!(unknown.switch, Some((4242, 0)));
         assert_eq!(unknown.home, None);
-        assert!(matches!(resolve_user("no-such-user-berth"), Err(RuntimeError::Failed(m)) if m.contains("no such user")));
-        assert!(matches!(resolve_user("0:no-such-group-berth"), Err(RuntimeError::Failed(m)) if m.contains("no such group")));
+        assert!(
+            matches!(resolve_user("no-such-user-berth"), Err(RuntimeError::Failed(m)) if m.contains("no such user"))
+        );
+        assert!(
+            matches!(resolve_user("0:no-such-group-berth"), Err(RuntimeError::Failed(m)) if m.contains("no such group"))
+        );
         assert!(resolve_user("").is_err());
     }
 
@@ -1816,11 +1877,20 @@ mod tests {
         assert!(!listed[0].state.running && !listed[0].state.exited);
         store.remove("one").unwrap();
         assert!(!sandbox.dir.exists());
-        assert!(matches!(store.locate("one"), Err(RuntimeError::NotFound(_))));
+        assert!(matches!(
+            store.locate("one"),
+            Err(RuntimeError::NotFound(_))
+        ));
         store.remove("one").unwrap();
         store.create(&spec("one")).unwrap();
-        assert!(matches!(store.locate("../etc"), Err(RuntimeError::NotFound(_))));
-        assert!(matches!(store.create(&spec("../x")), Err(RuntimeError::Failed(_))));
+        assert!(matches!(
+            store.locate("../etc"),
+            Err(RuntimeError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.create(&spec("../x")),
+            Err(RuntimeError::Failed(_))
+        ));
     }
 
     #[test]
@@ -1885,7 +1955,10 @@ mod tests {
         write_atomic(&dir.join(SHIM_PID_FILE), &id.render()).unwrap();
         assert_eq!(settle(&dir).unwrap(), Phase::Exited(137));
         let state = inspect(&dir).unwrap();
-        assert_eq!((state.running, state.exited, state.exit_code), (false, true, Some(137)));
+        assert_eq!(
+            (state.running, state.exited, state.exit_code),
+            (false, true, Some(137))
+        );
         assert!(state.error.unwrap().contains("died"));
         // A running container is not removed; an exited one is.
         store.remove("orphan").unwrap();
@@ -1909,7 +1982,11 @@ mod tests {
         store.remove("busy").unwrap();
     }
 
-    fn health_fixture(script: &str, retries: u32, start_period_ms: u64) -> (tempfile::TempDir, Stored, StoredHealthCheck) {
+    fn health_fixture(
+        script: &str,
+        retries: u32,
+        start_period_ms: u64,
+    ) -> (tempfile::TempDir, Stored, StoredHealthCheck) {
         let dir = tempfile::tempdir().unwrap();
         let mut s = spec("h");
         s.health_check = Some(HealthCheck {
@@ -1953,7 +2030,10 @@ mod tests {
     #[test]
     fn a_passing_probe_makes_a_container_healthy() {
         let patience = Duration::from_secs(10);
-        assert_eq!(health_becomes("exit 0", 3, 0, "healthy", patience), "healthy");
+        assert_eq!(
+            health_becomes("exit 0", 3, 0, "healthy", patience),
+            "healthy"
+        );
     }
 
     #[test]
@@ -1971,8 +2051,14 @@ mod tests {
         }
         drop(stop);
         monitor.join().unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join(HEALTH_FILE)).unwrap(), "unhealthy");
-        let runs = fs::read_to_string(dir.path().join("runs")).unwrap().lines().count();
+        assert_eq!(
+            fs::read_to_string(dir.path().join(HEALTH_FILE)).unwrap(),
+            "unhealthy"
+        );
+        let runs = fs::read_to_string(dir.path().join("runs"))
+            .unwrap()
+            .lines()
+            .count();
         assert!((3..=4).contains(&runs), "{runs} probes ran");
     }
 
@@ -1981,8 +2067,14 @@ mod tests {
         // With a long start period and one retry, failing probes (some 25 in half a second)
         // never make it unhealthy; without the start period, the first one does.
         let half_a_second = Duration::from_millis(500);
-        assert_eq!(health_becomes("exit 1", 1, 60_000, "unhealthy", half_a_second), "");
+        assert_eq!(
+            health_becomes("exit 1", 1, 60_000, "unhealthy", half_a_second),
+            ""
+        );
         let patience = Duration::from_secs(10);
-        assert_eq!(health_becomes("exit 1", 1, 0, "unhealthy", patience), "unhealthy");
+        assert_eq!(
+            health_becomes("exit 1", 1, 0, "unhealthy", patience),
+            "unhealthy"
+        );
     }
 }

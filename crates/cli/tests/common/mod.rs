@@ -2,6 +2,8 @@
 //! official AWS SDK ECS client pointed at it.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

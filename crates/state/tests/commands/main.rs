@@ -7,6 +7,7 @@ mod common;
 
 mod attributes;
 mod clusters;
+mod connectivity;
 mod distinct;
 mod dynamic_ports;
 mod expire;

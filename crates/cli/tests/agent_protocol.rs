@@ -1,0 +1,313 @@
+//! The server's side of the agent protocol, driven by hand (no agent process, no Docker): the
+//! assignment long-poll and its answers, heartbeats and the connected → disconnected → lost
+//! transitions, health reports, and the logs endpoint's errors.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Berth, ecs_op, raw};
+use serde_json::{Value, json};
+
+/// Calls an ECS operation and returns its JSON answer, failing on an error answer.
+async fn ok(b: &Berth, op: &str, body: Value) -> Value {
+    let r = ecs_op(&b.endpoint, op, &body.to_string()).await;
+    assert_eq!(r.status, 200, "{op}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// A cluster `c` with one instance (ARN returned) and a task definition `app`.
+async fn setup(b: &Berth) -> String {
+    ok(b, "CreateCluster", json!({"clusterName": "c"})).await;
+    ok(
+        b,
+        "RegisterTaskDefinition",
+        json!({"family": "app", "containerDefinitions": [
+            {"name": "web", "image": "busybox", "memory": 32, "portMappings": [{"containerPort": 80}]},
+            {"name": "side", "image": "busybox", "memory": 32, "essential": false}
+        ]}),
+    )
+    .await;
+    let r = ok(
+        b,
+        "RegisterContainerInstance",
+        json!({"cluster": "c", "totalResources": [
+            {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
+            {"name": "MEMORY", "type": "INTEGER", "integerValue": 2048}
+        ], "attributes": [{"name": "berth.agent-endpoint", "value": "http://127.0.0.1:9"}]}),
+    )
+    .await;
+    r["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn run(b: &Berth) -> String {
+    let r = ok(b, "RunTask", json!({"cluster": "c", "taskDefinition": "app"})).await;
+    assert_eq!(r["failures"], json!([]), "{r}");
+    r["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
+}
+
+fn encode(s: &str) -> String {
+    s.replace(':', "%3A").replace('/', "%2F")
+}
+
+async fn poll(b: &Berth, instance: &str, since: u64, wait: u64) -> (u16, Value) {
+    let path = format!(
+        "/v1/agent/poll?cluster=c&instance={}&since={since}&wait={wait}",
+        encode(instance)
+    );
+    let r = raw(&b.endpoint, "GET", &path, &[], b"").await;
+    (r.status, r.json())
+}
+
+async fn task(b: &Berth, arn: &str) -> Value {
+    let r = ok(b, "DescribeTasks", json!({"cluster": "c", "tasks": [arn]})).await;
+    r["tasks"][0].clone()
+}
+
+async fn instance(b: &Berth, arn: &str) -> Value {
+    let r = ok(
+        b,
+        "DescribeContainerInstances",
+        json!({"cluster": "c", "containerInstances": [arn]}),
+    )
+    .await;
+    r["containerInstances"][0].clone()
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_poll_answers_assignments_and_wakes_on_change() {
+    let b = Berth::start();
+    let inst = setup(&b).await;
+
+    let (status, first) = poll(&b, &inst, 0, 0).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["instanceStatus"], "ACTIVE");
+    assert_eq!(first["tasks"], json!([]));
+    let since = first["version"].as_u64().unwrap();
+
+    // Nothing changed: the poll waits its full time.
+    let t = Instant::now();
+    let (_, idle) = poll(&b, &inst, since, 1).await;
+    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    assert_eq!(idle["version"].as_u64(), Some(since));
+
+    // A placement wakes a waiting poll at once, with everything the agent needs.
+    let waiting = {
+        let endpoint = b.endpoint.clone();
+        let inst = inst.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let path = format!(
+                "/v1/agent/poll?cluster=c&instance={}&since={since}&wait=30",
+                encode(&inst)
+            );
+            let r = raw(&endpoint, "GET", &path, &[], b"").await;
+            (t.elapsed(), r.json())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let arn = run(&b).await;
+    let (took, woke) = waiting.await.unwrap();
+    assert!(took < Duration::from_secs(5), "woken after {took:?}");
+    let a = &woke["tasks"][0];
+    assert_eq!(a["taskArn"], arn.as_str());
+    assert_eq!(a["desiredStatus"], "RUNNING");
+    assert_eq!(a["lastStatus"], "PENDING");
+    assert_eq!(a["started"], false);
+    assert_eq!(a["taskDefinition"]["family"], "app");
+    assert_eq!(
+        a["taskDefinition"]["containerDefinitions"][0]["name"],
+        "web"
+    );
+    assert_eq!(a["ports"][0]["containerName"], "web");
+    assert_eq!(a["ports"][0]["containerPort"], 80);
+    let host_port = a["ports"][0]["hostPort"].as_u64().unwrap();
+    assert!((49153..=65535).contains(&host_port), "dynamic port {host_port}");
+    let since = woke["version"].as_u64().unwrap();
+    assert!(since > 0);
+
+    // StopTask: the next poll carries desiredStatus STOPPED.
+    ok(&b, "StopTask", json!({"cluster": "c", "task": arn})).await;
+    let (_, stopping) = poll(&b, &inst, since, 10).await;
+    assert_eq!(stopping["tasks"][0]["desiredStatus"], "STOPPED");
+
+    // Once the agent reports it STOPPED, it is no longer assigned.
+    ok(
+        &b,
+        "SubmitTaskStateChange",
+        json!({"cluster": "c", "task": arn, "status": "STOPPED"}),
+    )
+    .await;
+    let (_, done) = poll(&b, &inst, 0, 0).await;
+    assert_eq!(done["tasks"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_polls_are_refused_plainly() {
+    let b = Berth::start();
+    let inst = setup(&b).await;
+    let unknown = inst.replace(
+        inst.rsplit('/').next().unwrap(),
+        "0123456789abcdef0123456789abcdef",
+    );
+    let (status, body) = poll(&b, &unknown, 0, 0).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not registered"));
+
+    let r = raw(&b.endpoint, "GET", "/v1/agent/poll?cluster=c", &[], b"").await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("instance"));
+    let r = raw(
+        &b.endpoint,
+        "GET",
+        "/v1/agent/poll?cluster=c&instance=nope&since=x",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+
+    // An instance of another cluster is not this cluster's.
+    ok(&b, "CreateCluster", json!({"clusterName": "other"})).await;
+    let path = format!(
+        "/v1/agent/poll?cluster=other&instance={}",
+        encode(inst.rsplit('/').next().unwrap())
+    );
+    let r = raw(&b.endpoint, "GET", &path, &[], b"").await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn a_silent_agent_is_disconnected_then_lost() {
+    let b = Berth::start_with(&["--agent-heartbeat-timeout", "1", "--agent-lost-after", "2"]);
+    let inst = setup(&b).await;
+    let arn = run(&b).await;
+    ok(
+        &b,
+        "SubmitTaskStateChange",
+        json!({"cluster": "c", "task": arn, "status": "RUNNING"}),
+    )
+    .await;
+
+    eventually(Duration::from_secs(15), "agentConnected false", || async {
+        instance(&b, &inst).await["agentConnected"] == false
+    })
+    .await;
+    // No placements on a disconnected instance.
+    let r = ok(&b, "RunTask", json!({"cluster": "c", "taskDefinition": "app"})).await;
+    assert_eq!(r["failures"][0]["reason"], "AGENT", "{r}");
+    assert_eq!(task(&b, &arn).await["lastStatus"], "RUNNING");
+
+    // Heard from again before the grace period ends: connected, tasks untouched.
+    let (status, _) = poll(&b, &inst, 0, 0).await;
+    assert_eq!(status, 200);
+    assert_eq!(instance(&b, &inst).await["agentConnected"], true);
+    assert_eq!(task(&b, &arn).await["lastStatus"], "RUNNING");
+
+    // Silent for good: disconnected, then after the grace period its task is STOPPED.
+    eventually(Duration::from_secs(20), "the task STOPPED as lost", || async {
+        task(&b, &arn).await["lastStatus"] == "STOPPED"
+    })
+    .await;
+    let t = task(&b, &arn).await;
+    assert_eq!(t["desiredStatus"], "STOPPED");
+    assert_eq!(t["stopCode"], "TerminationNotice");
+    let reason = t["stoppedReason"].as_str().unwrap();
+    assert!(reason.contains("stopped sending heartbeats"), "{reason}");
+    assert_eq!(instance(&b, &inst).await["agentConnected"], false);
+    assert_eq!(instance(&b, &inst).await["runningTasksCount"], 0);
+}
+
+#[tokio::test]
+async fn polling_keeps_an_agent_connected() {
+    let b = Berth::start_with(&["--agent-heartbeat-timeout", "2", "--agent-lost-after", "1"]);
+    let inst = setup(&b).await;
+    let arn = run(&b).await;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        let (status, _) = poll(&b, &inst, u64::MAX, 1).await;
+        assert_eq!(status, 200);
+        assert_eq!(instance(&b, &inst).await["agentConnected"], true);
+    }
+    assert_eq!(task(&b, &arn).await["lastStatus"], "PENDING");
+}
+
+#[tokio::test]
+async fn health_reports_reach_the_task() {
+    let b = Berth::start();
+    setup(&b).await;
+    let arn = run(&b).await;
+    let report = |container: &str, health: &str| {
+        json!({"cluster": "c", "task": arn, "containers": [
+            {"containerName": container, "healthStatus": health}
+        ]})
+        .to_string()
+    };
+    let post = |body: String| {
+        let endpoint = b.endpoint.clone();
+        async move {
+            raw(
+                &endpoint,
+                "POST",
+                "/v1/agent/health",
+                &[("content-type", "application/json")],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    assert_eq!(post(report("web", "HEALTHY")).await.status, 204);
+    let t = task(&b, &arn).await;
+    assert_eq!(t["containers"][0]["healthStatus"], "HEALTHY");
+    assert_eq!(t["healthStatus"], "HEALTHY", "the only essential container");
+    assert_eq!(post(report("web", "UNHEALTHY")).await.status, 204);
+    assert_eq!(task(&b, &arn).await["healthStatus"], "UNHEALTHY");
+
+    let r = post(report("nope", "HEALTHY")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("nope"));
+    let r = post(report("web", "GREAT")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("GREAT"));
+    let r = post("{not json".into()).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(task(&b, &arn).await["healthStatus"], "UNHEALTHY", "unchanged");
+}
+
+#[tokio::test]
+async fn the_logs_endpoint_explains_what_it_cannot_do() {
+    let b = Berth::start();
+    setup(&b).await;
+    let arn = run(&b).await;
+    let id = arn.rsplit('/').next().unwrap();
+    let get = |path: String| {
+        let endpoint = b.endpoint.clone();
+        async move { raw(&endpoint, "GET", &path, &[], b"").await }
+    };
+    let r = get(format!("/v1/tasks/{id}/logs?cluster=c")).await;
+    assert_eq!(r.status, 400, "two containers: which one?");
+    assert!(r.json()["message"].as_str().unwrap().contains("container="));
+    let r = get(format!("/v1/tasks/{id}/logs?cluster=c&container=nope")).await;
+    assert_eq!(r.status, 404);
+    let r = get("/v1/tasks/0123456789abcdef0123456789abcdef/logs?cluster=c".into()).await;
+    assert_eq!(r.status, 404);
+    // The instance's agent endpoint (port 9, discard) does not answer: a gateway error.
+    let r = get(format!("/v1/tasks/{id}/logs?cluster=c&container=web")).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+}
