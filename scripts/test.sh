@@ -13,6 +13,16 @@ if [ ! -x .venv-test/bin/python ]; then
 fi
 .venv-test/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
 
+log "Test image (berth-test/busybox, built from Debian's busybox-static; no registry needed)"
+if docker info >/dev/null 2>&1; then
+  scripts/test-image.sh
+elif [ "${CI:-}" = true ]; then
+  echo "Docker is unavailable, and CI must run the Docker tests" >&2
+  exit 1
+else
+  echo "Docker is unavailable: the Docker tests will say so and skip"
+fi
+
 log "Build"
 cargo build --workspace --all-targets --locked
 

@@ -179,7 +179,7 @@ class BerthProcess:
 
 @pytest.fixture
 def start_berth(berth_bin, tmp_path):
-    """Factory: start_berth("server" | "dev", *extra_args, data_dir=None) -> BerthProcess.
+    """Factory: start_berth("server" | "dev", *extra_args, data_dir=None, env=None) -> BerthProcess.
 
     The caller reads its stdout (`read_until`). Without `data_dir` each start gets a new one.
 
@@ -189,13 +189,17 @@ def start_berth(berth_bin, tmp_path):
     started: list[BerthProcess] = []
 
     def start(
-        mode: str, *extra: str, listen: str = "127.0.0.1:0", data_dir: Path | None = None
+        mode: str,
+        *extra: str,
+        listen: str = "127.0.0.1:0",
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> BerthProcess:
         n = len(started)
         data_dir = data_dir or tmp_path / f"berth-{mode}-{n}"
         log_path = tmp_path / f"berth-{mode}-{n}.stderr.log"
         args = [str(berth_bin), mode, "--listen", listen, "--data-dir", str(data_dir), *extra]
-        env = scrubbed_environ()
+        env = {**scrubbed_environ(), **(env or {})}
         env.setdefault("RUST_LOG", "info,openraft=warn")
         env.setdefault("RUST_BACKTRACE", "1")
         with open(log_path, "wb") as log:

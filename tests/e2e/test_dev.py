@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ARN = "arn:aws:ecs:us-east-1:000000000000"
@@ -14,8 +16,8 @@ ENDPOINT_LINE = re.compile(r"^\s*ECS endpoint:\s+(http://127\.0\.0\.1:\d+)\s*$")
 WELCOME_END = "Press Ctrl-C to stop."
 
 
-def start_dev(start_berth, data_dir: Path | None = None):
-    p = start_berth("dev", data_dir=data_dir)
+def start_dev(start_berth, data_dir: Path | None = None, env: dict[str, str] | None = None):
+    p = start_berth("dev", data_dir=data_dir, env=env)
     lines = p.read_until(lambda line: line.strip() == WELCOME_END)
     endpoints = [m.group(1) for m in map(ENDPOINT_LINE.match, lines) if m]
     assert len(endpoints) == 1, "the welcome text must show the ECS endpoint once:\n" + "\n".join(
@@ -84,6 +86,7 @@ def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
     # The printed commands already name the real endpoint: nothing to substitute.
     assert f"--endpoint-url {dev.endpoint}" in register
 
+    run_arns = []
     for command in awss:
         r = run_as_printed(command, exports[0], cli_env)
         assert r.returncode == 0, f"printed command failed:\n{command}\n{r.stderr}"
@@ -101,10 +104,69 @@ def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
                 64,
                 ["echo", "hi"],
             )
+        if "run-task" in command:
+            assert out["failures"] == [], out
+            run_arns.append(out["tasks"][0]["taskArn"])
 
     # The registration is really there for any client.
     ecs = ecs_at(dev.endpoint)
     assert ecs.list_task_definitions()["taskDefinitionArns"] == [f"{ARN}:task-definition/hello:1"]
+
+    # The printed run-task ran `echo hi` on dev's own agent, and its logs say so.
+    assert len(run_arns) == 1, "the welcome text should run the task it registers"
+    task = wait_stopped(ecs, run_arns[0])
+    assert task["containers"][0]["exitCode"] == 0, task
+    assert task["stopCode"] == "EssentialContainerExited", task
+    assert logs(dev.endpoint, run_arns[0]) == "hi\n"
+
+
+def wait_stopped(ecs, arn: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        (task,) = ecs.describe_tasks(tasks=[arn])["tasks"]
+        if task["lastStatus"] == "STOPPED":
+            return task
+        assert time.monotonic() < deadline, f"task not STOPPED within {timeout}s: {task}"
+        time.sleep(0.2)
+
+
+def logs(endpoint: str, arn: str) -> str:
+    task_id = arn.rsplit("/", 1)[1]
+    with urllib.request.urlopen(f"{endpoint}/v1/tasks/{task_id}/logs", timeout=30) as r:
+        return r.read().decode()
+
+
+def test_dev_without_docker_says_so_and_runs_process_tasks(start_berth, ecs_at):
+    dev, welcome = start_dev(
+        start_berth, env={"DOCKER_HOST": "unix:///nonexistent/berth-test-docker.sock"}
+    )
+    assert "Docker is unavailable" in welcome, welcome
+    ecs = ecs_at(dev.endpoint)
+    (instance,) = ecs.describe_container_instances(
+        containerInstances=ecs.list_container_instances()["containerInstanceArns"]
+    )["containerInstances"]
+    assert instance["agentConnected"] is True
+    names = {a["name"]: a.get("value") for a in instance["attributes"]}
+    assert names["berth.default-runtime"] == "process", names
+    assert "berth.runtime.docker" not in names, names
+
+    # No runtime label: the agent's default, host processes, runs it.
+    ecs.register_task_definition(
+        family="plain",
+        containerDefinitions=[
+            {
+                "name": "main",
+                "image": "busybox",
+                "memory": 32,
+                "command": ["sh", "-c", "echo from-process; exit 4"],
+            }
+        ],
+    )
+    (arn,) = [t["taskArn"] for t in ecs.run_task(taskDefinition="plain")["tasks"]]
+    task = wait_stopped(ecs, arn)
+    assert task["containers"][0]["exitCode"] == 4, task
+    assert task["stopCode"] == "EssentialContainerExited", task
+    assert "from-process" in logs(dev.endpoint, arn)
 
 
 def test_dev_keeps_its_state_across_restarts(start_berth, aws_at, ecs_at):

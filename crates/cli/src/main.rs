@@ -390,12 +390,14 @@ Try it with the AWS CLI (any credentials will do):
   export AWS_ACCESS_KEY_ID=berth AWS_SECRET_ACCESS_KEY=berth AWS_DEFAULT_REGION=us-east-1
   aws ecs list-clusters --endpoint-url http://{addr}
   aws ecs register-task-definition --endpoint-url http://{addr} \\
-      --family hello --container-definitions '[{{\"name\":\"hello\",\"image\":\"busybox\",\"memory\":64,\"command\":[\"echo\",\"hi\"]}}]'
-
+      --family hello --container-definitions '[{{\"name\":\"hello\",\"image\":\"busybox\",\"memory\":64,\"command\":[\"echo\",\"hi\"],\"dockerLabels\":{{\"berth.runtime\":\"process\"}}}}]'
   aws ecs run-task --endpoint-url http://{addr} --task-definition hello
-  curl 'http://{addr}/v1/tasks/TASK_ID/logs'
 
-Press Ctrl-C to stop (the agent's containers keep running; the next start re-attaches).",
+The task runs `echo hi` as a host process (the docker label berth.runtime=process); drop the
+label to run it as a Docker container. Its output: curl http://{addr}/v1/tasks/TASK_ID/logs
+Stopping berth dev leaves running containers alone; the next start re-attaches to them.
+
+Press Ctrl-C to stop.",
         data_dir.display(),
         agent.instance_arn,
     );

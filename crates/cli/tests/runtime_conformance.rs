@@ -291,7 +291,8 @@ async fn exit_code_three_is_reported(f: &Fixture) {
 }
 
 async fn exit_code_is_reported(f: &Fixture, code: i32) {
-    let spec = scripted_exit(f.spec(&format!("sleep 1; exit {code}")), code, 1000);
+    // Long enough to be seen running even on a loaded machine.
+    let spec = scripted_exit(f.spec(&format!("sleep 2; exit {code}")), code, 2000);
     let id = f.run(&spec).await;
     let running = f.inspect(&id).await;
     assert!(running.running, "{running:?}");
@@ -779,10 +780,29 @@ async fn a_missing_program_does_not_start(f: &Fixture) {
     assert_eq!(f.wait(&id).await, 127);
 }
 
+async fn a_followed_log_ends_when_the_container_is_removed(f: &Fixture) {
+    let id = f.create(&f.spec(UNTIL_TERM)).await;
+    let logs = f.rt().logs(&id, true).await.expect("logs");
+    let following = tokio::spawn(logs.try_collect::<Vec<bytes::Bytes>>());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !following.is_finished(),
+        "following a created container waits"
+    );
+    f.rt().remove(&id).await.expect("remove");
+    let chunks = tokio::time::timeout(PATIENCE, following)
+        .await
+        .expect("the log ends")
+        .unwrap()
+        .expect("no error");
+    assert!(chunks.is_empty(), "{chunks:?}");
+}
+
 conformance!(@runtime process_only = process;
     the_shim_is_detached_from_the_agent,
     a_sandbox_elsewhere_is_found_by_a_new_runtime,
     a_killed_shim_leaves_a_killed_container,
     ports_user_and_ulimits_reach_the_process,
     a_missing_program_does_not_start,
+    a_followed_log_ends_when_the_container_is_removed,
 );

@@ -70,17 +70,26 @@ enum Phase {
     Exited(i32),
 }
 
-impl Container {
-    /// The phase now, a scripted exit that is due included.
-    fn phase(&self) -> Phase {
-        self.phase.send_if_modified(|phase| match *phase {
+impl Phase {
+    /// The phase now: a running container whose scripted exit is due has exited.
+    fn now(self) -> Phase {
+        match self {
             Phase::Running {
                 exit_at: Some((at, code)),
-            } if Instant::now() >= at => {
-                *phase = Phase::Exited(code);
-                true
-            }
-            _ => false,
+            } if Instant::now() >= at => Phase::Exited(code),
+            phase => phase,
+        }
+    }
+}
+
+impl Container {
+    /// The phase now, recorded so that waiters see a scripted exit too.
+    fn phase(&self) -> Phase {
+        self.phase.send_if_modified(|phase| {
+            let now = phase.now();
+            let changed = now != *phase;
+            *phase = now;
+            changed
         });
         *self.phase.borrow()
     }
@@ -302,10 +311,8 @@ impl Runtime for HollowRuntime {
             "hollow container {} started\n",
             container.runtime_name
         ));
-        let changes = container.phase.subscribe();
         let tail = Tail {
-            container,
-            changes,
+            changes: container.phase.subscribe(),
             line: Some(line),
             follow,
         };
@@ -317,9 +324,8 @@ impl Runtime for HollowRuntime {
 }
 
 /// A hollow container's log: its one line once started; when following, then nothing until
-/// it exits (or is removed).
+/// it exits or is removed (its phase's sender, held by the map alone, is then dropped).
 struct Tail {
-    container: Arc<Container>,
     changes: watch::Receiver<Phase>,
     /// The line, until it has been sent.
     line: Option<Bytes>,
@@ -329,7 +335,7 @@ struct Tail {
 impl Tail {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
-            let phase = self.container.phase();
+            let phase = self.changes.borrow_and_update().now();
             if phase != Phase::Created
                 && let Some(line) = self.line.take()
             {
@@ -345,7 +351,11 @@ impl Tail {
                 _ => None,
             };
             tokio::select! {
-                _ = self.changes.changed() => {}
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
                 () = sleep_until(exit_at) => {}
             }
         }
@@ -451,6 +461,24 @@ mod tests {
             rt.logs(&id, false).await,
             Err(RuntimeError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn following_a_container_ends_when_it_is_removed() {
+        let rt = Arc::new(HollowRuntime::new());
+        let id = rt.create(&spec("r", &[])).await.unwrap();
+        let following = tokio::spawn({
+            let (rt, id) = (rt.clone(), id.clone());
+            async move { logs(&rt, &id, true).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!following.is_finished());
+        rt.remove(&id).await.unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(5), following)
+            .await
+            .expect("the log ends")
+            .unwrap();
+        assert_eq!(text, "");
     }
 
     #[tokio::test]

@@ -239,7 +239,7 @@ impl Runtime for ProcessRuntime {
     async fn wait(&self, id: &str) -> Result<i32, RuntimeError> {
         let dir = self.locate(id).await?;
         loop {
-            match self.settle(&dir).await? {
+            match settle_existing(&dir).await? {
                 Phase::Exited(code) => return Ok(code),
                 Phase::Created => {
                     return Err(RuntimeError::Failed(format!(
@@ -255,7 +255,7 @@ impl Runtime for ProcessRuntime {
         let dir = self.locate(id).await?;
         // A start may be under way: wait for its shim to be there to be signalled.
         let shim = loop {
-            match self.settle(&dir).await? {
+            match settle_existing(&dir).await? {
                 Phase::Created | Phase::Exited(_) => return Ok(()),
                 Phase::Running(Some(shim)) => break shim,
                 Phase::Running(None) => tokio::time::sleep(POLL).await,
@@ -313,16 +313,11 @@ impl ProcessRuntime {
             .await
     }
 
-    async fn settle(&self, dir: &Path) -> Result<Phase, RuntimeError> {
-        let dir = dir.to_owned();
-        blocking(move || settle(&dir).map_err(io_failed(&dir))).await
-    }
-
     /// Polls until the container has exited (true) or `timeout` has passed (false).
     async fn exits_within(&self, dir: &Path, timeout: Duration) -> Result<bool, RuntimeError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Phase::Exited(_) = self.settle(dir).await? {
+            if let Phase::Exited(_) = settle_existing(dir).await? {
                 return Ok(true);
             }
             let now = Instant::now();
@@ -332,6 +327,18 @@ impl ProcessRuntime {
             tokio::time::sleep(POLL.min(deadline - now)).await;
         }
     }
+}
+
+/// [`settle`] for a container that may have been removed meanwhile ([`RuntimeError::NotFound`]).
+async fn settle_existing(dir: &Path) -> Result<Phase, RuntimeError> {
+    let dir = dir.to_owned();
+    blocking(move || {
+        if !dir.join(SPEC_FILE).is_file() {
+            return Err(RuntimeError::NotFound(dir.display().to_string()));
+        }
+        settle(&dir).map_err(io_failed(&dir))
+    })
+    .await
 }
 
 fn io_failed(dir: &Path) -> impl FnOnce(io::Error) -> RuntimeError + '_ {
@@ -1101,11 +1108,10 @@ impl Tail {
 
     /// Exited, or gone: either way nothing more will be written.
     async fn exited(&self) -> bool {
-        let dir = self.dir.clone();
-        match blocking(move || settle(&dir).map_err(io_failed(&dir))).await {
-            Ok(phase) => matches!(phase, Phase::Exited(_)),
-            Err(_) => true,
-        }
+        !matches!(
+            settle_existing(&self.dir).await,
+            Ok(Phase::Created | Phase::Running(_))
+        )
     }
 }
 
