@@ -52,6 +52,9 @@
 //! appears. A shim that dies without writing `exit` is noticed by whoever looks next: the
 //! runtime SIGKILLs the command's group if it still exists and records 137.
 //!
+//! Starting a started container does nothing (restarts are not a runtime's job), waiting for
+//! one never started fails, and removing an unknown id succeeds (it is removed already).
+//!
 //! # What it does not do
 //!
 //! There is no image, filesystem or network isolation. The image is ignored; the command runs
@@ -262,11 +265,11 @@ impl Runtime for ProcessRuntime {
             }
         };
         shim.signal(Signal::SIGTERM);
-        if self.exits_within(&dir, timeout).await? {
+        if exits_within(&dir, timeout).await? {
             return Ok(());
         }
         shim.signal(Signal::SIGUSR1);
-        if self.exits_within(&dir, KILL_GRACE).await? {
+        if exits_within(&dir, KILL_GRACE).await? {
             return Ok(());
         }
         blocking(move || {
@@ -312,20 +315,20 @@ impl ProcessRuntime {
         self.with_store(move |store| Ok(store.locate(&id)?.dir))
             .await
     }
+}
 
-    /// Polls until the container has exited (true) or `timeout` has passed (false).
-    async fn exits_within(&self, dir: &Path, timeout: Duration) -> Result<bool, RuntimeError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Phase::Exited(_) = settle_existing(dir).await? {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(POLL.min(deadline - now)).await;
+/// Polls until the container has exited (true) or `timeout` has passed (false).
+async fn exits_within(dir: &Path, timeout: Duration) -> Result<bool, RuntimeError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Phase::Exited(_) = settle_existing(dir).await? {
+            return Ok(true);
         }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL.min(deadline - now)).await;
     }
 }
 
