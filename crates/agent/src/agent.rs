@@ -127,14 +127,15 @@ impl Agent {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             AgentError::Setup(format!("creating {}: {e}", config.data_dir.display()))
         })?;
-        let docker: Result<Arc<dyn Runtime>, String> = if config.runtime == Some(RuntimeKind::Hollow) {
-            Err("the agent is hollow".into())
-        } else {
-            DockerRuntime::connect()
-                .await
-                .map(|d| Arc::new(d) as Arc<dyn Runtime>)
-                .map_err(|e| e.to_string())
-        };
+        let docker: Result<Arc<dyn Runtime>, String> =
+            if config.runtime == Some(RuntimeKind::Hollow) {
+                Err("the agent is hollow".into())
+            } else {
+                DockerRuntime::connect()
+                    .await
+                    .map(|d| Arc::new(d) as Arc<dyn Runtime>)
+                    .map_err(|e| e.to_string())
+            };
         let docker_version = match &docker {
             Ok(d) => d.version().await.map_err(|e| e.to_string()),
             Err(why) => Err(why.clone()),
@@ -167,11 +168,23 @@ impl Agent {
             .map_err(|e| AgentError::Setup(e.to_string()))?;
         let endpoint = format!(
             "http://{}",
-            config.advertise.clone().unwrap_or_else(|| local.to_string())
+            config
+                .advertise
+                .clone()
+                .unwrap_or_else(|| local.to_string())
         );
 
         let client = Client::new(&config.server);
-        let instance_arn = register(&client, &config, &endpoint, local.port(), &docker_version, &runtimes, default_runtime).await?;
+        let instance_arn = register(
+            &client,
+            &config,
+            &endpoint,
+            local.port(),
+            &docker_version,
+            &runtimes,
+            default_runtime,
+        )
+        .await?;
         let shared = Arc::new(Shared {
             client,
             instance_arn: instance_arn.clone(),
@@ -281,13 +294,23 @@ async fn register(
     attributes.insert(ENDPOINT_ATTRIBUTE.into(), endpoint.into());
     // One attribute per runtime the agent can run, for memberOf constraints
     // (`attribute:berth.runtime.process exists`), and the default's name.
-    for kind in [RuntimeKind::Docker, RuntimeKind::Process, RuntimeKind::Hollow] {
+    for kind in [
+        RuntimeKind::Docker,
+        RuntimeKind::Process,
+        RuntimeKind::Hollow,
+    ] {
         if runtimes.get(kind).is_ok() {
             attributes.insert(format!("berth.runtime.{}", kind.as_str()), String::new());
         }
     }
-    attributes.insert("berth.default-runtime".into(), default_runtime.as_str().into());
-    attributes.insert("ecs.capability.container-health-check".into(), String::new());
+    attributes.insert(
+        "berth.default-runtime".into(),
+        default_runtime.as_str().into(),
+    );
+    attributes.insert(
+        "ecs.capability.container-health-check".into(),
+        String::new(),
+    );
     attributes.insert("ecs.capability.container-ordering".into(), String::new());
     if docker_version.is_ok() {
         for api_version in ["1.17", "1.18", "1.19", "1.21", "1.25"] {
@@ -353,7 +376,9 @@ async fn register(
             }
             // As ECS's agent does, an agent joining `default` creates it.
             Err(ClientError::Rejected { kind, .. })
-                if kind == "ClusterNotFoundException" && config.cluster == "default" && !created =>
+                if kind == "ClusterNotFoundException"
+                    && config.cluster == "default"
+                    && !created =>
             {
                 created = true;
                 let create = api::CreateClusterRequest {
@@ -387,7 +412,8 @@ async fn register(
         cluster: config.cluster.clone(),
         container_instance_arn: arn.clone(),
     };
-    let bytes = serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Setup(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Setup(e.to_string()))?;
     let tmp = identity_path.with_extension("json.tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, &identity_path))
@@ -404,7 +430,11 @@ struct Supervised {
 /// What the runtimes hold for this instance, by task ARN.
 async fn holdings(shared: &Shared) -> HashMap<String, Vec<(RuntimeKind, Existing)>> {
     let mut out: HashMap<String, Vec<(RuntimeKind, Existing)>> = HashMap::new();
-    for kind in [RuntimeKind::Docker, RuntimeKind::Process, RuntimeKind::Hollow] {
+    for kind in [
+        RuntimeKind::Docker,
+        RuntimeKind::Process,
+        RuntimeKind::Hollow,
+    ] {
         let Ok(runtime) = shared.runtimes.get(kind) else {
             continue;
         };
@@ -416,7 +446,9 @@ async fn holdings(shared: &Shared) -> HashMap<String, Vec<(RuntimeKind, Existing
                     }
                 }
             }
-            Err(e) => tracing::warn!(runtime = kind.as_str(), error = %e, "listing containers failed"),
+            Err(e) => {
+                tracing::warn!(runtime = kind.as_str(), error = %e, "listing containers failed")
+            }
         }
     }
     out
@@ -432,7 +464,12 @@ async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), Agent
     loop {
         let response = match shared
             .client
-            .poll(&config.cluster, &shared.instance_arn, since, config.poll_wait)
+            .poll(
+                &config.cluster,
+                &shared.instance_arn,
+                since,
+                config.poll_wait,
+            )
             .await
         {
             Ok(r) => {

@@ -97,9 +97,10 @@ impl Client {
             kind: parsed["__type"]
                 .as_str()
                 .map_or_else(|| format!("HTTP {status}"), str::to_owned),
-            message: parsed["message"]
-                .as_str()
-                .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_owned),
+            message: parsed["message"].as_str().map_or_else(
+                || String::from_utf8_lossy(&body).into_owned(),
+                str::to_owned,
+            ),
         })
     }
 
@@ -109,16 +110,16 @@ impl Client {
         operation: &str,
         request: &Req,
     ) -> Result<Resp, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let body =
+            serde_json::to_vec(request).map_err(|e| ClientError::Transport(e.to_string()))?;
         let request = hyper::Request::post(format!("{}/", self.base))
             .header("content-type", CONTENT_TYPE)
             .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let body = self.send(request, Duration::from_secs(30)).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            ClientError::Transport(format!("unreadable {operation} response: {e}"))
-        })
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Transport(format!("unreadable {operation} response: {e}")))
     }
 
     /// The tasks assigned to `instance`, once any changed past `since` (or after `wait`).

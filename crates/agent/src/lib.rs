@@ -13,9 +13,9 @@
 //! what does run is read back from the runtime (containers and processes carry labels naming
 //! their task and container), so a restarted agent re-attaches instead of starting over.
 
-pub mod runtime;
 pub mod agent;
 pub mod client;
+pub mod runtime;
 pub mod spec;
 mod task;
 

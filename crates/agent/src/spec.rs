@@ -131,7 +131,10 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
         labels.insert("com.amazonaws.ecs.container-name".into(), name.clone());
         labels.insert("com.amazonaws.ecs.cluster".into(), a.cluster.clone());
         if let Some(family) = &def.family {
-            labels.insert("com.amazonaws.ecs.task-definition-family".into(), family.clone());
+            labels.insert(
+                "com.amazonaws.ecs.task-definition-family".into(),
+                family.clone(),
+            );
         }
         if let Some(revision) = def.revision {
             labels.insert(
@@ -259,9 +262,9 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
             health_check,
             privileged: d.privileged.unwrap_or(false),
             read_only_root_filesystem: d.readonly_root_filesystem.unwrap_or(false),
-            stop_timeout: d
-                .stop_timeout
-                .map_or(DEFAULT_STOP_TIMEOUT, |s| Duration::from_secs(s.max(0) as u64)),
+            stop_timeout: d.stop_timeout.map_or(DEFAULT_STOP_TIMEOUT, |s| {
+                Duration::from_secs(s.max(0) as u64)
+            }),
             sandbox_dir: None,
         };
 
@@ -323,7 +326,11 @@ fn runtime_of(definitions: &[api::ContainerDefinition]) -> Result<Option<Runtime
     Ok(chosen)
 }
 
-fn mount_source(volume: &api::Volume, task_id: &str, task_arn: &str) -> Result<MountSource, String> {
+fn mount_source(
+    volume: &api::Volume,
+    task_id: &str,
+    task_arn: &str,
+) -> Result<MountSource, String> {
     let name = volume.name.clone().unwrap_or_default();
     if let Some(path) = volume.host.as_ref().and_then(|h| h.source_path.as_ref()) {
         return Ok(MountSource::Bind(path.into()));
@@ -347,9 +354,13 @@ fn mount_source(volume: &api::Volume, task_id: &str, task_arn: &str) -> Result<M
             labels: task_scoped(c.labels.clone().unwrap_or_default()),
         }),
         None if volume.efs_volume_configuration.is_some()
-            || volume.fsx_windows_file_server_volume_configuration.is_some() =>
+            || volume
+                .fsx_windows_file_server_volume_configuration
+                .is_some() =>
         {
-            Err(format!("volume {name}: EFS and FSx volumes are not supported by berth"))
+            Err(format!(
+                "volume {name}: EFS and FSx volumes are not supported by berth"
+            ))
         }
         // A volume with no source: an empty Docker volume that lives as long as the task.
         None => Ok(MountSource::Volume {
@@ -431,30 +442,69 @@ mod tests {
         let s = &web.spec;
         assert_eq!(s.runtime_name, "berth-0123-web");
         assert_eq!(s.command, ["httpd", "-f"]);
-        assert_eq!((s.memory_mib, s.memory_reservation_mib, s.cpu_shares), (Some(128), Some(64), Some(256)));
-        assert_eq!(s.ports, [PortBinding { container_port: 80, host_port: 49160, protocol: Protocol::Tcp }]);
+        assert_eq!(
+            (s.memory_mib, s.memory_reservation_mib, s.cpu_shares),
+            (Some(128), Some(64), Some(256))
+        );
+        assert_eq!(
+            s.ports,
+            [PortBinding {
+                container_port: 80,
+                host_port: 49160,
+                protocol: Protocol::Tcp
+            }]
+        );
         assert_eq!(web.bindings[0].host_port, Some(49160));
-        assert_eq!(s.links, [Link { runtime_name: "berth-0123-db".into(), alias: "database".into() }]);
+        assert_eq!(
+            s.links,
+            [Link {
+                runtime_name: "berth-0123-db".into(),
+                alias: "database".into()
+            }]
+        );
         assert_eq!(s.stop_timeout, Duration::from_secs(5));
         assert_eq!(s.labels[LABEL_TASK], a.task_arn);
         assert_eq!(s.labels[LABEL_CONTAINER], "web");
         assert_eq!(s.labels["team"], "web");
         assert_eq!(s.labels["com.amazonaws.ecs.task-definition-version"], "3");
-        assert_eq!(s.ulimits, [Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }]);
+        assert_eq!(
+            s.ulimits,
+            [Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            }]
+        );
         let h = s.health_check.as_ref().unwrap();
-        assert_eq!((h.interval, h.timeout, h.retries), (Duration::from_secs(5), Duration::from_secs(5), 3));
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (Duration::from_secs(5), Duration::from_secs(5), 3)
+        );
         assert_eq!(s.mounts[0].source, MountSource::Bind("/srv/data".into()));
         assert!(s.mounts[0].read_only);
-        assert!(matches!(&s.mounts[1].source, MountSource::Volume { name, .. } if name == "berth-0123-scratch"));
-        assert!(matches!(&s.mounts[2].source, MountSource::Volume { name, driver, .. } if name == "cache" && driver.as_deref() == Some("local")));
+        assert!(
+            matches!(&s.mounts[1].source, MountSource::Volume { name, .. } if name == "berth-0123-scratch")
+        );
+        assert!(
+            matches!(&s.mounts[2].source, MountSource::Volume { name, driver, .. } if name == "cache" && driver.as_deref() == Some("local"))
+        );
         assert!(web.essential);
-        assert_eq!(web.depends_on, [Dependency { container: "db".into(), condition: Condition::Healthy }]);
+        assert_eq!(
+            web.depends_on,
+            [Dependency {
+                container: "db".into(),
+                condition: Condition::Healthy
+            }]
+        );
         let db = &plan.containers[1];
         assert!(!db.essential);
         assert_eq!(db.spec.stop_timeout, DEFAULT_STOP_TIMEOUT);
         assert_eq!(
             db.restart,
-            Some(RestartPolicy { ignored_exit_codes: vec![0], attempt_period: Duration::from_secs(300) })
+            Some(RestartPolicy {
+                ignored_exit_codes: vec![0],
+                attempt_period: Duration::from_secs(300)
+            })
         );
     }
 
@@ -470,7 +520,11 @@ mod tests {
         assert_eq!((s.memory_mib, s.cpu_shares), (Some(256), Some(512)));
         assert_eq!(
             s.environment,
-            [("A".into(), "1".into()), ("B".into(), "two".into()), ("C".into(), "3".into())]
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "two".into()),
+                ("C".into(), "3".into())
+            ]
         );
     }
 
@@ -478,7 +532,10 @@ mod tests {
     fn host_mode_publishes_the_container_port() {
         let mut def = web();
         def["networkMode"] = json!("host");
-        let s = &plan(&assignment(def, json!(null)), &host()).unwrap().containers[0].spec;
+        let s = &plan(&assignment(def, json!(null)), &host())
+            .unwrap()
+            .containers[0]
+            .spec;
         assert_eq!(s.network_mode, NetworkMode::Host);
         assert_eq!(s.ports[0].host_port, 80);
     }
@@ -488,9 +545,22 @@ mod tests {
         let mut def = web();
         def["containerDefinitions"][0]["dockerLabels"][RUNTIME_LABEL] = json!("process");
         def["containerDefinitions"][1]["dockerLabels"] = json!({RUNTIME_LABEL: "process"});
-        assert_eq!(plan(&assignment(def.clone(), json!(null)), &host()).unwrap().runtime, RuntimeKind::Process);
-        let hollow = Host { forced_runtime: Some(RuntimeKind::Hollow), ..host() };
-        assert_eq!(plan(&assignment(def.clone(), json!(null)), &hollow).unwrap().runtime, RuntimeKind::Hollow);
+        assert_eq!(
+            plan(&assignment(def.clone(), json!(null)), &host())
+                .unwrap()
+                .runtime,
+            RuntimeKind::Process
+        );
+        let hollow = Host {
+            forced_runtime: Some(RuntimeKind::Hollow),
+            ..host()
+        };
+        assert_eq!(
+            plan(&assignment(def.clone(), json!(null)), &hollow)
+                .unwrap()
+                .runtime,
+            RuntimeKind::Hollow
+        );
         def["containerDefinitions"][1]["dockerLabels"][RUNTIME_LABEL] = json!("docker");
         let err = plan(&assignment(def.clone(), json!(null)), &host()).unwrap_err();
         assert!(err.contains("one runtime"), "{err}");
@@ -506,7 +576,8 @@ mod tests {
         let err = plan(&assignment(def, json!(null)), &host()).unwrap_err();
         assert!(err.contains("awsvpc"), "{err}");
         let mut def = web();
-        def["containerDefinitions"][0]["mountPoints"] = json!([{"sourceVolume": "nope", "containerPath": "/x"}]);
+        def["containerDefinitions"][0]["mountPoints"] =
+            json!([{"sourceVolume": "nope", "containerPath": "/x"}]);
         let err = plan(&assignment(def, json!(null)), &host()).unwrap_err();
         assert!(err.contains("'nope'"), "{err}");
     }

@@ -239,7 +239,9 @@ impl Supervisor {
             });
         }));
         if let Some(check) = &self.slots[index].plan.spec.health_check {
-            let every = check.interval.clamp(Duration::from_millis(250), Duration::from_secs(1));
+            let every = check
+                .interval
+                .clamp(Duration::from_millis(250), Duration::from_secs(1));
             let tx = self.events_tx.clone();
             let rt = runtime.clone();
             let owned = id.to_owned();
@@ -294,7 +296,12 @@ impl Supervisor {
                 .slots
                 .iter()
                 .find(|s| s.plan.spec.container_name == dep.container)
-                .ok_or_else(|| format!("{name} depends on {}, which is not in the task", dep.container))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{name} depends on {}, which is not in the task",
+                        dep.container
+                    )
+                })?;
             let met = match dep.condition {
                 Condition::Start => d.id.is_some(),
                 Condition::Complete => d.exited.is_some(),
@@ -315,7 +322,11 @@ impl Supervisor {
                         return Err(format!(
                             "dependency condition HEALTHY of {name} on {} failed: it is {}",
                             dep.container,
-                            if d.exited.is_some() { "exited" } else { "unhealthy" }
+                            if d.exited.is_some() {
+                                "exited"
+                            } else {
+                                "unhealthy"
+                            }
                         ));
                     }
                     (Health::None, None) if d.plan.spec.health_check.is_none() => {
@@ -413,7 +424,9 @@ impl Supervisor {
                 self.report_container(index, "STOPPED").await;
                 if self.slots[index].plan.essential {
                     let detail = match code {
-                        Some(c) => format!("Essential container in task exited: {name} exited with code {c}"),
+                        Some(c) => format!(
+                            "Essential container in task exited: {name} exited with code {c}"
+                        ),
                         None => format!(
                             "Essential container in task exited: {name} ({})",
                             reason.unwrap_or_else(|| "exit code unknown".into())
@@ -521,10 +534,8 @@ impl Supervisor {
                 (id, code)
             }
         });
-        let codes: HashMap<String, Option<i32>> = futures::future::join_all(stops)
-            .await
-            .into_iter()
-            .collect();
+        let codes: HashMap<String, Option<i32>> =
+            futures::future::join_all(stops).await.into_iter().collect();
         for slot in &mut self.slots {
             if let Some(id) = &slot.id
                 && let Some(code) = codes.get(id)
@@ -558,7 +569,11 @@ impl Supervisor {
             .slots
             .iter()
             .map(|s| {
-                let status = if s.exited.is_some() { "STOPPED" } else { "RUNNING" };
+                let status = if s.exited.is_some() {
+                    "STOPPED"
+                } else {
+                    "RUNNING"
+                };
                 self.container_change(s, status)
             })
             .collect();

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use berth_model::Command;
 use berth_agent::runtime::RuntimeKind;
 use berth_agent::{Agent, AgentConfig};
+use berth_model::Command;
 use berth_raft::{Node, NodeOptions};
 use berth_server::agents::Monitor;
 use berth_server::{App, Housekeeping, ServerConfig, router};
@@ -272,7 +272,16 @@ async fn serve(
     Monitor::spawn(app.clone());
     // Listen for signals before announcing readiness, so a stop right after the ready line is
     // still a graceful one.
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = {
+        let app = app.clone();
+        async move {
+            signal.await;
+            app.begin_shutdown();
+            let _ = stop_agent.send(());
+        }
+    };
     // Serve first: peers elect a leader through these very endpoints.
     let server = tokio::spawn(
         axum::serve(listener, router(app))
@@ -282,8 +291,6 @@ async fn serve(
     node.ready(Duration::from_secs(60))
         .await
         .context("waiting for a Raft leader")?;
-    // Dev mode's agent: kept alive until the server stops.
-    let mut _agent = None;
     if dev {
         dev_setup(&node).await?;
         let mut config = AgentConfig::new(format!("http://{addr}"), data_dir.join("agent"));
@@ -292,7 +299,11 @@ async fn serve(
             .await
             .context("starting the dev agent")?;
         print_welcome(addr, &data_dir, &agent);
-        _agent = Some(agent);
+        // Stop polling when the server stops; its containers keep running.
+        tokio::spawn(async move {
+            let _ = agent_stopped.await;
+            agent.shutdown();
+        });
     } else {
         // One machine-readable line on stdout, so scripts (and tests) using `--listen :0`
         // learn the port.
@@ -320,12 +331,16 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
     config.poll_wait = Duration::from_secs(a.poll_wait.max(1));
     config.cleanup_wait = Duration::from_secs(a.cleanup_wait);
     if config.advertise.is_none() && config.listen.ip().is_unspecified() {
-        config.advertise = towards(&config.server).map(|ip| format!("{ip}:{}", config.listen.port()));
+        config.advertise =
+            towards(&config.server).map(|ip| format!("{ip}:{}", config.listen.port()));
     }
     let shutdown = shutdown_signal()?;
     let agent = Agent::start(config).await.context("starting the agent")?;
     match &agent.docker {
-        Ok(version) => println!("berth agent registered as {} ({version})", agent.instance_arn),
+        Ok(version) => println!(
+            "berth agent registered as {} ({version})",
+            agent.instance_arn
+        ),
         Err(why) => println!(
             "berth agent registered as {} (Docker is unavailable: {why}; tasks run as {} tasks)",
             agent.instance_arn,
@@ -343,7 +358,12 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
 /// interfaces to advertise.
 fn towards(server: &str) -> Option<std::net::IpAddr> {
     use std::net::ToSocketAddrs;
-    let hostport = server.split("://").nth(1).unwrap_or(server).split('/').next()?;
+    let hostport = server
+        .split("://")
+        .nth(1)
+        .unwrap_or(server)
+        .split('/')
+        .next()?;
     let target = hostport.to_socket_addrs().ok()?.next()?;
     let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).ok()?;
     socket.connect(target).ok()?;

@@ -24,12 +24,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::Client;
+use aws_sdk_ecs::types::builders::ContainerDefinitionBuilder;
 use aws_sdk_ecs::types::{
     Container, ContainerCondition, ContainerDefinition, ContainerDependency, ContainerInstance,
     HealthCheck, HealthStatus, MountPoint, NetworkMode, PortMapping, Task, TaskStopCode,
     TransportProtocol, Volume,
 };
-use aws_sdk_ecs::types::builders::ContainerDefinitionBuilder;
 use common::Berth;
 use common::agent::AgentProcess;
 use http_body_util::BodyExt;
@@ -161,7 +161,11 @@ fn docker_time(v: &Value) -> f64 {
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
     let t: Vec<i64> = hms.split(':').map(num).collect();
     // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d[2] - 1;
@@ -341,7 +345,9 @@ impl Env {
     async fn start(test: &str, server_flags: &[&str], agent_flags: &[&str]) -> Option<Env> {
         if let Some(why) = docker_unavailable() {
             if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!("Docker is unavailable: {why} (CI runs the agent's Docker tests and needs Docker)");
+                panic!(
+                    "Docker is unavailable: {why} (CI runs the agent's Docker tests and needs Docker)"
+                );
             }
             eprintln!("skipping: Docker is unavailable: {why}");
             return None;
@@ -406,7 +412,11 @@ impl Env {
             .send()
             .await
             .expect("RunTask");
-        assert!(out.failures().is_empty(), "RunTask failed: {:?}", out.failures());
+        assert!(
+            out.failures().is_empty(),
+            "RunTask failed: {:?}",
+            out.failures()
+        );
         assert_eq!(out.tasks().len(), 1, "{out:?}");
         out.tasks()[0].task_arn().expect("task ARN").to_owned()
     }
@@ -570,12 +580,13 @@ async fn a_web_container_answers_on_its_dynamic_host_port_and_its_logs_are_serve
     );
 
     // The server proxies the container's output from the agent.
-    let body = eventually("the logs to hold the container's output", async || {
-        match env.logs(&task, "web").await {
+    let body = eventually(
+        "the logs to hold the container's output",
+        async || match env.logs(&task, "web").await {
             (200, body) if body.contains("serving /www") => Ok(body),
             other => Err(format!("{other:?}")),
-        }
-    })
+        },
+    )
     .await;
     assert!(body.contains("serving /www"), "{body}");
     let (status, body) = env.logs(&task, "nope").await;
@@ -619,7 +630,11 @@ async fn an_essential_container_exiting_stops_the_task() {
         return;
     };
     let td = env
-        .register("exits", vec![sh("main", "echo bye; exit 3").build()], vec![])
+        .register(
+            "exits",
+            vec![sh("main", "echo bye; exit 3").build()],
+            vec![],
+        )
         .await;
     let task = env.run(&td).await;
     let t = env.wait_stopped(&task).await;
@@ -668,7 +683,12 @@ async fn a_non_essential_container_exiting_leaves_the_task_running() {
         })
         .await;
     assert_eq!(t.last_status(), Some("RUNNING"), "{}", summary(&t));
-    assert_eq!(container(&t, "side").exit_code(), Some(5), "{}", summary(&t));
+    assert_eq!(
+        container(&t, "side").exit_code(),
+        Some(5),
+        "{}",
+        summary(&t)
+    );
 
     // It stays that way (an observation window, not a synchronisation).
     let until = Instant::now() + Duration::from_secs(2);
@@ -795,7 +815,11 @@ async fn health_checks_make_containers_and_tasks_healthy_or_unhealthy() {
     let fine = env
         .register(
             "fine",
-            vec![sh("app", UNTIL_TERM).health_check(health_check("true")).build()],
+            vec![
+                sh("app", UNTIL_TERM)
+                    .health_check(health_check("true"))
+                    .build(),
+            ],
             vec![],
         )
         .await;
@@ -804,7 +828,8 @@ async fn health_checks_make_containers_and_tasks_healthy_or_unhealthy() {
 
     let t = env
         .wait_task(&sick, "the failing check to make the task UNHEALTHY", |t| {
-            t.health_status() == Some(&HealthStatus::Unhealthy) || t.last_status() == Some("STOPPED")
+            t.health_status() == Some(&HealthStatus::Unhealthy)
+                || t.last_status() == Some("STOPPED")
         })
         .await;
     assert_eq!(t.last_status(), Some("RUNNING"), "{}", summary(&t));
@@ -893,7 +918,8 @@ async fn depends_on_orders_the_start_of_containers() {
     assert_eq!(init.exit_code(), Some(0), "{}", summary(&t));
     assert_eq!(container(&t, "app").last_status(), Some("RUNNING"));
     assert_eq!(container(&t, "sidecar").last_status(), Some("RUNNING"));
-    let state = |name: &str| inspect(container(&t, name).runtime_id().expect("runtimeId"))["State"].clone();
+    let state =
+        |name: &str| inspect(container(&t, name).runtime_id().expect("runtimeId"))["State"].clone();
     let (init, app, sidecar) = (state("init"), state("app"), state("sidecar"));
     assert_eq!(init["ExitCode"], 0);
     assert_eq!(app["Running"], true, "app found init's flag: {app}");
@@ -969,11 +995,7 @@ async fn stop_task_stops_the_docker_container() {
     assert_eq!(t.stopped_reason(), Some("no longer needed"));
     let main = container(&t, "main");
     assert_eq!(main.last_status(), Some("STOPPED"));
-    assert!(
-        matches!(main.exit_code(), Some(0 | 143)),
-        "{}",
-        summary(&t)
-    );
+    assert!(matches!(main.exit_code(), Some(0 | 143)), "{}", summary(&t));
     let state = &inspect(&id)["State"];
     assert_eq!(state["Running"], false, "{state}");
     assert_eq!(state["Status"], "exited", "{state}");
@@ -1069,7 +1091,7 @@ async fn a_restarted_agent_reattaches_without_duplicates() {
         .send()
         .await
         .expect("ListContainerInstances");
-    assert_eq!(listed.container_instance_arns(), [instance.clone()]);
+    assert_eq!(listed.container_instance_arns(), [instance.as_str()]);
     let i = env.instance().await;
     assert!(i.agent_connected(), "{i:?}");
     assert_eq!(i.status(), Some("ACTIVE"));
@@ -1077,13 +1099,13 @@ async fn a_restarted_agent_reattaches_without_duplicates() {
     // The task stopped meanwhile gets its container stopped...
     let t = env.wait_stopped(&stopped).await;
     assert_eq!(t.stop_code(), Some(&TaskStopCode::UserInitiated));
-    assert_eq!(
-        t.stopped_reason(),
-        Some("stopped while the agent was down")
-    );
+    assert_eq!(t.stopped_reason(), Some("stopped while the agent was down"));
     let state = &inspect(&stopped_id)["State"];
     assert_eq!(state["Running"], false, "{state}");
-    assert_eq!(containers_labelled(LABEL_TASK, &stopped), [stopped_id.clone()]);
+    assert_eq!(
+        containers_labelled(LABEL_TASK, &stopped),
+        [stopped_id.as_str()]
+    );
 
     // ...and the other one runs on in the same container, with no second one started and
     // no STOPPED reported (an observation window, not a synchronisation).
@@ -1095,10 +1117,13 @@ async fn a_restarted_agent_reattaches_without_duplicates() {
         let main = container(&t, "main");
         assert_eq!(main.last_status(), Some("RUNNING"), "{}", summary(&t));
         assert_eq!(main.runtime_id(), Some(kept_id.as_str()));
-        assert_eq!(containers_labelled(LABEL_TASK, &kept), [kept_id.clone()]);
+        assert_eq!(containers_labelled(LABEL_TASK, &kept), [kept_id.as_str()]);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(inspect(&kept_id)["State"]["Running"], true);
+    // Its logs are served by the new agent process (which listens on a new port).
+    let (status, body) = env.logs(&kept, "main").await;
+    assert_eq!((status, body.contains("ready")), (200, true), "{body:?}");
     let mut on_instance = containers_labelled(LABEL_INSTANCE, &instance);
     on_instance.sort();
     let mut expected = vec![stopped_id, kept_id];
@@ -1133,7 +1158,11 @@ async fn a_container_that_died_while_the_agent_was_down_is_reported_stopped() {
         (Value::from(false), Value::from(137))
     );
     let t = env.describe(&task).await;
-    assert_eq!(t.last_status(), Some("RUNNING"), "nobody has told the server");
+    assert_eq!(
+        t.last_status(),
+        Some("RUNNING"),
+        "nobody has told the server"
+    );
 
     env.agent.restart();
     let t = env.wait_stopped(&task).await;
@@ -1188,7 +1217,13 @@ async fn a_lost_agents_tasks_are_stopped_and_its_orphans_removed_when_it_returns
         }
     })
     .await;
-    eprintln!("disconnected {:?} after the kill", killed.elapsed());
+    let disconnected = killed.elapsed();
+    eprintln!("disconnected {disconnected:?} after the kill");
+    // Heartbeat timeout 2 s, checked every second.
+    assert!(
+        disconnected < Duration::from_secs(15),
+        "disconnected only after {disconnected:?}"
+    );
     assert_eq!(i.status(), Some("ACTIVE"));
 
     // Nothing is placed on a disconnected instance.
@@ -1208,7 +1243,10 @@ async fn a_lost_agents_tasks_are_stopped_and_its_orphans_removed_when_it_returns
     assert_eq!(failure.arn(), Some(env.agent.instance_arn.as_str()));
 
     let t = env.wait_stopped(&task).await;
-    eprintln!("the lost agent's task stopped {:?} after the kill", killed.elapsed());
+    let lost = killed.elapsed();
+    eprintln!("the lost agent's task stopped {lost:?} after the kill");
+    // Heartbeat timeout 2 s plus 2 s of grace.
+    assert!(lost < Duration::from_secs(30), "lost only after {lost:?}");
     let reason = t.stopped_reason().unwrap_or_default().to_lowercase();
     assert!(
         reason.contains("agent") && reason.contains("lost"),

@@ -44,7 +44,12 @@ async fn setup(b: &Berth) -> String {
 }
 
 async fn run(b: &Berth) -> String {
-    let r = ok(b, "RunTask", json!({"cluster": "c", "taskDefinition": "app"})).await;
+    let r = ok(
+        b,
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "app"}),
+    )
+    .await;
     assert_eq!(r["failures"], json!([]), "{r}");
     r["tasks"][0]["taskArn"].as_str().unwrap().to_owned()
 }
@@ -104,7 +109,11 @@ async fn the_poll_answers_assignments_and_wakes_on_change() {
     // Nothing changed: the poll waits its full time.
     let t = Instant::now();
     let (_, idle) = poll(&b, &inst, since, 1).await;
-    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(idle["version"].as_u64(), Some(since));
 
     // A placement wakes a waiting poll at once, with everything the agent needs.
@@ -138,7 +147,10 @@ async fn the_poll_answers_assignments_and_wakes_on_change() {
     assert_eq!(a["ports"][0]["containerName"], "web");
     assert_eq!(a["ports"][0]["containerPort"], 80);
     let host_port = a["ports"][0]["hostPort"].as_u64().unwrap();
-    assert!((49153..=65535).contains(&host_port), "dynamic port {host_port}");
+    assert!(
+        (49153..=65535).contains(&host_port),
+        "dynamic port {host_port}"
+    );
     let since = woke["version"].as_u64().unwrap();
     assert!(since > 0);
 
@@ -210,7 +222,12 @@ async fn a_silent_agent_is_disconnected_then_lost() {
     })
     .await;
     // No placements on a disconnected instance.
-    let r = ok(&b, "RunTask", json!({"cluster": "c", "taskDefinition": "app"})).await;
+    let r = ok(
+        &b,
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "app"}),
+    )
+    .await;
     assert_eq!(r["failures"][0]["reason"], "AGENT", "{r}");
     assert_eq!(task(&b, &arn).await["lastStatus"], "RUNNING");
 
@@ -221,9 +238,11 @@ async fn a_silent_agent_is_disconnected_then_lost() {
     assert_eq!(task(&b, &arn).await["lastStatus"], "RUNNING");
 
     // Silent for good: disconnected, then after the grace period its task is STOPPED.
-    eventually(Duration::from_secs(20), "the task STOPPED as lost", || async {
-        task(&b, &arn).await["lastStatus"] == "STOPPED"
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the task STOPPED as lost",
+        || async { task(&b, &arn).await["lastStatus"] == "STOPPED" },
+    )
     .await;
     let t = task(&b, &arn).await;
     assert_eq!(t["desiredStatus"], "STOPPED");
@@ -287,7 +306,11 @@ async fn health_reports_reach_the_task() {
     assert!(r.json()["message"].as_str().unwrap().contains("GREAT"));
     let r = post("{not json".into()).await;
     assert_eq!(r.status, 400);
-    assert_eq!(task(&b, &arn).await["healthStatus"], "UNHEALTHY", "unchanged");
+    assert_eq!(
+        task(&b, &arn).await["healthStatus"],
+        "UNHEALTHY",
+        "unchanged"
+    );
 }
 
 #[tokio::test]

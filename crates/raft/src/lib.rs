@@ -316,7 +316,12 @@ impl Node {
     pub fn leader(&self) -> Option<(u64, String)> {
         let metrics = self.raft.metrics().borrow().clone();
         let id = metrics.current_leader?;
-        let addr = metrics.membership_config.membership().get_node(&id)?.addr.clone();
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)?
+            .addr
+            .clone();
         Some((id, addr))
     }
 

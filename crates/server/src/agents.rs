@@ -33,9 +33,9 @@ use berth_api::agent::{
     POLL_PATH, PollResponse,
 };
 use berth_api::protocol::DEFAULT_REGION;
+use berth_model::arn::ArnContext;
 use berth_model::command::ContainerChange;
 use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
-use berth_model::arn::ArnContext;
 use berth_model::{Command, InstanceId, Millis};
 use berth_state::State as ClusterState;
 use http_body_util::BodyExt;
@@ -262,7 +262,10 @@ async fn poll(
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("Container instance {} is not registered in cluster {cluster}", q.instance),
+                format!(
+                    "Container instance {} is not registered in cluster {cluster}",
+                    q.instance
+                ),
             );
         }
     }
@@ -277,11 +280,21 @@ async fn poll(
             );
             return Json(poll_response(&ctx, &state, id, version)).into_response();
         }
-        state = app.node.wait_beyond(state.index(), deadline - now).await;
+        tokio::select! {
+            newer = app.node.wait_beyond(state.index(), deadline - now) => state = newer,
+            () = app.stopping() => {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+            }
+        }
     }
 }
 
-fn poll_response(ctx: &ArnContext, state: &ClusterState, id: InstanceId, version: u64) -> PollResponse {
+fn poll_response(
+    ctx: &ArnContext,
+    state: &ClusterState,
+    id: InstanceId,
+    version: u64,
+) -> PollResponse {
     let instance_status = state
         .instance(id)
         .map(|i| i.status.as_str().to_owned())
@@ -386,7 +399,8 @@ async fn logs(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let located = (|| {
-        let cluster = cluster_param(&q.cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
+        let cluster =
+            cluster_param(&q.cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
         let id = task_ref(&task, &cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
         let state = app.node.state();
         let t = state
@@ -437,7 +451,12 @@ async fn logs(
     );
     let request = match hyper::Request::get(&url).body(Body::empty()) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("bad agent endpoint {url}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("bad agent endpoint {url}: {e}"),
+            );
+        }
     };
     match app.heartbeats.http.request(request).await {
         Ok(response) => {

@@ -60,6 +60,9 @@ pub struct App {
     pub node: Arc<Node>,
     pub config: ServerConfig,
     pub heartbeats: agents::Heartbeats,
+    /// Turns true when the server starts shutting down: long-polls answer at once, so that a
+    /// graceful shutdown does not wait for them.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -68,7 +71,19 @@ impl App {
             node,
             config,
             heartbeats: agents::Heartbeats::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Ends every long-poll in progress and refuses to start new ones.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`App::begin_shutdown`] has been called.
+    pub(crate) async fn stopping(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 }
 

@@ -82,7 +82,13 @@ impl AgentProcess {
 
     fn launch(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["agent", "--server", &self.server, "--cluster", &self.cluster])
+            .args([
+                "agent",
+                "--server",
+                &self.server,
+                "--cluster",
+                &self.cluster,
+            ])
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.extra)

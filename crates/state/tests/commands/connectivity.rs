@@ -52,7 +52,11 @@ fn a_silent_agent_is_disconnected_and_gets_no_placements() {
     assert_eq!(done.len(), 1);
     assert!(!done[0].agent_connected);
     assert_eq!(done[0].disconnected_at, Some(w.now));
-    assert_eq!(failures.len(), 1, "unknown instance 99 is a failure, not an error");
+    assert_eq!(
+        failures.len(),
+        1,
+        "unknown instance 99 is a failure, not an error"
+    );
     assert_eq!(failures[0].reason, FailureReason::Missing.as_str());
 
     let (placed, rejected) = w.place(place("prod", vec![task("prod", 30, 1)]));
@@ -88,15 +92,32 @@ fn a_lost_agent_has_its_live_tasks_stopped() {
     assert_eq!(running.stop_code.as_deref(), Some("TerminationNotice"));
     assert_eq!(running.stopped_reason.as_deref(), Some("agent lost"));
     assert_eq!(running.stopped_at, Some(w.now));
-    assert!(running.containers.iter().all(|c| c.last_status == TaskStatus::Stopped));
+    assert!(
+        running
+            .containers
+            .iter()
+            .all(|c| c.last_status == TaskStatus::Stopped)
+    );
 
     let pending = w.task(11);
     assert_eq!(pending.last_status, TaskStatus::Stopped);
     assert_eq!(pending.stop_code.as_deref(), Some("TaskFailedToStart"));
 
-    assert_eq!(w.task(12), stopped_before, "an already STOPPED task is untouched");
-    assert_eq!(w.task(20).last_status, TaskStatus::Pending, "other instances untouched");
-    assert_eq!(w.state.usage(InstanceId(1)), None, "the reservations are released");
+    assert_eq!(
+        w.task(12),
+        stopped_before,
+        "an already STOPPED task is untouched"
+    );
+    assert_eq!(
+        w.task(20).last_status,
+        TaskStatus::Pending,
+        "other instances untouched"
+    );
+    assert_eq!(
+        w.state.usage(InstanceId(1)),
+        None,
+        "the reservations are released"
+    );
     assert!(!w.instance(1).agent_connected);
 }
 
