@@ -334,3 +334,74 @@ async fn the_logs_endpoint_explains_what_it_cannot_do() {
     let r = get(format!("/v1/tasks/{id}/logs?cluster=c&container=web")).await;
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// A hollow agent (`--runtime hollow`) runs nothing but goes through the whole lifecycle: the
+/// task definition's image need not exist, the task reports RUNNING with its bindings, and
+/// StopTask ends it with the runtime's SIGTERM exit code.
+#[tokio::test]
+async fn a_hollow_agent_runs_tasks_through_their_lifecycle() {
+    let b = Berth::start();
+    ok(&b, "CreateCluster", json!({"clusterName": "c"})).await;
+    let agent = common::agent::AgentProcess::start(
+        &b.endpoint,
+        "c",
+        &["--runtime", "hollow", "--cpu", "4096", "--memory", "8192"],
+    );
+    let inst = instance(&b, &agent.instance_arn).await;
+    let attributes: Vec<&str> = inst["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        attributes.contains(&"berth.runtime.hollow"),
+        "{attributes:?}"
+    );
+    assert_eq!(inst["registeredResources"][0]["integerValue"], 4096);
+    ok(
+        &b,
+        "RegisterTaskDefinition",
+        json!({"family": "ghost", "containerDefinitions": [
+            {"name": "web", "image": "no-such-registry.invalid/app:1", "memory": 64,
+             "portMappings": [{"containerPort": 8080}]}
+        ]}),
+    )
+    .await;
+    let r = ok(
+        &b,
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "ghost", "count": 3}),
+    )
+    .await;
+    let arns: Vec<String> = r["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskArn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(arns.len(), 3, "{r}");
+    for arn in &arns {
+        eventually(Duration::from_secs(30), "hollow task RUNNING", || async {
+            task(&b, arn).await["lastStatus"] == "RUNNING"
+        })
+        .await;
+        let t = task(&b, arn).await;
+        let binding = &t["containers"][0]["networkBindings"][0];
+        assert_eq!(binding["containerPort"], 8080);
+        assert!(binding["hostPort"].as_u64().unwrap() >= 49153, "{binding}");
+        assert!(
+            t["pullStartedAt"].is_number() && t["startedAt"].is_number(),
+            "{t}"
+        );
+    }
+    ok(&b, "StopTask", json!({"cluster": "c", "task": arns[0]})).await;
+    eventually(Duration::from_secs(30), "hollow task STOPPED", || async {
+        task(&b, &arns[0]).await["lastStatus"] == "STOPPED"
+    })
+    .await;
+    let t = task(&b, &arns[0]).await;
+    assert_eq!(t["stopCode"], "UserInitiated");
+    assert_eq!(t["containers"][0]["exitCode"], 143);
+    assert_eq!(task(&b, &arns[1]).await["lastStatus"], "RUNNING");
+}
