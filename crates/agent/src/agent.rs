@@ -454,6 +454,29 @@ async fn holdings(shared: &Shared) -> HashMap<String, Vec<(RuntimeKind, Existing
     out
 }
 
+/// Where to poll, as DiscoverPollEndpoint says (as ECS's agent asks); the server the agent
+/// was given when the answer is unusable.
+async fn discover(shared: &Shared, cluster: &str) -> Client {
+    let request = api::DiscoverPollEndpointRequest {
+        cluster: Some(cluster.to_owned()),
+        container_instance: Some(shared.instance_arn.clone()),
+    };
+    match shared
+        .client
+        .ecs::<_, api::DiscoverPollEndpointResponse>("DiscoverPollEndpoint", &request)
+        .await
+    {
+        Ok(api::DiscoverPollEndpointResponse {
+            endpoint: Some(endpoint),
+            ..
+        }) if endpoint.starts_with("http://") => Client::new(&endpoint),
+        other => {
+            tracing::warn!(answer = ?other, "DiscoverPollEndpoint gave no usable endpoint; polling the server");
+            shared.client.clone()
+        }
+    }
+}
+
 async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), AgentError> {
     let mut supervised: HashMap<String, Supervised> = HashMap::new();
     // Found in the runtimes at start-up, not yet claimed by a supervisor.
@@ -461,9 +484,9 @@ async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), Agent
     let mut first = true;
     let mut since = 0;
     let mut delay = Duration::from_millis(200);
+    let poller = discover(&shared, &config.cluster).await;
     loop {
-        let response = match shared
-            .client
+        let response = match poller
             .poll(
                 &config.cluster,
                 &shared.instance_arn,
