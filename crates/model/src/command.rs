@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::arn::ResourceArn;
 use crate::entity::*;
 use crate::id::{InstanceId, TaskId};
+use crate::service::Service;
 use crate::time::Millis;
 
 /// A command and the moment its proposer decided it.
@@ -133,6 +134,17 @@ pub enum Command {
         id: InstanceId,
         reason: String,
     },
+    /// A new service. Refused if an ACTIVE or DRAINING service of that name exists.
+    CreateService {
+        service: Arc<Service>,
+    },
+    /// Replaces a service with a new value decided on a snapshot where its version was
+    /// `expected_version` (UpdateService, DeleteService and the service reconciler): refused
+    /// with a conflict if it changed since, so that no decision is made on a stale value.
+    PutService {
+        service: Arc<Service>,
+        expected_version: u64,
+    },
     TagResource {
         resource: ResourceArn,
         tags: Vec<Tag>,
@@ -234,6 +246,7 @@ pub enum Outcome {
         rejected: Vec<Rejection>,
     },
     Task(Arc<Task>),
+    Service(Arc<Service>),
     Done,
 }
 

@@ -49,6 +49,9 @@ pub enum Error {
     /// A named service does not exist.
     #[error("Service not found.")]
     ServiceNotFound,
+    /// The service was deleted (or is being deleted) and cannot be changed.
+    #[error("Service was not ACTIVE.")]
+    ServiceNotActive,
     /// A feature berth does not offer (Fargate, capacity providers, ...).
     #[error("{0}")]
     Unsupported(String),
@@ -79,6 +82,7 @@ impl Error {
             Error::ResourceNotFound(_) => ErrorCode::ResourceNotFoundException,
             Error::Conflict(_) => ErrorCode::ConflictException,
             Error::ServiceNotFound => ErrorCode::ServiceNotFoundException,
+            Error::ServiceNotActive => ErrorCode::ServiceNotActiveException,
             Error::Unsupported(_) => ErrorCode::UnsupportedFeatureException,
         }
     }

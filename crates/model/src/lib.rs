@@ -4,6 +4,7 @@
 //! - [`command`]: the typed writes that go through Raft, and what applying them produces;
 //! - [`id`], [`arn`], [`time`]: identity and time as the ECS API shows them;
 //! - [`requirements`]: what a task needs from an instance;
+//! - [`service`]: services, their deployments and events;
 //! - [`validate`]: ECS requests checked and turned into domain values;
 //! - [`error`]: every refusal, mapped to its ECS exception.
 //!
@@ -15,6 +16,7 @@ pub mod entity;
 pub mod error;
 pub mod id;
 pub mod requirements;
+pub mod service;
 pub mod time;
 pub mod validate;
 

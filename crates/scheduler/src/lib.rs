@@ -26,6 +26,8 @@ mod engine;
 pub mod query;
 mod request;
 mod scale_in;
+pub mod service;
+mod template;
 
 pub use engine::{InstanceRejection, Placement, Plan, Verdict, instance_matches, place};
 pub use request::{
@@ -33,3 +35,4 @@ pub use request::{
     parse_strategy,
 };
 pub use scale_in::choose_to_stop;
+pub use template::{TaskTemplate, complete_overrides};

@@ -7,12 +7,16 @@
 //!  POST /v1/raft/*             Raft RPCs between servers   ─┘
 //! ```
 //! [`router`] builds the whole HTTP surface from an [`App`], so tests can drive it without a
-//! socket; [`Housekeeping`] runs the leader's periodic work (forgetting old STOPPED tasks).
+//! socket; [`Housekeeping`] runs the leader's periodic work (forgetting old STOPPED tasks) and
+//! [`ServiceController`] keeps services at their desired state.
 
 pub mod agents;
+mod controller;
 pub mod ecs;
 mod native;
 mod pagination;
+
+pub use controller::ServiceController;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +43,8 @@ pub struct ServerConfig {
     pub agent_lost_after: Duration,
     /// How often the leader checks heartbeats.
     pub heartbeat_check_interval: Duration,
+    /// How often the service controller reconciles every service even if nothing changed.
+    pub service_resync_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +57,7 @@ impl Default for ServerConfig {
             heartbeat_timeout: Duration::from_secs(30),
             agent_lost_after: Duration::from_secs(60),
             heartbeat_check_interval: Duration::from_secs(1),
+            service_resync_interval: Duration::from_secs(30),
         }
     }
 }

@@ -166,6 +166,7 @@ fn key_arn(state: &berth_state::State, key: &EntityKey) -> ResourceArn {
             .map(|t| ResourceArn::Task(t.cluster.to_string(), *id))
             .or_else(from_history)
             .unwrap_or_else(|| ResourceArn::Task("unknown".into(), *id)),
+        EntityKey::Service(c, n) => ResourceArn::Service(c.to_string(), n.to_string()),
     }
 }
 

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use berth_model::arn::ResourceArn;
 use berth_model::entity::*;
+use berth_model::service::{Service, ServiceStatus};
 use berth_model::{InstanceId, Millis, TaskId};
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,8 @@ pub enum EntityKey {
     TaskDefinition(Name, u32),
     Instance(InstanceId),
     Task(TaskId),
+    /// A service, by cluster and name.
+    Service(Name, Name),
 }
 
 impl EntityKey {
@@ -71,7 +74,7 @@ impl EntityKey {
             ResourceArn::TaskDefinition(f, r) => EntityKey::TaskDefinition(f.as_str().into(), *r),
             ResourceArn::ContainerInstance(_, id) => EntityKey::Instance(*id),
             ResourceArn::Task(_, id) => EntityKey::Task(*id),
-            ResourceArn::Service(..) => return None,
+            ResourceArn::Service(c, n) => EntityKey::Service(c.as_str().into(), n.as_str().into()),
         })
     }
 }
@@ -83,6 +86,7 @@ pub enum Entity {
     TaskDefinition(Arc<TaskDefinition>),
     Instance(Arc<ContainerInstance>),
     Task(Arc<Task>),
+    Service(Arc<Service>),
 }
 
 impl Entity {
@@ -95,6 +99,7 @@ impl Entity {
             }
             Entity::Instance(i) => ResourceArn::ContainerInstance(i.cluster.to_string(), i.id),
             Entity::Task(t) => ResourceArn::Task(t.cluster.to_string(), t.id),
+            Entity::Service(s) => ResourceArn::Service(s.cluster.to_string(), s.name.to_string()),
         }
     }
 }
@@ -149,6 +154,8 @@ pub struct State {
     /// Registered instances by attribute name and value: spread and memberOf lookups.
     attribute_index: OrdSet<(Name, String, Option<String>, InstanceId)>,
     counts: HashMap<Name, Counts>,
+    /// Services by cluster and name (INACTIVE ones until they expire).
+    services: OrdMap<(Name, Name), Arc<Service>>,
     client_tokens: HashMap<(Name, String), Arc<TokenRecord>>,
     history: HashMap<EntityKey, Vector<Version>>,
     changes: Vector<(u64, EntityKey)>,
@@ -185,6 +192,7 @@ impl State {
             free_memory: OrdSet::new(),
             attribute_index: OrdSet::new(),
             counts: HashMap::new(),
+            services: OrdMap::new(),
             client_tokens: HashMap::new(),
             history: HashMap::new(),
             changes: Vector::new(),
@@ -231,6 +239,21 @@ impl State {
             if let Some((dropped, _)) = self.changes.pop_front() {
                 self.changes_floor = self.changes_floor.max(dropped);
             }
+        }
+    }
+
+    /// Keeps the per-cluster service count in step with a service change.
+    fn service_changed(&mut self, old: Option<&Arc<Service>>, new: Option<&Arc<Service>>) {
+        let counted = |s: Option<&Arc<Service>>| {
+            s.filter(|s| s.status != ServiceStatus::Inactive)
+                .map(|s| s.cluster.clone())
+        };
+        if let Some(c) = counted(old) {
+            let n = self.counts.entry(c).or_default();
+            n.active_services = n.active_services.saturating_sub(1);
+        }
+        if let Some(c) = counted(new) {
+            self.counts.entry(c).or_default().active_services += 1;
         }
     }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use berth_model::entity::*;
+use berth_model::service::Service;
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,8 @@ pub struct Persisted {
     families: Vec<(Name, Family)>,
     instances: Vec<Arc<ContainerInstance>>,
     tasks: Vec<Arc<Task>>,
+    #[serde(default)]
+    services: Vec<Arc<Service>>,
     client_tokens: Vec<(Name, String, Arc<TokenRecord>)>,
     history: Vec<(EntityKey, Vector<Version>)>,
     changes: Vector<(u64, EntityKey)>,
@@ -50,6 +53,7 @@ impl State {
             families: self.families.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             instances,
             tasks,
+            services: self.services.values().cloned().collect(),
             client_tokens,
             history,
             changes: self.changes.clone(),
@@ -75,6 +79,10 @@ impl State {
         }
         for t in &p.tasks {
             s.task_changed(None, Some(t));
+        }
+        for v in p.services {
+            s.service_changed(None, Some(&v));
+            s.services.insert((v.cluster.clone(), v.name.clone()), v);
         }
         for (c, t, r) in p.client_tokens {
             s.client_tokens.insert((c, t), r);

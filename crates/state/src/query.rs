@@ -7,6 +7,7 @@ use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::sync::Arc;
 
 use berth_model::entity::*;
+use berth_model::service::{Service, ServiceStatus};
 use berth_model::{InstanceId, TaskId};
 use imbl::{OrdSet, Vector};
 
@@ -108,6 +109,34 @@ impl State {
             None => Unbounded,
         };
         self.clusters.range((lower, Unbounded)).map(|(_, c)| c)
+    }
+
+    pub fn service(&self, cluster: &str, name: &str) -> Option<&Arc<Service>> {
+        self.services.get(&(Name::from(cluster), Name::from(name)))
+    }
+
+    /// Services of `cluster` by name, strictly after `after` (INACTIVE ones included).
+    pub fn services_after(
+        &self,
+        cluster: &str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &Arc<Service>> + '_ {
+        let c: Name = cluster.into();
+        let lower = match after {
+            Some(name) => Excluded((c.clone(), Name::from(name))),
+            None => Included((c.clone(), Name::from(""))),
+        };
+        self.services
+            .range((lower, Unbounded))
+            .take_while(move |((cc, _), _)| *cc == c)
+            .map(|(_, s)| s)
+    }
+
+    /// Every service of every cluster that is not INACTIVE.
+    pub fn live_services(&self) -> impl Iterator<Item = &Arc<Service>> + '_ {
+        self.services
+            .values()
+            .filter(|s| s.status != ServiceStatus::Inactive)
     }
 
     pub fn counts(&self, cluster: &str) -> Counts {

@@ -11,6 +11,7 @@ mod agent;
 mod clusters;
 mod instances;
 pub(crate) mod render;
+mod services;
 mod tags;
 mod task_definitions;
 mod tasks;
@@ -194,6 +195,11 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, E
         "StopTask" => tasks::stop,
         "DescribeTasks" => tasks::describe,
         "ListTasks" => tasks::list,
+        "CreateService" => services::create,
+        "UpdateService" => services::update,
+        "DeleteService" => services::delete,
+        "DescribeServices" => services::describe,
+        "ListServices" => services::list,
         "TagResource" => tags::tag,
         "UntagResource" => tags::untag,
         "ListTagsForResource" => tags::list,
@@ -304,6 +310,11 @@ pub(crate) fn render_for_history(
             serde_json::to_value(i)
         }
         Entity::Task(t) => serde_json::to_value(render::task(arn, t, true)),
+        Entity::Service(s) => {
+            let mut rendered = render::service_value(arn, s);
+            rendered.tags = Some(render::tags(&s.tags));
+            serde_json::to_value(rendered)
+        }
     };
     value.unwrap_or(serde_json::Value::Null)
 }

@@ -4,7 +4,8 @@ use berth_api::types as api;
 use berth_model::arn::ArnContext;
 use berth_model::command::Failure;
 use berth_model::entity::*;
-use berth_state::{Counts, Usage};
+use berth_model::service::{Deployment, Service};
+use berth_state::{Counts, State, TaskFilter, Usage};
 
 pub fn tags(tags: &[Tag]) -> Vec<api::Tag> {
     tags.iter()
@@ -251,6 +252,133 @@ pub fn failure(ctx: &ArnContext, f: &Failure) -> api::Failure {
         reason: Some(f.reason.clone()),
         detail: f.detail.clone(),
     }
+}
+
+/// A service as ECS shows it, with its task counts read from `state`: `runningCount` counts
+/// tasks meant to run that are RUNNING, `pendingCount` those meant to run that are not there
+/// yet; each deployment counts its own tasks, found by `startedBy` = its id. Tags are left
+/// empty: the caller adds them when asked for.
+pub(crate) fn service(ctx: &ArnContext, state: &State, s: &Service) -> api::Service {
+    let mut out = service_value(ctx, s);
+    let group = s.group();
+    let (running, pending) = task_counts(
+        state,
+        s,
+        TaskFilter {
+            group: Some(group.clone()),
+            desired_status: Some(DesiredStatus::Running),
+            ..Default::default()
+        },
+    );
+    out.running_count = Some(running);
+    out.pending_count = Some(pending);
+    if let Some(deployments) = out.deployments.as_mut() {
+        for (rendered, d) in deployments.iter_mut().zip(&s.deployments) {
+            let (running, pending) = task_counts(
+                state,
+                s,
+                TaskFilter {
+                    started_by: Some(d.id.clone()),
+                    group: Some(group.clone()),
+                    desired_status: Some(DesiredStatus::Running),
+                    ..Default::default()
+                },
+            );
+            rendered.running_count = Some(running);
+            rendered.pending_count = Some(pending);
+        }
+    }
+    out
+}
+
+/// (running, pending) among the tasks of `s`'s cluster that match `filter`.
+fn task_counts(state: &State, s: &Service, filter: TaskFilter) -> (i32, i32) {
+    let (mut running, mut pending) = (0, 0);
+    for t in state.tasks_after(&s.cluster, &filter, None) {
+        match t.last_status {
+            TaskStatus::Running => running += 1,
+            status if status < TaskStatus::Running => pending += 1,
+            _ => {}
+        }
+    }
+    (running, pending)
+}
+
+/// A service's stored value as ECS shows it, without anything derived from its tasks (the
+/// counts are left out): what a version of it in the history is.
+pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
+    let config = &s.deployment_configuration;
+    api::Service {
+        service_arn: Some(ctx.service(&s.cluster, &s.name)),
+        service_name: Some(s.name.to_string()),
+        cluster_arn: Some(ctx.cluster(&s.cluster)),
+        load_balancers: Some(Vec::new()),
+        service_registries: Some(Vec::new()),
+        status: Some(s.status.as_str().into()),
+        desired_count: Some(clamp(s.desired_count)),
+        launch_type: Some("EC2".into()),
+        task_definition: s
+            .primary()
+            .map(|d| ctx.task_definition(&d.family, d.revision)),
+        deployment_configuration: Some(api::DeploymentConfiguration {
+            deployment_circuit_breaker: Some(api::DeploymentCircuitBreaker {
+                enable: Some(config.circuit_breaker.enable),
+                rollback: Some(config.circuit_breaker.rollback),
+                ..Default::default()
+            }),
+            maximum_percent: Some(clamp(config.maximum_percent)),
+            minimum_healthy_percent: Some(clamp(config.minimum_healthy_percent)),
+            ..Default::default()
+        }),
+        deployments: Some(s.deployments.iter().map(|d| deployment(ctx, d)).collect()),
+        events: Some(
+            s.events
+                .iter()
+                .map(|e| api::ServiceEvent {
+                    id: Some(e.id.clone()),
+                    created_at: Some(seconds(e.at)),
+                    message: Some(e.message.clone()),
+                })
+                .collect(),
+        ),
+        created_at: Some(seconds(s.created_at)),
+        placement_constraints: Some(s.placement_constraints.clone()),
+        placement_strategy: Some(s.placement_strategy.clone()),
+        health_check_grace_period_seconds: Some(clamp(
+            s.health_check_grace_period_seconds.unwrap_or(0),
+        )),
+        scheduling_strategy: Some(s.scheduling_strategy.as_str().into()),
+        deployment_controller: Some(api::DeploymentController {
+            r#type: Some("ECS".into()),
+        }),
+        tags: Some(Vec::new()),
+        created_by: Some(format!("arn:{}:iam::{}:root", ctx.partition, ctx.account)),
+        enable_ecs_managed_tags: Some(s.enable_ecs_managed_tags),
+        propagate_tags: Some(s.propagate_tags.clone().unwrap_or_else(|| "NONE".into())),
+        enable_execute_command: Some(s.enable_execute_command),
+        ..Default::default()
+    }
+}
+
+fn deployment(ctx: &ArnContext, d: &Deployment) -> api::Deployment {
+    api::Deployment {
+        id: Some(d.id.clone()),
+        status: Some(d.status.as_str().into()),
+        task_definition: Some(ctx.task_definition(&d.family, d.revision)),
+        desired_count: Some(clamp(d.desired_count)),
+        failed_tasks: Some(clamp(d.failed_tasks)),
+        created_at: Some(seconds(d.created_at)),
+        updated_at: Some(seconds(d.updated_at)),
+        launch_type: Some("EC2".into()),
+        rollout_state: Some(d.rollout_state.as_str().into()),
+        rollout_state_reason: d.rollout_state_reason.clone(),
+        ..Default::default()
+    }
+}
+
+/// A count as the wire's 32-bit integer.
+fn clamp(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// A MISSING failure for an item a Describe call could not find, echoing what the caller sent.

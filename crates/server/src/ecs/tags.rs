@@ -30,7 +30,7 @@ fn current_tags(state: &State, r: &ResourceArn) -> Option<Vec<berth_model::entit
             .task(*id)
             .filter(|t| *t.cluster == **c)
             .map(|t| t.tags.clone()),
-        ResourceArn::Service(..) => None,
+        ResourceArn::Service(c, name) => state.service(c, name).map(|s| s.tags.clone()),
     }
 }
 

@@ -18,8 +18,8 @@ use berth_model::requirements::requirements;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
 use berth_model::{Command, InstanceId, Millis, Outcome, TaskId};
 use berth_scheduler::{
-    Constraint, InstanceRejection, Placement, PlacementRequest, Strategy, parse_constraint,
-    parse_strategy, place,
+    Constraint, InstanceRejection, Placement, Strategy, TaskTemplate, complete_overrides,
+    parse_constraint, parse_strategy, place,
 };
 use berth_state::{State, TaskFilter};
 use serde_json::{Value, json};
@@ -35,165 +35,11 @@ const MAX_PLAN_ATTEMPTS: usize = 4;
 
 /// Most constraints a task may carry (task definition's and request's together), and most
 /// strategies a request may chain, as in ECS.
-const MAX_CONSTRAINTS: usize = 10;
-const MAX_STRATEGIES: usize = 5;
+pub(crate) const MAX_CONSTRAINTS: usize = 10;
+pub(crate) const MAX_STRATEGIES: usize = 5;
 
 /// Most `failures[]` entries one answer lists.
 const MAX_FAILURES: usize = 100;
-
-/// Everything a new task of one RunTask/StartTask call shares.
-struct Template {
-    cluster: Name,
-    definition: Arc<TaskDefinition>,
-    overrides: api::TaskOverride,
-    group: String,
-    started_by: Option<String>,
-    tags: Vec<Tag>,
-    needs: Requirements,
-    reservation: Reservation,
-    constraints: Vec<Constraint>,
-    strategies: Vec<Strategy>,
-    enable_execute_command: bool,
-    created_at: Millis,
-}
-
-impl Template {
-    fn distinct_instance(&self) -> bool {
-        self.constraints
-            .iter()
-            .any(|c| matches!(c, Constraint::DistinctInstance))
-    }
-
-    fn dynamic(&self, protocol: Protocol) -> usize {
-        self.needs
-            .ports
-            .iter()
-            .filter(|p| p.protocol == protocol && p.host_port == 0)
-            .count()
-    }
-
-    /// The placement request for `count` tasks (or one per listed instance).
-    fn request(
-        &self,
-        count: usize,
-        instances: Option<Vec<InstanceId>>,
-        explain: bool,
-    ) -> PlacementRequest {
-        PlacementRequest {
-            cluster: self.cluster.to_string(),
-            group: self.group.clone(),
-            reservation: self.reservation.clone(),
-            dynamic_tcp: self.dynamic(Protocol::Tcp),
-            dynamic_udp: self.dynamic(Protocol::Udp),
-            count,
-            constraints: self.constraints.clone(),
-            strategies: self.strategies.clone(),
-            instances,
-            explain,
-        }
-    }
-
-    /// A task on `instance` as `placement` placed it: dynamic host ports filled in.
-    fn task(&self, instance: &ContainerInstance, placement: &Placement) -> Task {
-        let spec = &self.definition.spec;
-        let overrides = self
-            .overrides
-            .container_overrides
-            .as_deref()
-            .unwrap_or_default();
-        let containers = spec
-            .container_definitions
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| {
-                let o = overrides.iter().find(|o| o.name == c.name);
-                Container {
-                    name: c.name.clone().unwrap_or_default(),
-                    image: c.image.clone().unwrap_or_default(),
-                    essential: c.essential.unwrap_or(true),
-                    runtime_id: None,
-                    image_digest: None,
-                    last_status: TaskStatus::Pending,
-                    exit_code: None,
-                    reason: None,
-                    network_bindings: Vec::new(),
-                    health_status: HealthStatus::Unknown,
-                    cpu: o.and_then(|o| o.cpu).or(c.cpu),
-                    memory: o.and_then(|o| o.memory).or(c.memory),
-                    memory_reservation: o
-                        .and_then(|o| o.memory_reservation)
-                        .or(c.memory_reservation),
-                }
-            })
-            .collect();
-        let mut dynamic_tcp = placement.dynamic_tcp.iter();
-        let mut dynamic_udp = placement.dynamic_udp.iter();
-        let ports = self
-            .needs
-            .ports
-            .iter()
-            .map(|p| {
-                let host_port = match (p.host_port, p.protocol) {
-                    (0, Protocol::Tcp) => dynamic_tcp.next().copied().unwrap_or(0),
-                    (0, Protocol::Udp) => dynamic_udp.next().copied().unwrap_or(0),
-                    (port, _) => port,
-                };
-                PortClaim {
-                    host_port,
-                    ..p.clone()
-                }
-            })
-            .collect();
-        let mut reservation = self.reservation.clone();
-        reservation.dynamic_tcp = sorted(&placement.dynamic_tcp);
-        reservation.dynamic_udp = sorted(&placement.dynamic_udp);
-        Task {
-            id: TaskId(rand::random()),
-            cluster: self.cluster.clone(),
-            instance: Some(instance.id),
-            family: self.definition.family.clone(),
-            revision: self.definition.revision,
-            overrides: self.overrides.clone(),
-            last_status: TaskStatus::Pending,
-            desired_status: DesiredStatus::Running,
-            containers,
-            group: self.group.clone(),
-            started_by: self.started_by.clone(),
-            launch_type: "EC2".into(),
-            cpu: self.overrides.cpu.clone().or_else(|| spec.cpu.clone()),
-            memory: self
-                .overrides
-                .memory
-                .clone()
-                .or_else(|| spec.memory.clone()),
-            reservation,
-            ports,
-            availability_zone: instance
-                .attribute("ecs.availability-zone")
-                .map(str::to_owned),
-            health_status: HealthStatus::Unknown,
-            created_at: self.created_at,
-            pull_started_at: None,
-            pull_stopped_at: None,
-            started_at: None,
-            stopping_at: None,
-            stopped_at: None,
-            execution_stopped_at: None,
-            stop_code: None,
-            stopped_reason: None,
-            enable_execute_command: self.enable_execute_command,
-            tags: self.tags.clone(),
-            version: 0,
-        }
-    }
-}
-
-fn sorted(ports: &[u16]) -> Vec<u16> {
-    let mut v = ports.to_vec();
-    v.sort_unstable();
-    v
-}
 
 /// The parameters RunTask, StartTask and dry-runs share.
 struct Common<'a> {
@@ -257,39 +103,14 @@ fn template(
     cluster: &str,
     reference: &str,
     common: Common<'_>,
-) -> Result<Template, EcsError> {
+) -> Result<TaskTemplate, EcsError> {
     active_cluster(state, cluster)?;
     let definition = resolve(state, reference)?.clone();
     runnable(&definition)?;
     let constraints = constraints(&definition, common.constraints)?;
     let strategies = strategies(common.strategies)?;
-    // ECS echoes an override entry for every container.
-    let mut overrides = common.overrides.cloned().unwrap_or_default();
-    let mut container_overrides = overrides.container_overrides.take().unwrap_or_default();
-    for c in definition
-        .spec
-        .container_definitions
-        .as_deref()
-        .unwrap_or_default()
-    {
-        if !container_overrides.iter().any(|o| o.name == c.name) {
-            container_overrides.push(api::ContainerOverride {
-                name: c.name.clone(),
-                ..Default::default()
-            });
-        }
-    }
-    let needs = requirements(
-        &definition.spec,
-        &api::TaskOverride {
-            container_overrides: Some(container_overrides.clone()),
-            ..overrides.clone()
-        },
-    )?;
-    overrides.container_overrides = Some(container_overrides);
-    overrides
-        .inference_accelerator_overrides
-        .get_or_insert_with(Vec::new);
+    let overrides = complete_overrides(&definition, common.overrides);
+    let needs = requirements(&definition.spec, &overrides)?;
 
     let group = match common.group {
         Some(g) if g.is_empty() || g.chars().count() > 255 => {
@@ -309,19 +130,7 @@ fn template(
             ));
         }
     }
-    let mut tcp: Vec<u16> = needs.static_ports(Protocol::Tcp).collect();
-    let mut udp: Vec<u16> = needs.static_ports(Protocol::Udp).collect();
-    tcp.sort_unstable();
-    udp.sort_unstable();
-    let reservation = Reservation {
-        cpu: needs.cpu,
-        memory: needs.memory,
-        tcp,
-        udp,
-        dynamic_tcp: Vec::new(),
-        dynamic_udp: Vec::new(),
-    };
-    Ok(Template {
+    Ok(TaskTemplate {
         cluster: cluster.into(),
         definition,
         overrides,
@@ -329,7 +138,6 @@ fn template(
         started_by: common.started_by.map(str::to_owned),
         tags: validate::tags(common.tags)?,
         needs,
-        reservation,
         constraints,
         strategies,
         enable_execute_command: common.enable_execute_command.unwrap_or(false),
@@ -337,7 +145,7 @@ fn template(
     })
 }
 
-fn launch_type(value: Option<&str>) -> Result<(), EcsError> {
+pub(crate) fn launch_type(value: Option<&str>) -> Result<(), EcsError> {
     match value {
         None | Some("EC2") | Some("EXTERNAL") => Ok(()),
         Some(other) => {
@@ -350,7 +158,7 @@ fn launch_type(value: Option<&str>) -> Result<(), EcsError> {
 }
 
 /// A 64-bit FNV-1a digest, stable across processes, of a request's JSON.
-fn digest(bytes: &[u8]) -> u64 {
+pub(crate) fn digest(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -386,10 +194,14 @@ fn placed(outcome: Outcome) -> Result<(Vec<Arc<Task>>, Vec<Rejection>), EcsError
 }
 
 /// Tasks for a plan's placements, on the instances as `state` has them.
-fn tasks_for(state: &State, template: &Template, placements: &[Placement]) -> Vec<Task> {
+fn tasks_for(state: &State, template: &TaskTemplate, placements: &[Placement]) -> Vec<Task> {
     placements
         .iter()
-        .filter_map(|p| state.instance(p.instance).map(|i| template.task(i, p)))
+        .filter_map(|p| {
+            state
+                .instance(p.instance)
+                .map(|i| template.task(TaskId(rand::random()), i, p))
+        })
         .collect()
 }
 

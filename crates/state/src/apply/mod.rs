@@ -5,6 +5,7 @@
 //! last, so an early return leaves the state untouched.
 
 mod instances;
+mod services;
 mod task_definitions;
 mod tasks;
 
@@ -139,6 +140,11 @@ impl State {
                 id,
                 reason,
             } => self.agent_lost(at, cluster, *id, reason),
+            Command::CreateService { service } => self.create_service(at, service),
+            Command::PutService {
+                service,
+                expected_version,
+            } => self.put_service(at, service, *expected_version),
             Command::TagResource { resource, tags } => self.tag_resource(at, resource, tags),
             Command::UntagResource { resource, keys } => self.untag_resource(at, resource, keys),
             Command::Expire {
@@ -293,7 +299,12 @@ impl State {
                 .ok_or_else(missing)?
                 .tags
                 .clone(),
-            ResourceArn::Service(..) => return Err(missing()),
+            ResourceArn::Service(c, n) => self
+                .service(c, n)
+                .filter(|s| s.status != berth_model::service::ServiceStatus::Inactive)
+                .ok_or_else(missing)?
+                .tags
+                .clone(),
         })
     }
 
@@ -337,7 +348,15 @@ impl State {
                     self.put_task(at, Some(&t), new);
                 }
             }
-            ResourceArn::Service(..) => {}
+            ResourceArn::Service(c, n) => {
+                if let Some(s) = self.service(c, n).cloned() {
+                    let new = berth_model::service::Service {
+                        tags,
+                        ..(*s).clone()
+                    };
+                    self.store_service(at, &new);
+                }
+            }
         }
     }
 
@@ -410,6 +429,7 @@ impl State {
                 .remove(&(t.family.clone(), t.revision));
             self.forget(&EntityKey::TaskDefinition(t.family.clone(), t.revision));
         }
+        self.expire_services(inactive_before);
         self.client_tokens
             .retain(|_, record| record.at >= stopped_before);
         Outcome::Done

@@ -14,6 +14,7 @@ mod expire;
 mod indexes;
 mod instances;
 mod placement;
+mod services;
 mod snapshots;
 mod tags;
 mod task_definitions;

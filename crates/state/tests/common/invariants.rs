@@ -20,6 +20,7 @@ pub struct Primary {
     pub families: Vec<(Name, Family)>,
     pub instances: Vec<ContainerInstance>,
     pub tasks: Vec<Task>,
+    pub services: Vec<berth_model::service::Service>,
     pub client_tokens: Vec<(Name, String)>,
     pub history: Vec<(EntityKey, Vec<Version>)>,
     pub changes: Vec<(u64, EntityKey)>,
@@ -38,6 +39,7 @@ impl Primary {
             families: serde_json::from_value(field("families")).unwrap(),
             instances: serde_json::from_value(field("instances")).unwrap(),
             tasks: serde_json::from_value(field("tasks")).unwrap(),
+            services: serde_json::from_value(field("services")).unwrap(),
             client_tokens: tokens.into_iter().map(|(c, t, _)| (c, t)).collect(),
             history: serde_json::from_value(field("history")).unwrap(),
             changes: serde_json::from_value(field("changes")).unwrap(),
@@ -260,10 +262,32 @@ pub fn matches_entities(state: &State, p: &Primary) {
                 registered_instances,
                 running_tasks,
                 pending_tasks,
-                active_services: 0,
+                active_services: p
+                    .services
+                    .iter()
+                    .filter(|s| {
+                        s.cluster == c && s.status != berth_model::service::ServiceStatus::Inactive
+                    })
+                    .count() as u32,
             },
             "counts of cluster {c}"
         );
+        let mut services: Vec<&str> = p
+            .services
+            .iter()
+            .filter(|s| s.cluster == c)
+            .map(|s| &*s.name)
+            .collect();
+        services.sort_unstable();
+        let listed: Vec<&str> = state.services_after(&c, None).map(|s| &*s.name).collect();
+        assert_eq!(listed, services, "services of cluster {c}");
+        if let Some(first) = services.first() {
+            let rest: Vec<&str> = state
+                .services_after(&c, Some(first))
+                .map(|s| &*s.name)
+                .collect();
+            assert_eq!(rest, services[1..], "services of cluster {c} after {first}");
+        }
 
         for f in p.filters(&c) {
             let expected: Vec<TaskId> = p
@@ -538,6 +562,12 @@ fn entities(p: &Primary) -> BTreeMap<EntityKey, berth_state::Entity> {
     for t in &p.tasks {
         out.insert(EntityKey::Task(t.id), Entity::Task(Arc::new(t.clone())));
     }
+    for s in &p.services {
+        out.insert(
+            EntityKey::Service(s.cluster.clone(), s.name.clone()),
+            Entity::Service(Arc::new(s.clone())),
+        );
+    }
     out
 }
 
@@ -548,6 +578,7 @@ fn entity_version(e: &berth_state::Entity) -> u64 {
         Entity::TaskDefinition(t) => t.version,
         Entity::Instance(i) => i.version,
         Entity::Task(t) => t.version,
+        Entity::Service(s) => s.version,
     }
 }
 

@@ -1,0 +1,211 @@
+//! The service controller: the thin shell that runs the pure service reconciler on the leader.
+//!
+//! ```text
+//!  watch (wait_beyond) ─► changes since last look ─► dirty services ─┐
+//!  timers the last decisions asked for (grace, backoff, retries) ─────┤
+//!  a full pass every `resync` (belt and braces) ──────────────────────┤
+//!                                                                     ▼
+//!         one snapshot ─► reconcile(snapshot, service, now, seed) per dirty service
+//!                     ─► commit each decision: StopTask… ─► PlaceTasks ─► PutService
+//! ```
+//! A change to a task marks its service dirty (by its `service:<name>` group), a change to an
+//! instance marks every service of its cluster (daemons follow instances, draining moves
+//! tasks), a change to a service marks it. Decisions for different services are committed
+//! concurrently, so the Raft queue batches them into few log entries. A decision's placements
+//! are re-checked at commit like any scheduler's; what is rejected is planned again on the
+//! next pass, which the commit's own change triggers. A service write decided on a stale
+//! version is refused (the API changed the service meanwhile) and simply re-decided.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::service::service_of_group;
+use berth_model::{Millis, Outcome};
+use berth_raft::Written;
+use berth_scheduler::service::{Decision, Settings, reconcile};
+use berth_state::{EntityKey, State};
+use futures::future::join_all;
+
+use crate::App;
+
+type Key = (Arc<str>, Arc<str>);
+
+/// Spawns the controller loop; it acts only while this node is the leader.
+pub struct ServiceController;
+
+impl ServiceController {
+    pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move { run(app).await })
+    }
+}
+
+/// Every non-INACTIVE service.
+fn all_services(state: &State) -> impl Iterator<Item = Key> + '_ {
+    state
+        .live_services()
+        .map(|s| (s.cluster.clone(), s.name.clone()))
+}
+
+/// The services a change may concern.
+fn touched(state: &State, key: &EntityKey, dirty: &mut HashSet<Key>) {
+    match key {
+        EntityKey::Service(c, n) => {
+            dirty.insert((c.clone(), n.clone()));
+        }
+        EntityKey::Task(id) => {
+            if let Some(t) = state.task(*id)
+                && let Some(name) = service_of_group(&t.group)
+            {
+                dirty.insert((t.cluster.clone(), name.into()));
+            }
+        }
+        EntityKey::Instance(id) => match state.instance(*id) {
+            Some(i) => dirty.extend(
+                state
+                    .live_services()
+                    .filter(|s| s.cluster == i.cluster)
+                    .map(|s| (s.cluster.clone(), s.name.clone())),
+            ),
+            None => dirty.extend(all_services(state)),
+        },
+        EntityKey::Cluster(_) | EntityKey::TaskDefinition(..) => {}
+    }
+}
+
+async fn is_leader(app: &App) -> bool {
+    app.node.raft().current_leader().await == Some(app.node.id())
+}
+
+async fn run(app: Arc<App>) {
+    let settings = Settings::default();
+    let resync = app.config.service_resync_interval;
+    let mut seen = 0u64;
+    let mut dirty: HashSet<Key> = HashSet::new();
+    let mut timers: BTreeMap<Key, Millis> = BTreeMap::new();
+    let mut next_resync = tokio::time::Instant::now();
+    loop {
+        if !is_leader(&app).await {
+            // A new leader starts from a full pass.
+            dirty.clear();
+            timers.clear();
+            next_resync = tokio::time::Instant::now();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = app.stopping() => return,
+            }
+            continue;
+        }
+        let now = Millis::now();
+        let until_timer = timers
+            .values()
+            .min()
+            .map(|at| Duration::from_millis(at.0.saturating_sub(now.0).max(0) as u64))
+            .unwrap_or(resync);
+        let wait = until_timer
+            .min(next_resync.saturating_duration_since(tokio::time::Instant::now()))
+            .min(Duration::from_secs(1));
+        let state = tokio::select! {
+            s = app.node.wait_beyond(seen, wait) => s,
+            _ = app.stopping() => return,
+        };
+        if state.index() > seen {
+            match state.changes_since(seen) {
+                Some(changes) => {
+                    for (_, key) in &changes {
+                        touched(&state, key, &mut dirty);
+                    }
+                }
+                None => dirty.extend(all_services(&state)),
+            }
+            seen = state.index();
+        }
+        let now = Millis::now();
+        let due: Vec<Key> = timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            timers.remove(&k);
+            dirty.insert(k);
+        }
+        if tokio::time::Instant::now() >= next_resync {
+            dirty.extend(all_services(&state));
+            next_resync = tokio::time::Instant::now() + resync;
+        }
+        if dirty.is_empty() {
+            continue;
+        }
+        let mut decisions = Vec::new();
+        for (cluster, name) in dirty.drain() {
+            let Some(service) = state.service(&cluster, &name) else {
+                timers.remove(&(cluster, name));
+                continue;
+            };
+            let decision = reconcile(&state, service, now, rand::random(), &settings);
+            match decision.wake_at {
+                Some(at) => timers.insert((cluster, name), at),
+                None => timers.remove(&(cluster, name)),
+            };
+            if !decision.is_empty() {
+                decisions.push(decision);
+            }
+        }
+        join_all(decisions.into_iter().map(|d| commit(&app, d))).await;
+    }
+}
+
+/// Commits one decision: stops, then placements, then the service's new value (with the
+/// "has started" event naming the tasks that were really placed).
+async fn commit(app: &App, decision: Decision) {
+    let service = format!("{}/{}", decision.current.cluster, decision.current.name);
+    let stops = join_all(
+        decision
+            .stop_commands()
+            .into_iter()
+            .map(|c| app.node.write(c)),
+    )
+    .await;
+    for r in stops {
+        match r {
+            Ok(w) => {
+                if let Err(e) = w.result {
+                    tracing::debug!(%service, error = %e, "a service task could not be stopped");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "stopping a service task failed");
+                return;
+            }
+        }
+    }
+    let mut placed = Vec::new();
+    if let Some(command) = decision.place_command() {
+        match app.node.write(command).await {
+            Ok(w) => match w.result {
+                Ok(Outcome::Placed { tasks, rejected }) => {
+                    placed = tasks.iter().map(|t| t.id).collect();
+                    if !rejected.is_empty() {
+                        tracing::debug!(%service, rejected = rejected.len(), "placements rejected at commit; re-planning");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(%service, error = %e, "placing service tasks refused"),
+            },
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "placing service tasks failed");
+                return;
+            }
+        }
+    }
+    if let Some(command) = decision.service_command(&placed, Millis::now(), rand::random()) {
+        match app.node.write(command).await {
+            Ok(Written { result: Err(e), .. }) => {
+                tracing::debug!(%service, error = %e, "service update refused; deciding again")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%service, error = %e, "updating the service failed"),
+        }
+    }
+}
