@@ -1,0 +1,938 @@
+//! The service reconciler: a pure function of a snapshot, a service, the time and a seed to
+//! the actions that move the service towards what it should be.
+//!
+//! ```text
+//!  reconcile(state, service, now, seed)
+//!    count failures per deployment ─► circuit breaker (FAILED, rollback deployment)
+//!    classify live tasks: unhealthy past grace → stop · on a draining instance → old
+//!                         (PENDING ones stop at once) · of the PRIMARY → keep · else → old
+//!    REPLICA: scale-in (placement chain in reverse) · stop old within minimumHealthyPercent ·
+//!             start within maximumPercent (unless FAILED or backing off)
+//!    DAEMON:  one PRIMARY task per ACTIVE instance meeting the constraints
+//!    rollout: COMPLETED when only the PRIMARY's healthy tasks remain · drop drained deployments
+//!             (while rolling out, keep the rollback target and FAILED ones in view)
+//!    events:  ECS's wording; steady state once
+//!  ─► Decision { tasks to place, tasks to stop, the service's new value, when to look again }
+//! ```
+//! Nothing here reads a clock or does I/O: time and randomness (task ids, event ids, the
+//! placement seed) are inputs, so the same inputs give the same decision, and tests drive it
+//! on virtual time. It is idempotent: run again on the state its decision produced, it decides
+//! nothing new. The leader's controller runs it whenever a service, its tasks or the cluster's
+//! instances change, and at the times decisions ask for (grace periods, backoff).
+//!
+//! A task counts healthy when it is RUNNING and, if its definition has a health check on an
+//! essential container, its health is HEALTHY (no load balancers here, so RUNNING is enough
+//! otherwise). A task "failed" when it stopped on its own (TaskFailedToStart,
+//! EssentialContainerExited) or was stopped for failing its health checks: the circuit
+//! breaker counts those. The launch throttle, as ECS's, counts only the PRIMARY's tasks that
+//! never reached RUNNING.
+//!
+//! maximumPercent bounds the tasks that are PENDING or RUNNING, and a task told to stop is
+//! RUNNING until its agent reports it STOPPED, so stopping tasks take room; the steady state
+//! waits for them too.
+
+pub mod events;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use berth_model::command::Command;
+use berth_model::entity::*;
+use berth_model::service::*;
+use berth_model::{InstanceId, Millis, TaskId};
+use berth_state::{State, TaskFilter};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::engine::place;
+use crate::request::{Constraint, SpreadField, Strategy, parse_constraint, parse_strategy};
+use crate::scale_in::choose_to_stop;
+use crate::template::TaskTemplate;
+
+/// The stop code of every task the service scheduler stops.
+pub const STOP_CODE: &str = "ServiceSchedulerInitiated";
+/// Why a task that failed its health checks was stopped (also how it is recognised as a
+/// failure afterwards).
+pub const UNHEALTHY_REASON: &str = "Task failed container health checks";
+
+/// Why a task on an instance that is leaving (DRAINING, deregistered) was stopped.
+const DRAINING_REASON: &str = "Container instance is draining";
+
+/// Tunables: how hard to back off from failing launches, and how soon to retry placements.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Failed tasks in a row before launches are throttled.
+    pub backoff_after: u32,
+    /// The first throttle delay; it doubles with every further failure.
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    /// When tasks could not be placed, look again this much later even if nothing changed.
+    pub retry_unplaced_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            backoff_after: 3,
+            backoff_base_ms: 5_000,
+            backoff_max_ms: 300_000,
+            retry_unplaced_ms: 30_000,
+        }
+    }
+}
+
+/// A task to stop and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub task: TaskId,
+    pub reason: String,
+}
+
+/// What to do for one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The service as read: its version is what the new value's write expects.
+    pub current: Arc<Service>,
+    /// The service's new value, when it changed.
+    pub service: Option<Service>,
+    /// Tasks to place, fully formed.
+    pub launch: Vec<Task>,
+    /// The launched tasks carry a distinctInstance constraint.
+    pub distinct_instance: bool,
+    pub stop: Vec<Stop>,
+    /// Run again at this time even if nothing changes (grace periods, backoff, retries).
+    pub wake_at: Option<Millis>,
+}
+
+impl Decision {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.service.is_none() && self.launch.is_empty() && self.stop.is_empty()
+    }
+
+    /// The StopTask commands, one per task.
+    pub fn stop_commands(&self) -> Vec<Command> {
+        self.stop
+            .iter()
+            .map(|s| Command::StopTask {
+                cluster: self.current.cluster.clone(),
+                id: s.task,
+                reason: Some(s.reason.clone()),
+                stop_code: Some(STOP_CODE.into()),
+            })
+            .collect()
+    }
+
+    /// The PlaceTasks command for the launches, if any.
+    pub fn place_command(&self) -> Option<Command> {
+        (!self.launch.is_empty()).then(|| Command::PlaceTasks {
+            cluster: self.current.cluster.clone(),
+            tasks: self.launch.clone(),
+            client_token: None,
+            distinct_instance: self.distinct_instance,
+        })
+    }
+
+    /// The service write once the launches were committed: the new value with the "has
+    /// started" event for the tasks that were `placed`. `None` when the service is unchanged.
+    /// `seed` is the one the decision was made with; the event's id comes from a stream of it
+    /// that `reconcile` does not draw from, so it cannot repeat an id the decision posted.
+    pub fn service_command(&self, placed: &[TaskId], now: Millis, seed: u64) -> Option<Command> {
+        let mut service = self.service.clone();
+        if !placed.is_empty() {
+            let s = service.get_or_insert_with(|| (*self.current).clone());
+            let mut rng = SmallRng::seed_from_u64(seed ^ STARTED_EVENT_STREAM);
+            s.post(event_id(&mut rng), now, events::started(&s.name, placed));
+            s.steady = false;
+        }
+        service.map(|s| Command::PutService {
+            service: Arc::new(s),
+            expected_version: self.current.version,
+        })
+    }
+}
+
+/// Mixed into the seed for the "has started" event's id (see [`Decision::service_command`]).
+const STARTED_EVENT_STREAM: u64 = 0x5354_4152_5445_4421;
+
+/// An event id, formatted as ECS's (a UUID).
+fn event_id(rng: &mut SmallRng) -> String {
+    let v: u128 = rng.random();
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// A deployment id: `ecs-svc/` and 19 digits.
+pub fn deployment_id(rng: &mut impl Rng) -> String {
+    format!(
+        "ecs-svc/{}",
+        rng.random_range(1_000_000_000_000_000_000u64..10_000_000_000_000_000_000u64)
+    )
+}
+
+fn scaling_reason(deployment: &str) -> String {
+    format!("Scaling activity initiated by (deployment {deployment})")
+}
+
+/// How a rollback deployment's rolloutStateReason starts (ECS's wording), followed by the id
+/// of the deployment it restores.
+const ROLLING_BACK_TO: &str = "ECS deployment circuit breaker: rolling back to deploymentId ";
+
+/// The deployment `d` restores, while `d` is a rollback in progress. Read from its reason,
+/// the only place a deployment records it.
+fn rolling_back_to(d: &Deployment) -> Option<&str> {
+    d.rollout_state_reason
+        .as_deref()?
+        .strip_prefix(ROLLING_BACK_TO)?
+        .strip_suffix('.')
+}
+
+/// The task stopped on its own, or for failing its health checks.
+fn failed(t: &Task) -> bool {
+    t.last_status == TaskStatus::Stopped
+        && (matches!(
+            t.stop_code.as_deref(),
+            Some("TaskFailedToStart" | "EssentialContainerExited")
+        ) || t.stopped_reason.as_deref() == Some(UNHEALTHY_REASON))
+}
+
+/// The task stopped without ever running (what ECS's launch throttle counts).
+fn failed_to_start(t: &Task) -> bool {
+    t.last_status == TaskStatus::Stopped && t.stop_code.as_deref() == Some("TaskFailedToStart")
+}
+
+/// Essential containers with a health check: the task is healthy only when they are.
+fn has_health_check(definition: &TaskDefinition) -> bool {
+    definition
+        .spec
+        .container_definitions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.essential.unwrap_or(true) && c.health_check.is_some())
+}
+
+/// Parsed placement settings: the definition's constraints and the service's, and the
+/// service's strategies (by default spread over zones, then over instances). Settings were
+/// validated when the service was written; one that no longer parses is skipped.
+fn placement(service: &Service, definition: &TaskDefinition) -> (Vec<Constraint>, Vec<Strategy>) {
+    let constraints = definition
+        .spec
+        .placement_constraints
+        .iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.r#type.as_deref().unwrap_or("memberOf"),
+                c.expression.as_deref(),
+            )
+        })
+        .chain(service.placement_constraints.iter().map(|c| {
+            (
+                c.r#type.as_deref().unwrap_or_default(),
+                c.expression.as_deref(),
+            )
+        }))
+        .filter_map(|(kind, expr)| parse_constraint(kind, expr).ok())
+        .collect();
+    let strategies = if service.placement_strategy.is_empty() {
+        match service.scheduling_strategy {
+            SchedulingStrategy::Replica => vec![
+                Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
+                Strategy::Spread(SpreadField::Instance),
+            ],
+            SchedulingStrategy::Daemon => Vec::new(),
+        }
+    } else {
+        service
+            .placement_strategy
+            .iter()
+            .filter_map(|s| {
+                parse_strategy(s.r#type.as_deref().unwrap_or_default(), s.field.as_deref()).ok()
+            })
+            .collect()
+    };
+    (constraints, strategies)
+}
+
+/// A service's live tasks: the PRIMARY's kept ones and the old ones.
+type Split = (Vec<Arc<Task>>, Vec<Arc<Task>>);
+
+/// Working state of one reconcile.
+struct Round<'a> {
+    state: &'a State,
+    now: Millis,
+    rng: SmallRng,
+    svc: Service,
+    stop: Vec<Stop>,
+    launch: Vec<Task>,
+    distinct_instance: bool,
+    wake_at: Option<Millis>,
+    health_checked: HashMap<(Name, u32), bool>,
+}
+
+impl Round<'_> {
+    fn post(&mut self, message: String) {
+        let id = event_id(&mut self.rng);
+        self.svc.post(id, self.now, message);
+    }
+
+    /// Posts `message` unless it is already the newest event (repeated conditions, such as a
+    /// task that cannot be placed, are said once until something else happens).
+    fn post_once(&mut self, message: String) {
+        if self.svc.events.first().map(|e| &e.message) != Some(&message) {
+            self.post(message);
+        }
+    }
+
+    fn wake(&mut self, at: Millis) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    fn stop(&mut self, task: &Task, reason: String) {
+        self.stop.push(Stop {
+            task: task.id,
+            reason,
+        });
+    }
+
+    fn health_checked(&mut self, t: &Task) -> bool {
+        let state = self.state;
+        *self
+            .health_checked
+            .entry((t.family.clone(), t.revision))
+            .or_insert_with(|| {
+                state
+                    .task_definition(&t.family, t.revision)
+                    .is_some_and(|d| has_health_check(d))
+            })
+    }
+
+    fn healthy(&mut self, t: &Task) -> bool {
+        t.last_status == TaskStatus::Running
+            && (t.health_status == HealthStatus::Healthy || !self.health_checked(t))
+    }
+
+    /// The task's instance is not ACTIVE (draining, deregistered or gone).
+    fn on_leaving_instance(&self, t: &Task) -> bool {
+        t.instance
+            .and_then(|i| self.state.instance(i))
+            .is_none_or(|i| i.status != InstanceStatus::Active)
+    }
+
+    fn primary(&self) -> &Deployment {
+        &self.svc.deployments[0]
+    }
+
+    /// Counts failures, and trips the circuit breaker when the PRIMARY has too many.
+    fn circuit_breaker(&mut self, tasks: &[Arc<Task>]) {
+        let now = self.now;
+        for d in &mut self.svc.deployments {
+            let n = tasks
+                .iter()
+                .filter(|t| t.started_by.as_deref() == Some(d.id.as_str()) && failed(t))
+                .count() as u32;
+            if n > d.failed_tasks {
+                d.failed_tasks = n;
+                d.updated_at = now;
+            }
+        }
+        let breaker = self.svc.deployment_configuration.circuit_breaker;
+        let p = self.primary();
+        if !breaker.enable
+            || p.rollout_state != RolloutState::InProgress
+            || p.failed_tasks < failure_threshold(p.desired_count)
+        {
+            return;
+        }
+        let failed_id = p.id.clone();
+        // A rollback that fails does not roll back again to what it was restoring (ECS: the
+        // restored deployment is not eligible for another rollback until it completes); the
+        // service stalls on its FAILED PRIMARY instead of looping.
+        let restoring = rolling_back_to(p).map(str::to_owned);
+        let name = self.svc.name.to_string();
+        {
+            let p = &mut self.svc.deployments[0];
+            p.rollout_state = RolloutState::Failed;
+            p.rollout_state_reason =
+                Some("ECS deployment circuit breaker: tasks failed to start.".into());
+            p.updated_at = now;
+        }
+        self.post(events::failed(&name, &failed_id));
+        if !breaker.rollback {
+            return;
+        }
+        let Some(target) = self.svc.deployments[1..]
+            .iter()
+            .find(|d| {
+                d.rollout_state == RolloutState::Completed
+                    && restoring.as_deref() != Some(d.id.as_str())
+            })
+            .cloned()
+        else {
+            return;
+        };
+        let id = deployment_id(&mut self.rng);
+        self.svc.deployments[0].status = DeploymentStatus::Active;
+        self.svc.deployments.insert(
+            0,
+            Deployment {
+                id: id.clone(),
+                status: DeploymentStatus::Primary,
+                family: target.family.clone(),
+                revision: target.revision,
+                desired_count: self.svc.desired_count,
+                rollout_state: RolloutState::InProgress,
+                rollout_state_reason: Some(format!("{ROLLING_BACK_TO}{}.", target.id)),
+                failed_tasks: 0,
+                created_at: now,
+                updated_at: now,
+            },
+        );
+        self.post(events::rolling_back(&name, &failed_id, &target.id));
+    }
+
+    /// Whether launches are being throttled after repeated failures; schedules the end of it.
+    ///
+    /// As ECS's throttle: only tasks that never reached RUNNING count (a task that ran and
+    /// then exited, or failed its health checks, is replaced at once), and only the PRIMARY
+    /// deployment's, so that a new deployment (a fix, or a rollback) starts unthrottled.
+    fn backing_off(&mut self, tasks: &[Arc<Task>], settings: &Settings) -> bool {
+        let primary = self.primary().id.clone();
+        let of_primary = |t: &&Arc<Task>| t.started_by.as_deref() == Some(primary.as_str());
+        // Failures before a task of the PRIMARY last became healthy are forgiven.
+        let anchor = tasks
+            .iter()
+            .filter(of_primary)
+            .filter(|t| t.is_live() && t.desired_status == DesiredStatus::Running)
+            .filter(|t| self.healthy(t))
+            .filter_map(|t| t.started_at)
+            .max();
+        let failures: Vec<Millis> = tasks
+            .iter()
+            .filter(of_primary)
+            .filter(|t| failed_to_start(t))
+            .filter_map(|t| t.stopped_at)
+            .filter(|s| anchor.is_none_or(|a| *s > a))
+            .collect();
+        let k = failures.len() as u32;
+        if k < settings.backoff_after.max(1) {
+            return false;
+        }
+        let exponent = (k - settings.backoff_after.max(1)).min(20);
+        let delay = settings
+            .backoff_base_ms
+            .saturating_mul(1 << exponent)
+            .min(settings.backoff_max_ms);
+        let last = failures.into_iter().max().unwrap_or(self.now);
+        let until = last.saturating_add_ms(delay);
+        if self.now >= until {
+            return false;
+        }
+        self.wake(until);
+        let message = events::throttled(&self.svc.name);
+        self.post_once(message);
+        true
+    }
+
+    /// The template new tasks of the PRIMARY are made from, if its revision still exists.
+    fn template(&self) -> Option<TaskTemplate> {
+        let p = self.primary();
+        let definition = self.state.task_definition(&p.family, p.revision)?.clone();
+        let (constraints, strategies) = placement(&self.svc, &definition);
+        Some(TaskTemplate::plain(
+            self.svc.cluster.clone(),
+            definition,
+            self.svc.group(),
+            Some(p.id.clone()),
+            constraints,
+            strategies,
+            self.now,
+        ))
+    }
+
+    /// Plans `count` tasks (anywhere, or one on each of `on`) and posts why when some could
+    /// not be placed.
+    fn launch(&mut self, count: usize, on: Option<Vec<InstanceId>>, settings: &Settings) {
+        if count == 0 {
+            return;
+        }
+        let Some(template) = self.template() else {
+            return;
+        };
+        let seed = self.rng.random();
+        let plan = place(self.state, &template.request(count, on, false), seed);
+        for p in &plan.placements {
+            if let Some(instance) = self.state.instance(p.instance) {
+                let id = TaskId(self.rng.random());
+                self.launch.push(template.task(id, instance, p));
+            }
+        }
+        self.distinct_instance = template.distinct_instance();
+        if plan.placements.len() < count {
+            let message = events::unplaceable(&self.svc.name, plan.rejections.first());
+            self.post_once(message);
+            let at = self.now.saturating_add_ms(settings.retry_unplaced_ms);
+            self.wake(at);
+        }
+    }
+
+    /// Old tasks, least valuable first: not healthy, then on leaving instances, then of the
+    /// oldest deployments.
+    fn order_old(&mut self, old: &mut [Arc<Task>]) {
+        let position: HashMap<String, usize> = self
+            .svc
+            .deployments
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        let mut keyed: Vec<_> = old
+            .iter()
+            .map(|t| {
+                let deployment = t
+                    .started_by
+                    .as_deref()
+                    .and_then(|s| position.get(s))
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                (
+                    self.healthy(t),
+                    !self.on_leaving_instance(t),
+                    std::cmp::Reverse(deployment),
+                    t.id,
+                    t.clone(),
+                )
+            })
+            .collect();
+        keyed.sort_by_key(|k| (k.0, k.1, k.2, k.3));
+        for (slot, k) in old.iter_mut().zip(keyed) {
+            *slot = k.4;
+        }
+    }
+}
+
+/// Decides what to do for `service` on `state` at `now`.
+pub fn reconcile(
+    state: &State,
+    service: &Arc<Service>,
+    now: Millis,
+    seed: u64,
+    settings: &Settings,
+) -> Decision {
+    let mut round = Round {
+        state,
+        now,
+        rng: SmallRng::seed_from_u64(seed),
+        svc: (**service).clone(),
+        stop: Vec::new(),
+        launch: Vec::new(),
+        distinct_instance: false,
+        wake_at: None,
+        health_checked: HashMap::new(),
+    };
+    let filter = TaskFilter {
+        group: Some(service.group()),
+        ..TaskFilter::default()
+    };
+    let tasks: Vec<Arc<Task>> = state
+        .tasks_after(&service.cluster, &filter, None)
+        .cloned()
+        .collect();
+    if service.status != ServiceStatus::Inactive && !service.deployments.is_empty() {
+        if service.status == ServiceStatus::Draining {
+            drain_deleted(&mut round, &tasks);
+        } else {
+            round.circuit_breaker(&tasks);
+            for (i, d) in round.svc.deployments.iter_mut().enumerate() {
+                d.status = if i == 0 {
+                    DeploymentStatus::Primary
+                } else {
+                    DeploymentStatus::Active
+                };
+            }
+            run(&mut round, &tasks, settings);
+        }
+    }
+    let changed = {
+        let mut a = round.svc.clone();
+        a.version = service.version;
+        a != **service
+    };
+    Decision {
+        current: service.clone(),
+        service: changed.then_some(round.svc),
+        launch: round.launch,
+        distinct_instance: round.distinct_instance,
+        stop: round.stop,
+        wake_at: round.wake_at,
+    }
+}
+
+/// A deleted service: stop everything; INACTIVE once nothing is left running.
+fn drain_deleted(round: &mut Round<'_>, tasks: &[Arc<Task>]) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.is_live() && t.desired_status != DesiredStatus::Stopped)
+    {
+        let reason = scaling_reason(t.started_by.as_deref().unwrap_or_default());
+        round.stop(t, reason);
+    }
+    if round.stop.is_empty() && tasks.iter().all(|t| !t.is_live()) {
+        round.svc.status = ServiceStatus::Inactive;
+        round.svc.steady = false;
+        for d in &mut round.svc.deployments {
+            d.status = DeploymentStatus::Inactive;
+        }
+    }
+}
+
+/// The live tasks of an ACTIVE service, sorted into those to keep (the PRIMARY's on ACTIVE
+/// instances) and old ones; unhealthy ones past their grace period and PENDING ones on
+/// leaving instances are stopped here.
+fn classify(round: &mut Round<'_>, tasks: &[Arc<Task>]) -> Split {
+    let primary = round.primary().id.clone();
+    let grace_ms = i64::from(round.svc.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
+    let name = round.svc.name.to_string();
+    let (mut keep, mut old) = (Vec::new(), Vec::new());
+    for t in tasks
+        .iter()
+        .filter(|t| t.is_live() && t.desired_status == DesiredStatus::Running)
+    {
+        if t.last_status == TaskStatus::Running
+            && t.health_status == HealthStatus::Unhealthy
+            && round.health_checked(t)
+        {
+            let grace_ends = t
+                .started_at
+                .unwrap_or(t.created_at)
+                .saturating_add_ms(grace_ms);
+            if grace_ends > round.now {
+                round.wake(grace_ends);
+            } else {
+                round.stop(t, UNHEALTHY_REASON.into());
+                round.post(events::unhealthy(&name, t.id));
+                continue;
+            }
+        }
+        let leaving = round.on_leaving_instance(t);
+        if leaving && t.last_status < TaskStatus::Running {
+            round.stop(t, DRAINING_REASON.into());
+            continue;
+        }
+        if t.started_by.as_deref() == Some(primary.as_str()) && !leaving {
+            keep.push(t.clone());
+        } else {
+            old.push(t.clone());
+        }
+    }
+    (keep, old)
+}
+
+fn run(round: &mut Round<'_>, tasks: &[Arc<Task>], settings: &Settings) {
+    let (keep, old) = classify(round, tasks);
+    // A FAILED PRIMARY starts nothing, so there is nothing to throttle (or to say about it).
+    let throttled =
+        round.primary().rollout_state != RolloutState::Failed && round.backing_off(tasks, settings);
+    // Told to stop but not stopped yet: still RUNNING as far as maximumPercent goes.
+    let stopping = tasks
+        .iter()
+        .filter(|t| t.is_live() && t.desired_status == DesiredStatus::Stopped)
+        .count();
+    let (keep_after, healthy_kept) = match round.svc.scheduling_strategy {
+        SchedulingStrategy::Replica => replica(round, keep, old, stopping, throttled, settings),
+        SchedulingStrategy::Daemon => daemon(round, keep, old, throttled, settings),
+    };
+    let moved = !round.stop.is_empty() || !round.launch.is_empty();
+    finish_rollout(round, tasks, keep_after, healthy_kept, moved);
+}
+
+/// REPLICA: scale-in, stop old tasks within minimumHealthyPercent, start within
+/// maximumPercent. `stopping` tasks were told to stop in an earlier round and have not
+/// stopped yet. Returns how many PRIMARY tasks are kept and how many of them are healthy.
+fn replica(
+    round: &mut Round<'_>,
+    mut keep: Vec<Arc<Task>>,
+    mut old: Vec<Arc<Task>>,
+    stopping: usize,
+    throttled: bool,
+    settings: &Settings,
+) -> (usize, usize) {
+    let n = round.svc.desired_count as usize;
+    let config = round.svc.deployment_configuration;
+    let primary = round.primary().clone();
+    let name = round.svc.name.to_string();
+    let mut stopped = Vec::new();
+
+    // Scale-in: tasks that are not healthy yet go first, then the placement chain in reverse.
+    if keep.len() > n {
+        let mut excess = keep.len() - n;
+        let (mut unready, ready): (Vec<_>, Vec<_>) =
+            keep.iter().cloned().partition(|t| !round.healthy(t));
+        unready.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+        let mut chosen: Vec<TaskId> = unready.iter().take(excess).map(|t| t.id).collect();
+        excess -= chosen.len();
+        if excess > 0 {
+            let strategies = round.template().map(|t| t.strategies).unwrap_or_default();
+            let ids: Vec<TaskId> = ready.iter().map(|t| t.id).collect();
+            let seed = round.rng.random();
+            chosen.extend(choose_to_stop(round.state, &ids, &strategies, excess, seed));
+        }
+        for id in &chosen {
+            round.stop.push(Stop {
+                task: *id,
+                reason: scaling_reason(&primary.id),
+            });
+        }
+        keep.retain(|t| !chosen.contains(&t.id));
+        stopped.extend(chosen);
+    }
+
+    // Old tasks: the ones that are not healthy go freely, healthy ones only as far as
+    // minimumHealthyPercent allows. A FAILED PRIMARY replaces nothing.
+    let mut healthy_now = keep
+        .iter()
+        .chain(old.iter())
+        .filter(|t| round.healthy(t))
+        .count();
+    let min_healthy = config.min_healthy(n as u32) as usize;
+    let mut remaining_old = old.len();
+    if primary.rollout_state != RolloutState::Failed {
+        round.order_old(&mut old);
+        for t in &old {
+            let healthy = round.healthy(t);
+            if healthy && healthy_now <= min_healthy {
+                continue;
+            }
+            if healthy {
+                healthy_now -= 1;
+            }
+            let reason = scaling_reason(t.started_by.as_deref().unwrap_or_default());
+            round.stop(t, reason);
+            stopped.push(t.id);
+            remaining_old -= 1;
+        }
+    }
+    if !stopped.is_empty() {
+        round.post(events::stopped(&name, &stopped));
+    }
+
+    // Starts: up to the desired count, within maximumPercent. ECS bounds the tasks in the
+    // RUNNING or PENDING state, and a task told to stop is RUNNING until its agent has
+    // stopped it, so those (this round's stops included) take room too.
+    let max_running = config.max_running(n as u32) as usize;
+    let want = n.saturating_sub(keep.len());
+    let live = keep.len() + remaining_old + stopping + round.stop.len();
+    let room = max_running.saturating_sub(live);
+    // Stuck: the arithmetic itself leaves no room (not only both at 100: one task under
+    // 50/150 rounds to the same), and nothing is moving that could make some.
+    if want > 0
+        && room == 0
+        && round.stop.is_empty()
+        && stopping == 0
+        && min_healthy >= n
+        && max_running <= n
+    {
+        round.post_once(events::stuck(
+            &name,
+            n as u32,
+            config.minimum_healthy_percent,
+            config.maximum_percent,
+            min_healthy as u32,
+            max_running as u32,
+        ));
+    }
+    if primary.rollout_state != RolloutState::Failed && !throttled {
+        round.launch(want.min(room), None, settings);
+    }
+    let healthy_kept = keep.iter().filter(|t| round.healthy(t)).count();
+    (keep.len(), healthy_kept)
+}
+
+/// DAEMON: one PRIMARY task on every ACTIVE instance that meets the constraints; old tasks
+/// replaced instance by instance within minimumHealthyPercent.
+fn daemon(
+    round: &mut Round<'_>,
+    keep: Vec<Arc<Task>>,
+    old: Vec<Arc<Task>>,
+    throttled: bool,
+    settings: &Settings,
+) -> (usize, usize) {
+    let state = round.state;
+    let cluster = round.svc.cluster.clone();
+    let constraints = round.template().map(|t| t.constraints).unwrap_or_default();
+    let eligible: Vec<InstanceId> = state
+        .instances_after(&cluster, None)
+        .filter(|i| i.status == InstanceStatus::Active)
+        .filter(|i| {
+            constraints.iter().all(|c| match c {
+                Constraint::MemberOf(expr) => crate::engine::instance_matches(state, i, expr),
+                Constraint::DistinctInstance => true,
+            })
+        })
+        .map(|i| i.id)
+        .collect();
+    let n = eligible.len() as u32;
+    if round.svc.desired_count != n || round.svc.deployments[0].desired_count != n {
+        round.svc.desired_count = n;
+        round.svc.deployments[0].desired_count = n;
+    }
+    let name = round.svc.name.to_string();
+    let primary = round.primary().clone();
+    let mut by_instance: BTreeMap<Option<InstanceId>, Split> = BTreeMap::new();
+    for t in keep {
+        by_instance.entry(t.instance).or_default().0.push(t);
+    }
+    for t in old {
+        by_instance.entry(t.instance).or_default().1.push(t);
+    }
+    let mut stopped = Vec::new();
+    // Tasks on instances that should not run one, and duplicates.
+    let mut kept: Vec<Arc<Task>> = Vec::new();
+    let mut replace: Vec<Arc<Task>> = Vec::new();
+    for (instance, (mut mine, others)) in std::mem::take(&mut by_instance) {
+        let wanted = instance.is_some_and(|i| eligible.contains(&i));
+        if !wanted {
+            // An ACTIVE instance that is not eligible no longer meets the constraints.
+            let active = instance
+                .and_then(|i| state.instance(i))
+                .is_some_and(|i| i.status == InstanceStatus::Active);
+            let reason = if active {
+                "Container instance no longer meets the service's placement constraints"
+            } else {
+                DRAINING_REASON
+            };
+            for t in mine.iter().chain(others.iter()) {
+                round.stop(t, reason.into());
+                stopped.push(t.id);
+            }
+            continue;
+        }
+        mine.sort_by_key(|t| (!round.healthy(t), t.created_at, t.id));
+        for t in mine.iter().skip(1) {
+            round.stop(t, scaling_reason(&primary.id));
+            stopped.push(t.id);
+        }
+        match mine.first() {
+            Some(t) => {
+                // The replacement is in place: the old ones go once it is healthy.
+                if round.healthy(t) {
+                    for o in &others {
+                        let reason = scaling_reason(o.started_by.as_deref().unwrap_or_default());
+                        round.stop(o, reason);
+                        stopped.push(o.id);
+                    }
+                }
+                kept.push(t.clone());
+            }
+            None => replace.extend(others),
+        }
+    }
+    // Old tasks with no replacement yet: stop as many as minimumHealthyPercent allows; the
+    // instance gets its new task once the old one has stopped.
+    if primary.rollout_state != RolloutState::Failed {
+        let min_healthy = round.svc.deployment_configuration.min_healthy(n) as usize;
+        let mut healthy_now = kept
+            .iter()
+            .chain(replace.iter())
+            .filter(|t| round.healthy(t))
+            .count();
+        round.order_old(&mut replace);
+        for t in &replace {
+            let healthy = round.healthy(t);
+            if healthy && healthy_now <= min_healthy {
+                continue;
+            }
+            if healthy {
+                healthy_now -= 1;
+            }
+            let reason = scaling_reason(t.started_by.as_deref().unwrap_or_default());
+            round.stop(t, reason);
+            stopped.push(t.id);
+        }
+    }
+    if !stopped.is_empty() {
+        round.post(events::stopped(&name, &stopped));
+    }
+    let group = round.svc.group();
+    let empty: Vec<InstanceId> = eligible
+        .iter()
+        .copied()
+        .filter(|i| state.live_in_group_on(&cluster, &group, *i) == 0)
+        .collect();
+    if primary.rollout_state != RolloutState::Failed && !throttled && !empty.is_empty() {
+        round.launch(empty.len(), Some(empty), settings);
+    }
+    let healthy_kept = kept.iter().filter(|t| round.healthy(t)).count();
+    (kept.len(), healthy_kept)
+}
+
+/// Marks the rollout COMPLETED once only the PRIMARY's healthy tasks are left, drops
+/// deployments with nothing left running, and posts the steady state once.
+fn finish_rollout(
+    round: &mut Round<'_>,
+    tasks: &[Arc<Task>],
+    kept: usize,
+    healthy_kept: usize,
+    moved: bool,
+) {
+    let n = round.svc.desired_count as usize;
+    let primary = round.primary().id.clone();
+    let live_of = |id: &str| {
+        tasks
+            .iter()
+            .any(|t| t.is_live() && t.started_by.as_deref() == Some(id))
+    };
+    // Anything live but the PRIMARY's kept tasks (older deployments' tasks, and tasks told to
+    // stop that have not stopped yet: they are still RUNNING) means it is not over.
+    let others_live = tasks.iter().any(|t| {
+        t.is_live()
+            && (t.started_by.as_deref() != Some(primary.as_str())
+                || t.desired_status == DesiredStatus::Stopped)
+    });
+    let done = !moved && !others_live && kept == n && healthy_kept == n;
+    let name = round.svc.name.to_string();
+    if done && round.primary().rollout_state == RolloutState::InProgress {
+        let now = round.now;
+        let p = &mut round.svc.deployments[0];
+        p.rollout_state = RolloutState::Completed;
+        p.rollout_state_reason = Some(format!("ECS deployment {} completed.", p.id));
+        p.updated_at = now;
+        round.post(events::completed(&name, &primary));
+    }
+    // Older deployments go once none of their tasks is left, except, while the PRIMARY is
+    // still rolling out, the newest COMPLETED one (what a circuit breaker rolls back to) and
+    // FAILED ones (a rollback's reason: its tasks failed to start, so none is left, but the
+    // deployment and its rolloutState stay visible until the rollback completes).
+    let in_progress = round.primary().rollout_state == RolloutState::InProgress;
+    let keep_target = round.svc.deployments[1..]
+        .iter()
+        .find(|d| d.rollout_state == RolloutState::Completed)
+        .map(|d| d.id.clone())
+        .filter(|_| in_progress);
+    let mut first = true;
+    round.svc.deployments.retain(|d| {
+        let keep = first
+            || live_of(&d.id)
+            || keep_target.as_deref() == Some(d.id.as_str())
+            || (in_progress && d.rollout_state == RolloutState::Failed);
+        first = false;
+        keep
+    });
+    let steady = done
+        && round.svc.deployments.len() == 1
+        && round.primary().rollout_state == RolloutState::Completed;
+    if steady && !round.svc.steady {
+        round.svc.steady = true;
+        round.post(events::steady(&name));
+    } else if !steady {
+        round.svc.steady = false;
+    }
+}

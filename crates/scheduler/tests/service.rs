@@ -1,0 +1,1389 @@
+//! The service reconciler, driven through [`harness::Harness`] on a real state and virtual
+//! time: scale-out and scale-in, replacement, rolling updates within minimumHealthyPercent and
+//! maximumPercent, health checks and their grace period, the circuit breaker and rollback,
+//! launch throttling, DAEMON placement, draining, unplaceable tasks, deletion, and the
+//! reconciler's own contract (idempotent, deterministic per seed).
+//!
+//! Every test asserts on the commands the reconciler produced and the state they made, the way
+//! Nomad's scheduler tests assert on plans: nothing here looks inside the reconciler.
+
+mod common;
+#[path = "service/harness.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_api::types as api;
+use berth_model::command::Command;
+use berth_model::entity::*;
+use berth_model::service::*;
+use berth_model::{InstanceId, TaskId};
+use berth_scheduler::service::{STOP_CODE, UNHEALTHY_REASON, events};
+
+use common::{CLUSTER, host, needs};
+use harness::*;
+
+const WEB: &str = "web";
+const AZS: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+/// A harness with `per_az` roomy instances in each of three zones.
+fn cluster(per_az: usize) -> (Harness, Vec<InstanceId>) {
+    let mut h = Harness::new();
+    let mut ids = Vec::new();
+    for az in AZS {
+        for _ in 0..per_az {
+            ids.push(h.add(host(4096, 8192).az(az)));
+        }
+    }
+    (h, ids)
+}
+
+/// A settled REPLICA service `web` of a fresh [`GOOD`] revision at `desired`.
+fn settled_replica(h: &mut Harness, desired: u32) -> u32 {
+    let rev = h.register(def(GOOD));
+    let s = h.replica(WEB, rev, desired);
+    h.create(s);
+    h.settle();
+    rev
+}
+
+fn ids(tasks: &[std::sync::Arc<Task>]) -> BTreeSet<TaskId> {
+    tasks.iter().map(|t| t.id).collect()
+}
+
+/// Live tasks of the service per zone.
+fn per_zone(h: &Harness) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for t in h.running(WEB) {
+        *m.entry(t.availability_zone.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    m
+}
+
+/// Live tasks of the service per instance.
+fn per_instance(h: &Harness, name: &str) -> BTreeMap<InstanceId, usize> {
+    let mut m = BTreeMap::new();
+    for t in h.running(name) {
+        *m.entry(t.instance.expect("placed")).or_default() += 1;
+    }
+    m
+}
+
+fn launches(h: &Harness, from: usize) -> usize {
+    h.log[from..].iter().map(|(_, d)| d.launch.len()).sum()
+}
+
+fn steady(name: &str) -> String {
+    events::steady(name)
+}
+
+// --- scale out, scale in, replacement --------------------------------------------------------
+
+#[test]
+fn scale_out_from_zero_starts_the_desired_count_spread_and_reaches_a_steady_state() {
+    let (mut h, instances) = cluster(2);
+    settled_replica(&mut h, 0);
+    assert!(h.running(WEB).is_empty());
+    assert_eq!(h.events(WEB)[0], steady(WEB), "an empty service is steady");
+
+    h.scale(WEB, 6);
+    let first = h.step();
+    assert_eq!(first[0].launch.len(), 6, "all six start in one round");
+    h.settle();
+
+    let running = h.running(WEB);
+    assert_eq!(running.len(), 6);
+    assert!(running.iter().all(|t| t.last_status == TaskStatus::Running));
+    assert!(
+        running
+            .iter()
+            .all(|t| t.started_by.as_deref() == Some(h.service(WEB).deployments[0].id.as_str()))
+    );
+    // Spread over zones, then over instances: two per zone, one per instance.
+    assert_eq!(
+        per_zone(&h).values().copied().collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
+    assert_eq!(per_instance(&h, WEB).len(), instances.len());
+    let s = h.service(WEB);
+    assert!(s.steady);
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+    assert_eq!(
+        h.count_events(WEB, "(service web) has started 6 tasks: (task "),
+        1
+    );
+    assert_eq!(
+        h.count_events(WEB, &steady(WEB)),
+        2,
+        "once empty, once at six"
+    );
+}
+
+#[test]
+fn scale_in_stops_by_the_reversed_placement_chain_keeping_zones_balanced() {
+    let (mut h, _) = cluster(2);
+    settled_replica(&mut h, 6);
+    assert_eq!(
+        per_zone(&h).values().copied().collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
+
+    h.scale(WEB, 3);
+    let d = h.step();
+    assert_eq!(d[0].stop.len(), 3);
+    assert!(d[0].launch.is_empty());
+    assert!(
+        d[0].stop.iter().all(|s| s
+            .reason
+            .starts_with("Scaling activity initiated by (deployment ecs-svc/")),
+        "{:?}",
+        d[0].stop
+    );
+    // The zone spread is kept: one stop from each zone.
+    assert_eq!(
+        per_zone(&h).values().copied().collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+    assert_eq!(
+        h.count_events(WEB, "(service web) has stopped 3 running tasks: (task "),
+        1
+    );
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 3);
+    assert_eq!(
+        per_zone(&h).values().copied().collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+    for t in h.tasks(WEB).iter().filter(|t| !t.is_live()) {
+        assert_eq!(t.stop_code.as_deref(), Some(STOP_CODE));
+    }
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+}
+
+#[test]
+fn scale_in_evens_out_a_lopsided_spread() {
+    // Zones b and c have room for two tasks each, so twelve tasks land 8/2/2; scaling in to
+    // six must take all six from zone a (a random choice would do so 3% of the time), and
+    // within zone a, evenly from its two instances.
+    let mut h = Harness::new();
+    let a1 = h.add(host(4096, 8192).az(AZS[0]));
+    let a2 = h.add(host(4096, 8192).az(AZS[0]));
+    h.add(host(4096, 512).az(AZS[1]));
+    h.add(host(4096, 512).az(AZS[2]));
+    settled_replica(&mut h, 12);
+    assert_eq!(
+        per_zone(&h).values().copied().collect::<Vec<_>>(),
+        [8, 2, 2]
+    );
+
+    h.scale(WEB, 6);
+    h.settle();
+    assert_eq!(
+        per_zone(&h).values().copied().collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
+    let placement = per_instance(&h, WEB);
+    assert_eq!((placement[&a1], placement[&a2]), (1, 1));
+}
+
+#[test]
+fn a_scale_in_is_steady_only_once_its_tasks_have_stopped() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 3);
+    h.scale(WEB, 1);
+    assert_eq!(h.step()[0].stop.len(), 2);
+    // The two are told to stop but still RUNNING: not steady yet, however often we look.
+    assert!(h.step()[0].is_empty());
+    assert!(!h.service(WEB).steady);
+    assert_ne!(h.events(WEB)[0], steady(WEB));
+    h.agents();
+    h.step();
+    assert!(h.service(WEB).steady);
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+}
+
+#[test]
+fn scale_in_stops_tasks_that_are_not_healthy_yet_first() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 3);
+    let healthy = ids(&h.running(WEB));
+
+    h.scale(WEB, 5);
+    let d = h.step();
+    let pending: BTreeSet<TaskId> = d[0].launch.iter().map(|t| t.id).collect();
+    assert_eq!(pending.len(), 2);
+    // Before any agent starts them, the count goes back down.
+    h.scale(WEB, 3);
+    let d = h.step();
+    let stopped: BTreeSet<TaskId> = d[0].stop.iter().map(|s| s.task).collect();
+    assert_eq!(
+        stopped, pending,
+        "the PENDING tasks go, the healthy ones stay"
+    );
+    h.settle();
+    assert_eq!(ids(&h.running(WEB)), healthy);
+}
+
+#[test]
+fn a_task_whose_essential_container_exits_is_replaced() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 3);
+    let victim = h.running(WEB)[0].id;
+
+    h.exit(victim);
+    assert_eq!(
+        h.task(victim).stop_code.as_deref(),
+        Some("EssentialContainerExited")
+    );
+    let d = h.step();
+    assert_eq!(d[0].launch.len(), 1, "one replacement in the next round");
+    assert!(d[0].stop.is_empty());
+    h.settle();
+    let running = h.running(WEB);
+    assert_eq!(running.len(), 3);
+    assert!(!ids(&running).contains(&victim));
+    let s = h.service(WEB);
+    assert_eq!(s.deployments[0].failed_tasks, 1);
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+}
+
+#[test]
+fn tasks_of_a_lost_agent_are_replaced_on_other_instances() {
+    let mut h = Harness::new();
+    let a = h.add(host(4096, 8192));
+    let b = h.add(host(4096, 8192));
+    let c = h.add(host(4096, 8192));
+    settled_replica(&mut h, 3);
+    assert_eq!(per_instance(&h, WEB).len(), 3);
+    let on_a: Vec<TaskId> = h
+        .running(WEB)
+        .iter()
+        .filter(|t| t.instance == Some(a))
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(on_a.len(), 1);
+
+    // A silent agent is not a lost one yet: its tasks still count.
+    h.disconnect(a);
+    assert!(h.step().iter().all(|d| d.is_empty()));
+
+    h.lose_agent(a);
+    let lost = h.task(on_a[0]);
+    assert_eq!(lost.last_status, TaskStatus::Stopped);
+    let d = h.step();
+    assert_eq!(d[0].launch.len(), 1);
+    assert_ne!(d[0].launch[0].instance, Some(a), "not on the lost instance");
+    h.settle();
+    let placement = per_instance(&h, WEB);
+    assert_eq!(placement.values().sum::<usize>(), 3);
+    assert!(!placement.contains_key(&a));
+    assert!(placement.contains_key(&b) && placement.contains_key(&c));
+    assert_eq!(
+        h.service(WEB).deployments[0].failed_tasks,
+        0,
+        "a lost agent is not a failed task"
+    );
+}
+
+// --- rolling updates --------------------------------------------------------------------------
+
+/// Deploys a new revision of an N-task service under `min`/`max` and checks, at every
+/// half-round, that healthy tasks stay at or above ceil(N·min/100) and pending plus running
+/// tasks at or below floor(N·max/100); that the rollout uses the whole of that room (the
+/// arithmetic, not only the bounds); and that it ends COMPLETED with ECS's events.
+fn rolling_update(n: u32, min: u32, max: u32) {
+    let (mut h, _) = cluster(2);
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BETTER));
+    let mut s = h.replica(WEB, v1, n);
+    s.deployment_configuration.minimum_healthy_percent = min;
+    s.deployment_configuration.maximum_percent = max;
+    h.create(s);
+    h.settle();
+    let old = ids(&h.running(WEB));
+    assert_eq!(old.len(), n as usize);
+
+    let lo = (n * min).div_ceil(100) as usize;
+    let hi = (n * max / 100) as usize;
+    h.bound(
+        WEB,
+        Bounds {
+            min_healthy: lo,
+            max_live: hi,
+        },
+    );
+    let from = h.log.len();
+    let id = h.deploy(WEB, v2);
+    h.settle();
+
+    let samples = &h.samples[WEB];
+    let trough = samples.iter().map(|s| s.healthy).min().unwrap();
+    let peak = samples.iter().map(|s| s.live).max().unwrap();
+    assert_eq!(
+        trough, lo,
+        "({min},{max}) N={n}: the rollout goes down to the minimum"
+    );
+    assert_eq!(
+        peak, hi,
+        "({min},{max}) N={n}: the rollout goes up to the maximum"
+    );
+    assert_eq!(
+        launches(&h, from),
+        n as usize,
+        "exactly N new tasks, none wasted"
+    );
+
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 1, "{:?}", s.deployments);
+    let p = &s.deployments[0];
+    assert_eq!(p.id, id);
+    assert_eq!(p.status, DeploymentStatus::Primary);
+    assert_eq!(p.revision, v2);
+    assert_eq!(p.rollout_state, RolloutState::Completed);
+    let running = h.running(WEB);
+    assert_eq!(running.len(), n as usize);
+    assert!(running.iter().all(|t| t.revision == v2 && h.is_healthy(t)));
+    assert!(ids(&running).is_disjoint(&old));
+    let events = h.events(WEB);
+    assert_eq!(events[0], steady(WEB));
+    assert_eq!(
+        events[1],
+        format!("(service web) (deployment {id}) deployment completed.")
+    );
+}
+
+#[test]
+fn rolling_update_100_200_n4() {
+    rolling_update(4, 100, 200);
+}
+
+#[test]
+fn rolling_update_100_200_n3() {
+    rolling_update(3, 100, 200);
+}
+
+#[test]
+fn rolling_update_50_100_n4() {
+    rolling_update(4, 50, 100);
+}
+
+#[test]
+fn rolling_update_50_100_n3() {
+    rolling_update(3, 50, 100);
+}
+
+#[test]
+fn rolling_update_0_100_n4() {
+    rolling_update(4, 0, 100);
+}
+
+#[test]
+fn rolling_update_0_100_n3() {
+    rolling_update(3, 0, 100);
+}
+
+#[test]
+fn rolling_update_50_150_n4() {
+    rolling_update(4, 50, 150);
+}
+
+#[test]
+fn rolling_update_50_150_n3() {
+    rolling_update(3, 50, 150);
+}
+
+#[test]
+fn rolling_update_75_125_n4() {
+    rolling_update(4, 75, 125);
+}
+
+#[test]
+fn both_percentages_at_100_is_stuck_and_says_so_once() {
+    let (mut h, _) = cluster(1);
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BETTER));
+    let mut s = h.replica(WEB, v1, 2);
+    s.deployment_configuration.minimum_healthy_percent = 100;
+    s.deployment_configuration.maximum_percent = 100;
+    h.create(s);
+    h.settle();
+    let old = ids(&h.running(WEB));
+
+    h.deploy(WEB, v2);
+    h.settle();
+    h.step();
+    assert_eq!(ids(&h.running(WEB)), old, "nothing was stopped or started");
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 2);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::InProgress);
+    assert_eq!(
+        h.count_events(WEB, &events::stuck(WEB, 2, 100, 100, 2, 2)),
+        1
+    );
+    assert!(h.events(WEB)[0].starts_with(
+        "(service web) is unable to deploy: minimumHealthyPercent 100 keeps 2 of 2 tasks running"
+    ));
+}
+
+#[test]
+fn a_rollout_that_rounding_leaves_no_room_for_is_stuck_and_says_so() {
+    // One task under 50/150: at least ceil(0.5) = 1 must stay healthy and at most
+    // floor(1.5) = 1 may run, so nothing can move, although neither percentage is 100.
+    let (mut h, _) = cluster(1);
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BETTER));
+    let mut s = h.replica(WEB, v1, 1);
+    s.deployment_configuration.minimum_healthy_percent = 50;
+    s.deployment_configuration.maximum_percent = 150;
+    h.create(s);
+    h.settle();
+    h.deploy(WEB, v2);
+    h.settle();
+    assert_eq!(h.running(WEB)[0].revision, v1);
+    assert_eq!(
+        h.count_events(WEB, &events::stuck(WEB, 1, 50, 150, 1, 1)),
+        1,
+        "{:?}",
+        h.events(WEB)
+    );
+    assert!(h.events(WEB)[0].contains("minimumHealthyPercent 50 keeps 1 of 1 tasks"));
+
+    // Raising maximumPercent is the way out.
+    h.update(WEB, |s| s.deployment_configuration.maximum_percent = 200);
+    h.settle();
+    assert_eq!(h.running(WEB)[0].revision, v2);
+    assert_eq!(h.service(WEB).deployments.len(), 1);
+}
+
+// --- health checks ----------------------------------------------------------------------------
+
+#[test]
+fn an_unhealthy_task_is_replaced_only_after_the_grace_period() {
+    let (mut h, _) = cluster(1);
+    let rev = h.register(def(GOOD).health_check());
+    let mut s = h.replica(WEB, rev, 2);
+    s.health_check_grace_period_seconds = Some(60);
+    h.create(s);
+    h.settle();
+    let running = h.running(WEB);
+    assert!(
+        running
+            .iter()
+            .all(|t| t.health_status == HealthStatus::Healthy)
+    );
+    let victim = running[0].id;
+    let started = h.task(victim).started_at.unwrap();
+
+    h.advance(10_000);
+    h.set_health(victim, HealthStatus::Unhealthy);
+    let d = h.step();
+    assert!(
+        d[0].stop.is_empty() && d[0].launch.is_empty(),
+        "in its grace period"
+    );
+    assert_eq!(d[0].wake_at, Some(started.saturating_add_ms(60_000)));
+
+    h.now = started.saturating_add_ms(59_999);
+    let d = h.step();
+    assert!(
+        d[0].stop.is_empty(),
+        "one millisecond before the grace period ends"
+    );
+
+    h.advance(1);
+    let d = h.step();
+    assert_eq!(d[0].stop.len(), 1);
+    assert_eq!(d[0].stop[0].task, victim);
+    assert_eq!(d[0].stop[0].reason, UNHEALTHY_REASON);
+    assert_eq!(d[0].launch.len(), 1, "replaced in the same round");
+    assert_eq!(
+        h.count_events(
+            WEB,
+            &format!("(service web) (task {victim}) failed container health checks.")
+        ),
+        1
+    );
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 2);
+    assert!(h.running(WEB).iter().all(|t| h.is_healthy(t)));
+    assert_eq!(
+        h.task(victim).stopped_reason.as_deref(),
+        Some(UNHEALTHY_REASON)
+    );
+}
+
+#[test]
+fn a_task_that_is_not_healthy_yet_does_not_count_towards_the_minimum() {
+    // A revision that never passes its health check, under 100/200: the old tasks must stay
+    // (they are the only healthy ones), whatever the new ones do.
+    let (mut h, _) = cluster(1);
+    let v1 = h.register(def(GOOD).health_check());
+    let v2 = h.register(def(SICK).health_check());
+    let mut s = h.replica(WEB, v1, 2);
+    s.health_check_grace_period_seconds = Some(600);
+    h.create(s);
+    h.settle();
+    let old = ids(&h.running(WEB));
+    h.bound(
+        WEB,
+        Bounds {
+            min_healthy: 2,
+            max_live: 4,
+        },
+    );
+    h.deploy(WEB, v2);
+    h.settle();
+    let running = h.running(WEB);
+    assert!(old.is_subset(&ids(&running)), "the healthy old tasks stay");
+    assert_eq!(running.len(), 4);
+    assert_eq!(
+        h.service(WEB).deployments[0].rollout_state,
+        RolloutState::InProgress
+    );
+}
+
+// --- the circuit breaker ----------------------------------------------------------------------
+
+fn with_breaker(h: &mut Harness, n: u32, rollback: bool, min: u32, max: u32) -> (u32, u32) {
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BROKEN));
+    let mut s = h.replica(WEB, v1, n);
+    s.deployment_configuration = DeploymentConfig {
+        minimum_healthy_percent: min,
+        maximum_percent: max,
+        circuit_breaker: CircuitBreaker {
+            enable: true,
+            rollback,
+        },
+    };
+    h.create(s);
+    h.settle();
+    (v1, v2)
+}
+
+#[test]
+fn the_circuit_breaker_trips_at_the_failure_threshold() {
+    // 8 tasks: threshold 4. Under 100/125 the rollout starts two at a time.
+    let (mut h, _) = cluster(2);
+    let (_, v2) = with_breaker(&mut h, 8, false, 100, 125);
+    assert_eq!(failure_threshold(8), 4);
+    let id = h.deploy(WEB, v2);
+
+    assert_eq!(h.step()[0].launch.len(), 2);
+    h.agents();
+    let d = h.step();
+    let p = &h.service(WEB).deployments[0];
+    assert_eq!(
+        (p.failed_tasks, p.rollout_state),
+        (2, RolloutState::InProgress)
+    );
+    assert_eq!(
+        d[0].launch.len(),
+        2,
+        "below the threshold, the rollout goes on"
+    );
+    h.agents();
+    let d = h.step();
+    assert!(d[0].launch.is_empty());
+    let s = h.service(WEB);
+    let p = &s.deployments[0];
+    assert_eq!(p.id, id);
+    assert_eq!(p.failed_tasks, 4);
+    assert_eq!(p.rollout_state, RolloutState::Failed);
+    assert_eq!(
+        p.rollout_state_reason.as_deref(),
+        Some("ECS deployment circuit breaker: tasks failed to start.")
+    );
+    assert_eq!(
+        h.count_events(
+            WEB,
+            &format!("(service web) (deployment {id}) deployment failed: tasks failed to start.")
+        ),
+        1
+    );
+}
+
+#[test]
+fn the_circuit_breaker_counts_tasks_that_fail_their_health_checks() {
+    // Tasks that run but never pass their health checks are failures too (ECS's second
+    // stage); they are stopped once their (here zero) grace period is over.
+    let (mut h, _) = cluster(2);
+    let v1 = h.register(def(GOOD).health_check());
+    let v2 = h.register(def(SICK).health_check());
+    let mut s = h.replica(WEB, v1, 4);
+    s.deployment_configuration.circuit_breaker = CircuitBreaker {
+        enable: true,
+        rollback: true,
+    };
+    h.create(s);
+    h.settle();
+    let failed = h.deploy(WEB, v2);
+    h.bound(
+        WEB,
+        Bounds {
+            min_healthy: 4,
+            max_live: 8,
+        },
+    );
+    h.settle();
+
+    let sick: Vec<_> = h
+        .tasks(WEB)
+        .into_iter()
+        .filter(|t| t.revision == v2)
+        .collect();
+    assert_eq!(sick.len(), 4, "one batch, then the breaker");
+    assert!(
+        sick.iter().all(
+            |t| t.started_at.is_some() && t.stopped_reason.as_deref() == Some(UNHEALTHY_REASON)
+        )
+    );
+    assert_eq!(h.count_events(WEB, "failed container health checks."), 4);
+    assert_eq!(h.count_events(WEB, &events::failed(WEB, &failed)), 1);
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].revision, v1);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    assert!(h.running(WEB).iter().all(|t| h.is_healthy(t)));
+}
+
+#[test]
+fn a_failed_deployment_without_rollback_starts_no_new_tasks() {
+    let (mut h, _) = cluster(2);
+    let (v1, v2) = with_breaker(&mut h, 4, false, 100, 200);
+    let old = ids(&h.running(WEB));
+    h.deploy(WEB, v2);
+    h.settle();
+    let s = h.service(WEB);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Failed);
+    let started = h.tasks(WEB).iter().filter(|t| t.revision == v2).count();
+    assert_eq!(started, 4, "one batch, then nothing");
+    assert_eq!(ids(&h.running(WEB)), old, "the old tasks keep serving");
+    assert!(h.running(WEB).iter().all(|t| t.revision == v1));
+
+    // Time passes, throttles end, retries come due: still nothing new.
+    for _ in 0..5 {
+        h.advance(600_000);
+        h.settle();
+    }
+    assert_eq!(h.tasks(WEB).iter().filter(|t| t.revision == v2).count(), 4);
+    assert_eq!(
+        h.count_events(WEB, "is unable to consistently start tasks"),
+        0
+    );
+    assert!(!h.service(WEB).steady);
+}
+
+#[test]
+fn the_circuit_breaker_rolls_back_to_the_last_completed_deployment() {
+    let (mut h, _) = cluster(2);
+    let (v1, v2) = with_breaker(&mut h, 4, true, 100, 200);
+    let completed = h.service(WEB).deployments[0].id.clone();
+    let old = ids(&h.running(WEB));
+    h.bound(
+        WEB,
+        Bounds {
+            min_healthy: 4,
+            max_live: 8,
+        },
+    );
+    let failed = h.deploy(WEB, v2);
+
+    h.step();
+    h.agents(); // all four fail to start
+    h.step();
+    let s = h.service(WEB);
+    let shown: Vec<_> = s
+        .deployments
+        .iter()
+        .map(|d| (d.status, d.revision, d.rollout_state))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (DeploymentStatus::Primary, v1, RolloutState::InProgress),
+            (DeploymentStatus::Active, v2, RolloutState::Failed),
+            (DeploymentStatus::Active, v1, RolloutState::Completed),
+        ],
+        "the failed deployment stays visible while the rollback runs"
+    );
+    let rollback = s.deployments[0].id.clone();
+    assert_ne!(rollback, completed, "a new deployment of the old revision");
+    assert_eq!(
+        s.deployments[0].rollout_state_reason.as_deref(),
+        Some(
+            format!("ECS deployment circuit breaker: rolling back to deploymentId {completed}.")
+                .as_str()
+        )
+    );
+    assert_eq!(
+        h.count_events(WEB, &events::rolling_back(WEB, &failed, &completed)),
+        1
+    );
+
+    h.settle();
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 1, "{:?}", s.deployments);
+    assert_eq!(s.deployments[0].id, rollback);
+    assert_eq!(s.deployments[0].revision, v1);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    let running = h.running(WEB);
+    assert_eq!(running.len(), 4);
+    assert!(
+        running
+            .iter()
+            .all(|t| t.revision == v1 && t.started_by.as_deref() == Some(rollback.as_str()))
+    );
+    assert!(ids(&running).is_disjoint(&old));
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+    assert_eq!(h.events(WEB)[1], events::completed(WEB, &rollback));
+    assert_eq!(
+        h.count_events(WEB, "is unable to consistently start tasks"),
+        0
+    );
+}
+
+#[test]
+fn a_rollback_that_fails_too_is_not_rolled_back_again() {
+    // ECS: the deployment a rollback restores is not eligible for another rollback until it
+    // completes. Here the old image breaks too while the rollback is under way.
+    let (mut h, _) = cluster(2);
+    let (v1, v2) = with_breaker(&mut h, 4, true, 100, 200);
+    let old = ids(&h.running(WEB));
+    let completed = h.service(WEB).deployments[0].id.clone();
+    h.deploy(WEB, v2);
+    h.step();
+    h.agents(); // v2 fails to start
+    assert_eq!(h.step()[0].launch.len(), 4, "the rollback starts");
+    let rollback = h.service(WEB).deployments[0].id.clone();
+    h.script(GOOD, Image::FailsToStart);
+    h.settle();
+    for _ in 0..3 {
+        h.advance(600_000);
+        h.settle();
+    }
+
+    let s = h.service(WEB);
+    assert_eq!(s.deployments[0].id, rollback);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Failed);
+    assert_eq!(
+        s.deployments
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>(),
+        [rollback.as_str(), completed.as_str()],
+        "no third deployment"
+    );
+    assert_eq!(h.tasks(WEB).iter().filter(|t| t.revision == v2).count(), 4);
+    assert_eq!(h.tasks(WEB).iter().filter(|t| t.revision == v1).count(), 8);
+    assert_eq!(
+        ids(&h.running(WEB)),
+        old,
+        "the first deployment's tasks keep serving"
+    );
+}
+
+#[test]
+fn without_a_completed_deployment_a_tripped_breaker_stalls() {
+    let (mut h, _) = cluster(1);
+    let rev = h.register(def(BROKEN));
+    let mut s = h.replica(WEB, rev, 2);
+    s.deployment_configuration.circuit_breaker = CircuitBreaker {
+        enable: true,
+        rollback: true,
+    };
+    h.create(s);
+    h.settle();
+    h.advance(3_600_000);
+    h.settle();
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Failed);
+    assert!(h.running(WEB).is_empty());
+    // Threshold 3 for two tasks: two rounds of two launches, then it stops.
+    assert_eq!(h.tasks(WEB).len(), 4);
+}
+
+// --- throttling -------------------------------------------------------------------------------
+
+#[test]
+fn repeated_launch_failures_are_throttled_on_virtual_time() {
+    let (mut h, _) = cluster(1);
+    let rev = h.register(def(BROKEN));
+    let s = h.replica(WEB, rev, 2);
+    h.create(s);
+    let after = h.settings.backoff_after;
+    let base = h.settings.backoff_base_ms;
+    let t0 = h.now;
+    h.settle();
+
+    // Two rounds of two failures, then a pause: the fourth failure is one past the limit.
+    let failed = h.tasks(WEB).len() as u32;
+    assert_eq!(failed, 4);
+    let until = t0.saturating_add_ms(base << (failed - after));
+    let last = h.log.last().unwrap().1.clone();
+    assert!(last.launch.is_empty());
+    assert_eq!(last.wake_at, Some(until));
+    assert_eq!(
+        h.count_events(
+            WEB,
+            "(service web) is unable to consistently start tasks successfully."
+        ),
+        1
+    );
+
+    h.now = until.saturating_sub_ms(1);
+    let d = h.step();
+    assert!(d[0].launch.is_empty(), "not before the computed time");
+    assert_eq!(d[0].wake_at, Some(until));
+    h.now = until;
+    let d = h.step();
+    assert_eq!(d[0].launch.len(), 2, "at the computed time");
+    h.agents();
+    // Six failures now, the last at `until`: the next pause is twice as long again, twice.
+    let d = h.step();
+    assert!(d[0].launch.is_empty());
+    assert_eq!(
+        d[0].wake_at,
+        Some(until.saturating_add_ms(base << (6 - after)))
+    );
+    assert_eq!(
+        h.count_events(WEB, "is unable to consistently start tasks successfully"),
+        2,
+        "said again for the new pause"
+    );
+}
+
+#[test]
+fn the_throttle_is_capped() {
+    // Four tasks fail per launch: pauses of 5 s · 2^(failures - 3), at most 12 s here.
+    let (mut h, _) = cluster(1);
+    h.settings.backoff_max_ms = 12_000;
+    let rev = h.register(def(BROKEN));
+    let s = h.replica(WEB, rev, 4);
+    h.create(s);
+    let mut pauses = Vec::new();
+    for _ in 0..5 {
+        h.settle();
+        let last_failure = h
+            .tasks(WEB)
+            .iter()
+            .filter_map(|t| t.stopped_at)
+            .max()
+            .unwrap();
+        let wake = h.log.last().unwrap().1.wake_at.expect("throttled");
+        pauses.push(wake.0 - last_failure.0);
+        h.now = wake;
+    }
+    assert_eq!(pauses, [10_000, 12_000, 12_000, 12_000, 12_000]);
+    assert_eq!(
+        h.tasks(WEB).len(),
+        20,
+        "four launches per pause, never more"
+    );
+}
+
+#[test]
+fn a_new_task_definition_lifts_the_throttle() {
+    let (mut h, _) = cluster(1);
+    let broken = h.register(def(BROKEN));
+    let good = h.register(def(GOOD));
+    let s = h.replica(WEB, broken, 2);
+    h.create(s);
+    h.settle();
+    assert_eq!(
+        h.count_events(WEB, "is unable to consistently start tasks"),
+        1
+    );
+    assert!(h.log.last().unwrap().1.wake_at > Some(h.now));
+
+    // ECS: "If you update your service to use a new task definition, your service returns to
+    // a normal, non-throttled state immediately."
+    let id = h.deploy(WEB, good);
+    let d = h.step();
+    assert_eq!(
+        d[0].launch.len(),
+        2,
+        "no waiting out the old revision's pause"
+    );
+    h.settle();
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].id, id);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    assert_eq!(h.running(WEB).len(), 2);
+}
+
+#[test]
+fn a_throttled_service_recovers_once_its_image_starts_again() {
+    // The image disappears from the registry while the service runs: replacements fail to
+    // start and are throttled; once the image is back, the next launch after the pause
+    // brings the service back to a steady state.
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 2);
+    h.advance(60_000);
+    h.script(GOOD, Image::FailsToStart);
+    let victim = h.running(WEB)[0].id;
+    h.exit(victim);
+    h.settle();
+    assert_eq!(
+        h.count_events(WEB, "is unable to consistently start tasks"),
+        1
+    );
+    assert_eq!(h.running(WEB).len(), 1);
+    let wake = h.log.last().unwrap().1.wake_at.expect("throttled");
+
+    h.script(GOOD, Image::Starts);
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 1, "still paused");
+    h.now = wake;
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 2);
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+    assert!(h.log.last().unwrap().1.wake_at.is_none());
+}
+
+#[test]
+fn tasks_that_stop_after_running_are_not_throttled() {
+    // ECS: tasks that stop after reaching RUNNING do not start the throttle logic.
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 4);
+    h.advance(10_000);
+    let victims: Vec<TaskId> = h.running(WEB).iter().take(3).map(|t| t.id).collect();
+    for v in &victims {
+        h.exit(*v);
+    }
+    let d = h.step();
+    assert_eq!(d[0].launch.len(), 3, "all replaced at once");
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 4);
+    assert_eq!(
+        h.count_events(WEB, "is unable to consistently start tasks"),
+        0
+    );
+}
+
+// --- DAEMON -----------------------------------------------------------------------------------
+
+#[test]
+fn a_daemon_runs_one_task_per_active_instance_as_instances_come_and_go() {
+    let mut h = Harness::new();
+    let a = h.add(host(2048, 4096));
+    let b = h.add(host(2048, 4096));
+    let c = h.add(host(2048, 4096));
+    let rev = h.register(def(GOOD));
+    let s = h.daemon("agentd", rev);
+    h.create(s);
+    h.settle();
+    let on = |h: &Harness| per_instance(h, "agentd").into_keys().collect::<Vec<_>>();
+    assert_eq!(on(&h), [a, b, c]);
+    assert_eq!(h.service("agentd").desired_count, 3);
+    assert_eq!(h.events("agentd")[0], steady("agentd"));
+
+    let d = h.add(host(2048, 4096));
+    let decisions = h.step();
+    assert_eq!(decisions[0].launch.len(), 1);
+    assert_eq!(decisions[0].launch[0].instance, Some(d));
+    h.settle();
+    assert_eq!(on(&h), [a, b, c, d]);
+    assert_eq!(h.service("agentd").desired_count, 4);
+
+    h.drain(b);
+    let decisions = h.step();
+    assert_eq!(decisions[0].stop.len(), 1);
+    assert_eq!(h.task(decisions[0].stop[0].task).instance, Some(b));
+    assert_eq!(
+        decisions[0].stop[0].reason,
+        "Container instance is draining"
+    );
+    h.settle();
+    assert_eq!(on(&h), [a, c, d]);
+    assert_eq!(h.service("agentd").desired_count, 3);
+    assert_eq!(h.events("agentd")[0], steady("agentd"));
+
+    h.set_instance_status(b, InstanceStatus::Active);
+    h.settle();
+    assert_eq!(on(&h), [a, b, c, d]);
+
+    h.ok(Command::DeregisterContainerInstance {
+        cluster: CLUSTER.into(),
+        id: c,
+        force: true,
+    });
+    h.settle();
+    assert_eq!(on(&h), [a, b, d]);
+    assert_eq!(h.service("agentd").desired_count, 3);
+}
+
+#[test]
+fn a_daemon_waits_for_a_lost_agent_and_says_why_once() {
+    let mut h = Harness::new();
+    let a = h.add(host(2048, 4096));
+    let b = h.add(host(2048, 4096));
+    let rev = h.register(def(GOOD));
+    let s = h.daemon("agentd", rev);
+    h.create(s);
+    h.settle();
+
+    h.lose_agent(b);
+    h.settle();
+    let on = |h: &Harness| per_instance(h, "agentd").into_keys().collect::<Vec<_>>();
+    assert_eq!(on(&h), [a]);
+    let why = format!(
+        "(service agentd) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {b}) encountered error \"AGENT\""
+    );
+    assert_eq!(h.count_events("agentd", &why), 1);
+    h.advance(h.settings.retry_unplaced_ms);
+    h.settle();
+    assert_eq!(h.count_events("agentd", &why), 1, "said once");
+
+    h.ok(Command::AgentConnectivity {
+        cluster: CLUSTER.into(),
+        ids: vec![b],
+        connected: true,
+    });
+    h.settle();
+    assert_eq!(on(&h), [a, b]);
+    assert_eq!(h.events("agentd")[0], steady("agentd"));
+}
+
+#[test]
+fn a_daemon_keeps_to_its_member_of_constraint() {
+    let mut h = Harness::new();
+    let a = h.add(host(2048, 4096).attr("role", "web"));
+    let b = h.add(host(2048, 4096).attr("role", "web"));
+    let c = h.add(host(2048, 4096).attr("role", "db"));
+    let rev = h.register(def(GOOD));
+    let mut s = h.daemon("agentd", rev);
+    s.placement_constraints = vec![api::PlacementConstraint {
+        r#type: Some("memberOf".into()),
+        expression: Some("attribute:role == web".into()),
+    }];
+    h.create(s);
+    h.settle();
+    let on = |h: &Harness| per_instance(h, "agentd").into_keys().collect::<Vec<_>>();
+    assert_eq!(on(&h), [a, b]);
+    assert_eq!(h.service("agentd").desired_count, 2);
+
+    h.put_attribute(c, "role", Some("web"));
+    h.settle();
+    assert_eq!(on(&h), [a, b, c]);
+
+    h.delete_attribute(a, "role");
+    let d = h.step();
+    assert_eq!(d[0].stop.len(), 1);
+    assert_eq!(h.task(d[0].stop[0].task).instance, Some(a));
+    assert_eq!(
+        d[0].stop[0].reason,
+        "Container instance no longer meets the service's placement constraints"
+    );
+    h.settle();
+    assert_eq!(
+        on(&h),
+        [b, c],
+        "an instance that no longer qualifies loses its task"
+    );
+    assert_eq!(h.service("agentd").desired_count, 2);
+}
+
+#[test]
+fn a_daemon_rolls_out_a_new_revision_within_minimum_healthy_percent() {
+    let mut h = Harness::new();
+    for _ in 0..4 {
+        h.add(host(2048, 4096));
+    }
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BETTER));
+    let mut s = h.daemon("agentd", v1);
+    s.deployment_configuration.minimum_healthy_percent = 50;
+    h.create(s);
+    h.settle();
+    let old = ids(&h.running("agentd"));
+    assert_eq!(old.len(), 4);
+
+    h.bound(
+        "agentd",
+        Bounds {
+            min_healthy: 2,
+            max_live: 4,
+        },
+    );
+    let id = h.deploy("agentd", v2);
+    h.settle();
+    let samples = &h.samples["agentd"];
+    assert_eq!(samples.iter().map(|s| s.healthy).min(), Some(2));
+    let running = h.running("agentd");
+    assert_eq!(running.len(), 4);
+    assert!(running.iter().all(|t| t.revision == v2));
+    assert!(ids(&running).is_disjoint(&old));
+    let s = h.service("agentd");
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].id, id);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    assert_eq!(h.events("agentd")[1], events::completed("agentd", &id));
+}
+
+// --- draining ---------------------------------------------------------------------------------
+
+#[test]
+fn tasks_on_a_draining_instance_are_replaced_within_the_bounds_and_standalone_tasks_stay() {
+    let mut h = Harness::new();
+    let i1 = h.add(host(4096, 8192).az(AZS[0]));
+    h.add(host(4096, 8192).az(AZS[0]));
+    h.add(host(4096, 8192).az(AZS[1]));
+    h.add(host(4096, 8192).az(AZS[1]));
+    settled_replica(&mut h, 4);
+    assert_eq!(per_instance(&h, WEB).len(), 4);
+    let standalone = TaskId(0xfeed);
+    let t = common::task(standalone, CLUSTER, i1, "family:web", needs(128, 256));
+    h.ok(Command::PlaceTasks {
+        cluster: CLUSTER.into(),
+        tasks: vec![t],
+        client_token: None,
+        distinct_instance: false,
+    });
+    h.agents();
+    let on_i1 = h
+        .running(WEB)
+        .iter()
+        .find(|t| t.instance == Some(i1))
+        .unwrap()
+        .id;
+
+    h.bound(
+        WEB,
+        Bounds {
+            min_healthy: 4,
+            max_live: 8,
+        },
+    );
+    h.drain(i1);
+    let d = h.step();
+    assert!(
+        d[0].stop.is_empty(),
+        "the task on the draining instance waits for its replacement"
+    );
+    assert_eq!(d[0].launch.len(), 1);
+    assert_ne!(d[0].launch[0].instance, Some(i1));
+    h.settle();
+
+    assert!(!per_instance(&h, WEB).contains_key(&i1));
+    assert_eq!(h.running(WEB).len(), 4);
+    assert_eq!(h.task(on_i1).last_status, TaskStatus::Stopped);
+    let st = h.task(standalone);
+    assert_eq!(
+        (st.last_status, st.desired_status),
+        (TaskStatus::Running, DesiredStatus::Running),
+        "tasks that are not the service's are not the service's to move"
+    );
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+}
+
+#[test]
+fn pending_tasks_on_a_draining_instance_are_stopped_at_once() {
+    let mut h = Harness::new();
+    let i1 = h.add(host(4096, 8192));
+    h.add(host(4096, 8192));
+    settled_replica(&mut h, 2);
+    h.scale(WEB, 4);
+    let d = h.step();
+    let pending_on_i1: Vec<TaskId> = d[0]
+        .launch
+        .iter()
+        .filter(|t| t.instance == Some(i1))
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(pending_on_i1.len(), 1);
+    let running_on_i1 = h
+        .running(WEB)
+        .iter()
+        .find(|t| t.instance == Some(i1) && t.last_status == TaskStatus::Running)
+        .unwrap()
+        .id;
+
+    h.drain(i1);
+    let d = h.step();
+    let stopped: Vec<TaskId> = d[0].stop.iter().map(|s| s.task).collect();
+    assert_eq!(
+        stopped, pending_on_i1,
+        "the PENDING one goes now, the RUNNING one waits"
+    );
+    // Replacements for both start elsewhere: 2 kept + 1 old + 1 stopping + 2 new is within
+    // the 8 that maximumPercent 200 allows.
+    assert_eq!(d[0].launch.len(), 2);
+    assert!(d[0].launch.iter().all(|t| t.instance != Some(i1)));
+    assert_eq!(h.task(running_on_i1).desired_status, DesiredStatus::Running);
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 4);
+    assert!(!per_instance(&h, WEB).contains_key(&i1));
+}
+
+// --- what cannot be placed, deletion ------------------------------------------------------------
+
+#[test]
+fn an_unplaceable_task_names_the_closest_instance_once() {
+    let mut h = Harness::new();
+    let small = h.add(host(2048, 512));
+    let rev = h.register(def(GOOD).memory(1024));
+    let s = h.replica(WEB, rev, 1);
+    h.create(s);
+    h.settle();
+    let expected = format!(
+        "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {small}) has insufficient memory available"
+    );
+    assert_eq!(h.count_events(WEB, &expected), 1, "{:?}", h.events(WEB));
+    let last = h.log.last().unwrap().1.clone();
+    assert_eq!(
+        last.wake_at,
+        Some(h.now.saturating_add_ms(h.settings.retry_unplaced_ms))
+    );
+
+    for _ in 0..3 {
+        h.advance(h.settings.retry_unplaced_ms);
+        h.settle();
+    }
+    assert_eq!(
+        h.count_events(WEB, &expected),
+        1,
+        "said once, not every round"
+    );
+    assert!(h.tasks(WEB).is_empty());
+
+    let big = h.add(host(2048, 4096));
+    h.settle();
+    let running = h.running(WEB);
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].instance, Some(big));
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+}
+
+#[test]
+fn a_deleted_service_stops_its_tasks_and_becomes_inactive() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 3);
+    h.delete(WEB);
+    let d = h.step();
+    assert_eq!(d[0].stop.len(), 3);
+    h.settle();
+    let s = h.service(WEB);
+    assert_eq!(s.status, ServiceStatus::Inactive);
+    assert!(
+        s.deployments
+            .iter()
+            .all(|d| d.status == DeploymentStatus::Inactive)
+    );
+    assert!(h.tasks(WEB).iter().all(|t| !t.is_live()));
+    assert!(h.state.live_services().next().is_none());
+    assert!(h.step().is_empty(), "an INACTIVE service is not reconciled");
+}
+
+// --- the reconciler's contract ----------------------------------------------------------------
+
+#[test]
+fn reconcile_decides_nothing_new_on_the_state_its_decision_produced() {
+    // Through a scale-out, a rolling update, a drain and a scale-in: after every commit,
+    // before any agent moves, a second reconcile at the same moment decides nothing.
+    let (mut h, instances) = cluster(2);
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BETTER));
+    let mut s = h.replica(WEB, v1, 4);
+    s.deployment_configuration.minimum_healthy_percent = 50;
+    s.deployment_configuration.maximum_percent = 150;
+    h.create(s);
+    let mut rounds = 0;
+    for phase in 0..4 {
+        match phase {
+            0 => {}
+            1 => {
+                h.deploy(WEB, v2);
+            }
+            2 => h.drain(instances[0]),
+            _ => h.scale(WEB, 2),
+        }
+        for _ in 0..20 {
+            let first = h.step();
+            let again = h.decide(WEB, 99);
+            assert!(
+                again.is_empty(),
+                "round {rounds}: decided again: stop {:?}, launch {}, service changed {}",
+                again.stop,
+                again.launch.len(),
+                again.service.is_some()
+            );
+            let moved = h.agents();
+            rounds += 1;
+            if first.iter().all(|d| d.is_empty()) && !moved {
+                break;
+            }
+        }
+        let settled = h.decide(WEB, 7);
+        assert!(settled.is_empty());
+    }
+    assert_eq!(h.running(WEB).len(), 2);
+    assert!(rounds > 8);
+}
+
+#[test]
+fn reconcile_is_deterministic_per_seed() {
+    let build = || {
+        let (mut h, _) = cluster(2);
+        let v1 = h.register(def(GOOD));
+        let v2 = h.register(def(BETTER));
+        let s = h.replica(WEB, v1, 5);
+        h.create(s);
+        h.settle();
+        h.deploy(WEB, v2);
+        h
+    };
+    let h = build();
+    let a = h.decide(WEB, 42);
+    assert_eq!(a.launch.len(), 5);
+    assert_eq!(
+        a,
+        h.decide(WEB, 42),
+        "same state, time and seed: same decision"
+    );
+    let b = h.decide(WEB, 43);
+    let ids =
+        |d: &berth_scheduler::service::Decision| d.launch.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_ne!(ids(&a), ids(&b), "the seed is what varies");
+
+    // Two clusters driven by the same script end up identical, event ids and task ids too.
+    let mut one = build();
+    let mut two = build();
+    one.settle();
+    two.settle();
+    assert_eq!(one.service(WEB), two.service(WEB));
+    assert_eq!(ids_of(&one), ids_of(&two));
+}
+
+fn ids_of(h: &Harness) -> Vec<(TaskId, Option<InstanceId>, TaskStatus)> {
+    h.tasks(WEB)
+        .iter()
+        .map(|t| (t.id, t.instance, t.last_status))
+        .collect()
+}
+
+#[test]
+fn every_event_of_a_busy_service_has_its_own_id() {
+    // Rounds that stop and start in one decision post two events from one seed.
+    let (mut h, _) = cluster(2);
+    let v1 = h.register(def(GOOD));
+    let v2 = h.register(def(BETTER));
+    let mut s = h.replica(WEB, v1, 4);
+    s.deployment_configuration.minimum_healthy_percent = 50;
+    s.deployment_configuration.maximum_percent = 150;
+    h.create(s);
+    h.settle();
+    h.deploy(WEB, v2);
+    h.settle(); // `check` asserts the ids are unique after every half-round
+    let s = h.service(WEB);
+    let mixed = h
+        .log
+        .iter()
+        .any(|(_, d)| !d.stop.is_empty() && !d.launch.is_empty());
+    assert!(mixed, "some round both stopped and started tasks");
+    let unique: BTreeSet<&str> = s.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(unique.len(), s.events.len());
+}
