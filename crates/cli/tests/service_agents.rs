@@ -364,3 +364,99 @@ async fn a_daemon_service_follows_instances() {
     .await;
     assert_eq!(on(&service_tasks(&b, "logs").await), expected);
 }
+
+/// Services compete for a cluster too small for all of them: the controller decides them on
+/// one snapshot and commits concurrently, the state machine re-checks every placement, and no
+/// instance is ever over-committed. Those left without room say why, in ECS's words.
+#[tokio::test]
+async fn competing_services_never_over_commit_an_instance() {
+    let b = Berth::start();
+    setup(&b).await;
+    // Three instances registered through the API (no agent: tasks stay PENDING, holding their
+    // reservation), each with room for four tasks of 256 CPU.
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let r = ok(
+            &b,
+            "RegisterContainerInstance",
+            json!({"cluster": CLUSTER, "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}
+            ]}),
+        )
+        .await;
+        instances.push(
+            r["containerInstance"]["containerInstanceArn"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let names: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    let creates = names.iter().map(|name| {
+        ok(
+            &b,
+            "CreateService",
+            json!({"cluster": CLUSTER, "serviceName": name, "taskDefinition": "app", "desiredCount": 4}),
+        )
+    });
+    futures::future::join_all(creates).await;
+    // Every slot is taken, and no more.
+    eventually(Duration::from_secs(30), "12 tasks placed", || async {
+        let r = ok(&b, "ListTasks", json!({"cluster": CLUSTER})).await;
+        r["taskArns"].as_array().unwrap().len() == 12
+    })
+    .await;
+    // Give the controller time to try (and fail) to place more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = ok(&b, "ListTasks", json!({"cluster": CLUSTER})).await;
+    assert_eq!(r["taskArns"].as_array().unwrap().len(), 12, "{r}");
+    let r = ok(
+        &b,
+        "DescribeContainerInstances",
+        json!({"cluster": CLUSTER, "containerInstances": instances}),
+    )
+    .await;
+    for i in r["containerInstances"].as_array().unwrap() {
+        let cpu = i["remainingResources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "CPU")
+            .unwrap()["integerValue"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(cpu, 0, "every instance full, none over: {i}");
+        assert_eq!(i["pendingTasksCount"], 4, "{i}");
+    }
+    let r = ok(
+        &b,
+        "DescribeServices",
+        json!({"cluster": CLUSTER, "services": names}),
+    )
+    .await;
+    let services = r["services"].as_array().unwrap();
+    let placed: u64 = services
+        .iter()
+        .map(|s| s["pendingCount"].as_u64().unwrap() + s["runningCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(placed, 12);
+    let short: Vec<&Value> = services
+        .iter()
+        .filter(|s| s["pendingCount"].as_u64().unwrap() < 4)
+        .collect();
+    assert!(!short.is_empty());
+    for s in short {
+        let name = s["serviceName"].as_str().unwrap();
+        let ev = events(s);
+        let expected = format!(
+            "(service {name}) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance "
+        );
+        assert!(
+            ev.iter()
+                .any(|m| m.starts_with(&expected)
+                    && m.contains("has insufficient CPU units available")),
+            "{ev:?}"
+        );
+    }
+}

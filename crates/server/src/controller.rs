@@ -152,13 +152,26 @@ async fn run(app: Arc<App>) {
                 decisions.push(decision);
             }
         }
-        join_all(decisions.into_iter().map(|d| commit(&app, d))).await;
+        // Decisions whose placements were refused at commit are decided again next pass.
+        for key in join_all(decisions.into_iter().map(|d| commit(&app, d)))
+            .await
+            .into_iter()
+            .flatten()
+        {
+            dirty.insert(key);
+        }
     }
 }
 
 /// Commits one decision: stops, then placements, then the service's new value (with the
-/// "has started" event naming the tasks that were really placed).
-async fn commit(app: &App, decision: Decision) {
+/// "has started" event naming the tasks that were really placed). Returns the service when
+/// some of its placements were refused at commit, to be decided again on a fresher snapshot.
+async fn commit(app: &App, decision: Decision) -> Option<Key> {
+    let key = (
+        decision.current.cluster.clone(),
+        decision.current.name.clone(),
+    );
+    let mut retry = None;
     let service = format!("{}/{}", decision.current.cluster, decision.current.name);
     let stops = join_all(
         decision
@@ -176,7 +189,7 @@ async fn commit(app: &App, decision: Decision) {
             }
             Err(e) => {
                 tracing::warn!(%service, error = %e, "stopping a service task failed");
-                return;
+                return Some(key);
             }
         }
     }
@@ -188,6 +201,7 @@ async fn commit(app: &App, decision: Decision) {
                     placed = tasks.iter().map(|t| t.id).collect();
                     if !rejected.is_empty() {
                         tracing::debug!(%service, rejected = rejected.len(), "placements rejected at commit; re-planning");
+                        retry = Some(key.clone());
                     }
                 }
                 Ok(_) => {}
@@ -195,17 +209,22 @@ async fn commit(app: &App, decision: Decision) {
             },
             Err(e) => {
                 tracing::warn!(%service, error = %e, "placing service tasks failed");
-                return;
+                return Some(key);
             }
         }
     }
     if let Some(command) = decision.service_command(&placed, Millis::now(), rand::random()) {
         match app.node.write(command).await {
             Ok(Written { result: Err(e), .. }) => {
-                tracing::debug!(%service, error = %e, "service update refused; deciding again")
+                tracing::debug!(%service, error = %e, "service update refused; deciding again");
+                retry = Some(key);
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(%service, error = %e, "updating the service failed"),
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "updating the service failed");
+                retry = Some(key);
+            }
         }
     }
+    retry
 }
