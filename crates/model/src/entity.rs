@@ -252,8 +252,12 @@ impl Reservation {
     }
 }
 
-/// The range ECS agents give dynamic host ports from by default.
-pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49153..=65535;
+/// The range dynamic host ports are chosen from at placement: the top of the range ECS and
+/// Docker use (49153–65535), above Linux's default ephemeral range (32768–60999). The server
+/// chooses these ports without seeing the host, so they must not be ones the host's own
+/// outgoing connections may be holding: a chosen port that the kernel gave to a client socket
+/// fails the container's start ("address already in use").
+pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 61000..=65535;
 
 /// A task: one instantiation of a task definition on a container instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,9 +28,9 @@ const TYPES: [&str; 4] = ["t2.small", "t3.large", "m5.xlarge", "c5.large"];
 const GROUPS: [&str; 3] = ["service:api", "service:db", "family:web"];
 /// A window of the dynamic range that "crowded" hosts leave free, so dynamic ports run out and
 /// collide often enough to test.
-const WINDOW: std::ops::RangeInclusive<u16> = 60000..=60005;
-const TCP_POOL: [u16; 7] = [22, 80, 443, 8080, 49153, 60001, 60003];
-const UDP_POOL: [u16; 4] = [53, 123, 49153, 60002];
+const WINDOW: std::ops::RangeInclusive<u16> = 63000..=63005;
+const TCP_POOL: [u16; 7] = [22, 80, 443, 8080, 61153, 63001, 63003];
+const UDP_POOL: [u16; 4] = [53, 123, 61153, 63002];
 
 #[derive(Debug, Clone, Copy)]
 enum Condition {
@@ -96,8 +96,8 @@ fn host_spec() -> impl Gen<Value = HostSpec> {
     (
         (1i64..=16).prop_map(|n| n * 256),
         (1i64..=16).prop_map(|n| n * 512),
-        subset(&[22, 80, 2375, 49153, 51678, 60003], 3),
-        subset(&[53, 49153, 60002], 2),
+        subset(&[22, 80, 2375, 61153, 51678, 63003], 3),
+        subset(&[53, 61153, 63002], 2),
         prop::bool::weighted(0.15),
         prop::option::weighted(0.9, 0..AZS.len()),
         0..TYPES.len(),
@@ -132,8 +132,8 @@ fn task_spec() -> impl Gen<Value = TaskSpec> {
         (0i64..=8).prop_map(|n| n * 256),
         subset(&TCP_POOL, 2),
         subset(&UDP_POOL, 1),
-        subset(&[49154, 60000, 60004, 65535], 2),
-        subset(&[49155, 60001], 1),
+        subset(&[61154, 63000, 63004, 65535], 2),
+        subset(&[61155, 63001], 1),
         prop_oneof![
             Just(TaskStatus::Pending),
             Just(TaskStatus::Running),
@@ -790,12 +790,12 @@ fn dynamic_ports_fill_exactly_the_free_ones() {
         i,
         "other",
         Reservation {
-            tcp: vec![60000],
-            dynamic_tcp: vec![60001],
+            tcp: vec![63000],
+            dynamic_tcp: vec![63001],
             ..needs(1, 1)
         },
     );
-    // 60002..=60005 are free: two tasks of two dynamic ports each fit, a third does not.
+    // 63002..=63005 are free: two tasks of two dynamic ports each fit, a third does not.
     let mut req = request("family:web", needs(1, 1), 3);
     req.dynamic_tcp = 2;
     for seed in 0..16 {
@@ -806,7 +806,7 @@ fn dynamic_ports_fill_exactly_the_free_ones() {
             .iter()
             .flat_map(|p| p.dynamic_tcp.iter().copied())
             .collect();
-        assert_eq!(all, (60002..=60005).collect());
+        assert_eq!(all, (63002..=63005).collect());
         assert_eq!(plan.rejections.len(), 1);
         assert_eq!(plan.rejections[0].reason, FailureReason::ResourcePorts);
         assert!(
@@ -826,11 +826,11 @@ fn dynamic_ports_avoid_the_tasks_own_static_ports() {
     let mut w = World::new();
     let reserved: Vec<u16> = DYNAMIC_PORTS.filter(|p| !WINDOW.contains(p)).collect();
     w.add(host(4096, 4096).ports(&reserved));
-    // Six ports free; the task binds 60000 statically and wants five dynamic ones.
+    // Six ports free; the task binds 63000 statically and wants five dynamic ones.
     let mut req = request(
         "family:web",
         Reservation {
-            tcp: vec![60000],
+            tcp: vec![63000],
             ..needs(1, 1)
         },
         1,
@@ -841,7 +841,7 @@ fn dynamic_ports_avoid_the_tasks_own_static_ports() {
         assert_eq!(plan.placements.len(), 1, "{plan:?}");
         let mut got = plan.placements[0].dynamic_tcp.clone();
         got.sort_unstable();
-        assert_eq!(got, vec![60001, 60002, 60003, 60004, 60005]);
+        assert_eq!(got, vec![63001, 63002, 63003, 63004, 63005]);
     }
     // Six dynamic ports do not fit beside it.
     req.dynamic_tcp = 6;
