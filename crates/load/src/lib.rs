@@ -56,3 +56,33 @@ impl Conn {
         Ok(v)
     }
 }
+
+/// What `/proc` tells about a process: its resident set and the CPU time it has used.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStats {
+    pub rss_mib: f64,
+    /// User + system CPU seconds since the process started.
+    pub cpu_s: f64,
+}
+
+/// Reads `/proc/PID/status` and `/proc/PID/stat` (Linux only; `None` elsewhere or when the
+/// process is gone). CPU ticks are taken as 1/100 s, the USER_HZ of every Linux port.
+pub fn proc_stats(pid: u32) -> Option<ProcStats> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it start with the state (3),
+    // so utime (14) and stime (15) are the 12th and 13th after the closing parenthesis.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
+    Some(ProcStats {
+        rss_mib: rss_kib / 1024.0,
+        cpu_s: ticks / 100.0,
+    })
+}

@@ -1,0 +1,211 @@
+//! `berth-fleet`: a thousand hollow container instances in one process, for scale tests of the
+//! control plane.
+//!
+//! ```text
+//!  berth-fleet --count N ──► N × berth_agent::Agent (the real agent code, hollow runtime)
+//!                              each: its own data dir (identity), log listener on 127.0.0.1:0,
+//!                              RegisterContainerInstance, DiscoverPollEndpoint, long-poll loop,
+//!                              one supervisor per task, Submit*StateChange
+//!  start-up: at most --concurrency registrations in flight (each is a Raft write)
+//!  stdout:   `fleet ready: N agents` once all are registered; then run until SIGINT/SIGTERM
+//! ```
+//! A `berth agent` process per simulated host would cost ~12 MiB each, so 1,000 of them would
+//! not fit next to the server on a test machine. The agents here are not mocks: they are the
+//! agent crate's `Agent`, with every task forced onto the hollow runtime, which runs nothing (a
+//! task goes RUNNING and stays so until it is stopped). What the server sees — registrations,
+//! polls, heartbeats, state changes — is what it would see from that many real agents. They
+//! share one tokio runtime, which is the one difference: their CPU comes out of one pool, sized
+//! by `--threads`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use berth_agent::runtime::RuntimeKind;
+use berth_agent::{Agent, AgentConfig};
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Parser)]
+#[command(about = "Runs many hollow berth agents in one process")]
+struct Args {
+    /// The server's endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8642")]
+    server: String,
+    /// The cluster the agents join (it must exist, unless it is `default`).
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// How many agents (container instances).
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// One sub-directory per agent is made here (`agent-0000`, ...) for its identity; run again
+    /// with the same directory and the agents re-register as the same instances.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// CPU units each instance registers. The default holds 32 tasks of 256: 1,000 instances
+    /// take 100 × 100 such tasks twice over, as a rolling update at maximumPercent 200 needs.
+    #[arg(long, default_value_t = 8192)]
+    cpu: i64,
+    /// Memory (MiB) each instance registers.
+    #[arg(long, default_value_t = 16384)]
+    memory: i64,
+    /// Availability zones: agent i is in `zone-{i % zones}` (0: none).
+    #[arg(long, default_value_t = 3)]
+    zones: usize,
+    /// Registrations in flight at once while starting.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds one long-poll waits for a change; also each agent's heartbeat period, so keep it
+    /// below the server's --agent-heartbeat-timeout.
+    #[arg(long, default_value_t = 10)]
+    poll_wait: u64,
+    /// Seconds a finished task's (hollow) containers are kept before they are forgotten.
+    #[arg(long, default_value_t = 1)]
+    cleanup_wait: u64,
+    /// Worker threads of the runtime all agents share.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn config(args: &Args, i: usize) -> AgentConfig {
+    let mut c = AgentConfig::new(
+        args.server.clone(),
+        args.data_dir.join(format!("agent-{i:04}")),
+    );
+    c.cluster = args.cluster.clone();
+    c.runtime = Some(RuntimeKind::Hollow);
+    c.cpu = Some(args.cpu);
+    c.memory_mib = Some(args.memory);
+    c.availability_zone = (args.zones > 0).then(|| format!("zone-{}", i % args.zones));
+    c.poll_wait = Duration::from_secs(args.poll_wait);
+    c.cleanup_wait = Duration::from_secs(args.cleanup_wait);
+    c
+}
+
+/// This process's resident set, in MiB.
+fn rss_mib() -> f64 {
+    berth_load::proc_stats(std::process::id()).map_or(f64::NAN, |s| s.rss_mib)
+}
+
+/// Starts every agent, `concurrency` registrations at a time. On the first failure the
+/// agents already started are shut down and the error returned.
+async fn start_all(args: &Args) -> Result<Vec<(usize, Agent)>> {
+    let mut started = Vec::with_capacity(args.count);
+    let mut starting = JoinSet::new();
+    let mut next = 0;
+    let mut failure = None;
+    loop {
+        while failure.is_none() && next < args.count && starting.len() < args.concurrency.max(1) {
+            let config = config(args, next);
+            let i = next;
+            starting.spawn(async move { (i, Agent::start(config).await) });
+            next += 1;
+        }
+        let Some(done) = starting.join_next().await else {
+            break;
+        };
+        match done.context("an agent's start-up panicked")? {
+            (i, Ok(agent)) => started.push((i, agent)),
+            (i, Err(e)) => {
+                if failure.is_none() {
+                    failure = Some(anyhow::anyhow!("agent {i}: {e}"));
+                }
+            }
+        }
+    }
+    if let Some(e) = failure {
+        for (_, agent) in &started {
+            agent.shutdown();
+        }
+        return Err(e);
+    }
+    started.sort_by_key(|(i, _)| *i);
+    Ok(started)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+
+    let t0 = Instant::now();
+    let agents = tokio::select! {
+        r = start_all(&args) => r?,
+        _ = sigterm.recv() => return Ok(()),
+        _ = sigint.recv() => return Ok(()),
+    };
+    let took = t0.elapsed();
+    println!("fleet ready: {} agents", agents.len());
+    eprintln!(
+        "registered {} agents in {:.2} s ({:.0}/s, {} at a time); RSS {:.1} MiB",
+        agents.len(),
+        took.as_secs_f64(),
+        agents.len() as f64 / took.as_secs_f64(),
+        args.concurrency,
+        rss_mib(),
+    );
+
+    // Each agent runs until it fails (it was deregistered) or the fleet stops.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut running = JoinSet::new();
+    for (i, agent) in agents {
+        let mut stop = stop_rx.clone();
+        running.spawn(async move {
+            let arn = agent.instance_arn.clone();
+            tokio::select! {
+                r = agent.wait() => {
+                    if let Err(e) = r {
+                        eprintln!("agent {i} ({arn}) ended: {e}");
+                    }
+                }
+                // Dropping `wait` detaches the agent's tasks; they end when `main` drops the
+                // runtime.
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+    let mut report = tokio::time::interval(Duration::from_secs(60));
+    report.tick().await;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = report.tick() => eprintln!(
+                "{} agents running; RSS {:.1} MiB",
+                running.len(),
+                rss_mib()
+            ),
+            done = running.join_next() => if done.is_none() {
+                bail!("every agent has ended");
+            },
+        }
+    }
+    eprintln!(
+        "stopping {} agents; RSS {:.1} MiB",
+        running.len(),
+        rss_mib()
+    );
+    let _ = stop_tx.send(true);
+    while running.join_next().await.is_some() {}
+    Ok(())
+}
