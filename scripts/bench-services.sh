@@ -5,7 +5,8 @@
 #
 #   scripts/bench-services.sh [SERVICES TASKS INSTANCES]      (default 100 100 1000)
 #
-# Extra arguments for berth-service-bench go in BENCH_ARGS (e.g. BENCH_ARGS=--spread). Server,
+# Extra arguments for berth-service-bench go in BENCH_ARGS (e.g. BENCH_ARGS=--spread); BENCH_LOGS=DIR
+# keeps the server's and the fleet's logs. Server,
 # agents and client all run on this machine and share its cores, so the figures are the control
 # plane's on that many cores, not a distributed deployment's.
 set -euo pipefail
@@ -20,6 +21,9 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-services.XXXXXX")
 cleanup() {
   kill "${fleet:-}" "${server:-}" 2>/dev/null || true
   wait 2>/dev/null || true
+  # BENCH_LOGS=DIR keeps the server's and the fleet's logs (e.g. with
+  # RUST_LOG=info,berth_server::controller=debug for the controller's pass timings).
+  [ -n "${BENCH_LOGS:-}" ] && mkdir -p "$BENCH_LOGS" && cp "$dir"/*.log "$BENCH_LOGS"/ 2>/dev/null
   rm -rf "$dir"
 }
 trap cleanup EXIT

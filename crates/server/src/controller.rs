@@ -137,21 +137,20 @@ async fn run(app: Arc<App>) {
         if dirty.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
+        let considered = dirty.len();
         let mut decisions = Vec::new();
-        for (cluster, name) in dirty.drain() {
-            let Some(service) = state.service(&cluster, &name) else {
-                timers.remove(&(cluster, name));
-                continue;
+        for (key, decision) in decide_all(&state, dirty.drain().collect(), now, &settings).await {
+            match decision.as_ref().and_then(|d| d.wake_at) {
+                Some(at) => timers.insert(key, at),
+                None => timers.remove(&key),
             };
-            let decision = reconcile(&state, service, now, rand::random(), &settings);
-            match decision.wake_at {
-                Some(at) => timers.insert((cluster, name), at),
-                None => timers.remove(&(cluster, name)),
-            };
-            if !decision.is_empty() {
-                decisions.push(decision);
+            if let Some(d) = decision.filter(|d| !d.is_empty()) {
+                decisions.push(d);
             }
         }
+        let decided = started.elapsed();
+        let acting = decisions.len();
         // Decisions whose placements were refused at commit are decided again next pass.
         for key in join_all(decisions.into_iter().map(|d| commit(&app, d)))
             .await
@@ -160,7 +159,56 @@ async fn run(app: Arc<App>) {
         {
             dirty.insert(key);
         }
+        tracing::debug!(
+            index = state.index(),
+            considered,
+            acting,
+            decide_ms = decided.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "service controller pass"
+        );
     }
+}
+
+/// Reconciles `keys` on one snapshot, on blocking threads (one share per core): planning a
+/// hundred tasks over a thousand instances is CPU work that must not stall the async runtime
+/// serving the API and the agents' polls. `None` for services that no longer exist.
+async fn decide_all(
+    state: &Arc<State>,
+    keys: Vec<Key>,
+    now: Millis,
+    settings: &Settings,
+) -> Vec<(Key, Option<Decision>)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, keys.len().max(1));
+    let mut shares: Vec<Vec<(Key, u64)>> = vec![Vec::new(); threads];
+    for (i, key) in keys.into_iter().enumerate() {
+        shares[i % threads].push((key, rand::random()));
+    }
+    let work = shares.into_iter().map(|share| {
+        let state = state.clone();
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || {
+            share
+                .into_iter()
+                .map(|(key, seed)| {
+                    let decision = state
+                        .service(&key.0, &key.1)
+                        .map(|s| reconcile(&state, s, now, seed, &settings));
+                    (key, decision)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut out = Vec::new();
+    for result in join_all(work).await {
+        match result {
+            Ok(decided) => out.extend(decided),
+            Err(e) => tracing::error!(error = %e, "a service reconcile panicked"),
+        }
+    }
+    out
 }
 
 /// Commits one decision: stops, then placements, then the service's new value (with the
