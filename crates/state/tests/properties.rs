@@ -26,12 +26,12 @@ use common::*;
 
 const CLUSTERS: [&str; 2] = ["a", "b"];
 const FAMILIES: [&str; 2] = ["web", "db"];
-/// Static host ports; 49154 and 49153 are also in the dynamic windows.
-const TCP: [u16; 5] = [22, 80, 443, 8080, 49154];
-const UDP: [u16; 4] = [53, 80, 5353, 49153];
+/// Static host ports; 61154 and 61153 are also in the dynamic windows.
+const TCP: [u16; 5] = [22, 80, 443, 8080, 61154];
+const UDP: [u16; 4] = [53, 80, 5353, 61153];
 /// The dynamic host ports the "scheduler" picks from: a small window so that they collide.
-const DYNAMIC_TCP: [u16; 3] = [49153, 49154, 49155];
-const DYNAMIC_UDP: [u16; 2] = [49153, 49154];
+const DYNAMIC_TCP: [u16; 3] = [61153, 61154, 61155];
+const DYNAMIC_UDP: [u16; 2] = [61153, 61154];
 /// The group every plan with `distinct_instance` places its tasks in, and only those plans.
 const DISTINCT_GROUP: &str = "distinct";
 /// Custom attribute names (more than the limit of ten) and one built-in.
@@ -262,8 +262,8 @@ fn op() -> impl Strategy<Value = Op> {
             slot(),
             select(vec![512i64, 1024, 2048]),
             select(vec![512i64, 1024, 2048]),
-            subsequence(vec![22u16, 80, 49155], 0..=2),
-            subsequence(vec![53u16, 49154], 0..=1),
+            subsequence(vec![22u16, 80, 61155], 0..=2),
+            subsequence(vec![53u16, 61154], 0..=1),
             attributes(),
         )
             .prop_map(|(cluster, slot, cpu, memory, tcp, udp, attributes)| Op::Register {
