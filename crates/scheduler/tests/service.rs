@@ -286,6 +286,45 @@ fn tasks_of_a_lost_agent_are_replaced_on_other_instances() {
     );
 }
 
+/// Tasks still PENDING on an agent that is lost never got to run, but the host went away, not
+/// the task: they are replaced and count neither towards the circuit breaker nor throttling.
+#[test]
+fn pending_tasks_of_a_lost_agent_are_not_failed_launches() {
+    let mut h = Harness::new();
+    let a = h.add(host(4096, 8192));
+    h.add(host(4096, 8192));
+    let v1 = h.register(def(GOOD));
+    let mut s = h.replica(WEB, v1, 6);
+    s.deployment_configuration.circuit_breaker.enable = true;
+    h.create(s);
+    // Placed, but the agents never report: every task stays PENDING.
+    h.step();
+    let on_a: Vec<TaskId> = h
+        .tasks(WEB)
+        .iter()
+        .filter(|t| t.instance == Some(a))
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(on_a.len(), 3, "spread over the two instances");
+    h.disconnect(a);
+    h.lose_agent(a);
+    for id in &on_a {
+        let t = h.task(*id);
+        assert_eq!(t.last_status, TaskStatus::Stopped);
+        assert_eq!(t.stop_code.as_deref(), Some("TerminationNotice"));
+    }
+    h.settle();
+    let s = h.service(WEB);
+    assert_eq!(s.deployments[0].failed_tasks, 0);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    assert_eq!(h.running(WEB).len(), 6);
+    assert_eq!(
+        h.count_events(WEB, "unable to consistently start tasks"),
+        0,
+        "no throttling"
+    );
+}
+
 // --- rolling updates --------------------------------------------------------------------------
 
 /// Deploys a new revision of an N-task service under `min`/`max` and checks, at every

@@ -260,13 +260,13 @@ impl State {
                 stopping_at: t.stopping_at.or(Some(at)),
                 stopped_at: Some(at),
                 execution_stopped_at: t.execution_stopped_at.or(Some(at)),
-                stop_code: t.stop_code.clone().or_else(|| {
-                    Some(if t.started_at.is_none() {
-                        "TaskFailedToStart".into()
-                    } else {
-                        "TerminationNotice".into()
-                    })
-                }),
+                // The host went away, not the task: TerminationNotice even for a task that
+                // never got to run, so that the service scheduler does not count it as a
+                // failed launch (circuit breaker, throttling).
+                stop_code: t
+                    .stop_code
+                    .clone()
+                    .or_else(|| Some("TerminationNotice".into())),
                 stopped_reason: Some(reason.to_owned()),
                 ..(*t).clone()
             };

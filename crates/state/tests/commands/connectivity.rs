@@ -101,7 +101,8 @@ fn a_lost_agent_has_its_live_tasks_stopped() {
 
     let pending = w.task(11);
     assert_eq!(pending.last_status, TaskStatus::Stopped);
-    assert_eq!(pending.stop_code.as_deref(), Some("TaskFailedToStart"));
+    // The host went away, not the task: not a failed launch.
+    assert_eq!(pending.stop_code.as_deref(), Some("TerminationNotice"));
 
     assert_eq!(
         w.task(12),
