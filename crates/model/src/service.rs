@@ -103,6 +103,9 @@ pub struct Deployment {
     pub rollout_state_reason: Option<String>,
     /// Tasks of this deployment that stopped without being asked to (circuit breaker input).
     pub failed_tasks: u32,
+    /// The deployment this one restores, when the circuit breaker made it as a rollback.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

@@ -181,19 +181,6 @@ fn scaling_reason(deployment: &str) -> String {
     format!("Scaling activity initiated by (deployment {deployment})")
 }
 
-/// How a rollback deployment's rolloutStateReason starts (ECS's wording), followed by the id
-/// of the deployment it restores.
-const ROLLING_BACK_TO: &str = "ECS deployment circuit breaker: rolling back to deploymentId ";
-
-/// The deployment `d` restores, while `d` is a rollback in progress. Read from its reason,
-/// the only place a deployment records it.
-fn rolling_back_to(d: &Deployment) -> Option<&str> {
-    d.rollout_state_reason
-        .as_deref()?
-        .strip_prefix(ROLLING_BACK_TO)?
-        .strip_suffix('.')
-}
-
 /// The task stopped on its own, or for failing its health checks.
 fn failed(t: &Task) -> bool {
     t.last_status == TaskStatus::Stopped
@@ -356,7 +343,7 @@ impl Round<'_> {
         // A rollback that fails does not roll back again to what it was restoring (ECS: the
         // restored deployment is not eligible for another rollback until it completes); the
         // service stalls on its FAILED PRIMARY instead of looping.
-        let restoring = rolling_back_to(p).map(str::to_owned);
+        let restoring = p.rollback_of.clone();
         let name = self.svc.name.to_string();
         {
             let p = &mut self.svc.deployments[0];
@@ -390,7 +377,11 @@ impl Round<'_> {
                 revision: target.revision,
                 desired_count: self.svc.desired_count,
                 rollout_state: RolloutState::InProgress,
-                rollout_state_reason: Some(format!("{ROLLING_BACK_TO}{}.", target.id)),
+                rollout_state_reason: Some(format!(
+                    "ECS deployment circuit breaker: rolling back to deploymentId {}.",
+                    target.id
+                )),
+                rollback_of: Some(target.id.clone()),
                 failed_tasks: 0,
                 created_at: now,
                 updated_at: now,

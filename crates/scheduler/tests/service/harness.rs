@@ -324,6 +324,7 @@ impl Harness {
             desired_count: desired,
             rollout_state: RolloutState::InProgress,
             failed_tasks: 0,
+            rollback_of: None,
             created_at: self.now,
             updated_at: self.now,
         }

@@ -356,6 +356,7 @@ fn new_deployment(definition: &TaskDefinition, desired: u32, now: Millis) -> Dep
         desired_count: desired,
         rollout_state: RolloutState::InProgress,
         failed_tasks: 0,
+        rollback_of: None,
         created_at: now,
         updated_at: now,
     }

@@ -33,6 +33,7 @@ fn service(cluster: &str, name: &str) -> Service {
             rollout_state: RolloutState::InProgress,
             rollout_state_reason: None,
             failed_tasks: 0,
+            rollback_of: None,
             created_at: Millis(0),
             updated_at: Millis(0),
         }],
