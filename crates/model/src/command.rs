@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::arn::ResourceArn;
 use crate::entity::*;
-use crate::id::{InstanceId, TaskId};
+use crate::id::{InstanceId, OfferId, TaskId};
+use crate::mesos::{Framework, Offer};
 use crate::service::Service;
 use crate::time::Millis;
 
@@ -145,6 +146,39 @@ pub enum Command {
         service: Arc<Service>,
         expected_version: u64,
     },
+    /// A Mesos framework subscribed: new, or re-subscribing with its id (its info replaced).
+    /// Either way it is connected.
+    SubscribeFramework {
+        framework: Arc<Framework>,
+    },
+    /// A framework's event stream closed: it and its tasks stay for its failover timeout.
+    FrameworkDisconnected {
+        id: String,
+    },
+    /// TEARDOWN, or a failover timeout that ran out: the framework's offers are released, its
+    /// live tasks are told to stop with `reason`, and it is forgotten.
+    RemoveFramework {
+        id: String,
+        reason: String,
+    },
+    /// Offers, each holding its resources on its instance. Each is re-checked against the
+    /// newest state like a placement; those that no longer fit are not made.
+    MakeOffers {
+        offers: Vec<Offer>,
+    },
+    /// DECLINE, RESCIND or an offer timeout: the offers' holds are released. Unknown ids are
+    /// skipped (an offer may already have been accepted or released).
+    RemoveOffers {
+        ids: Vec<OfferId>,
+    },
+    /// ACCEPT with LAUNCH: `offers` (outstanding, of `framework`, all on one instance) are
+    /// consumed and `tasks` placed on that instance, all or nothing. The tasks together must
+    /// fit within what the offers held; what they leave unused is released.
+    AcceptOffers {
+        framework: String,
+        offers: Vec<OfferId>,
+        tasks: Vec<Task>,
+    },
     TagResource {
         resource: ResourceArn,
         tags: Vec<Tag>,
@@ -247,6 +281,12 @@ pub enum Outcome {
     },
     Task(Arc<Task>),
     Service(Arc<Service>),
+    Framework(Arc<Framework>),
+    /// Offers made, and the ids of those that no longer fit, with why.
+    Offers {
+        made: Vec<Arc<Offer>>,
+        rejected: Vec<(OfferId, String)>,
+    },
     Done,
 }
 

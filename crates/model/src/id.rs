@@ -57,6 +57,10 @@ hex_id!(
     /// The id of a container instance (the last part of its ARN).
     InstanceId
 );
+hex_id!(
+    /// The id of a Mesos offer.
+    OfferId
+);
 
 /// A string that is not 32 lowercase hex characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

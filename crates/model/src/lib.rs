@@ -5,6 +5,7 @@
 //! - [`id`], [`arn`], [`time`]: identity and time as the ECS API shows them;
 //! - [`requirements`]: what a task needs from an instance;
 //! - [`service`]: services, their deployments and events;
+//! - [`mesos`]: Mesos frameworks and the offers that hold resources for them;
 //! - [`validate`]: ECS requests checked and turned into domain values;
 //! - [`error`]: every refusal, mapped to its ECS exception.
 //!
@@ -15,6 +16,7 @@ pub mod command;
 pub mod entity;
 pub mod error;
 pub mod id;
+pub mod mesos;
 pub mod requirements;
 pub mod service;
 pub mod time;
@@ -22,5 +24,5 @@ pub mod validate;
 
 pub use command::{Command, CommandResult, Outcome, Stamped};
 pub use error::Error;
-pub use id::{InstanceId, TaskId};
+pub use id::{InstanceId, OfferId, TaskId};
 pub use time::Millis;

@@ -69,7 +69,12 @@ fn touched(state: &State, key: &EntityKey, dirty: &mut HashSet<Key>) {
             ),
             None => dirty.extend(all_services(state)),
         },
-        EntityKey::Cluster(_) | EntityKey::TaskDefinition(..) => {}
+        // A released offer frees room; a service that was short of it finds it at the retry
+        // its unplaced decision asked for.
+        EntityKey::Cluster(_)
+        | EntityKey::TaskDefinition(..)
+        | EntityKey::Framework(_)
+        | EntityKey::Offer(_) => {}
     }
 }
 

@@ -129,9 +129,11 @@ async fn watch(
     let changes: Vec<Change> = changes
         .unwrap_or_default()
         .into_iter()
-        .map(|(i, key)| Change {
-            index: i,
-            arn: key_arn(&state, &key).render(&ctx),
+        .filter_map(|(i, key)| {
+            Some(Change {
+                index: i,
+                arn: key_arn(&state, &key)?.render(&ctx),
+            })
         })
         .collect();
     Json(json!({
@@ -144,16 +146,17 @@ async fn watch(
 }
 
 /// The ARN of an entity key; tasks and instances need their cluster, from the current state or
-/// (for ones already forgotten) from their last retained version.
-fn key_arn(state: &berth_state::State, key: &EntityKey) -> ResourceArn {
+/// (for ones already forgotten) from their last retained version. Mesos frameworks and offers
+/// have no ARN: the watch does not list them.
+fn key_arn(state: &berth_state::State, key: &EntityKey) -> Option<ResourceArn> {
     let from_history = || {
         state.history(key).and_then(|h| {
             h.iter()
                 .rev()
-                .find_map(|v| v.value.as_ref().map(Entity::resource))
+                .find_map(|v| v.value.as_ref().and_then(Entity::resource))
         })
     };
-    match key {
+    Some(match key {
         EntityKey::Cluster(n) => ResourceArn::Cluster(n.to_string()),
         EntityKey::TaskDefinition(f, r) => ResourceArn::TaskDefinition(f.to_string(), *r),
         EntityKey::Instance(id) => state
@@ -167,7 +170,8 @@ fn key_arn(state: &berth_state::State, key: &EntityKey) -> ResourceArn {
             .or_else(from_history)
             .unwrap_or_else(|| ResourceArn::Task("unknown".into(), *id)),
         EntityKey::Service(c, n) => ResourceArn::Service(c.to_string(), n.to_string()),
-    }
+        EntityKey::Framework(_) | EntityKey::Offer(_) => return None,
+    })
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

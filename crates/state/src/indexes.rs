@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use berth_model::entity::*;
+use berth_model::mesos::Offer;
 
 use crate::State;
 
@@ -28,6 +29,16 @@ pub struct Usage {
     pub dynamic_udp: BTreeSet<u16>,
     pub running: u32,
     pub pending: u32,
+    /// Outstanding Mesos offers on the instance (their holds are counted above).
+    pub offers: u32,
+}
+
+fn bump_offers(count: &mut u32, up: bool) {
+    *count = if up {
+        *count + 1
+    } else {
+        count.saturating_sub(1)
+    };
 }
 
 impl Usage {
@@ -87,7 +98,14 @@ fn bump(counter: &mut u32, phase_of: Phase, which: Phase, up: bool) {
 
 impl Usage {
     fn add(&mut self, task: &Task, sign: i64) {
-        let r = &task.reservation;
+        self.hold(&task.reservation, sign);
+        let ph = phase(task.last_status);
+        bump(&mut self.running, ph, Phase::Running, sign > 0);
+        bump(&mut self.pending, ph, Phase::Pending, sign > 0);
+    }
+
+    /// Adds (`sign` 1) or removes (-1) what a reservation holds.
+    fn hold(&mut self, r: &Reservation, sign: i64) {
         self.cpu += sign * r.cpu;
         self.memory += sign * r.memory;
         for (ports, set) in [
@@ -104,9 +122,6 @@ impl Usage {
                 }
             }
         }
-        let ph = phase(task.last_status);
-        bump(&mut self.running, ph, Phase::Running, sign > 0);
-        bump(&mut self.pending, ph, Phase::Pending, sign > 0);
     }
 }
 
@@ -212,6 +227,31 @@ impl State {
                 self.tasks.remove(&o.id);
             }
             (None, None) => {}
+        }
+    }
+
+    /// Adds or removes an outstanding offer: its hold counts in its instance's usage (and so
+    /// in the free-capacity orderings) exactly as a live task's reservation does.
+    pub(crate) fn offer_changed(&mut self, old: Option<&Arc<Offer>>, new: Option<&Arc<Offer>>) {
+        for (offer, sign) in [(old, -1i64), (new, 1i64)] {
+            let Some(o) = offer else {
+                continue;
+            };
+            let before = self.free_key(o.instance);
+            let usage = Arc::make_mut(self.usage.entry(o.instance).or_default());
+            usage.hold(&o.hold, sign);
+            bump_offers(&mut usage.offers, sign > 0);
+            if *usage == Usage::default() {
+                self.usage.remove(&o.instance);
+            }
+            self.reorder_free(before, self.free_key(o.instance), o.instance);
+            if sign > 0 {
+                self.offers_by_instance.insert((o.instance, o.id));
+                self.offers.insert(o.id, o.clone());
+            } else {
+                self.offers_by_instance.remove(&(o.instance, o.id));
+                self.offers.remove(&o.id);
+            }
         }
     }
 

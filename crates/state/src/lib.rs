@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 use berth_model::arn::ResourceArn;
 use berth_model::entity::*;
+use berth_model::mesos::{Framework, Offer};
 use berth_model::service::{Service, ServiceStatus};
-use berth_model::{InstanceId, Millis, TaskId};
+use berth_model::{InstanceId, Millis, OfferId, TaskId};
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,10 @@ pub enum EntityKey {
     Task(TaskId),
     /// A service, by cluster and name.
     Service(Name, Name),
+    /// A Mesos framework, by id.
+    Framework(String),
+    /// An outstanding Mesos offer.
+    Offer(OfferId),
 }
 
 impl EntityKey {
@@ -87,12 +92,15 @@ pub enum Entity {
     Instance(Arc<ContainerInstance>),
     Task(Arc<Task>),
     Service(Arc<Service>),
+    Framework(Arc<Framework>),
+    Offer(Arc<Offer>),
 }
 
 impl Entity {
-    /// The ARN-level identity of this value.
-    pub fn resource(&self) -> ResourceArn {
-        match self {
+    /// The ARN-level identity of this value; `None` for Mesos frameworks and offers, which
+    /// have no ARN.
+    pub fn resource(&self) -> Option<ResourceArn> {
+        Some(match self {
             Entity::Cluster(c) => ResourceArn::Cluster(c.name.to_string()),
             Entity::TaskDefinition(t) => {
                 ResourceArn::TaskDefinition(t.family.to_string(), t.revision)
@@ -100,7 +108,8 @@ impl Entity {
             Entity::Instance(i) => ResourceArn::ContainerInstance(i.cluster.to_string(), i.id),
             Entity::Task(t) => ResourceArn::Task(t.cluster.to_string(), t.id),
             Entity::Service(s) => ResourceArn::Service(s.cluster.to_string(), s.name.to_string()),
-        }
+            Entity::Framework(_) | Entity::Offer(_) => return None,
+        })
     }
 }
 
@@ -156,6 +165,11 @@ pub struct State {
     counts: HashMap<Name, Counts>,
     /// Services by cluster and name (INACTIVE ones until they expire).
     services: OrdMap<(Name, Name), Arc<Service>>,
+    /// Mesos frameworks by id.
+    frameworks: OrdMap<String, Arc<Framework>>,
+    /// Outstanding Mesos offers, and by instance: each holds its resources in `usage`.
+    offers: HashMap<OfferId, Arc<Offer>>,
+    offers_by_instance: OrdSet<(InstanceId, OfferId)>,
     client_tokens: HashMap<(Name, String), Arc<TokenRecord>>,
     history: HashMap<EntityKey, Vector<Version>>,
     changes: Vector<(u64, EntityKey)>,
@@ -193,6 +207,9 @@ impl State {
             attribute_index: OrdSet::new(),
             counts: HashMap::new(),
             services: OrdMap::new(),
+            frameworks: OrdMap::new(),
+            offers: HashMap::new(),
+            offers_by_instance: OrdSet::new(),
             client_tokens: HashMap::new(),
             history: HashMap::new(),
             changes: Vector::new(),
@@ -233,6 +250,19 @@ impl State {
         entry.push_back(version);
         while entry.len() > limit {
             entry.pop_front();
+        }
+        // An entity removed and made again within one entry (a framework torn down and
+        // re-subscribed, an offer released and made) has its history restarted, but its
+        // change is already logged at this index.
+        let index = self.index;
+        if self
+            .changes
+            .iter()
+            .rev()
+            .take_while(|(i, _)| *i == index)
+            .any(|(_, k)| *k == key)
+        {
+            return;
         }
         self.changes.push_back((self.index, key));
         while self.changes.len() > self.config.changelog_len.max(1) {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use berth_model::entity::*;
+use berth_model::mesos::{Framework, Offer};
 use berth_model::service::Service;
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,10 @@ pub struct Persisted {
     tasks: Vec<Arc<Task>>,
     #[serde(default)]
     services: Vec<Arc<Service>>,
+    #[serde(default)]
+    frameworks: Vec<Arc<Framework>>,
+    #[serde(default)]
+    offers: Vec<Arc<Offer>>,
     client_tokens: Vec<(Name, String, Arc<TokenRecord>)>,
     history: Vec<(EntityKey, Vector<Version>)>,
     changes: Vector<(u64, EntityKey)>,
@@ -54,6 +59,12 @@ impl State {
             instances,
             tasks,
             services: self.services.values().cloned().collect(),
+            frameworks: self.frameworks.values().cloned().collect(),
+            offers: {
+                let mut offers: Vec<_> = self.offers.values().cloned().collect();
+                offers.sort_by_key(|o| o.id);
+                offers
+            },
             client_tokens,
             history,
             changes: self.changes.clone(),
@@ -83,6 +94,12 @@ impl State {
         for v in p.services {
             s.service_changed(None, Some(&v));
             s.services.insert((v.cluster.clone(), v.name.clone()), v);
+        }
+        for f in p.frameworks {
+            s.frameworks.insert(f.id.clone(), f);
+        }
+        for o in &p.offers {
+            s.offer_changed(None, Some(o));
         }
         for (c, t, r) in p.client_tokens {
             s.client_tokens.insert((c, t), r);

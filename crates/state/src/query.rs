@@ -7,8 +7,9 @@ use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::sync::Arc;
 
 use berth_model::entity::*;
+use berth_model::mesos::{Framework, Offer};
 use berth_model::service::{Service, ServiceStatus};
-use berth_model::{InstanceId, TaskId};
+use berth_model::{InstanceId, OfferId, TaskId};
 use imbl::{OrdSet, Vector};
 
 use crate::{Capacity, Counts, EntityKey, Family, State, TokenRecord, Usage, Version};
@@ -137,6 +138,32 @@ impl State {
         self.services
             .values()
             .filter(|s| s.status != ServiceStatus::Inactive)
+    }
+
+    pub fn framework(&self, id: &str) -> Option<&Arc<Framework>> {
+        self.frameworks.get(id)
+    }
+
+    /// Every subscribed framework, by id.
+    pub fn frameworks(&self) -> impl Iterator<Item = &Arc<Framework>> + '_ {
+        self.frameworks.values()
+    }
+
+    pub fn offer(&self, id: OfferId) -> Option<&Arc<Offer>> {
+        self.offers.get(&id)
+    }
+
+    /// The outstanding offers on `instance`, by id.
+    pub fn offers_on(&self, instance: InstanceId) -> impl Iterator<Item = &Arc<Offer>> + '_ {
+        self.offers_by_instance
+            .range((instance, OfferId(0))..)
+            .take_while(move |(i, _)| *i == instance)
+            .filter_map(|(_, id)| self.offers.get(id))
+    }
+
+    /// Every outstanding offer, in no particular order.
+    pub fn offers(&self) -> impl Iterator<Item = &Arc<Offer>> + '_ {
+        self.offers.values()
     }
 
     pub fn counts(&self, cluster: &str) -> Counts {

@@ -155,6 +155,25 @@ enum Op {
         stopped_ago: i64,
         inactive_ago: i64,
     },
+    /// Mesos framework `fw{fw}` subscribes to cluster `cluster`.
+    Subscribe {
+        cluster: usize,
+        fw: u8,
+    },
+    Disconnect(u8),
+    Teardown(u8),
+    /// Offers `(id, slot, cpu, memory, tcp)` for framework `fw{fw}`, in its cluster.
+    Offer {
+        fw: u8,
+        offers: Vec<(u128, u128, i64, i64, Vec<u16>)>,
+    },
+    Decline(Vec<u128>),
+    /// Accepts offers with tasks on the first offer's instance (or `Planned`'s own).
+    Accept {
+        fw: u8,
+        offers: Vec<u128>,
+        tasks: Vec<Planned>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -336,6 +355,30 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(target, first, count)| Op::Untag { target, first, count }),
         2 => (select(vec![0i64, 3_000, 20_000, -1]), select(vec![0i64, 3_000, 20_000, -1]))
             .prop_map(|(stopped_ago, inactive_ago)| Op::Expire { stopped_ago, inactive_ago }),
+        1 => (cluster(), 0u8..2).prop_map(|(cluster, fw)| Op::Subscribe { cluster, fw }),
+        1 => (0u8..3).prop_map(Op::Disconnect),
+        1 => (0u8..3).prop_map(Op::Teardown),
+        2 => (
+            0u8..3,
+            proptest::collection::vec(
+                (
+                    1u128..=6,
+                    prop_oneof![8 => 1u128..=2, 2 => 3u128..=5],
+                    select(vec![0i64, 128, 512, 1024]),
+                    select(vec![0i64, 128, 512, 1024]),
+                    subsequence(TCP.to_vec(), 0..=2),
+                ),
+                1..=3,
+            ),
+        )
+            .prop_map(|(fw, offers)| Op::Offer { fw, offers }),
+        1 => proptest::collection::vec(1u128..=7, 1..=3).prop_map(Op::Decline),
+        2 => (
+            0u8..3,
+            proptest::collection::vec(1u128..=7, 0..=2),
+            proptest::collection::vec(planned(), 0..=3),
+        )
+            .prop_map(|(fw, offers, tasks)| Op::Accept { fw, offers, tasks }),
     ]
 }
 
@@ -556,7 +599,124 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
             stopped_ago,
             inactive_ago,
         } => expire(Millis(now.0 - stopped_ago), Millis(now.0 - inactive_ago)),
+        Op::Subscribe { cluster, fw } => subscribe(&format!("fw{fw}"), name(*cluster), now),
+        Op::Disconnect(fw) => Command::FrameworkDisconnected {
+            id: format!("fw{fw}"),
+        },
+        Op::Teardown(fw) => Command::RemoveFramework {
+            id: format!("fw{fw}"),
+            reason: "torn down".into(),
+        },
+        Op::Offer { fw, offers } => {
+            let id = format!("fw{fw}");
+            let cluster = framework_cluster(state, &id);
+            Command::MakeOffers {
+                offers: offers
+                    .iter()
+                    .map(|(o, slot, cpu, memory, tcp)| berth_model::mesos::Offer {
+                        id: berth_model::OfferId(*o),
+                        framework: id.clone(),
+                        cluster: cluster.as_str().into(),
+                        instance: InstanceId(*slot),
+                        hold: berth_model::entity::Reservation {
+                            cpu: *cpu,
+                            memory: *memory,
+                            tcp: tcp.clone(),
+                            ..Default::default()
+                        },
+                        created_at: now,
+                        version: 0,
+                    })
+                    .collect(),
+            }
+        }
+        Op::Decline(ids) => Command::RemoveOffers {
+            ids: ids.iter().map(|i| berth_model::OfferId(*i)).collect(),
+        },
+        Op::Accept { fw, offers, tasks } => {
+            let id = format!("fw{fw}");
+            let cluster = framework_cluster(state, &id);
+            // Mostly offers the framework holds (the `pick`-th, round robin), so that accepts
+            // meet them; the raw id, which may be anyone's or nobody's, otherwise.
+            let mut own: Vec<berth_model::OfferId> = state
+                .offers()
+                .filter(|o| o.framework == id)
+                .map(|o| o.id)
+                .collect();
+            own.sort_unstable();
+            let offers: Vec<u128> = offers
+                .iter()
+                .map(|pick| match own.len() {
+                    0 => *pick,
+                    _ if *pick > 6 => *pick,
+                    n => own[*pick as usize % n].0,
+                })
+                .collect();
+            let first = offers
+                .first()
+                .and_then(|o| state.offer(berth_model::OfferId(*o)));
+            let n = tasks.len().max(1) as i64;
+            Command::AcceptOffers {
+                framework: id.clone(),
+                offers: offers.iter().map(|o| berth_model::OfferId(*o)).collect(),
+                tasks: tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| {
+                        // Mostly a share of what the first offer holds (so accepts succeed),
+                        // sometimes what the plan says (so they are refused).
+                        let (instance, cpu, memory, tcp) = match first {
+                            Some(o) if p.group > 0 => (
+                                o.instance.0,
+                                o.hold.cpu / n,
+                                o.hold.memory / n,
+                                o.hold.tcp.get(k).copied().into_iter().collect(),
+                            ),
+                            _ => (p.instance, p.cpu / 4, p.memory / 4, p.tcp.clone()),
+                        };
+                        let mut t = task(&cluster, p.id, instance)
+                            .cpu(cpu)
+                            .memory(memory)
+                            .tcp(&tcp)
+                            .started_by(&id)
+                            .build();
+                        t.group = format!("mesos:framework{fw}");
+                        t
+                    })
+                    .collect(),
+            }
+        }
     }
+}
+
+/// Framework `id` subscribing to `cluster`.
+fn subscribe(id: &str, cluster: &str, now: Millis) -> Command {
+    Command::SubscribeFramework {
+        framework: std::sync::Arc::new(berth_model::mesos::Framework {
+            id: id.to_owned(),
+            cluster: cluster.into(),
+            name: format!("framework-{id}"),
+            user: "root".into(),
+            roles: Vec::new(),
+            hostname: None,
+            principal: None,
+            webui_url: None,
+            capabilities: Vec::new(),
+            checkpoint: false,
+            failover_timeout: 0.0,
+            connected: true,
+            disconnected_at: None,
+            registered_at: now,
+            version: 0,
+        }),
+    }
+}
+
+/// The cluster framework `id` is subscribed to, or the first cluster.
+fn framework_cluster(state: &State, id: &str) -> String {
+    state
+        .framework(id)
+        .map_or_else(|| CLUSTERS[0].to_owned(), |f| f.cluster.to_string())
 }
 
 /// Mostly one of the tasks `cluster` has (the `pick`-th, round robin), so that stops and
@@ -598,6 +758,8 @@ fn setup() -> Vec<Command> {
             .memory(512)
             .udp_ports(&[53])
             .build(),
+        subscribe("fw0", "a", EPOCH),
+        subscribe("fw1", "a", EPOCH),
     ]
 }
 
@@ -735,7 +897,8 @@ fn dynamic_windows_are_dynamic_ports() {
 
 /// The generator reaches what the properties above are meant to exercise: every kind of host
 /// port collision, static and dynamic, on both protocols, and distinctInstance refusals within
-/// one plan and against tasks already placed. Sequences from a fixed seed, applied without
+/// one plan and against tasks already placed, and Mesos offers made, refused, accepted with
+/// tasks and refused at accept. Sequences from a fixed seed, applied without
 /// the (slow) invariant checks, classified by the rejections their plans got.
 #[test]
 fn the_generator_reaches_every_kind_of_collision() {
@@ -748,7 +911,7 @@ fn the_generator_reaches_every_kind_of_collision() {
     let mut runner = TestRunner::deterministic();
     let strategy = proptest::collection::vec(step(), 1..50);
     let mut seen = BTreeSet::new();
-    for _ in 0..200 {
+    for _ in 0..400 {
         let steps = strategy.new_tree(&mut runner).unwrap().current();
         let mut state = State::default();
         let mut now = EPOCH;
@@ -768,6 +931,25 @@ fn the_generator_reaches_every_kind_of_collision() {
                     command: command.clone(),
                 },
             );
+            match (&command, &result) {
+                (Command::MakeOffers { .. }, Ok(Outcome::Offers { made, rejected })) => {
+                    if !made.is_empty() {
+                        seen.insert("offer made");
+                    }
+                    if !rejected.is_empty() {
+                        seen.insert("offer refused");
+                    }
+                }
+                (Command::AcceptOffers { .. }, Ok(Outcome::Placed { tasks, .. }))
+                    if !tasks.is_empty() =>
+                {
+                    seen.insert("offer accepted with tasks");
+                }
+                (Command::AcceptOffers { .. }, Err(_)) => {
+                    seen.insert("accept refused");
+                }
+                _ => {}
+            }
             let (
                 Command::PlaceTasks { tasks, .. },
                 Ok(Outcome::Placed {
@@ -873,6 +1055,10 @@ fn the_generator_reaches_every_kind_of_collision() {
         "udp: own static",
         "static vs static",
         "static vs reserved",
+        "offer made",
+        "offer refused",
+        "offer accepted with tasks",
+        "accept refused",
     ] {
         assert!(
             seen.contains(want),

@@ -315,6 +315,9 @@ pub(crate) fn render_for_history(
             rendered.tags = Some(render::tags(&s.tags));
             serde_json::to_value(rendered)
         }
+        // Not ECS resources: shown as stored.
+        Entity::Framework(f) => serde_json::to_value(&**f),
+        Entity::Offer(o) => serde_json::to_value(&**o),
     };
     value.unwrap_or(serde_json::Value::Null)
 }

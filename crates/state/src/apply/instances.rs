@@ -42,6 +42,11 @@ impl State {
             at,
             Some(Entity::Instance(new.clone())),
         );
+        // An instance that can take no new task (draining, deregistered, its agent silent)
+        // takes back what it offered: the offers are rescinded.
+        if new.status != InstanceStatus::Active || !new.agent_connected {
+            self.release_offers_on(at, new.id);
+        }
         new
     }
 

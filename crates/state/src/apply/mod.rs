@@ -5,6 +5,7 @@
 //! last, so an early return leaves the state untouched.
 
 mod instances;
+mod mesos;
 mod services;
 mod task_definitions;
 mod tasks;
@@ -145,6 +146,16 @@ impl State {
                 service,
                 expected_version,
             } => self.put_service(at, service, *expected_version),
+            Command::SubscribeFramework { framework } => self.subscribe_framework(at, framework),
+            Command::FrameworkDisconnected { id } => self.framework_disconnected(at, id),
+            Command::RemoveFramework { id, reason } => self.remove_framework(at, id, reason),
+            Command::MakeOffers { offers } => self.make_offers(at, offers),
+            Command::RemoveOffers { ids } => self.remove_offers(at, ids),
+            Command::AcceptOffers {
+                framework,
+                offers,
+                tasks,
+            } => self.accept_offers(at, framework, offers, tasks),
             Command::TagResource { resource, tags } => self.tag_resource(at, resource, tags),
             Command::UntagResource { resource, keys } => self.untag_resource(at, resource, keys),
             Command::Expire {

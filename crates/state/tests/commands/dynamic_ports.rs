@@ -73,6 +73,7 @@ fn a_committed_task_holds_its_dynamic_ports_until_it_is_stopped() {
             dynamic_udp: [49153].into(),
             running: 0,
             pending: 1,
+            offers: 0,
         })
     );
     let usage = w.state.usage(InstanceId(1)).unwrap();

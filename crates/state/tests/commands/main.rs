@@ -13,6 +13,7 @@ mod dynamic_ports;
 mod expire;
 mod indexes;
 mod instances;
+mod mesos;
 mod placement;
 mod services;
 mod snapshots;

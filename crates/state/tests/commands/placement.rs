@@ -54,6 +54,7 @@ fn a_committed_task_is_stored_indexed_and_holds_its_reservation() {
             dynamic_udp: Default::default(),
             running: 0,
             pending: 1,
+            offers: 0,
         })
     );
     assert_eq!(w.state.counts("prod").pending_tasks, 1);

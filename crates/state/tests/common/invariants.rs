@@ -21,6 +21,8 @@ pub struct Primary {
     pub instances: Vec<ContainerInstance>,
     pub tasks: Vec<Task>,
     pub services: Vec<berth_model::service::Service>,
+    pub frameworks: Vec<berth_model::mesos::Framework>,
+    pub offers: Vec<berth_model::mesos::Offer>,
     pub client_tokens: Vec<(Name, String)>,
     pub history: Vec<(EntityKey, Vec<Version>)>,
     pub changes: Vec<(u64, EntityKey)>,
@@ -40,6 +42,8 @@ impl Primary {
             instances: serde_json::from_value(field("instances")).unwrap(),
             tasks: serde_json::from_value(field("tasks")).unwrap(),
             services: serde_json::from_value(field("services")).unwrap(),
+            frameworks: serde_json::from_value(field("frameworks")).unwrap(),
+            offers: serde_json::from_value(field("offers")).unwrap(),
             client_tokens: tokens.into_iter().map(|(c, t, _)| (c, t)).collect(),
             history: serde_json::from_value(field("history")).unwrap(),
             changes: serde_json::from_value(field("changes")).unwrap(),
@@ -60,6 +64,7 @@ impl Primary {
     fn instance_ids(&self) -> BTreeSet<InstanceId> {
         let mut ids: BTreeSet<InstanceId> = self.instances.iter().map(|i| i.id).collect();
         ids.extend(self.tasks.iter().filter_map(|t| t.instance));
+        ids.extend(self.offers.iter().map(|o| o.instance));
         ids.insert(InstanceId(u128::MAX));
         ids
     }
@@ -91,9 +96,16 @@ impl Primary {
 
     /// Free CPU and memory of `i`: what it registered less what its live tasks reserve.
     fn free(&self, i: &ContainerInstance) -> (i64, i64) {
-        let (cpu, memory) = self.live_on(i.id).fold((0, 0), |(c, m), t| {
-            (c + t.reservation.cpu, m + t.reservation.memory)
-        });
+        let (cpu, memory) = self
+            .live_on(i.id)
+            .map(|t| &t.reservation)
+            .chain(
+                self.offers
+                    .iter()
+                    .filter(|o| o.instance == i.id)
+                    .map(|o| &o.hold),
+            )
+            .fold((0, 0), |(c, m), r| (c + r.cpu, m + r.memory));
         (i.resources.cpu - cpu, i.resources.memory - memory)
     }
 
@@ -321,38 +333,63 @@ pub fn matches_entities(state: &State, p: &Primary) {
 
         let live: Vec<&Task> = on.into_iter().filter(|t| t.is_live()).collect();
         let (running, pending) = phase_counts(live.iter().copied());
+        let offers: Vec<&berth_model::mesos::Offer> =
+            p.offers.iter().filter(|o| o.instance == id).collect();
+        // What is held on the instance: live tasks' reservations and offers' holds alike.
+        let held: Vec<(String, &Reservation)> = live
+            .iter()
+            .map(|t| (format!("task {}", t.id), &t.reservation))
+            .chain(offers.iter().map(|o| (format!("offer {}", o.id), &o.hold)))
+            .collect();
         let usage = Usage {
-            cpu: live.iter().map(|t| t.reservation.cpu).sum(),
-            memory: live.iter().map(|t| t.reservation.memory).sum(),
-            tcp: live
+            cpu: held.iter().map(|(_, r)| r.cpu).sum(),
+            memory: held.iter().map(|(_, r)| r.memory).sum(),
+            tcp: held.iter().flat_map(|(_, r)| r.tcp.clone()).collect(),
+            udp: held.iter().flat_map(|(_, r)| r.udp.clone()).collect(),
+            dynamic_tcp: held
                 .iter()
-                .flat_map(|t| t.reservation.tcp.clone())
+                .flat_map(|(_, r)| r.dynamic_tcp.clone())
                 .collect(),
-            udp: live
+            dynamic_udp: held
                 .iter()
-                .flat_map(|t| t.reservation.udp.clone())
-                .collect(),
-            dynamic_tcp: live
-                .iter()
-                .flat_map(|t| t.reservation.dynamic_tcp.clone())
-                .collect(),
-            dynamic_udp: live
-                .iter()
-                .flat_map(|t| t.reservation.dynamic_udp.clone())
+                .flat_map(|(_, r)| r.dynamic_udp.clone())
                 .collect(),
             running,
             pending,
+            offers: offers.len() as u32,
         };
         // No entry at all while nothing is held.
         let expected = (usage != Usage::default()).then_some(usage);
         assert_eq!(state.usage(id), expected.as_ref(), "usage of instance {id}");
+        let mut listed: Vec<_> = state.offers_on(id).map(|o| o.id).collect();
+        listed.sort();
+        let mut expected: Vec<_> = offers.iter().map(|o| o.id).collect();
+        expected.sort();
+        assert_eq!(listed, expected, "offers on instance {id}");
 
         let Some(instance) = p.instances.iter().find(|i| i.id == id) else {
-            assert!(live.is_empty(), "live tasks on unknown instance {id}");
+            assert!(held.is_empty(), "tasks or offers on unknown instance {id}");
             continue;
         };
-        not_over_committed(instance, &live);
+        not_over_committed(instance, &held);
     }
+    // Offers belong to subscribed frameworks of their cluster.
+    for o in &p.offers {
+        let f = p.frameworks.iter().find(|f| f.id == o.framework);
+        assert!(
+            f.is_some_and(|f| f.cluster == o.cluster && f.connected),
+            "offer {} of framework {} which is not a connected framework of {}",
+            o.id,
+            o.framework,
+            o.cluster
+        );
+        assert_eq!(state.offer(o.id).map(|x| &**x), Some(o));
+    }
+    for f in &p.frameworks {
+        assert_eq!(state.framework(&f.id).map(|x| &**x), Some(f));
+    }
+    assert_eq!(state.frameworks().count(), p.frameworks.len());
+    assert_eq!(state.offers().count(), p.offers.len());
 
     placement_indexes(state, p);
 
@@ -429,10 +466,10 @@ pub fn matches_entities(state: &State, p: &Primary) {
 /// Placement alone keeps this true. An agent re-registering with less CPU or memory than its
 /// tasks hold is accepted and breaks it (see `commands::indexes`); tests that do that apply
 /// those commands without this check.
-fn not_over_committed(instance: &ContainerInstance, live: &[&Task]) {
+fn not_over_committed(instance: &ContainerInstance, held: &[(String, &Reservation)]) {
     let id = instance.id;
-    let cpu: i64 = live.iter().map(|t| t.reservation.cpu).sum();
-    let memory: i64 = live.iter().map(|t| t.reservation.memory).sum();
+    let cpu: i64 = held.iter().map(|(_, r)| r.cpu).sum();
+    let memory: i64 = held.iter().map(|(_, r)| r.memory).sum();
     assert!(
         cpu <= instance.resources.cpu,
         "instance {id}: {cpu} CPU units reserved of {}",
@@ -447,10 +484,10 @@ fn not_over_committed(instance: &ContainerInstance, live: &[&Task]) {
         (Protocol::Tcp, &instance.resources.ports),
         (Protocol::Udp, &instance.resources.udp_ports),
     ] {
-        let mut holders: BTreeMap<u16, Vec<TaskId>> = BTreeMap::new();
-        for t in live {
-            for p in t.reservation.ports(protocol) {
-                holders.entry(p).or_default().push(t.id);
+        let mut holders: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+        for (who, r) in held {
+            for p in r.ports(protocol) {
+                holders.entry(p).or_default().push(who);
             }
         }
         for (port, by) in holders {
@@ -461,7 +498,7 @@ fn not_over_committed(instance: &ContainerInstance, live: &[&Task]) {
             );
             assert!(
                 !reserved.contains(&port),
-                "instance {id}: reserved {protocol} port {port} held by task {}",
+                "instance {id}: reserved {protocol} port {port} held by {}",
                 by[0]
             );
         }
@@ -568,6 +605,15 @@ fn entities(p: &Primary) -> BTreeMap<EntityKey, berth_state::Entity> {
             Entity::Service(Arc::new(s.clone())),
         );
     }
+    for f in &p.frameworks {
+        out.insert(
+            EntityKey::Framework(f.id.clone()),
+            Entity::Framework(Arc::new(f.clone())),
+        );
+    }
+    for o in &p.offers {
+        out.insert(EntityKey::Offer(o.id), Entity::Offer(Arc::new(o.clone())));
+    }
     out
 }
 
@@ -579,6 +625,8 @@ fn entity_version(e: &berth_state::Entity) -> u64 {
         Entity::Instance(i) => i.version,
         Entity::Task(t) => t.version,
         Entity::Service(s) => s.version,
+        Entity::Framework(f) => f.version,
+        Entity::Offer(o) => o.version,
     }
 }
 
