@@ -14,7 +14,7 @@ use berth_agent::{Agent, AgentConfig};
 use berth_model::Command;
 use berth_raft::{Node, NodeOptions};
 use berth_server::agents::Monitor;
-use berth_server::{App, Housekeeping, ServerConfig, ServiceController, router};
+use berth_server::{App, Housekeeping, MesosLoop, ServerConfig, ServiceController, router};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -270,6 +270,7 @@ async fn serve(
     let app = App::new(node.clone(), config);
     Housekeeping::spawn(app.clone());
     ServiceController::spawn(app.clone());
+    MesosLoop::spawn(app.clone());
     Monitor::spawn(app.clone());
     // Listen for signals before announcing readiness, so a stop right after the ready line is
     // still a graceful one.

@@ -13,10 +13,12 @@
 pub mod agents;
 mod controller;
 pub mod ecs;
+mod mesos;
 mod native;
 mod pagination;
 
 pub use controller::ServiceController;
+pub use mesos::MesosLoop;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +69,8 @@ pub struct App {
     pub node: Arc<Node>,
     pub config: ServerConfig,
     pub heartbeats: agents::Heartbeats,
+    /// The Mesos scheduler API's connections on this node.
+    pub mesos: mesos::Hub,
     /// Turns true when the server starts shutting down: long-polls answer at once, so that a
     /// graceful shutdown does not wait for them.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -78,6 +82,7 @@ impl App {
             node,
             config,
             heartbeats: agents::Heartbeats::default(),
+            mesos: mesos::Hub::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -99,6 +104,7 @@ pub fn router(app: Arc<App>) -> Router {
     ecs::router()
         .merge(native::router())
         .merge(agents::router())
+        .merge(mesos::router())
         .with_state(app)
 }
 

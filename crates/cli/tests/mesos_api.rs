@@ -1,0 +1,446 @@
+//! The Mesos v1 scheduler API, driven over HTTP as a framework would (a RecordIO event stream
+//! read with berth-mesos's decoder), against a real `berth server` and `berth agent`: the
+//! answers to bad calls, offers that hold their resources against RunTask, declines, command
+//! tasks through RUNNING to FINISHED or FAILED with acknowledgements, kills, reconciliation
+//! and teardown. (Unmodified pymesos frameworks are run in tests/mesos.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use berth_mesos::recordio::Decoder;
+use bytes::Bytes;
+use common::agent::AgentProcess;
+use common::{Berth, ecs_op, http, raw};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+const PATH: &str = "/api/v1/scheduler";
+
+/// A subscribed framework: its id, stream id, and the events read so far.
+struct Framework {
+    endpoint: String,
+    id: String,
+    stream: String,
+    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Framework {
+    async fn subscribe(endpoint: &str, name: &str) -> Framework {
+        let body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": name}}});
+        let req = hyper::Request::builder()
+            .method("POST")
+            .uri(format!("{endpoint}{PATH}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let resp = http().request(req).await.expect("subscribe");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()
+                .get("transfer-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some("chunked"),
+            "pymesos needs a chunked stream"
+        );
+        let stream = resp
+            .headers()
+            .get("mesos-stream-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("Mesos-Stream-Id")
+            .to_owned();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut body = resp.into_body();
+        tokio::spawn(async move {
+            let mut decoder = Decoder::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                for record in decoder.feed(&data).expect("RecordIO") {
+                    let _ = tx.send(serde_json::from_slice(&record).expect("JSON event"));
+                }
+            }
+        });
+        let mut f = Framework {
+            endpoint: endpoint.to_owned(),
+            id: String::new(),
+            stream,
+            events: rx,
+            seen: Vec::new(),
+        };
+        let subscribed = f.next("SUBSCRIBED", |_| true).await;
+        f.id = subscribed["subscribed"]["framework_id"]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(subscribed["subscribed"]["heartbeat_interval_seconds"], 15.0);
+        f
+    }
+
+    /// The next event of `kind` that `pick` accepts (others are kept in `seen`).
+    async fn next(&mut self, kind: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = tokio::time::timeout(left, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} event within 30 s; saw {:#?}", self.seen))
+                .expect("stream open");
+            self.seen.push(e.clone());
+            if e["type"] == kind && pick(&e) {
+                return e;
+            }
+        }
+    }
+
+    /// An UPDATE for `task` in `state`.
+    async fn update(&mut self, task: &str, state: &str) -> Value {
+        let e = self
+            .next("UPDATE", |e| {
+                e["update"]["status"]["task_id"]["value"] == task
+                    && e["update"]["status"]["state"] == state
+            })
+            .await;
+        e["update"]["status"].clone()
+    }
+
+    async fn call(&self, body: Value) -> u16 {
+        raw(
+            &self.endpoint,
+            "POST",
+            PATH,
+            &[
+                ("content-type", "application/json"),
+                ("mesos-stream-id", &self.stream),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await
+        .status
+    }
+
+    async fn offer(&mut self) -> Value {
+        let e = self.next("OFFERS", |_| true).await;
+        e["offers"]["offers"][0].clone()
+    }
+
+    async fn launch(&self, offer: &Value, tasks: Vec<Value>) -> u16 {
+        self.call(json!({
+            "type": "ACCEPT",
+            "framework_id": {"value": self.id},
+            "accept": {
+                "offer_ids": [offer["id"]],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                "filters": {"refuse_seconds": 0.1}
+            }
+        }))
+        .await
+    }
+}
+
+fn command_task(id: &str, agent: &Value, command: &str) -> Value {
+    json!({
+        "name": id,
+        "task_id": {"value": id},
+        "agent_id": agent,
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}
+        ],
+        "command": {"value": command}
+    })
+}
+
+async fn setup() -> (Berth, AgentProcess) {
+    let b = Berth::start();
+    let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"default"}"#).await;
+    assert_eq!(r.status, 200);
+    let agent = AgentProcess::start(
+        &b.endpoint,
+        "default",
+        &["--cpu", "1024", "--memory", "2048"],
+    );
+    (b, agent)
+}
+
+#[tokio::test]
+async fn bad_calls_are_answered_as_a_master_answers_them() {
+    let b = Berth::start();
+    // Without the cluster frameworks schedule on, SUBSCRIBE says so.
+    let subscribe =
+        r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#;
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        PATH,
+        &[("content-type", "application/json")],
+        subscribe.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("Cluster not found"),
+        "{r:?}",
+        r = String::from_utf8_lossy(&r.body)
+    );
+    let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"default"}"#).await;
+    assert_eq!(r.status, 200);
+    let r = raw(&b.endpoint, "GET", "/version", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["version"], "1.11.0");
+    let post = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let endpoint = b.endpoint.clone();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            raw(&endpoint, "POST", PATH, &h, body.as_bytes()).await
+        }
+    };
+    let ct = || ("content-type", "application/json".to_owned());
+    // Not JSON, no type, an unknown type.
+    assert_eq!(post(vec![ct()], "{not json").await.status, 400);
+    assert_eq!(
+        post(vec![ct()], r#"{"framework_id":{"value":"x"}}"#)
+            .await
+            .status,
+        400
+    );
+    // SUBSCRIBE must not carry a stream id.
+    let r = post(
+        vec![ct(), ("mesos-stream-id", "abc".into())],
+        r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // A call from a framework nobody subscribed: 403.
+    let r = post(
+        vec![ct(), ("mesos-stream-id", "abc".into())],
+        r#"{"type":"REVIVE","framework_id":{"value":"nobody"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    // A subscribed framework's calls need its stream id.
+    let f = Framework::subscribe(&b.endpoint, "bad-calls").await;
+    let body = format!(
+        r#"{{"type":"REVIVE","framework_id":{{"value":"{}"}}}}"#,
+        f.id
+    );
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        PATH,
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        PATH,
+        &[
+            ("content-type", "application/json"),
+            ("mesos-stream-id", "wrong"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(f.call(serde_json::from_str(&body).unwrap()).await, 202);
+}
+
+#[tokio::test]
+async fn an_offer_holds_its_resources_until_declined() {
+    let (b, agent) = setup().await;
+    let mut f = Framework::subscribe(&b.endpoint, "holder").await;
+    let offer = f.offer().await;
+    assert_eq!(
+        offer["agent_id"]["value"],
+        agent.instance_arn.rsplit('/').next().unwrap()
+    );
+    let resources = offer["resources"].as_array().unwrap();
+    let get = |name: &str| {
+        resources
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(get("cpus")["scalar"]["value"], 1.0);
+    assert_eq!(get("mem")["scalar"]["value"], 2048.0);
+    assert_eq!(
+        get("ports")["ranges"]["range"][0],
+        json!({"begin": 31000, "end": 32000})
+    );
+
+    // While the offer is outstanding, RunTask cannot take what it holds.
+    let r = ecs_op(
+        &b.endpoint,
+        "RegisterTaskDefinition",
+        r#"{"family":"web","containerDefinitions":[{"name":"w","image":"busybox","cpu":256,"memory":64,"dockerLabels":{"berth.runtime":"hollow"}}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = ecs_op(&b.endpoint, "RunTask", r#"{"taskDefinition":"web"}"#)
+        .await
+        .json();
+    assert_eq!(r["failures"][0]["reason"], "RESOURCE:CPU", "{r}");
+
+    // Declined for 60 s: the resources are back for RunTask, and not re-offered to it.
+    let status = f
+        .call(json!({
+            "type": "DECLINE",
+            "framework_id": {"value": f.id},
+            "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 60}}
+        }))
+        .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = ecs_op(&b.endpoint, "RunTask", r#"{"taskDefinition":"web"}"#)
+            .await
+            .json();
+        if r["failures"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RunTask never got the declined resources: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = tokio::time::timeout(Duration::from_secs(2), f.next("OFFERS", |_| true)).await;
+    assert!(again.is_err(), "re-offered within refuse_seconds");
+    // REVIVE clears the filter.
+    let status = f
+        .call(json!({"type": "REVIVE", "framework_id": {"value": f.id}}))
+        .await;
+    assert_eq!(status, 202);
+    f.offer().await;
+}
+
+#[tokio::test]
+async fn command_tasks_run_finish_fail_and_are_killed() {
+    let (b, _agent) = setup().await;
+    let mut f = Framework::subscribe(&b.endpoint, "runner").await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    let status = f
+        .launch(
+            &offer,
+            vec![
+                command_task("ok", &agent, "echo hello; exit 0"),
+                command_task("bad", &agent, "exit 3"),
+                command_task("long", &agent, "sleep 600"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    let running = f.update("ok", "TASK_RUNNING").await;
+    assert_eq!(running["agent_id"], agent);
+    let finished = f.update("ok", "TASK_FINISHED").await;
+    assert_eq!(finished["agent_id"], agent);
+    let uuid = finished["uuid"]
+        .as_str()
+        .expect("an agent's update carries a uuid");
+    let failed = f.update("bad", "TASK_FAILED").await;
+    assert_eq!(failed["message"], "Command exited with status 3");
+    assert_eq!(failed["reason"], "REASON_COMMAND_EXECUTOR_FAILED");
+    f.update("long", "TASK_RUNNING").await;
+
+    // Acknowledged updates are not sent again.
+    let ack = f
+        .call(json!({
+            "type": "ACKNOWLEDGE",
+            "framework_id": {"value": f.id},
+            "acknowledge": {"agent_id": agent, "task_id": {"value": "ok"}, "uuid": uuid}
+        }))
+        .await;
+    assert_eq!(ack, 202);
+
+    // The tasks are ordinary berth tasks.
+    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"STOPPED"}"#)
+        .await
+        .json();
+    let arns = r["taskArns"].clone();
+    let r = ecs_op(
+        &b.endpoint,
+        "DescribeTasks",
+        &json!({"tasks": arns}).to_string(),
+    )
+    .await
+    .json();
+    let tasks = r["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{r}");
+    assert!(tasks.iter().all(|t| t["group"] == "mesos:runner"), "{r}");
+
+    // KILL a running task; KILL an unknown one.
+    let id = f.id.clone();
+    let kill = |task: &str| json!({"type": "KILL", "framework_id": {"value": id}, "kill": {"task_id": {"value": task}}});
+    assert_eq!(f.call(kill("long")).await, 202);
+    f.update("long", "TASK_KILLED").await;
+    assert_eq!(f.call(kill("nope")).await, 202);
+    let lost = f.update("nope", "TASK_LOST").await;
+    assert!(lost.get("uuid").is_none(), "{lost}");
+
+    // RECONCILE: the latest state, no uuid.
+    let r = f
+        .call(json!({
+            "type": "RECONCILE",
+            "framework_id": {"value": f.id},
+            "reconcile": {"tasks": [{"task_id": {"value": "bad"}}, {"task_id": {"value": "ghost"}}]}
+        }))
+        .await;
+    assert_eq!(r, 202);
+    let s = f.update("bad", "TASK_FAILED").await;
+    let s = if s["reason"] == "REASON_RECONCILIATION" {
+        s
+    } else {
+        f.update("bad", "TASK_FAILED").await
+    };
+    assert_eq!(s["reason"], "REASON_RECONCILIATION");
+    assert!(s.get("uuid").is_none());
+    let ghost = f.update("ghost", "TASK_LOST").await;
+    assert_eq!(ghost["reason"], "REASON_RECONCILIATION");
+}
+
+#[tokio::test]
+async fn teardown_kills_the_frameworks_tasks_and_forgets_it() {
+    let (b, _agent) = setup().await;
+    let mut f = Framework::subscribe(&b.endpoint, "short-lived").await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    assert_eq!(
+        f.launch(&offer, vec![command_task("t", &agent, "sleep 600")])
+            .await,
+        202
+    );
+    f.update("t", "TASK_RUNNING").await;
+    assert_eq!(
+        f.call(json!({"type": "TEARDOWN", "framework_id": {"value": f.id}}))
+            .await,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
+            .await
+            .json();
+        if r["taskArns"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the framework's task still runs: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It is gone: its calls are refused.
+    assert_eq!(
+        f.call(json!({"type": "REVIVE", "framework_id": {"value": f.id}}))
+            .await,
+        403
+    );
+}

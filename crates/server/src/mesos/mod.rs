@@ -1,0 +1,1026 @@
+//! The Mesos v1 scheduler HTTP API: unmodified Mesos frameworks schedule on berth's cluster.
+//!
+//! ```text
+//!  SUBSCRIBE ──► SubscribeFramework (Raft) ──► 200, chunked RecordIO stream: SUBSCRIBED, then
+//!                                              OFFERS / RESCIND / UPDATE / HEARTBEAT
+//!  ACCEPT, DECLINE, KILL, ACKNOWLEDGE, RECONCILE, REVIVE, SUPPRESS, TEARDOWN ──► 202 at once
+//!  leader loop (every 250 ms): offers from free capacity · offer timeouts and rescinds ·
+//!              status updates from task changes, resent until acknowledged · failover expiry
+//! ```
+//! Frameworks and offers are state (see `berth_model::mesos`): an offer holds its resources in
+//! the accounting every scheduler's commit check reads. What only matters to a live
+//! connection is kept here, in memory: the event streams, refuse filters, suppression, and
+//! which status each task's framework was last sent. Streams belong to the node the framework
+//! connected to; this first version serves frameworks on the leader.
+//!
+//! Capacity is shared by offering each instance to one framework at a time: the connected,
+//! unsuppressed, unfiltered framework with the smallest dominant share of the cluster (DRF,
+//! Mesos's default), ties by id.
+
+mod translate;
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use berth_mesos::Resources;
+use berth_mesos::protocol::{MESOS_VERSION, STREAM_ID_HEADER};
+use berth_mesos::recordio::record;
+use berth_mesos::scheduler::{Call, CallType, Event};
+use berth_mesos::v1::{self, FrameworkId, Reason, TaskState};
+use berth_mesos::validate::{check_launch, validate_call, validate_operation};
+use berth_model::command::{Command, Outcome};
+use berth_model::entity::{InstanceStatus, Name, Reservation, Tag};
+use berth_model::mesos::{Framework, Offer};
+use berth_model::{InstanceId, Millis, OfferId, TaskId};
+use berth_scheduler::{Placement, TaskTemplate};
+use berth_state::TaskFilter;
+use tokio::sync::mpsc;
+
+use crate::App;
+use crate::ecs::DEFAULT_CLUSTER;
+
+/// Seconds between HEARTBEAT events.
+const HEARTBEAT_SECS: f64 = 15.0;
+/// An offer nobody answers is rescinded after this long, so idle frameworks do not sit on
+/// capacity other schedulers need.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A status update not acknowledged is sent again after this long.
+const RESEND_AFTER: Duration = Duration::from_secs(10);
+/// Declined or timed-out offers' instances are not offered to that framework again for this
+/// long, unless the decline asked otherwise.
+const DEFAULT_REFUSE: Duration = Duration::from_secs(5);
+
+/// One framework's open event stream.
+struct Stream {
+    id: String,
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+/// The last status a framework was sent for a task, until acknowledged.
+struct Sent {
+    state: TaskState,
+    uuid: Vec<u8>,
+    status: v1::TaskStatus,
+    at: Instant,
+    acked: bool,
+}
+
+/// Connection state of the Mesos API on this node.
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<HubInner>,
+}
+
+#[derive(Default)]
+struct HubInner {
+    streams: HashMap<String, Stream>,
+    /// (framework, instance) → not offered again before.
+    filters: HashMap<(String, InstanceId), Instant>,
+    suppressed: HashSet<String>,
+    /// Offers sent, by id → framework (to tell a framework when one is rescinded).
+    offered: HashMap<OfferId, String>,
+    sent: HashMap<TaskId, Sent>,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `event` on `framework`'s stream, if it has one.
+    fn send(&self, framework: &str, event: &Event) {
+        if let Some(s) = self.lock().streams.get(framework) {
+            let _ = s.tx.send(Bytes::from(record(event)));
+        }
+    }
+
+    fn connected(&self) -> Vec<String> {
+        self.lock().streams.keys().cloned().collect()
+    }
+}
+
+pub(crate) fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route(berth_mesos::protocol::VERSION_PATH, get(version))
+        .route(berth_mesos::protocol::SCHEDULER_PATH, post(scheduler))
+}
+
+async fn version() -> Response {
+    axum::Json(serde_json::json!({
+        "version": MESOS_VERSION,
+        "build_date": "2026-11-21",
+        "build_user": "berth",
+    }))
+    .into_response()
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, message.into()).into_response()
+}
+
+async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let call = match Call::from_json(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to parse body: {e}"),
+            );
+        }
+    };
+    let kind = match validate_call(&call) {
+        Ok(k) => k,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return plain(status, format!("Failed to validate scheduler::Call: {e}"));
+        }
+    };
+    let stream_id = headers
+        .get(STREAM_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if kind == CallType::Subscribe {
+        if stream_id.is_some() {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "Expecting 'Mesos-Stream-Id' header to be absent on SUBSCRIBE",
+            );
+        }
+        return subscribe(app, call).await;
+    }
+    let Some(framework) = call.framework_id.as_ref().map(|f| f.value.clone()) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'framework_id' to be present",
+        );
+    };
+    {
+        let hub = app.mesos.lock();
+        match (hub.streams.get(&framework), &stream_id) {
+            (None, _) => {
+                return plain(
+                    StatusCode::FORBIDDEN,
+                    format!("Framework {framework} is not subscribed"),
+                );
+            }
+            (_, None) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "All non-subscribe calls should include the 'Mesos-Stream-Id' header",
+                );
+            }
+            (Some(s), Some(id)) if s.id != *id => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "The stream ID '{id}' included in this request didn't match the stream ID currently associated with framework ID {framework}"
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    handle(&app, &framework, kind, call).await;
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// An event stream that tells the hub when its connection goes away.
+struct Subscription {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    app: Arc<App>,
+    framework: String,
+    stream: String,
+}
+
+impl futures::Stream for Subscription {
+    type Item = Result<Bytes, Infallible>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|b| b.map(Ok))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let still_current = {
+            let mut hub = self.app.mesos.lock();
+            let current = hub
+                .streams
+                .get(&self.framework)
+                .is_some_and(|s| s.id == self.stream);
+            if current {
+                hub.streams.remove(&self.framework);
+            }
+            current
+        };
+        if still_current {
+            let app = self.app.clone();
+            let id = self.framework.clone();
+            tokio::spawn(async move {
+                let _ = app.node.write(Command::FrameworkDisconnected { id }).await;
+            });
+        }
+    }
+}
+
+async fn subscribe(app: Arc<App>, call: Call) -> Response {
+    let Some(sub) = call.subscribe else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'subscribe' to be present",
+        );
+    };
+    let info = sub.framework_info;
+    let id = info
+        .id
+        .as_ref()
+        .or(call.framework_id.as_ref())
+        .map(|f| f.value.clone())
+        .unwrap_or_else(|| format!("{:032x}-0000", rand::random::<u128>()));
+    let framework = Framework {
+        id: id.clone(),
+        cluster: DEFAULT_CLUSTER.into(),
+        name: info.name.clone(),
+        user: info.user.clone(),
+        roles: info
+            .effective_roles()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        hostname: info.hostname.clone(),
+        principal: info.principal.clone(),
+        webui_url: info.webui_url.clone(),
+        capabilities: info
+            .capabilities
+            .iter()
+            .filter_map(|c| c.r#type.map(|t| t.as_str().to_owned()))
+            .collect(),
+        checkpoint: info.checkpoint.unwrap_or(false),
+        failover_timeout: info.failover_timeout(),
+        connected: true,
+        disconnected_at: None,
+        registered_at: Millis::now(),
+        version: 0,
+    };
+    let written = app
+        .node
+        .write(Command::SubscribeFramework {
+            framework: Arc::new(framework),
+        })
+        .await;
+    match written {
+        Ok(w) => {
+            if let Err(e) = w.result {
+                return plain(StatusCode::BAD_REQUEST, e.to_string());
+            }
+        }
+        Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+    let stream_id = uuid_string();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(Bytes::from(record(&Event::subscribed(
+        FrameworkId::new(id.clone()),
+        HEARTBEAT_SECS,
+        None,
+    ))));
+    {
+        let mut hub = app.mesos.lock();
+        // A re-subscription replaces the old stream (which ends when its sender drops), and
+        // starts with fresh filters; every status is sent again.
+        hub.streams.insert(
+            id.clone(),
+            Stream {
+                id: stream_id.clone(),
+                tx: tx.clone(),
+            },
+        );
+        hub.filters.retain(|(f, _), _| *f != id);
+        if sub.suppressed_roles.is_empty() {
+            hub.suppressed.remove(&id);
+        } else {
+            hub.suppressed.insert(id.clone());
+        }
+        let state = app.node.state();
+        hub.sent.retain(|task, _| {
+            state
+                .task(*task)
+                .is_none_or(|t| t.started_by.as_deref() != Some(id.as_str()))
+        });
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(HEARTBEAT_SECS));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if tx.send(Bytes::from(record(&Event::heartbeat()))).is_err() {
+                break;
+            }
+        }
+    });
+    let body = Body::from_stream(Subscription {
+        rx,
+        app: app.clone(),
+        framework: id,
+        stream: stream_id.clone(),
+    });
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        "application/json".parse().expect("static"),
+    );
+    h.insert(
+        STREAM_ID_HEADER,
+        stream_id.parse().expect("a uuid is a header value"),
+    );
+    response
+}
+
+fn uuid_bytes() -> Vec<u8> {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    b.to_vec()
+}
+
+fn uuid_string() -> String {
+    let h: String = uuid_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Carries out one (validated) call of a subscribed framework.
+async fn handle(app: &Arc<App>, framework: &str, kind: CallType, call: Call) {
+    match kind {
+        CallType::Teardown => {
+            let _ = app
+                .node
+                .write(Command::RemoveFramework {
+                    id: framework.to_owned(),
+                    reason: "Framework torn down".into(),
+                })
+                .await;
+            app.mesos.lock().streams.remove(framework);
+        }
+        CallType::Accept => {
+            if let Some(accept) = call.accept {
+                accept_offers(app, framework, accept).await;
+            }
+        }
+        CallType::Decline => {
+            if let Some(d) = call.decline {
+                let refuse = d.filters.as_ref().map_or(DEFAULT_REFUSE, |f| {
+                    Duration::from_secs_f64(f.refuse_seconds())
+                });
+                let ids: Vec<OfferId> = d
+                    .offer_ids
+                    .iter()
+                    .filter_map(|o| o.value.parse().ok())
+                    .collect();
+                release(app, framework, &ids, refuse).await;
+            }
+        }
+        CallType::Revive => {
+            let mut hub = app.mesos.lock();
+            hub.suppressed.remove(framework);
+            hub.filters.retain(|(f, _), _| f != framework);
+        }
+        CallType::Suppress => {
+            app.mesos.lock().suppressed.insert(framework.to_owned());
+        }
+        CallType::Kill => {
+            if let Some(k) = call.kill {
+                kill(app, framework, &k.task_id.value).await;
+            }
+        }
+        CallType::Acknowledge => {
+            if let Some(a) = call.acknowledge {
+                let id = translate::task_id(framework, &a.task_id.value);
+                let mut hub = app.mesos.lock();
+                if let Some(sent) = hub.sent.get_mut(&id)
+                    && sent.uuid == a.uuid.as_slice()
+                {
+                    sent.acked = true;
+                }
+            }
+        }
+        CallType::Reconcile => {
+            if let Some(r) = call.reconcile {
+                reconcile(
+                    app,
+                    framework,
+                    r.tasks.iter().map(|t| t.task_id.value.clone()).collect(),
+                );
+            }
+        }
+        // Accepted and ignored: berth has no executors, inverse offers or operation feedback.
+        _ => {}
+    }
+}
+
+/// Releases offers (declined, or unused by an accept) and keeps their instances from this
+/// framework for `refuse`.
+async fn release(app: &App, framework: &str, ids: &[OfferId], refuse: Duration) {
+    let state = app.node.state();
+    {
+        let mut hub = app.mesos.lock();
+        for id in ids {
+            hub.offered.remove(id);
+            if let Some(o) = state.offer(*id).filter(|o| o.framework == framework) {
+                hub.filters
+                    .insert((framework.to_owned(), o.instance), Instant::now() + refuse);
+            }
+        }
+    }
+    let mine: Vec<OfferId> = ids
+        .iter()
+        .copied()
+        .filter(|id| state.offer(*id).is_some_and(|o| o.framework == framework))
+        .collect();
+    if !mine.is_empty() {
+        let _ = app.node.write(Command::RemoveOffers { ids: mine }).await;
+    }
+}
+
+/// Sends `state` for Mesos task `task_id` with no uuid (nothing to acknowledge).
+fn tell(
+    app: &App,
+    framework: &str,
+    task_id: &str,
+    state: TaskState,
+    reason: Reason,
+    message: String,
+) {
+    let status = translate::status(task_id, None, state, Some(reason), Some(message));
+    if let Ok(event) = Event::update(status) {
+        app.mesos.send(framework, &event);
+    }
+}
+
+async fn accept_offers(app: &Arc<App>, framework: &str, accept: berth_mesos::scheduler::Accept) {
+    let refuse = accept.filters.as_ref().map_or(DEFAULT_REFUSE, |f| {
+        Duration::from_secs_f64(f.refuse_seconds())
+    });
+    let ids: Vec<OfferId> = accept
+        .offer_ids
+        .iter()
+        .filter_map(|o| o.value.parse().ok())
+        .collect();
+    let infos: Vec<v1::TaskInfo> = accept
+        .operations
+        .iter()
+        .filter_map(|op| validate_operation(op).ok())
+        .flat_map(|op| match op {
+            berth_mesos::validate::LaunchOperation::Launch(tasks) => tasks.to_vec(),
+            berth_mesos::validate::LaunchOperation::LaunchGroup { task_group, .. } => {
+                task_group.tasks.clone()
+            }
+        })
+        .collect();
+    let state = app.node.state();
+    let Some(fw) = state.framework(framework).cloned() else {
+        return;
+    };
+    let offers: Vec<Arc<Offer>> = ids
+        .iter()
+        .filter_map(|id| state.offer(*id).cloned())
+        .collect();
+    let valid = !ids.is_empty()
+        && offers.len() == ids.len()
+        && offers.iter().all(|o| o.framework == framework)
+        && offers.iter().all(|o| o.instance == offers[0].instance);
+    if !valid {
+        for t in &infos {
+            tell(
+                app,
+                framework,
+                &t.task_id.value,
+                TaskState::Dropped.for_framework(false),
+                Reason::InvalidOffers,
+                "Some offers are no longer valid".into(),
+            );
+        }
+        return;
+    }
+    let instance_id = offers[0].instance;
+    let Some(instance) = state.instance(instance_id).cloned() else {
+        return;
+    };
+    let offered: Resources = offers.iter().fold(Resources::default(), |acc, o| {
+        acc.plus(
+            &Resources::parse(&translate::offer_resources(
+                o.hold.cpu,
+                o.hold.memory,
+                &o.hold.tcp,
+            ))
+            .unwrap_or_default(),
+        )
+    });
+    let agent = translate::agent_id(instance_id);
+    let check = check_launch(&agent, &offered, &infos, |id| {
+        state
+            .task(translate::task_id(framework, &id.value))
+            .is_some()
+    });
+    let family = translate::family(&fw.name);
+    let mut tasks = Vec::new();
+    for (info, result) in infos.iter().zip(check.tasks) {
+        let needs = match result {
+            Ok(n) => n,
+            Err(e) => {
+                tell(
+                    app,
+                    framework,
+                    &info.task_id.value,
+                    TaskState::Error,
+                    Reason::TaskInvalid,
+                    e.to_string(),
+                );
+                continue;
+            }
+        };
+        match launch_task(app, &fw, &family, info, &needs, &instance).await {
+            Ok(t) => tasks.push(t),
+            Err(why) => tell(
+                app,
+                framework,
+                &info.task_id.value,
+                TaskState::Error,
+                Reason::TaskInvalid,
+                why,
+            ),
+        }
+    }
+    app.mesos.lock().offered.retain(|id, _| !ids.contains(id));
+    let written = app
+        .node
+        .write(Command::AcceptOffers {
+            framework: framework.to_owned(),
+            offers: ids.clone(),
+            tasks: tasks.clone(),
+        })
+        .await;
+    let refused = match written {
+        Ok(w) => w.result.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = refused {
+        for t in &tasks {
+            let mesos = translate::mesos_task_id(t).unwrap_or_default().to_owned();
+            tell(
+                app,
+                framework,
+                &mesos,
+                TaskState::Dropped.for_framework(false),
+                Reason::InvalidOffers,
+                why.clone(),
+            );
+        }
+        return;
+    }
+    app.mesos
+        .lock()
+        .filters
+        .insert((framework.to_owned(), instance_id), Instant::now() + refuse);
+}
+
+/// The berth task for one valid TaskInfo: its definition (an identical revision of the
+/// framework's family is reused), on the offers' instance, with the ports it asked for.
+async fn launch_task(
+    app: &App,
+    fw: &Framework,
+    family: &str,
+    info: &v1::TaskInfo,
+    needs: &Resources,
+    instance: &berth_model::entity::ContainerInstance,
+) -> Result<berth_model::entity::Task, String> {
+    let request = translate::definition(family, info, needs);
+    let valid =
+        berth_model::validate::task_definition::register(&request).map_err(|e| e.to_string())?;
+    let state = app.node.state();
+    let existing = state
+        .task_definitions_after(Some((family.into(), 0)), false)
+        .take_while(|t| &*t.family == family)
+        .filter(|t| t.status == berth_model::entity::TaskDefinitionStatus::Active)
+        .find(|t| *t.spec == valid.spec)
+        .cloned();
+    let definition = match existing {
+        Some(d) => d,
+        None => {
+            let written = app
+                .node
+                .write(Command::RegisterTaskDefinition {
+                    family: family.into(),
+                    spec: Arc::new(valid.spec),
+                    requirements: valid.requirements,
+                    tags: Vec::new(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            match written.result.map_err(|e| e.to_string())? {
+                Outcome::TaskDefinition(d) => d,
+                other => return Err(format!("unexpected outcome {other:?}")),
+            }
+        }
+    };
+    let template = TaskTemplate::plain(
+        fw.cluster.clone(),
+        definition,
+        fw.group(),
+        Some(fw.id.clone()),
+        Vec::new(),
+        Vec::new(),
+        Millis::now(),
+    );
+    let placement = Placement {
+        instance: instance.id,
+        dynamic_tcp: Vec::new(),
+        dynamic_udp: Vec::new(),
+    };
+    let mut task = template.task(
+        translate::task_id(&fw.id, &info.task_id.value),
+        instance,
+        &placement,
+    );
+    task.tags = vec![Tag {
+        key: translate::TASK_ID_TAG.into(),
+        value: info.task_id.value.clone(),
+    }];
+    Ok(task)
+}
+
+async fn kill(app: &App, framework: &str, task_id: &str) {
+    let state = app.node.state();
+    let id = translate::task_id(framework, task_id);
+    match state.task(id) {
+        Some(t) if t.started_by.as_deref() == Some(framework) => {
+            let _ = app
+                .node
+                .write(Command::StopTask {
+                    cluster: t.cluster.clone(),
+                    id,
+                    reason: Some("Killed by the framework".into()),
+                    stop_code: Some("UserInitiated".into()),
+                })
+                .await;
+        }
+        _ => tell(
+            app,
+            framework,
+            task_id,
+            TaskState::Lost,
+            Reason::TaskUnknown,
+            "Task is unknown".into(),
+        ),
+    }
+}
+
+/// Answers RECONCILE: the latest state of each named task (all the framework's tasks when
+/// none is named), without uuid; unknown tasks are TASK_LOST.
+fn reconcile(app: &App, framework: &str, named: Vec<String>) {
+    let state = app.node.state();
+    let Some(fw) = state.framework(framework) else {
+        return;
+    };
+    let ids: Vec<String> = if named.is_empty() {
+        state
+            .tasks_after(
+                &fw.cluster,
+                &TaskFilter {
+                    started_by: Some(framework.to_owned()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .filter(|t| t.is_live())
+            .filter_map(|t| translate::mesos_task_id(t).map(str::to_owned))
+            .collect()
+    } else {
+        named
+    };
+    for mesos in ids {
+        let task = state.task(translate::task_id(framework, &mesos));
+        let status = match task {
+            Some(t) => {
+                let (s, _, message) = translate::status_of(t);
+                translate::status(&mesos, Some(t), s, Some(Reason::Reconciliation), message)
+            }
+            None => translate::status(
+                &mesos,
+                None,
+                TaskState::Lost,
+                Some(Reason::Reconciliation),
+                Some("Task is unknown".into()),
+            ),
+        };
+        if let Ok(e) = Event::update(status) {
+            app.mesos.send(framework, &e);
+        }
+    }
+}
+
+/// The leader's Mesos loop: offers, offer timeouts and rescinds, status updates and resends,
+/// failover expiry.
+pub struct MesosLoop;
+
+impl MesosLoop {
+    pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = app.stopping() => return,
+                }
+                if app.node.raft().current_leader().await != Some(app.node.id()) {
+                    continue;
+                }
+                expire_frameworks(&app).await;
+                if app.mesos.connected().is_empty() {
+                    continue;
+                }
+                expire_offers(&app).await;
+                make_offers(&app).await;
+                send_updates(&app);
+            }
+        })
+    }
+}
+
+/// Disconnected frameworks past their failover timeout are removed, their tasks killed.
+async fn expire_frameworks(app: &App) {
+    let state = app.node.state();
+    let now = Millis::now();
+    let expired: Vec<String> = state
+        .frameworks()
+        .filter(|f| !f.connected)
+        .filter(|f| {
+            f.disconnected_at
+                .is_some_and(|d| now.0 - d.0 >= (f.failover_timeout * 1000.0) as i64)
+        })
+        .map(|f| f.id.clone())
+        .collect();
+    for id in expired {
+        let _ = app
+            .node
+            .write(Command::RemoveFramework {
+                id,
+                reason: "Framework failover timeout".into(),
+            })
+            .await;
+    }
+}
+
+/// Offers past [`OFFER_TIMEOUT`] are released; offers gone from the state (their instance
+/// drained or lost) are rescinded.
+async fn expire_offers(app: &App) {
+    let state = app.node.state();
+    let now = Millis::now();
+    let old: Vec<(OfferId, String)> = state
+        .offers()
+        .filter(|o| now.0 - o.created_at.0 >= OFFER_TIMEOUT.as_millis() as i64)
+        .map(|o| (o.id, o.framework.clone()))
+        .collect();
+    for (id, framework) in &old {
+        release(app, framework, &[*id], DEFAULT_REFUSE).await;
+        app.mesos
+            .send(framework, &Event::rescind(v1::OfferId::new(id.to_string())));
+    }
+    let gone: Vec<(OfferId, String)> = {
+        let mut hub = app.mesos.lock();
+        let gone: Vec<_> = hub
+            .offered
+            .iter()
+            .filter(|(id, _)| state.offer(**id).is_none())
+            .map(|(id, f)| (*id, f.clone()))
+            .collect();
+        for (id, _) in &gone {
+            hub.offered.remove(id);
+        }
+        gone
+    };
+    for (id, framework) in gone {
+        app.mesos.send(
+            &framework,
+            &Event::rescind(v1::OfferId::new(id.to_string())),
+        );
+    }
+}
+
+/// The dominant share of `framework`'s live tasks in its cluster.
+fn dominant_share(state: &berth_state::State, fw: &Framework, total: (i64, i64)) -> f64 {
+    let (cpu, mem) = state
+        .tasks_after(
+            &fw.cluster,
+            &TaskFilter {
+                started_by: Some(fw.id.clone()),
+                ..Default::default()
+            },
+            None,
+        )
+        .filter(|t| t.is_live())
+        .fold((0, 0), |(c, m), t| {
+            (c + t.reservation.cpu, m + t.reservation.memory)
+        });
+    let share = |used: i64, of: i64| if of > 0 { used as f64 / of as f64 } else { 0.0 };
+    share(cpu, total.0).max(share(mem, total.1))
+}
+
+async fn make_offers(app: &App) {
+    let state = app.node.state();
+    let connected = app.mesos.connected();
+    let (filters, suppressed) = {
+        let mut hub = app.mesos.lock();
+        let now = Instant::now();
+        hub.filters.retain(|_, until| *until > now);
+        (hub.filters.clone(), hub.suppressed.clone())
+    };
+    let mut frameworks: Vec<Arc<Framework>> = connected
+        .iter()
+        .filter(|id| !suppressed.contains(*id))
+        .filter_map(|id| state.framework(id).cloned())
+        .filter(|f| f.connected)
+        .collect();
+    if frameworks.is_empty() {
+        return;
+    }
+    let clusters: HashSet<Name> = frameworks.iter().map(|f| f.cluster.clone()).collect();
+    let mut offers = Vec::new();
+    for cluster in clusters {
+        let instances: Vec<_> = state
+            .instances_after(&cluster, None)
+            .filter(|i| i.status == InstanceStatus::Active && i.agent_connected)
+            .cloned()
+            .collect();
+        let total = instances.iter().fold((0, 0), |(c, m), i| {
+            (c + i.resources.cpu, m + i.resources.memory)
+        });
+        frameworks.sort_by(|a, b| {
+            dominant_share(&state, a, total)
+                .total_cmp(&dominant_share(&state, b, total))
+                .then(a.id.cmp(&b.id))
+        });
+        for instance in &instances {
+            if state.offers_on(instance.id).next().is_some() {
+                continue;
+            }
+            let (cpu, memory, ports) = translate::free(instance, state.usage(instance.id));
+            if cpu <= 0 || memory <= 0 {
+                continue;
+            }
+            let Some(fw) = frameworks.iter().find(|f| {
+                f.cluster == cluster && !filters.contains_key(&(f.id.clone(), instance.id))
+            }) else {
+                continue;
+            };
+            offers.push(Offer {
+                id: OfferId(rand::random()),
+                framework: fw.id.clone(),
+                cluster: cluster.clone(),
+                instance: instance.id,
+                hold: Reservation {
+                    cpu,
+                    memory,
+                    tcp: ports,
+                    ..Default::default()
+                },
+                created_at: Millis::now(),
+                version: 0,
+            });
+        }
+    }
+    if offers.is_empty() {
+        return;
+    }
+    let Ok(written) = app.node.write(Command::MakeOffers { offers }).await else {
+        return;
+    };
+    let Ok(Outcome::Offers { made, .. }) = written.result else {
+        return;
+    };
+    let state = app.node.state();
+    let mut by_framework: HashMap<String, Vec<v1::Offer>> = HashMap::new();
+    {
+        let mut hub = app.mesos.lock();
+        for o in &made {
+            hub.offered.insert(o.id, o.framework.clone());
+        }
+    }
+    for o in made {
+        let Some(instance) = state.instance(o.instance) else {
+            continue;
+        };
+        by_framework
+            .entry(o.framework.clone())
+            .or_default()
+            .push(v1::Offer {
+                id: v1::OfferId::new(o.id.to_string()),
+                framework_id: FrameworkId::new(o.framework.clone()),
+                agent_id: translate::agent_id(o.instance),
+                hostname: instance
+                    .attribute("berth.agent-endpoint")
+                    .and_then(|e| e.split("//").nth(1))
+                    .and_then(|h| h.split(':').next())
+                    .unwrap_or("localhost")
+                    .to_owned(),
+                url: None,
+                resources: translate::offer_resources(o.hold.cpu, o.hold.memory, &o.hold.tcp),
+                attributes: translate::attributes(instance),
+                executor_ids: Vec::new(),
+                unavailability: None,
+                allocation_info: None,
+            });
+    }
+    for (framework, offers) in by_framework {
+        app.mesos.send(&framework, &Event::offers(offers));
+    }
+}
+
+/// Sends each connected framework the new state of its tasks, and again what it has not
+/// acknowledged for [`RESEND_AFTER`].
+fn send_updates(app: &App) {
+    let state = app.node.state();
+    for framework in app.mesos.connected() {
+        let Some(fw) = state.framework(&framework) else {
+            continue;
+        };
+        let tasks: Vec<_> = state
+            .tasks_after(
+                &fw.cluster,
+                &TaskFilter {
+                    started_by: Some(framework.clone()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        {
+            let mut hub = app.mesos.lock();
+            for t in &tasks {
+                let Some(mesos) = translate::mesos_task_id(t) else {
+                    continue;
+                };
+                let (s, reason, message) = translate::status_of(t);
+                match hub.sent.get_mut(&t.id) {
+                    Some(sent) if sent.state == s => {
+                        if !sent.acked && sent.at.elapsed() >= RESEND_AFTER {
+                            sent.at = Instant::now();
+                            out.push(sent.status.clone());
+                        }
+                    }
+                    previous => {
+                        // A task that ran and ended between two looks still reports RUNNING
+                        // first, as an agent would have.
+                        let ran = t.started_at.is_some()
+                            && s.is_terminal()
+                            && previous.is_none_or(|p| p.state != TaskState::Running);
+                        if ran {
+                            let mut running =
+                                translate::status(mesos, Some(t), TaskState::Running, None, None);
+                            running.source = Some(v1::StatusSource::Agent);
+                            out.push(running);
+                        }
+                        let mut status = translate::status(mesos, Some(t), s, reason, message);
+                        status.source = Some(v1::StatusSource::Agent);
+                        let uuid = uuid_bytes();
+                        status.uuid = Some(uuid.clone().into());
+                        hub.sent.insert(
+                            t.id,
+                            Sent {
+                                state: s,
+                                uuid,
+                                status: status.clone(),
+                                at: Instant::now(),
+                                acked: false,
+                            },
+                        );
+                        out.push(status);
+                    }
+                }
+            }
+        }
+        for status in out {
+            if let Ok(e) = Event::update(status) {
+                app.mesos.send(&framework, &e);
+            }
+        }
+    }
+}
