@@ -17,18 +17,33 @@ use serde_json::{Value, json};
 
 const PATH: &str = "/api/v1/scheduler";
 
-/// A subscribed framework: its id, stream id, and the events read so far.
+/// A subscribed framework: its id, stream id, and the events read so far. Dropping it closes
+/// its event stream, as a framework process that dies does.
 struct Framework {
     endpoint: String,
     id: String,
     stream: String,
     events: tokio::sync::mpsc::UnboundedReceiver<Value>,
     seen: Vec<Value>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Framework {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 impl Framework {
     async fn subscribe(endpoint: &str, name: &str) -> Framework {
-        let body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": name}}});
+        Self::subscribe_with(endpoint, json!({"user": "root", "name": name})).await
+    }
+
+    async fn subscribe_with(endpoint: &str, info: Value) -> Framework {
+        let mut body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
+        if let Some(id) = info.get("id") {
+            body["framework_id"] = id.clone();
+        }
         let req = hyper::Request::builder()
             .method("POST")
             .uri(format!("{endpoint}{PATH}"))
@@ -52,7 +67,7 @@ impl Framework {
             .to_owned();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut body = resp.into_body();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut decoder = Decoder::new();
             while let Some(Ok(frame)) = body.frame().await {
                 let Ok(data) = frame.into_data() else {
@@ -69,6 +84,7 @@ impl Framework {
             stream,
             events: rx,
             seen: Vec::new(),
+            reader,
         };
         let subscribed = f.next("SUBSCRIBED", |_| true).await;
         f.id = subscribed["subscribed"]["framework_id"]["value"]
@@ -443,4 +459,178 @@ async fn teardown_kills_the_frameworks_tasks_and_forgets_it() {
             .await,
         403
     );
+}
+
+/// A framework that dies and comes back within its failover timeout finds its tasks running
+/// and is told their state again; one that stays away longer has them killed.
+#[tokio::test]
+async fn a_framework_fails_over_within_its_timeout_and_loses_its_tasks_after() {
+    let (b, _agent) = setup().await;
+    let info = json!({"user": "root", "name": "failing-over", "failover_timeout": 3.0});
+    let mut f = Framework::subscribe_with(&b.endpoint, info.clone()).await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    assert_eq!(
+        f.launch(&offer, vec![command_task("keep", &agent, "sleep 600")])
+            .await,
+        202
+    );
+    f.update("keep", "TASK_RUNNING").await;
+    let id = f.id.clone();
+    drop(f);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Back, with its id: the same framework, its task still running and reported again.
+    let mut info_again = info.clone();
+    info_again["id"] = json!({"value": id});
+    let mut f = Framework::subscribe_with(&b.endpoint, info_again.clone()).await;
+    assert_eq!(f.id, id);
+    f.update("keep", "TASK_RUNNING").await;
+    let running = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
+        .await
+        .json();
+    assert_eq!(
+        running["taskArns"].as_array().unwrap().len(),
+        1,
+        "{running}"
+    );
+
+    // Gone for longer than failover_timeout: its task is killed and it is forgotten.
+    drop(f);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
+            .await
+            .json();
+        if r["taskArns"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task outlived the failover timeout: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"STOPPED"}"#)
+        .await
+        .json();
+    let r = ecs_op(
+        &b.endpoint,
+        "DescribeTasks",
+        &json!({"tasks": r["taskArns"]}).to_string(),
+    )
+    .await
+    .json();
+    assert_eq!(
+        r["tasks"][0]["stoppedReason"], "Framework failover timeout",
+        "{r}"
+    );
+}
+
+/// A framework launching on every offer and RunTask callers compete for one small instance:
+/// nothing is ever over-committed, and each side sees the other's tasks.
+#[tokio::test]
+async fn frameworks_and_run_task_never_over_commit_an_instance() {
+    let (b, agent) = setup().await;
+    let r = ecs_op(
+        &b.endpoint,
+        "RegisterTaskDefinition",
+        r#"{"family":"web","containerDefinitions":[{"name":"w","image":"busybox","cpu":128,"memory":64,"dockerLabels":{"berth.runtime":"hollow"}}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let mut f = Framework::subscribe(&b.endpoint, "greedy").await;
+    let endpoint = b.endpoint.clone();
+    let run_tasks = tokio::spawn(async move {
+        let mut placed = 0;
+        for _ in 0..40 {
+            let r = ecs_op(&endpoint, "RunTask", r#"{"taskDefinition":"web"}"#)
+                .await
+                .json();
+            match r["failures"].as_array().map(Vec::len) {
+                Some(0) => placed += 1,
+                _ => assert_eq!(r["failures"][0]["reason"], "RESOURCE:CPU", "{r}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        placed
+    });
+    // The framework takes 0.125 cpus per task from every offer it gets, as much as fits.
+    let mut launched = 0;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let Ok(offer) = tokio::time::timeout(Duration::from_secs(1), f.offer()).await else {
+            continue;
+        };
+        let cpus = offer["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "cpus")
+            .unwrap()["scalar"]["value"]
+            .as_f64()
+            .unwrap();
+        let n = ((cpus / 0.125).floor() as usize).min(3);
+        let tasks: Vec<Value> = (0..n)
+            .map(|k| {
+                let mut t =
+                    command_task(&format!("t{launched}-{k}"), &offer["agent_id"], "sleep 600");
+                t["resources"][0]["scalar"]["value"] = json!(0.125);
+                t
+            })
+            .collect();
+        launched += n;
+        assert_eq!(f.launch(&offer, tasks).await, 202);
+    }
+    let placed = run_tasks.await.unwrap();
+    let r = ecs_op(
+        &b.endpoint,
+        "DescribeContainerInstances",
+        &json!({"containerInstances": [agent.instance_arn]}).to_string(),
+    )
+    .await
+    .json();
+    let i = &r["containerInstances"][0];
+    let remaining = i["remainingResources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "CPU")
+        .unwrap()["integerValue"]
+        .as_i64()
+        .unwrap();
+    assert!(remaining >= 0, "over-committed: {i}");
+    let live = i["runningTasksCount"].as_i64().unwrap() + i["pendingTasksCount"].as_i64().unwrap();
+    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
+        .await
+        .json();
+    let r = ecs_op(
+        &b.endpoint,
+        "DescribeTasks",
+        &json!({"tasks": r["taskArns"]}).to_string(),
+    )
+    .await
+    .json();
+    let tasks = r["tasks"].as_array().unwrap();
+    let cpu: i64 = tasks
+        .iter()
+        .map(|t| {
+            let c = &t["containers"][0]["cpu"];
+            c.as_str()
+                .and_then(|c| c.parse::<i64>().ok())
+                .or_else(|| c.as_i64())
+                .unwrap_or_else(|| panic!("every task reserves CPU: {t}"))
+        })
+        .sum();
+    assert!(cpu <= 1024, "tasks hold {cpu} CPU units of 1024");
+    assert_eq!(tasks.len() as i64, live);
+    let mesos = tasks
+        .iter()
+        .filter(|t| t["group"] == "mesos:greedy")
+        .count();
+    assert!(
+        placed > 0 && mesos > 0,
+        "both sides got capacity: {placed} RunTask, {mesos} Mesos"
+    );
+    assert_eq!(tasks.len(), placed + mesos);
 }
