@@ -169,6 +169,13 @@ struct Tuning {
     /// Seconds a disconnected agent has to come back before its tasks are marked STOPPED.
     #[arg(long, default_value_t = 60)]
     agent_lost_after: u64,
+    /// The cluster Mesos frameworks schedule on.
+    #[arg(long, default_value = "default")]
+    mesos_cluster: String,
+    /// Also serve the Mesos scheduler API (and the rest) on this address, for frameworks
+    /// configured with a master address of their own.
+    #[arg(long)]
+    mesos_listen: Option<SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -265,6 +272,7 @@ async fn serve(
         stopped_task_retention: Duration::from_secs(tuning.stopped_task_retention),
         heartbeat_timeout: Duration::from_secs(tuning.agent_heartbeat_timeout),
         agent_lost_after: Duration::from_secs(tuning.agent_lost_after),
+        mesos_cluster: tuning.mesos_cluster.clone(),
         ..ServerConfig::default()
     };
     let app = App::new(node.clone(), config);
@@ -284,6 +292,22 @@ async fn serve(
             let _ = stop_agent.send(());
         }
     };
+    if let Some(mesos) = tuning.mesos_listen {
+        let listener = tokio::net::TcpListener::bind(mesos)
+            .await
+            .with_context(|| format!("binding {mesos} (--mesos-listen)"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving the Mesos scheduler API");
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stopping = app.clone();
+            let served = axum::serve(listener, router(app))
+                .with_graceful_shutdown(async move { stopping.stopping().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the Mesos listener failed");
+            }
+        });
+    }
     // Serve first: peers elect a leader through these very endpoints.
     let server = tokio::spawn(
         axum::serve(listener, router(app))

@@ -20,7 +20,6 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::Client;
@@ -32,6 +31,7 @@ use aws_sdk_ecs::types::{
 };
 use common::Berth;
 use common::agent::AgentProcess;
+use common::docker::{Cleanup, LABEL_TASK, docker_or_skip};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,9 +49,7 @@ const TICK: Duration = Duration::from_millis(200);
 /// A script that runs until SIGTERM, then exits 0 (within a fraction of a second).
 const UNTIL_TERM: &str = "trap 'exit 0' TERM; echo ready; while true; do sleep 0.2; done";
 
-/// The labels the agent puts on every container.
-const LABEL_TASK: &str = "com.berth.task-arn";
-const LABEL_CLUSTER: &str = "com.berth.cluster";
+/// The label naming the instance whose agent made a container.
 const LABEL_INSTANCE: &str = "com.berth.instance-arn";
 
 /// The last `/`-separated part of an ARN.
@@ -60,50 +58,6 @@ fn id_of(arn: &str) -> &str {
 }
 
 // --- Docker, through its CLI ---
-
-/// Why Docker cannot be used, if it cannot (checked once per test process).
-fn docker_unavailable() -> Option<&'static str> {
-    static WHY: OnceLock<Option<String>> = OnceLock::new();
-    WHY.get_or_init(|| {
-        match Command::new("docker")
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .output()
-        {
-            Err(e) => Some(format!("cannot run the docker CLI: {e}")),
-            Ok(out) if !out.status.success() => Some(format!(
-                "`docker version` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Ok(_) => None,
-        }
-    })
-    .as_deref()
-}
-
-/// Runs `scripts/test-image.sh` once per test process; it does nothing when the image is there.
-fn build_test_image() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-image.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .map_err(|e| format!("cannot run {script}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{script} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-}
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")
@@ -173,49 +127,6 @@ fn docker_time(v: &Value) -> f64 {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2];
     secs as f64 + format!("0.{frac}").parse::<f64>().expect("fraction")
-}
-
-/// Removes every container (and task-scoped volume) of a cluster when dropped, so a test
-/// leaves nothing behind, passed or failed.
-struct Cleanup {
-    cluster: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        // Never panic here: this also runs while a failed test unwinds.
-        let run = |args: &[&str]| Command::new("docker").args(args).output().ok();
-        let filter = format!("label={LABEL_CLUSTER}={}", self.cluster);
-        if let Some(out) = run(&["ps", "-aq", "--no-trunc", "--filter", &filter]) {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_owned)
-                .collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f", "-v"];
-                args.extend(ids.iter().map(String::as_str));
-                run(&args);
-            }
-        }
-        let format = format!("{{{{.Name}}}}\t{{{{.Label \"{LABEL_TASK}\"}}}}");
-        let tasks_here = format!(":task/{}/", self.cluster);
-        if let Some(out) = run(&[
-            "volume",
-            "ls",
-            "--filter",
-            &format!("label={LABEL_TASK}"),
-            "--format",
-            &format,
-        ]) {
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                if let Some((name, task)) = line.split_once('\t')
-                    && task.contains(&tasks_here)
-                {
-                    run(&["volume", "rm", "-f", name]);
-                }
-            }
-        }
-    }
 }
 
 // --- task definitions ---
@@ -343,16 +254,9 @@ struct Env {
 impl Env {
     /// `None` (after saying so) when Docker is unavailable outside CI; panics under CI.
     async fn start(test: &str, server_flags: &[&str], agent_flags: &[&str]) -> Option<Env> {
-        if let Some(why) = docker_unavailable() {
-            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!(
-                    "Docker is unavailable: {why} (CI runs the agent's Docker tests and needs Docker)"
-                );
-            }
-            eprintln!("skipping: Docker is unavailable: {why}");
+        if !docker_or_skip() {
             return None;
         }
-        build_test_image();
         let cluster = format!("agent-docker-{test}-{}", std::process::id());
         let cleanup = Cleanup {
             cluster: cluster.clone(),

@@ -634,3 +634,114 @@ async fn frameworks_and_run_task_never_over_commit_an_instance() {
     );
     assert_eq!(tasks.len(), placed + mesos);
 }
+
+/// `--mesos-listen` serves the scheduler API on a second address, and `--mesos-cluster`
+/// chooses the cluster frameworks schedule on.
+#[tokio::test]
+async fn a_second_listener_and_another_cluster() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let b = Berth::start_with(&["--mesos-listen", &listen, "--mesos-cluster", "frameworks"]);
+    let r = ecs_op(
+        &b.endpoint,
+        "CreateCluster",
+        r#"{"clusterName":"frameworks"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let _agent = AgentProcess::start(&b.endpoint, "frameworks", &["--runtime", "hollow"]);
+    let mesos = format!("http://{listen}");
+    let r = raw(&mesos, "GET", "/version", &[], b"").await;
+    assert_eq!(r.json()["version"], "1.11.0");
+    let mut f = Framework::subscribe(&mesos, "elsewhere").await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    assert_eq!(
+        f.launch(&offer, vec![command_task("x", &agent, "sleep 600")])
+            .await,
+        202
+    );
+    f.update("x", "TASK_RUNNING").await;
+    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"cluster":"frameworks"}"#)
+        .await
+        .json();
+    assert_eq!(r["taskArns"].as_array().unwrap().len(), 1, "{r}");
+}
+
+/// A `container.docker` task runs on the Docker Engine: bridge networking with the host port
+/// the framework took from its offer, answering HTTP there, and KILL stops the container.
+#[tokio::test]
+async fn a_docker_task_runs_in_a_container_with_its_port() {
+    if !common::docker::docker_or_skip() {
+        return;
+    }
+    let cluster = format!("mesos-docker-{}", std::process::id());
+    let _cleanup = common::docker::Cleanup {
+        cluster: cluster.clone(),
+    };
+    let b = Berth::start_with(&["--mesos-cluster", &cluster]);
+    let r = ecs_op(
+        &b.endpoint,
+        "CreateCluster",
+        &json!({"clusterName": cluster}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let _agent = AgentProcess::start(&b.endpoint, &cluster, &[]);
+    let mut f = Framework::subscribe(&b.endpoint, "containers").await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    let port = offer["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ports")
+        .unwrap()["ranges"]["range"][0]["begin"]
+        .as_u64()
+        .unwrap();
+    let task = json!({
+        "name": "web",
+        "task_id": {"value": "web"},
+        "agent_id": agent,
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
+            {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": port, "end": port}]}}
+        ],
+        "command": {"value": "echo mesos > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"},
+        "container": {
+            "type": "DOCKER",
+            "docker": {
+                "image": "berth-test/busybox:latest",
+                "network": "BRIDGE",
+                "port_mappings": [{"host_port": port, "container_port": 8080, "protocol": "tcp"}]
+            }
+        }
+    });
+    assert_eq!(f.launch(&offer, vec![task]).await, 202);
+    f.update("web", "TASK_RUNNING").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = raw(
+            &format!("http://127.0.0.1:{port}"),
+            "GET",
+            "/index.html",
+            &[],
+            b"",
+        )
+        .await;
+        if r.status == 200 {
+            assert_eq!(String::from_utf8_lossy(&r.body).trim(), "mesos");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer on port {port}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kill = json!({"type": "KILL", "framework_id": {"value": f.id}, "kill": {"task_id": {"value": "web"}}});
+    assert_eq!(f.call(kill).await, 202);
+    f.update("web", "TASK_KILLED").await;
+}

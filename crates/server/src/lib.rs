@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub heartbeat_check_interval: Duration,
     /// How often the service controller reconciles every service even if nothing changed.
     pub service_resync_interval: Duration,
+    /// The cluster Mesos frameworks schedule on.
+    pub mesos_cluster: String,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             agent_lost_after: Duration::from_secs(60),
             heartbeat_check_interval: Duration::from_secs(1),
             service_resync_interval: Duration::from_secs(30),
+            mesos_cluster: ecs::DEFAULT_CLUSTER.to_owned(),
         }
     }
 }
@@ -93,7 +96,7 @@ impl App {
     }
 
     /// Resolves once [`App::begin_shutdown`] has been called.
-    pub(crate) async fn stopping(&self) {
+    pub async fn stopping(&self) {
         let mut rx = self.stopping.subscribe();
         let _ = rx.wait_for(|s| *s).await;
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod docker;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -47,7 +47,6 @@ use berth_state::TaskFilter;
 use tokio::sync::mpsc;
 
 use crate::App;
-use crate::ecs::DEFAULT_CLUSTER;
 
 /// Seconds between HEARTBEAT events.
 const HEARTBEAT_SECS: f64 = 15.0;
@@ -248,7 +247,7 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
         .unwrap_or_else(|| format!("{:032x}-0000", rand::random::<u128>()));
     let framework = Framework {
         id: id.clone(),
-        cluster: DEFAULT_CLUSTER.into(),
+        cluster: app.config.mesos_cluster.as_str().into(),
         name: info.name.clone(),
         user: info.user.clone(),
         roles: info

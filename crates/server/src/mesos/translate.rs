@@ -26,6 +26,10 @@ pub const TASK_ID_TAG: &str = "mesos-task-id";
 /// The host ports berth offers to frameworks, as a Mesos agent does by default.
 pub const OFFERED_PORTS: std::ops::RangeInclusive<u16> = 31000..=32000;
 
+/// Seconds between the kill signal and SIGKILL when the task names no kill policy (a Mesos
+/// agent's default grace period).
+const DEFAULT_GRACE_SECS: i64 = 3;
+
 /// The image name a plain command task is registered with (it runs as a host process).
 const COMMAND_IMAGE: &str = "berth/mesos-command";
 
@@ -77,6 +81,14 @@ pub fn definition(
         cpu: Some(cpus_to_cpu_units(needs.cpus) as i32),
         memory: Some(mem_to_mib(needs.mem).max(4) as i32),
         essential: Some(true),
+        // The kill policy's grace period, within what ECS allows (2 to 120 s).
+        stop_timeout: Some(
+            info.kill_policy
+                .as_ref()
+                .and_then(|k| k.grace_period.as_ref())
+                .map_or(DEFAULT_GRACE_SECS, |g| g.nanoseconds / 1_000_000_000)
+                .clamp(2, 120) as i32,
+        ),
         ..Default::default()
     };
     let run: Vec<String> = match (command.shell(), command.value.clone()) {
