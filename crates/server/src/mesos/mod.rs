@@ -995,6 +995,9 @@ fn send_updates(app: &App) {
                             let mut running =
                                 translate::status(mesos, Some(t), TaskState::Running, None, None);
                             running.source = Some(v1::StatusSource::Agent);
+                            // Acknowledgeable like any agent update; only the newest status
+                            // is resent, so its acknowledgement is not waited for.
+                            running.uuid = Some(uuid_bytes().into());
                             out.push(running);
                         }
                         let mut status = translate::status(mesos, Some(t), s, reason, message);
