@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs berth's whole test suite on a fresh machine: Rust unit, property and integration tests
 # (against a real `berth` process with the official AWS SDK), then the Python end-to-end tests
-# (boto3 and aws-cli, unmodified). Installs what the tests need into .venv-test first.
+# (boto3 and aws-cli, unmodified), then the Mesos framework tests (pymesos, unmodified).
+# Installs what the tests need into .venv-test and .venv-mesos first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,44 @@ if [ ! -x .venv-test/bin/python ]; then
   python3 -m venv .venv-test
 fi
 .venv-test/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+
+log "Mesos framework test environment (.venv-mesos: pymesos on Debian's http-parser)"
+# pymesos needs http-parser, whose PyPI sdist does not build on Python 3.11; Debian's
+# python3-http-parser (with python3-six) does the job, so the venv is made from the system
+# Python with its site-packages visible, and pip installs the rest with --no-deps.
+mesos_tests=true
+mesos_system_ready() { /usr/bin/python3 -c 'import http_parser, six, ensurepip' >/dev/null 2>&1; }
+if ! mesos_system_ready; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    # python3-venv brings ensurepip, which `python3 -m venv` needs on Debian. apt's chatter
+    # (debconf notices included) is shown only if it fails.
+    if ! apt_out=$(
+      "${sudo[@]}" apt-get update -qq 2>&1 &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+          --no-install-recommends python3 python3-venv python3-http-parser python3-six 2>&1
+    ); then
+      printf '%s\n' "$apt_out" >&2
+      exit 1
+    fi
+  elif [ "${CI:-}" = true ]; then
+    echo "apt-get is unavailable, and CI must run the Mesos framework tests" >&2
+    exit 1
+  else
+    echo "apt-get is unavailable (no Debian python3-http-parser): the Mesos tests will be skipped"
+    mesos_tests=false
+  fi
+fi
+if [ "$mesos_tests" = true ]; then
+  # Recreate a venv that cannot see the system's http_parser (made some other way).
+  if ! .venv-mesos/bin/python -c 'import http_parser' >/dev/null 2>&1; then
+    rm -rf .venv-mesos
+    /usr/bin/python3 -m venv --system-site-packages .venv-mesos
+  fi
+  .venv-mesos/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    -r tests/mesos/requirements.txt
+fi
 
 log "Test image (berth-test/busybox, built from Debian's busybox-static; no registry needed)"
 if docker info >/dev/null 2>&1; then
@@ -39,5 +78,12 @@ log "Python end-to-end tests (boto3, aws-cli)"
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 BERTH_BIN="$target_dir/debug/berth" .venv-test/bin/python -m pytest tests/e2e -q
+
+log "Mesos framework tests (real, unmodified pymesos frameworks against berth dev)"
+if [ "$mesos_tests" = true ]; then
+  BERTH_BIN="$target_dir/debug/berth" .venv-mesos/bin/python -m pytest tests/mesos -q
+else
+  echo "skipped: no Debian python3-http-parser for pymesos (see above)"
+fi
 
 log "All tests passed"

@@ -169,16 +169,20 @@ fn command_task(id: &str, agent: &Value, command: &str) -> Value {
     })
 }
 
-async fn setup() -> (Berth, AgentProcess) {
+/// A server and an agent on cluster `default`. Command tasks run as host processes, which
+/// outlive a killed agent by design: tests that leave tasks running use `hollow`.
+async fn setup_with(runtime: &[&str]) -> (Berth, AgentProcess) {
     let b = Berth::start();
     let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"default"}"#).await;
     assert_eq!(r.status, 200);
-    let agent = AgentProcess::start(
-        &b.endpoint,
-        "default",
-        &["--cpu", "1024", "--memory", "2048"],
-    );
+    let mut flags = vec!["--cpu", "1024", "--memory", "2048"];
+    flags.extend_from_slice(runtime);
+    let agent = AgentProcess::start(&b.endpoint, "default", &flags);
     (b, agent)
+}
+
+async fn setup() -> (Berth, AgentProcess) {
+    setup_with(&[]).await
 }
 
 #[tokio::test]
@@ -465,7 +469,7 @@ async fn teardown_kills_the_frameworks_tasks_and_forgets_it() {
 /// and is told their state again; one that stays away longer has them killed.
 #[tokio::test]
 async fn a_framework_fails_over_within_its_timeout_and_loses_its_tasks_after() {
-    let (b, _agent) = setup().await;
+    let (b, _agent) = setup_with(&["--runtime", "hollow"]).await;
     let info = json!({"user": "root", "name": "failing-over", "failover_timeout": 3.0});
     let mut f = Framework::subscribe_with(&b.endpoint, info.clone()).await;
     let offer = f.offer().await;
@@ -531,7 +535,7 @@ async fn a_framework_fails_over_within_its_timeout_and_loses_its_tasks_after() {
 /// nothing is ever over-committed, and each side sees the other's tasks.
 #[tokio::test]
 async fn frameworks_and_run_task_never_over_commit_an_instance() {
-    let (b, agent) = setup().await;
+    let (b, agent) = setup_with(&["--runtime", "hollow"]).await;
     let r = ecs_op(
         &b.endpoint,
         "RegisterTaskDefinition",
