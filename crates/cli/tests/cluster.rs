@@ -165,6 +165,26 @@ async fn three_servers_replicate_forward_writes_and_survive_losing_the_leader() 
         assert_eq!(out.tasks().len(), 3, "{} serves the tasks", n.endpoint);
     }
 
+    // A Mesos framework that reaches a follower is sent to the leader, as a Mesos master that
+    // is not leading does.
+    let follower_endpoint = &nodes[follower as usize - 1].as_ref().unwrap().endpoint;
+    let leader_endpoint = &nodes[leader as usize - 1].as_ref().unwrap().endpoint;
+    let subscribe =
+        br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#;
+    let r = common::raw(
+        follower_endpoint,
+        "POST",
+        "/api/v1/scheduler",
+        &[("content-type", "application/json")],
+        subscribe,
+    )
+    .await;
+    assert_eq!(r.status, 307);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{leader_endpoint}/api/v1/scheduler").as_str())
+    );
+
     // Lose the leader: the other two elect a new one and keep accepting writes.
     nodes[leader as usize - 1].as_mut().unwrap().kill();
     let killed = nodes[leader as usize - 1].take().unwrap();

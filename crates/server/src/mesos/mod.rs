@@ -128,6 +128,18 @@ fn plain(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    // Streams and offers live on the leader: a follower sends frameworks there, as a Mesos
+    // master that is not leading does.
+    if let Some((leader, addr)) = app.node.leader()
+        && leader != app.node.id()
+    {
+        let location = format!("http://{addr}{}", berth_mesos::protocol::SCHEDULER_PATH);
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response();
+    }
     let call = match Call::from_json(&body) {
         Ok(c) => c,
         Err(e) => {
