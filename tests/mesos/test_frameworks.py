@@ -480,3 +480,91 @@ def test_updates_are_resent_until_acknowledged(dev, framework):
     # Acknowledged: no more of it.
     fw.driver.acknowledgeStatusUpdate(again)
     fw.assert_none("status", lambda st: st["task_id"]["value"] == task_id, for_seconds=12)
+
+
+# --------------------------------------------------------------------------------------------
+# Sharing the cluster with ECS
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_framework_and_run_task_compete_without_over_commit(dev, framework):
+    """A pymesos framework launching on every offer and boto3 RunTask calls compete for the
+    dev agent. Offers hold what they promise, so every launch that fits its offer starts (no
+    TASK_ERROR, DROPPED or LOST: RunTask never took what was offered), RunTask only ever fails
+    for lack of resources, the instance is never over-committed, and ECS shows both sides'
+    tasks."""
+    import threading
+
+    dev.ecs.register_task_definition(
+        family="ecs-side",
+        containerDefinitions=[
+            {
+                "name": "main",
+                "image": "berth/none",
+                "cpu": 256,
+                "memory": 32,
+                "command": ["sleep", "600"],
+                "dockerLabels": {"berth.runtime": "process"},
+            }
+        ],
+    )
+    registered = int(
+        next(r for r in dev.instance["registeredResources"] if r["name"] == "CPU")["integerValue"]
+    )
+    fw = framework("sharing")
+    fw.registered()
+    ecs_placed: list[str] = []
+    ecs_failures: list[dict] = []
+    stop = threading.Event()
+
+    def run_tasks() -> None:
+        while not stop.is_set():
+            r = dev.ecs.run_task(cluster="default", taskDefinition="ecs-side")
+            ecs_placed.extend(t["taskArn"] for t in r["tasks"])
+            ecs_failures.extend(r["failures"])
+            time.sleep(0.1)
+
+    runner = threading.Thread(target=run_tasks, daemon=True)
+    runner.start()
+    launched: list[str] = []
+    deadline = time.monotonic() + 8
+    try:
+        while time.monotonic() < deadline:
+            try:
+                offers = fw.offers(timeout=2)
+            except pytest.fail.Exception:
+                continue
+            for offer in offers:
+                cpus = next(r for r in offer["resources"] if r["name"] == "cpus")["scalar"]["value"]
+                n = min(2, int(cpus / 0.25))
+                tasks = [command_task(offer, "sleep 600", task_id=new_task_id("mixed")) for _ in range(n)]
+                launched += [t["task_id"]["value"] for t in tasks]
+                fw.driver.launchTasks(offer["id"], tasks)
+    finally:
+        stop.set()
+        runner.join(10)
+
+    assert launched, "the framework got no offer with room"
+    assert ecs_placed, "RunTask never got room"
+    for task_id in launched:
+        fw.status(task_id, "TASK_RUNNING")
+    bad = [
+        st
+        for st in fw.sched.all("status")
+        if st["state"] in ("TASK_ERROR", "TASK_DROPPED", "TASK_LOST", "TASK_FAILED")
+    ]
+    assert not bad, bad
+    assert ecs_failures, "the cluster never filled up: the test did not compete"
+    assert all(f["reason"] in ("RESOURCE:CPU", "RESOURCE:MEMORY") for f in ecs_failures), ecs_failures
+
+    instance = dev.ecs.describe_container_instances(
+        cluster="default", containerInstances=[dev.instance["containerInstanceArn"]]
+    )["containerInstances"][0]
+    remaining = int(ecs_resource(instance, "CPU")["integerValue"])
+    assert remaining >= 0, instance
+    live = [t for t in dev.ecs_tasks() if t["lastStatus"] != "STOPPED"]
+    held = sum(int(t["containers"][0].get("cpu", "0")) for t in live)
+    assert held <= registered, (held, registered)
+    assert {t["group"] for t in live} >= {"mesos:sharing", "family:ecs-side"}
+    assert len([t for t in live if t["group"] == "mesos:sharing"]) == len(launched)
+    assert len([t for t in live if t["group"] == "family:ecs-side"]) == len(ecs_placed)

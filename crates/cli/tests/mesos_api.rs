@@ -268,6 +268,26 @@ async fn bad_calls_are_answered_as_a_master_answers_them() {
     .await;
     assert_eq!(r.status, 400);
     assert_eq!(f.call(serde_json::from_str(&body).unwrap()).await, 202);
+
+    // An ACCEPT of an offer that does not exist: its tasks are dropped (TASK_LOST for a
+    // framework that is not partition-aware), with REASON_INVALID_OFFERS, and nothing runs.
+    let mut f = f;
+    let accept = json!({
+        "type": "ACCEPT",
+        "framework_id": {"value": f.id},
+        "accept": {
+            "offer_ids": [{"value": "00000000000000000000000000000bad"}],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [
+                command_task("orphan", &json!({"value": "nowhere"}), "true")
+            ]}}]
+        }
+    });
+    assert_eq!(f.call(accept).await, 202);
+    let dropped = f.update("orphan", "TASK_LOST").await;
+    assert_eq!(dropped["reason"], "REASON_INVALID_OFFERS");
+    assert_eq!(dropped["source"], "SOURCE_MASTER");
+    let r = ecs_op(&b.endpoint, "ListTasks", "{}").await.json();
+    assert_eq!(r["taskArns"], json!([]));
 }
 
 #[tokio::test]
