@@ -769,3 +769,64 @@ async fn a_docker_task_runs_in_a_container_with_its_port() {
     assert_eq!(f.call(kill).await, 202);
     f.update("web", "TASK_KILLED").await;
 }
+
+/// Frameworks are state: after the server restarts, one that re-subscribes with its id is the
+/// same framework with its task still running, and one that does not come back loses its
+/// tasks once the new leader's grace to re-subscribe and its failover timeout have passed.
+#[tokio::test]
+async fn frameworks_outlive_a_server_restart() {
+    let (mut b, _agent) = setup_with(&["--runtime", "hollow"]).await;
+    let back_info = json!({"user": "root", "name": "comes-back", "failover_timeout": 600.0});
+    let gone_info = json!({"user": "root", "name": "stays-away", "failover_timeout": 1.0});
+    let mut back = Framework::subscribe_with(&b.endpoint, back_info.clone()).await;
+    let offer = back.offer().await;
+    let agent = offer["agent_id"].clone();
+    let mut one = command_task("back-task", &agent, "sleep 600");
+    one["resources"][0]["scalar"]["value"] = json!(0.25);
+    assert_eq!(back.launch(&offer, vec![one]).await, 202);
+    back.update("back-task", "TASK_RUNNING").await;
+    let mut gone = Framework::subscribe_with(&b.endpoint, gone_info).await;
+    let offer = gone.offer().await;
+    assert_eq!(
+        gone.launch(&offer, vec![command_task("gone-task", &agent, "sleep 600")])
+            .await,
+        202
+    );
+    gone.update("gone-task", "TASK_RUNNING").await;
+    let back_id = back.id.clone();
+    drop(back);
+    drop(gone);
+
+    b.restart();
+    let mut info = back_info.clone();
+    info["id"] = json!({"value": back_id});
+    let mut back = Framework::subscribe_with(&b.endpoint, info).await;
+    assert_eq!(back.id, back_id);
+    back.update("back-task", "TASK_RUNNING").await;
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
+            .await
+            .json();
+        let r = ecs_op(
+            &b.endpoint,
+            "DescribeTasks",
+            &json!({"tasks": r["taskArns"]}).to_string(),
+        )
+        .await
+        .json();
+        let groups: Vec<&str> = r["tasks"]
+            .as_array()
+            .map(|ts| ts.iter().filter_map(|t| t["group"].as_str()).collect())
+            .unwrap_or_default();
+        if groups == ["mesos:comes-back"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected only the returning framework's task to run: {groups:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -55,6 +55,9 @@ const HEARTBEAT_SECS: f64 = 15.0;
 const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A status update not acknowledged is sent again after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(10);
+/// How long a new leader waits for frameworks to re-subscribe before it treats those without
+/// a stream as disconnected.
+const RESUBSCRIBE_GRACE: Duration = Duration::from_secs(10);
 /// Declined or timed-out offers' instances are not offered to that framework again for this
 /// long, unless the decline asked otherwise.
 const DEFAULT_REFUSE: Duration = Duration::from_secs(5);
@@ -282,20 +285,6 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
         registered_at: Millis::now(),
         version: 0,
     };
-    let written = app
-        .node
-        .write(Command::SubscribeFramework {
-            framework: Arc::new(framework),
-        })
-        .await;
-    match written {
-        Ok(w) => {
-            if let Err(e) = w.result {
-                return plain(StatusCode::BAD_REQUEST, e.to_string());
-            }
-        }
-        Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
     let stream_id = uuid_string();
     let (tx, rx) = mpsc::unbounded_channel();
     let _ = tx.send(Bytes::from(record(&Event::subscribed(
@@ -326,6 +315,28 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
                 .task(*task)
                 .is_none_or(|t| t.started_by.as_deref() != Some(id.as_str()))
         });
+    }
+    // The stream is registered before the framework is written as connected, so the leader
+    // never sees it connected without a stream.
+    let written = app
+        .node
+        .write(Command::SubscribeFramework {
+            framework: Arc::new(framework),
+        })
+        .await;
+    let refused = match written {
+        Ok(w) => w
+            .result
+            .err()
+            .map(|e| (StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => Some((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    };
+    if let Some((status, why)) = refused {
+        let mut hub = app.mesos.lock();
+        if hub.streams.get(&id).is_some_and(|s| s.id == stream_id) {
+            hub.streams.remove(&id);
+        }
+        return plain(status, why);
     }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(HEARTBEAT_SECS));
@@ -754,13 +765,22 @@ impl MesosLoop {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut leading_since: Option<Instant> = None;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = app.stopping() => return,
                 }
                 if app.node.raft().current_leader().await != Some(app.node.id()) {
+                    leading_since = None;
                     continue;
+                }
+                let since = *leading_since.get_or_insert_with(Instant::now);
+                // Frameworks the state calls connected but that have no stream here (this
+                // server restarted, or leadership moved) had their failover clock stopped:
+                // once they had time to re-subscribe, they are disconnected, and it runs.
+                if since.elapsed() >= RESUBSCRIBE_GRACE {
+                    orphan_frameworks(&app).await;
                 }
                 expire_frameworks(&app).await;
                 if app.mesos.connected().is_empty() {
@@ -771,6 +791,20 @@ impl MesosLoop {
                 send_updates(&app);
             }
         })
+    }
+}
+
+/// Connected frameworks without a stream on this (leading) node are disconnected.
+async fn orphan_frameworks(app: &App) {
+    let state = app.node.state();
+    let streams: HashSet<String> = app.mesos.connected().into_iter().collect();
+    let orphans: Vec<String> = state
+        .frameworks()
+        .filter(|f| f.connected && !streams.contains(&f.id))
+        .map(|f| f.id.clone())
+        .collect();
+    for id in orphans {
+        let _ = app.node.write(Command::FrameworkDisconnected { id }).await;
     }
 }
 
