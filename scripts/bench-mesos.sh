@@ -64,3 +64,5 @@ echo "server, $instances agents and the client share $(nproc) cores"
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
 target/release/berth-mesos-bench --addr "$addr" --cluster default --frameworks "$frameworks" \
   --server-pid "$server" --fleet-pid "$fleet" ${BENCH_ARGS:-} || fail "the benchmark failed"
+# Offers are Raft entries; what they cost on disk is part of the picture.
+echo "server data directory after the benchmark: $(du -sm "$dir/data" | cut -f1) MiB"

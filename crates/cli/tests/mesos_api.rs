@@ -311,7 +311,7 @@ async fn an_offer_holds_its_resources_until_declined() {
     assert_eq!(get("mem")["scalar"]["value"], 2048.0);
     assert_eq!(
         get("ports")["ranges"]["range"][0],
-        json!({"begin": 31000, "end": 32000})
+        json!({"begin": 31000, "end": 31099})
     );
 
     // While the offer is outstanding, RunTask cannot take what it holds.
@@ -829,4 +829,48 @@ async fn frameworks_outlive_a_server_restart() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Capacity is shared in DRF order, counting what is offered: two frameworks that decline
+/// everything at once on four equal instances are each offered about half, over and over, not
+/// all of it to one.
+#[tokio::test]
+async fn offers_are_shared_between_frameworks() {
+    let b = Berth::start();
+    let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"default"}"#).await;
+    assert_eq!(r.status, 200);
+    let _agents: Vec<AgentProcess> = (0..4)
+        .map(|_| AgentProcess::start(&b.endpoint, "default", &["--runtime", "hollow"]))
+        .collect();
+    let mut frameworks = [
+        Framework::subscribe(&b.endpoint, "first").await,
+        Framework::subscribe(&b.endpoint, "second").await,
+    ];
+    let mut got = [0usize; 2];
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        for (k, f) in frameworks.iter_mut().enumerate() {
+            let Ok(e) =
+                tokio::time::timeout(Duration::from_millis(100), f.next("OFFERS", |_| true)).await
+            else {
+                continue;
+            };
+            let ids: Vec<Value> = e["offers"]["offers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].clone())
+                .collect();
+            got[k] += ids.len();
+            let decline = json!({
+                "type": "DECLINE",
+                "framework_id": {"value": f.id},
+                "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 0}}
+            });
+            assert_eq!(f.call(decline).await, 202);
+        }
+    }
+    let (a, b) = (got[0] as f64, got[1] as f64);
+    assert!(a >= 4.0 && b >= 4.0, "offers per framework: {got:?}");
+    assert!(a / b < 2.0 && b / a < 2.0, "unfair shares: {got:?}");
 }

@@ -72,6 +72,10 @@ struct Args {
     /// How many frameworks subscribe.
     #[arg(long, default_value_t = 4)]
     frameworks: usize,
+    /// Seconds to measure the processes' CPU before any framework subscribes (the baseline:
+    /// agents polling, nothing else).
+    #[arg(long, default_value_t = 5.0)]
+    idle_secs: f64,
     /// Seconds of the churn phase (every offer declined at once, refuse_seconds 0).
     #[arg(long, default_value_t = 10.0)]
     churn_secs: f64,
@@ -428,8 +432,13 @@ impl Driver {
                 e = events.recv() => match e {
                     Some((at, event)) => self.event(now_phase, at, &event),
                     None => {
-                        lock(&self.api.book)
-                            .error(format!("framework {}: the event stream ended", self.api.index));
+                        // TEARDOWN ends it; before that, an end is a failure.
+                        if now_phase != Phase::Done {
+                            lock(&self.api.book).error(format!(
+                                "framework {}: the event stream ended",
+                                self.api.index
+                            ));
+                        }
                         return;
                     }
                 },
@@ -504,13 +513,13 @@ impl Driver {
             let h = self.held.pop_front().expect("checked");
             old.push((h.id, h.agent));
         }
-        let refuse = if phase == Phase::Launch && self.launched.len() < self.budget {
-            0.0
-        } else if matches!(phase, Phase::Churn | Phase::Sparse) {
-            0.0
-        } else {
-            LONG_REFUSE
+        // Declined for good only once the framework has nothing left to launch.
+        let still_wanted = match phase {
+            Phase::Churn | Phase::Sparse => true,
+            Phase::Launch => self.launched.len() < self.budget,
+            Phase::Kill | Phase::Done => false,
         };
+        let refuse = if still_wanted { 0.0 } else { LONG_REFUSE };
         self.api.decline(old, refuse, None);
     }
 
@@ -781,6 +790,14 @@ async fn main() -> Result<()> {
         args.frameworks, args.cluster
     );
 
+    // The server's cost with the agents and no framework, to tell the Mesos loops' apart.
+    let mut cpu = serde_json::Map::new();
+    if args.idle_secs > 0.0 {
+        let before = watched.sample();
+        tokio::time::sleep(secs(args.idle_secs)).await;
+        cpu.insert("idle".into(), watched.delta(&before));
+    }
+
     let http: Http = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.connections * args.frameworks)
         .build_http();
@@ -821,7 +838,6 @@ async fn main() -> Result<()> {
         let b = lock(&book);
         b.offers.iter().map(|o| o[0]).collect::<Vec<_>>()
     };
-    let mut cpu = serde_json::Map::new();
     let before = watched.sample();
     tokio::time::sleep(secs(args.fair_secs.min(args.churn_secs))).await;
     {
@@ -857,13 +873,17 @@ async fn main() -> Result<()> {
         .call_json("DescribeClusters", json!({"clusters": [args.cluster]}))
         .await?;
     let ecs_running = cl["clusters"][0]["runningTasksCount"].clone();
-    let defs = ecs
-        .call_json(
-            "ListTaskDefinitions",
-            json!({"familyPrefix": "mesos-berth-bench-", "maxResults": 100}),
-        )
-        .await?;
-    let revisions = defs["taskDefinitionArns"].as_array().map_or(0, Vec::len);
+    // A framework's identical TaskInfos should share one task definition revision.
+    let mut revisions = 0;
+    for i in 0..args.frameworks {
+        let defs = ecs
+            .call_json(
+                "ListTaskDefinitions",
+                json!({"familyPrefix": format!("mesos-berth-bench-{i}"), "maxResults": 100}),
+            )
+            .await?;
+        revisions += defs["taskDefinitionArns"].as_array().map_or(0, Vec::len);
+    }
 
     let mut killed = true;
     if !args.no_kill {
@@ -905,7 +925,7 @@ async fn main() -> Result<()> {
         println!(
             "{:<44} {:>8} {:>8} {:>8} {:>8}",
             name,
-            v["samples"],
+            v["samples"].to_string(),
             v["p50_ms"]
                 .as_f64()
                 .map_or("-".into(), |x| format!("{x:.1}")),
@@ -951,6 +971,12 @@ async fn main() -> Result<()> {
             kill_span.unwrap_or(f64::NAN),
         );
     }
+    let churn_events: u64 = b.offer_events.iter().map(|e| e[0]).sum();
+    println!(
+        "churn: {churn_events} OFFERS events in {:.0} s ({:.2}/s; the offer loop ticks every 250 ms, 4/s)",
+        args.churn_secs,
+        churn_events as f64 / args.churn_secs
+    );
     println!(
         "offers received per framework (OFFERS events): first {:.0} s of churn | churn | sparse | launch",
         args.fair_secs
@@ -970,9 +996,9 @@ async fn main() -> Result<()> {
             "rescinded": b.rescinds[i],
         }));
     }
-    for phase in PHASES {
-        if let Some(c) = cpu.get(phase.name()) {
-            println!("{} processes: {c}", phase.name());
+    for name in std::iter::once("idle").chain(PHASES.iter().map(|p| p.name())) {
+        if let Some(c) = cpu.get(name) {
+            println!("{name} processes: {c}");
         }
     }
     println!("acknowledgements sent {}; errors {}", b.acks, b.errors);
@@ -998,6 +1024,7 @@ async fn main() -> Result<()> {
             "kill": kill,
             "kill_tasks_per_s": per_s(b.killed, kill_span),
             "offers": offers_json,
+            "churn_offer_events_per_s": round1(churn_events as f64 / args.churn_secs),
             "fair_secs": args.fair_secs,
             "processes": cpu,
             "errors": b.errors,

@@ -81,6 +81,9 @@ struct Sent {
 #[derive(Default)]
 pub struct Hub {
     inner: Mutex<HubInner>,
+    /// Held while a launch looks for an identical revision and registers one if there is
+    /// none, so concurrent launches of one TaskInfo share a revision.
+    registering: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -634,6 +637,7 @@ async fn launch_task(
     let request = translate::definition(family, info, needs);
     let valid =
         berth_model::validate::task_definition::register(&request).map_err(|e| e.to_string())?;
+    let _registering = app.mesos.registering.lock().await;
     let state = app.node.state();
     let existing = state
         .task_definitions_after(Some((family.into(), 0)), false)
@@ -786,9 +790,9 @@ impl MesosLoop {
                 if app.mesos.connected().is_empty() {
                     continue;
                 }
+                send_updates(&app);
                 expire_offers(&app).await;
                 make_offers(&app).await;
-                send_updates(&app);
             }
         })
     }
@@ -837,15 +841,32 @@ async fn expire_frameworks(app: &App) {
 async fn expire_offers(app: &App) {
     let state = app.node.state();
     let now = Millis::now();
-    let old: Vec<(OfferId, String)> = state
+    let old: Vec<Arc<Offer>> = state
         .offers()
         .filter(|o| now.0 - o.created_at.0 >= OFFER_TIMEOUT.as_millis() as i64)
-        .map(|o| (o.id, o.framework.clone()))
+        .cloned()
         .collect();
-    for (id, framework) in &old {
-        release(app, framework, &[*id], DEFAULT_REFUSE).await;
-        app.mesos
-            .send(framework, &Event::rescind(v1::OfferId::new(id.to_string())));
+    if !old.is_empty() {
+        // One write for all of them, so a framework sitting on many offers does not hold up
+        // the loop.
+        {
+            let mut hub = app.mesos.lock();
+            for o in &old {
+                hub.offered.remove(&o.id);
+                hub.filters.insert(
+                    (o.framework.clone(), o.instance),
+                    Instant::now() + DEFAULT_REFUSE,
+                );
+            }
+        }
+        let ids = old.iter().map(|o| o.id).collect();
+        let _ = app.node.write(Command::RemoveOffers { ids }).await;
+        for o in &old {
+            app.mesos.send(
+                &o.framework,
+                &Event::rescind(v1::OfferId::new(o.id.to_string())),
+            );
+        }
     }
     let gone: Vec<(OfferId, String)> = {
         let mut hub = app.mesos.lock();
@@ -868,23 +889,32 @@ async fn expire_offers(app: &App) {
     }
 }
 
-/// The dominant share of `framework`'s live tasks in its cluster.
-fn dominant_share(state: &berth_state::State, fw: &Framework, total: (i64, i64)) -> f64 {
-    let (cpu, mem) = state
-        .tasks_after(
-            &fw.cluster,
-            &TaskFilter {
-                started_by: Some(fw.id.clone()),
-                ..Default::default()
-            },
-            None,
-        )
+/// What `framework` holds in its cluster, CPU and memory: its live tasks and its outstanding
+/// offers (Mesos counts offered resources as allocated).
+fn allocated(state: &berth_state::State, fw: &Framework) -> (i64, i64) {
+    let filter = TaskFilter {
+        started_by: Some(fw.id.clone()),
+        ..Default::default()
+    };
+    let tasks = state
+        .tasks_after(&fw.cluster, &filter, None)
         .filter(|t| t.is_live())
-        .fold((0, 0), |(c, m), t| {
-            (c + t.reservation.cpu, m + t.reservation.memory)
-        });
-    let share = |used: i64, of: i64| if of > 0 { used as f64 / of as f64 } else { 0.0 };
-    share(cpu, total.0).max(share(mem, total.1))
+        .map(|t| (t.reservation.cpu, t.reservation.memory));
+    let offers = state
+        .offers()
+        .filter(|o| o.framework == fw.id)
+        .map(|o| (o.hold.cpu, o.hold.memory));
+    tasks
+        .chain(offers)
+        .fold((0, 0), |(c, m), (tc, tm)| (c + tc, m + tm))
+}
+
+/// A dominant share: the larger of the CPU and memory fractions of `total`.
+fn dominant_share(held: (i64, i64), total: (i64, i64)) -> f64 {
+    let share = |used: i64, of: i64| {
+        if of > 0 { used as f64 / of as f64 } else { 0.0 }
+    };
+    share(held.0, total.0).max(share(held.1, total.1))
 }
 
 async fn make_offers(app: &App) {
@@ -896,7 +926,7 @@ async fn make_offers(app: &App) {
         hub.filters.retain(|_, until| *until > now);
         (hub.filters.clone(), hub.suppressed.clone())
     };
-    let mut frameworks: Vec<Arc<Framework>> = connected
+    let frameworks: Vec<Arc<Framework>> = connected
         .iter()
         .filter(|id| !suppressed.contains(*id))
         .filter_map(|id| state.framework(id).cloned())
@@ -916,24 +946,37 @@ async fn make_offers(app: &App) {
         let total = instances.iter().fold((0, 0), |(c, m), i| {
             (c + i.resources.cpu, m + i.resources.memory)
         });
-        frameworks.sort_by(|a, b| {
-            dominant_share(&state, a, total)
-                .total_cmp(&dominant_share(&state, b, total))
-                .then(a.id.cmp(&b.id))
-        });
+        // DRF: each instance goes to the eligible framework holding the smallest dominant
+        // share, counting what this pass has just offered it.
+        let mut held: HashMap<String, (i64, i64)> = frameworks
+            .iter()
+            .filter(|f| f.cluster == cluster)
+            .map(|f| (f.id.clone(), allocated(&state, f)))
+            .collect();
         for instance in &instances {
             if state.offers_on(instance.id).next().is_some() {
                 continue;
             }
+            let Some(fw) = frameworks
+                .iter()
+                .filter(|f| f.cluster == cluster)
+                .filter(|f| !filters.contains_key(&(f.id.clone(), instance.id)))
+                .min_by(|a, b| {
+                    dominant_share(held[&a.id], total)
+                        .total_cmp(&dominant_share(held[&b.id], total))
+                        .then(a.id.cmp(&b.id))
+                })
+            else {
+                continue;
+            };
             let (cpu, memory, ports) = translate::free(instance, state.usage(instance.id));
             if cpu <= 0 || memory <= 0 {
                 continue;
             }
-            let Some(fw) = frameworks.iter().find(|f| {
-                f.cluster == cluster && !filters.contains_key(&(f.id.clone(), instance.id))
-            }) else {
-                continue;
-            };
+            if let Some(h) = held.get_mut(&fw.id) {
+                h.0 += cpu;
+                h.1 += memory;
+            }
             offers.push(Offer {
                 id: OfferId(rand::random()),
                 framework: fw.id.clone(),

@@ -26,6 +26,12 @@ pub const TASK_ID_TAG: &str = "mesos-task-id";
 /// The host ports berth offers to frameworks, as a Mesos agent does by default.
 pub const OFFERED_PORTS: std::ops::RangeInclusive<u16> = 31000..=32000;
 
+/// Most ports one offer holds (the lowest free ones): an offer's ports are held like a task's,
+/// each in the instance's accounting, and a thousand per offer per tick is what made offers
+/// expensive at 1,000 instances. A framework needing more on one agent gets them over several
+/// offers.
+pub const PORTS_PER_OFFER: usize = 100;
+
 /// Seconds between the kill signal and SIGKILL when the task names no kill policy (a Mesos
 /// agent's default grace period).
 const DEFAULT_GRACE_SECS: i64 = 3;
@@ -192,14 +198,15 @@ pub fn agent_id(instance: InstanceId) -> AgentId {
     AgentId::new(instance.to_string())
 }
 
-/// What an instance has free, as an offer's resources: CPU, memory, and the free ports of
-/// [`OFFERED_PORTS`].
+/// What an instance has free, as an offer's resources: CPU, memory, and up to
+/// [`PORTS_PER_OFFER`] free ports of [`OFFERED_PORTS`].
 pub fn free(instance: &ContainerInstance, usage: Option<&Usage>) -> (i64, i64, Vec<u16>) {
     let empty = Usage::default();
     let usage = usage.unwrap_or(&empty);
     let ports = OFFERED_PORTS
         .filter(|p| !instance.resources.ports.contains(p))
         .filter(|p| !usage.holds(berth_model::entity::Protocol::Tcp, *p))
+        .take(PORTS_PER_OFFER)
         .collect();
     (
         instance.resources.cpu - usage.cpu,
