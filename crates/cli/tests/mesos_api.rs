@@ -169,6 +169,50 @@ fn command_task(id: &str, agent: &Value, command: &str) -> Value {
     })
 }
 
+/// Polls `check` every 100 ms until it answers `Ok`, failing after `within` with what it last
+/// said.
+async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(why) => assert!(Instant::now() < deadline, "not within {within:?}: {why}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The tasks of cluster `default` with `desiredStatus`, described.
+async fn tasks(b: &Berth, desired: &str) -> Vec<Value> {
+    let list = json!({"desiredStatus": desired}).to_string();
+    let r = ecs_op(&b.endpoint, "ListTasks", &list).await.json();
+    let r = ecs_op(
+        &b.endpoint,
+        "DescribeTasks",
+        &json!({"tasks": r["taskArns"]}).to_string(),
+    )
+    .await
+    .json();
+    r["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until no task of cluster `default` is meant to run.
+async fn none_running(b: &Berth, within: Duration) {
+    eventually(within, || async {
+        let running = tasks(b, "RUNNING").await;
+        if running.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("tasks still meant to run: {running:?}"))
+        }
+    })
+    .await
+}
+
 /// A server and an agent on cluster `default`. Command tasks run as host processes, which
 /// outlive a killed agent by design: tests that leave tasks running use `hollow`.
 async fn setup_with(runtime: &[&str]) -> (Berth, AgentProcess) {
@@ -336,20 +380,17 @@ async fn an_offer_holds_its_resources_until_declined() {
         }))
         .await;
     assert_eq!(status, 202);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), || async {
         let r = ecs_op(&b.endpoint, "RunTask", r#"{"taskDefinition":"web"}"#)
             .await
             .json();
         if r["failures"].as_array().is_some_and(Vec::is_empty) {
-            break;
+            Ok(())
+        } else {
+            Err(format!("RunTask never got the declined resources: {r}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "RunTask never got the declined resources: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let again = tokio::time::timeout(Duration::from_secs(2), f.next("OFFERS", |_| true)).await;
     assert!(again.is_err(), "re-offered within refuse_seconds");
     // REVIVE clears the filter.
@@ -401,20 +442,12 @@ async fn command_tasks_run_finish_fail_and_are_killed() {
     assert_eq!(ack, 202);
 
     // The tasks are ordinary berth tasks.
-    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"STOPPED"}"#)
-        .await
-        .json();
-    let arns = r["taskArns"].clone();
-    let r = ecs_op(
-        &b.endpoint,
-        "DescribeTasks",
-        &json!({"tasks": arns}).to_string(),
-    )
-    .await
-    .json();
-    let tasks = r["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 2, "{r}");
-    assert!(tasks.iter().all(|t| t["group"] == "mesos:runner"), "{r}");
+    let stopped = tasks(&b, "STOPPED").await;
+    assert_eq!(stopped.len(), 2, "{stopped:?}");
+    assert!(
+        stopped.iter().all(|t| t["group"] == "mesos:runner"),
+        "{stopped:?}"
+    );
 
     // KILL a running task; KILL an unknown one.
     let id = f.id.clone();
@@ -463,20 +496,7 @@ async fn teardown_kills_the_frameworks_tasks_and_forgets_it() {
             .await,
         202
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
-            .await
-            .json();
-        if r["taskArns"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the framework's task still runs: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    none_running(&b, Duration::from_secs(20)).await;
     // It is gone: its calls are refused.
     assert_eq!(
         f.call(json!({"type": "REVIVE", "framework_id": {"value": f.id}}))
@@ -510,44 +530,15 @@ async fn a_framework_fails_over_within_its_timeout_and_loses_its_tasks_after() {
     let mut f = Framework::subscribe_with(&b.endpoint, info_again.clone()).await;
     assert_eq!(f.id, id);
     f.update("keep", "TASK_RUNNING").await;
-    let running = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
-        .await
-        .json();
-    assert_eq!(
-        running["taskArns"].as_array().unwrap().len(),
-        1,
-        "{running}"
-    );
+    assert_eq!(tasks(&b, "RUNNING").await.len(), 1);
 
     // Gone for longer than failover_timeout: its task is killed and it is forgotten.
     drop(f);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
-            .await
-            .json();
-        if r["taskArns"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the task outlived the failover timeout: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"STOPPED"}"#)
-        .await
-        .json();
-    let r = ecs_op(
-        &b.endpoint,
-        "DescribeTasks",
-        &json!({"tasks": r["taskArns"]}).to_string(),
-    )
-    .await
-    .json();
+    none_running(&b, Duration::from_secs(20)).await;
+    let stopped = tasks(&b, "STOPPED").await;
     assert_eq!(
-        r["tasks"][0]["stoppedReason"], "Framework failover timeout",
-        "{r}"
+        stopped[0]["stoppedReason"], "Framework failover timeout",
+        "{stopped:?}"
     );
 }
 
@@ -625,18 +616,8 @@ async fn frameworks_and_run_task_never_over_commit_an_instance() {
         .unwrap();
     assert!(remaining >= 0, "over-committed: {i}");
     let live = i["runningTasksCount"].as_i64().unwrap() + i["pendingTasksCount"].as_i64().unwrap();
-    let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
-        .await
-        .json();
-    let r = ecs_op(
-        &b.endpoint,
-        "DescribeTasks",
-        &json!({"tasks": r["taskArns"]}).to_string(),
-    )
-    .await
-    .json();
-    let tasks = r["tasks"].as_array().unwrap();
-    let cpu: i64 = tasks
+    let running = tasks(&b, "RUNNING").await;
+    let cpu: i64 = running
         .iter()
         .map(|t| {
             let c = &t["containers"][0]["cpu"];
@@ -647,8 +628,8 @@ async fn frameworks_and_run_task_never_over_commit_an_instance() {
         })
         .sum();
     assert!(cpu <= 1024, "tasks hold {cpu} CPU units of 1024");
-    assert_eq!(tasks.len() as i64, live);
-    let mesos = tasks
+    assert_eq!(running.len() as i64, live);
+    let mesos = running
         .iter()
         .filter(|t| t["group"] == "mesos:greedy")
         .count();
@@ -656,7 +637,7 @@ async fn frameworks_and_run_task_never_over_commit_an_instance() {
         placed > 0 && mesos > 0,
         "both sides got capacity: {placed} RunTask, {mesos} Mesos"
     );
-    assert_eq!(tasks.len(), placed + mesos);
+    assert_eq!(running.len(), placed + mesos);
 }
 
 /// `--mesos-listen` serves the scheduler API on a second address, and `--mesos-cluster`
@@ -804,31 +785,18 @@ async fn frameworks_outlive_a_server_restart() {
     assert_eq!(back.id, back_id);
     back.update("back-task", "TASK_RUNNING").await;
 
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let r = ecs_op(&b.endpoint, "ListTasks", r#"{"desiredStatus":"RUNNING"}"#)
-            .await
-            .json();
-        let r = ecs_op(
-            &b.endpoint,
-            "DescribeTasks",
-            &json!({"tasks": r["taskArns"]}).to_string(),
-        )
-        .await
-        .json();
-        let groups: Vec<&str> = r["tasks"]
-            .as_array()
-            .map(|ts| ts.iter().filter_map(|t| t["group"].as_str()).collect())
-            .unwrap_or_default();
+    eventually(Duration::from_secs(40), || async {
+        let running = tasks(&b, "RUNNING").await;
+        let groups: Vec<&str> = running.iter().filter_map(|t| t["group"].as_str()).collect();
         if groups == ["mesos:comes-back"] {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "expected only the returning framework's task to run: {groups:?}"
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "expected only the returning framework's task to run: {groups:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 /// Capacity is shared in DRF order, counting what is offered: two frameworks that decline
