@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use berth_agent::runtime::RuntimeKind;
 use berth_agent::{Agent, AgentConfig};
-use berth_model::Command;
+use berth_model::command::CreateCluster;
 use berth_raft::{Node, NodeOptions};
 use berth_server::agents::Monitor;
 use berth_server::{App, Housekeeping, MesosLoop, ServerConfig, ServiceController, router};
@@ -400,7 +400,7 @@ fn towards(server: &str) -> Option<std::net::IpAddr> {
 async fn dev_setup(node: &Arc<Node>) -> Result<()> {
     if node.state().cluster("default").is_none() {
         let written = node
-            .write(Command::CreateCluster {
+            .write(CreateCluster {
                 name: "default".into(),
                 settings: Vec::new(),
                 configuration: None,

@@ -22,7 +22,7 @@ pub mod service;
 pub mod time;
 pub mod validate;
 
-pub use command::{Command, CommandResult, Outcome, Stamped};
+pub use command::{Command, CommandResult, Outcome, Stamped, TypedCommand};
 pub use error::Error;
 pub use id::{InstanceId, OfferId, TaskId};
 pub use time::Millis;

@@ -4,12 +4,16 @@
 //! ```text
 //!  write(cmd) ─► queue ─► batcher ──one Raft entry per batch──► openraft ─► LogStore (redb, fsync)
 //!      ▲                                                           │ committed
-//!      └──────────── result of cmd (Outcome | Error) ◄── StateMachine::apply ─► Published state
+//!      └──── cmd's Output | Error ◄── Outcome | Error ◄── StateMachine::apply ─► Published state
 //! ```
 //! A write is acknowledged only after its entry is durable on a quorum and applied. Many
 //! concurrent writes share one entry (and one fsync): the batcher takes everything queued while
 //! the previous entry was in flight. One node is a single-voter Raft group; adding voters is a
 //! membership change on the same code path.
+//!
+//! [`Node::write`] takes any typed command and answers with its output (a `PlaceTasks` with
+//! `Placed`); the untyped [`Outcome`] is only the Raft response, and what a forwarded write
+//! carries back from the leader.
 
 // openraft's storage traits return its `StorageError` (large); the helpers that build one share
 // its type rather than boxing it at every boundary.
@@ -24,7 +28,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_model::{Command, CommandResult, Millis, Stamped};
+use berth_model::command::UnexpectedOutcome;
+use berth_model::{Command, CommandResult, Millis, Outcome, Stamped, TypedCommand};
 use berth_state::State;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft, SnapshotPolicy};
@@ -120,17 +125,40 @@ pub enum WriteError {
     /// The node is shutting down or its storage failed.
     #[error("the write could not be committed: {0}")]
     Unavailable(String),
+    /// The command was committed and applied, but answered with an outcome of another kind
+    /// than its type names: a bug, or a leader running a version that answers it differently.
+    #[error(transparent)]
+    UnexpectedOutcome(#[from] UnexpectedOutcome),
 }
 
 /// How many times a write is tried (locally, then at the leader) across an election.
 const FORWARD_ATTEMPTS: usize = 6;
 
-/// The result of an acknowledged write.
+/// The result of an acknowledged write: the command's output (`Written<Placed>` for a
+/// `PlaceTasks`), or its refusal. `Written<Outcome>` is the untyped form a forwarded write
+/// travels in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Written {
+pub struct Written<T = Outcome> {
     /// The log index of the entry that carried the command.
     pub index: u64,
-    pub result: CommandResult,
+    pub result: Result<T, berth_model::Error>,
+}
+
+impl Written {
+    /// The answer as the output type `T` of the command it answers.
+    fn typed<T>(self) -> Result<Written<T>, UnexpectedOutcome>
+    where
+        T: TryFrom<Outcome, Error = UnexpectedOutcome>,
+    {
+        let result = match self.result {
+            Ok(outcome) => Ok(T::try_from(outcome)?),
+            Err(refused) => Err(refused),
+        };
+        Ok(Written {
+            index: self.index,
+            result,
+        })
+    }
 }
 
 struct Pending {
@@ -263,10 +291,18 @@ impl Node {
         self.published.load()
     }
 
-    /// Proposes one command; returns once it is durable, committed and applied. On a follower
-    /// the command is forwarded to the leader, and the answer waits until this node has applied
-    /// it too, so the caller's next read here sees its write.
-    pub async fn write(&self, command: Command) -> Result<Written, WriteError> {
+    /// Proposes one command; returns its output once it is durable, committed and applied. On
+    /// a follower the command is forwarded to the leader, and the answer waits until this node
+    /// has applied it too, so the caller's next read here sees its write.
+    pub async fn write<C: TypedCommand>(
+        &self,
+        command: C,
+    ) -> Result<Written<C::Output>, WriteError> {
+        Ok(self.write_command(command.into()).await?.typed()?)
+    }
+
+    /// [`Node::write`], untyped: the answer as the Raft response carries it.
+    async fn write_command(&self, command: Command) -> Result<Written, WriteError> {
         let stamped = Stamped {
             at: Millis::now(),
             command,

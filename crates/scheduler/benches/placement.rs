@@ -9,7 +9,7 @@ mod common;
 
 use std::hint::black_box;
 
-use berth_model::command::Command;
+use berth_model::command::{PlaceTasks, Placed};
 use berth_model::{InstanceId, TaskId};
 use berth_scheduler::{
     BinpackField, Constraint, PlacementRequest, SpreadField, Strategy, choose_to_stop,
@@ -62,17 +62,13 @@ fn cluster() -> (World, Vec<TaskId>) {
 
 fn place_all(w: &mut World, tasks: Vec<berth_model::entity::Task>) {
     let n = tasks.len();
-    match w.ok(Command::PlaceTasks {
+    let Placed { tasks, rejected } = w.ok(PlaceTasks {
         cluster: CLUSTER.into(),
         tasks,
         client_token: None,
         distinct_instance: false,
-    }) {
-        berth_model::command::Outcome::Placed { tasks, rejected } => {
-            assert!(rejected.is_empty() && tasks.len() == n, "{rejected:?}");
-        }
-        other => panic!("{other:?}"),
-    }
+    });
+    assert!(rejected.is_empty() && tasks.len() == n, "{rejected:?}");
 }
 
 fn benches(c: &mut Criterion) {

@@ -14,7 +14,7 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::types as api;
-use berth_model::command::Command;
+use berth_model::command::{AgentConnectivity, DeregisterContainerInstance, PlaceTasks};
 use berth_model::entity::*;
 use berth_model::service::*;
 use berth_model::{InstanceId, TaskId};
@@ -1045,7 +1045,7 @@ fn a_daemon_runs_one_task_per_active_instance_as_instances_come_and_go() {
     h.settle();
     assert_eq!(on(&h), [a, b, c, d]);
 
-    h.ok(Command::DeregisterContainerInstance {
+    h.ok(DeregisterContainerInstance {
         cluster: CLUSTER.into(),
         id: c,
         force: true,
@@ -1077,7 +1077,7 @@ fn a_daemon_waits_for_a_lost_agent_and_says_why_once() {
     h.settle();
     assert_eq!(h.count_events("agentd", &why), 1, "said once");
 
-    h.ok(Command::AgentConnectivity {
+    h.ok(AgentConnectivity {
         cluster: CLUSTER.into(),
         ids: vec![b],
         connected: true,
@@ -1176,7 +1176,7 @@ fn tasks_on_a_draining_instance_are_replaced_within_the_bounds_and_standalone_ta
     assert_eq!(per_instance(&h, WEB).len(), 4);
     let standalone = TaskId(0xfeed);
     let t = common::task(standalone, CLUSTER, i1, "family:web", needs(128, 256));
-    h.ok(Command::PlaceTasks {
+    h.ok(PlaceTasks {
         cluster: CLUSTER.into(),
         tasks: vec![t],
         client_token: None,

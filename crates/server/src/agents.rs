@@ -34,9 +34,9 @@ use berth_api::agent::{
 };
 use berth_api::protocol::DEFAULT_REGION;
 use berth_model::arn::ArnContext;
-use berth_model::command::ContainerChange;
+use berth_model::command::{AgentConnectivity, AgentLost, ContainerChange, TaskStateChange};
 use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
-use berth_model::{Command, InstanceId, Millis};
+use berth_model::{InstanceId, Millis, TypedCommand};
 use berth_state::State as ClusterState;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -116,23 +116,40 @@ impl Monitor {
                     .expect("heartbeats lock")
                     .clear();
                 let since = *leading_since.get_or_insert_with(Instant::now);
-                for command in judge(&app, &app.node.state(), since, Instant::now()) {
-                    if let Err(e) = app.node.write(command).await {
-                        tracing::warn!(error = %e, "recording agent connectivity failed");
-                    }
+                let verdicts = judge(&app, &app.node.state(), since, Instant::now());
+                for lost in verdicts.lost {
+                    record(&app, lost).await;
+                }
+                for silent in verdicts.silent {
+                    record(&app, silent).await;
                 }
             }
         })
     }
 }
 
-/// The commands the monitor owes the log now: agents gone silent, agents lost.
-fn judge(app: &App, state: &ClusterState, leading_since: Instant, now: Instant) -> Vec<Command> {
+/// Writes one of the monitor's verdicts. One that fails is logged; the next tick judges again.
+async fn record<C: TypedCommand>(app: &App, verdict: C) {
+    if let Err(e) = app.node.write(verdict).await {
+        tracing::warn!(error = %e, "recording agent connectivity failed");
+    }
+}
+
+/// The commands the monitor owes the log now, written in this order.
+struct Verdicts {
+    /// Agents disconnected for the grace period whose tasks are still live.
+    lost: Vec<AgentLost>,
+    /// Agents gone silent: one command per cluster.
+    silent: Vec<AgentConnectivity>,
+}
+
+/// What the monitor owes the log now: agents lost, agents gone silent.
+fn judge(app: &App, state: &ClusterState, leading_since: Instant, now: Instant) -> Verdicts {
     let timeout = app.config.heartbeat_timeout;
     let lost_after = app.config.agent_lost_after.as_millis() as i64;
     let wall = Millis::now();
     let mut silent: BTreeMap<Name, Vec<InstanceId>> = BTreeMap::new();
-    let mut commands = Vec::new();
+    let mut lost = Vec::new();
     for cluster in state.clusters_after(None) {
         for i in state.instances_after(&cluster.name, None) {
             if i.status == InstanceStatus::Inactive {
@@ -151,7 +168,7 @@ fn judge(app: &App, state: &ClusterState, leading_since: Instant, now: Instant) 
                 .is_some_and(|at| at.saturating_add_ms(lost_after) <= wall)
                 && state.tasks_on(i.id).any(|t| t.is_live())
             {
-                commands.push(Command::AgentLost {
+                lost.push(AgentLost {
                     cluster: cluster.name.clone(),
                     id: i.id,
                     reason: format!(
@@ -163,14 +180,15 @@ fn judge(app: &App, state: &ClusterState, leading_since: Instant, now: Instant) 
             }
         }
     }
-    for (cluster, ids) in silent {
-        commands.push(Command::AgentConnectivity {
+    let silent = silent
+        .into_iter()
+        .map(|(cluster, ids)| AgentConnectivity {
             cluster,
             ids,
             connected: false,
-        });
-    }
-    commands
+        })
+        .collect();
+    Verdicts { lost, silent }
 }
 
 /// Passes the heartbeats this follower received on to the leader.
@@ -248,7 +266,7 @@ async fn poll(
         Some(i) if *i.cluster == *cluster => {
             app.heartbeats.heard(id);
             if !i.agent_connected && i.status != InstanceStatus::Inactive {
-                let command = Command::AgentConnectivity {
+                let command = AgentConnectivity {
                     cluster: cluster.as_str().into(),
                     ids: vec![id],
                     connected: true,
@@ -360,7 +378,7 @@ async fn health(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respons
                 ..ContainerChange::default()
             });
         }
-        app.write(Command::TaskStateChange {
+        app.write(TaskStateChange {
             cluster: cluster.as_str().into(),
             id,
             status: None,

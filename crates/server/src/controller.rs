@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_model::Millis;
+use berth_model::command::Placed;
 use berth_model::service::service_of_group;
-use berth_model::{Millis, Outcome};
 use berth_raft::Written;
 use berth_scheduler::service::{Decision, Settings, reconcile};
 use berth_state::{EntityKey, State};
@@ -250,14 +251,13 @@ async fn commit(app: &App, decision: Decision) -> Option<Key> {
     if let Some(command) = decision.place_command() {
         match app.node.write(command).await {
             Ok(w) => match w.result {
-                Ok(Outcome::Placed { tasks, rejected }) => {
+                Ok(Placed { tasks, rejected }) => {
                     placed = tasks.iter().map(|t| t.id).collect();
                     if !rejected.is_empty() {
                         tracing::debug!(%service, rejected = rejected.len(), "placements rejected at commit; re-planning");
                         retry = Some(key.clone());
                     }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::debug!(%service, error = %e, "placing service tasks refused"),
             },
             Err(e) => {

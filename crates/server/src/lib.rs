@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use berth_model::{Command, Millis};
+use berth_model::Millis;
+use berth_model::command::Expire;
 use berth_raft::Node;
 
 /// Server settings that are not Raft's.
@@ -128,7 +129,7 @@ impl Housekeeping {
                     continue;
                 }
                 let now = Millis::now();
-                let command = Command::Expire {
+                let command = Expire {
                     stopped_before: now
                         .saturating_sub_ms(app.config.stopped_task_retention.as_millis() as i64),
                     inactive_before: now.saturating_sub_ms(

@@ -42,7 +42,7 @@ fn apply_entries(c: &mut Criterion) {
                     );
                     let stamped = Stamped {
                         at: Millis(EPOCH.0 + index as i64),
-                        command,
+                        command: command.into(),
                     };
                     black_box(w.state.apply(index, &stamped)).ok();
                 }

@@ -15,7 +15,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use berth_model::command::{ContainerChange, Stamped};
+use berth_model::command::{
+    AcceptOffers, AgentConnectivity, AgentLost, ContainerChange, FrameworkDisconnected, MakeOffers,
+    OffersMade, Placed, RemoveFramework, RemoveOffers, Stamped, SubscribeFramework, UntagResource,
+};
 use berth_model::entity::{DYNAMIC_PORTS, HealthStatus, InstanceStatus, TaskStatus};
 use berth_model::{Command, CommandResult, InstanceId, Millis};
 use berth_state::{Config, State};
@@ -421,11 +424,11 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
         b
     };
     match op {
-        Op::CreateCluster(c) => create_cluster(name(*c)),
-        Op::DeleteCluster(c) => delete_cluster(name(*c)),
-        Op::RegisterTaskDefinition(f) => register_task_definition(FAMILIES[*f]),
-        Op::DeregisterTaskDefinition(f, r) => deregister_task_definition(FAMILIES[*f], *r),
-        Op::DeleteTaskDefinition(f, r) => delete_task_definitions(&[(FAMILIES[*f], *r)]),
+        Op::CreateCluster(c) => create_cluster(name(*c)).into(),
+        Op::DeleteCluster(c) => delete_cluster(name(*c)).into(),
+        Op::RegisterTaskDefinition(f) => register_task_definition(FAMILIES[*f]).into(),
+        Op::DeregisterTaskDefinition(f, r) => deregister_task_definition(FAMILIES[*f], *r).into(),
+        Op::DeleteTaskDefinition(f, r) => delete_task_definitions(&[(FAMILIES[*f], *r)]).into(),
         Op::Register {
             cluster,
             slot,
@@ -442,7 +445,8 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                 .udp_ports(udp),
             attributes,
         )
-        .build(),
+        .build()
+        .into(),
         Op::Reregister {
             cluster,
             slot,
@@ -463,27 +467,29 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                     .cpu((*cpu).max(cpu_held))
                     .memory((*memory).max(memory_held));
             }
-            with_attributes(b, attributes).build()
+            with_attributes(b, attributes).build().into()
         }
         Op::Deregister {
             cluster,
             slot,
             force,
-        } => deregister_instance(name(*cluster), *slot, *force),
+        } => deregister_instance(name(*cluster), *slot, *force).into(),
         Op::Connectivity {
             cluster,
             slots,
             connected,
-        } => Command::AgentConnectivity {
+        } => AgentConnectivity {
             cluster: name(*cluster).into(),
             ids: slots.iter().map(|&s| InstanceId(s)).collect(),
             connected: *connected,
-        },
-        Op::Lost { cluster, slot } => Command::AgentLost {
+        }
+        .into(),
+        Op::Lost { cluster, slot } => AgentLost {
             cluster: name(*cluster).into(),
             id: InstanceId(*slot),
             reason: "lost".into(),
-        },
+        }
+        .into(),
         Op::SetState {
             cluster,
             slots,
@@ -494,7 +500,7 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
             } else {
                 InstanceStatus::Active
             };
-            set_instances_state(name(*cluster), slots, status)
+            set_instances_state(name(*cluster), slots, status).into()
         }
         Op::PutAttributes { cluster, changes } => put_attributes(
             name(*cluster),
@@ -502,14 +508,16 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                 .iter()
                 .map(|(i, a)| attribute(*i, a, Some("v")))
                 .collect(),
-        ),
+        )
+        .into(),
         Op::DeleteAttributes { cluster, changes } => delete_attributes(
             name(*cluster),
             changes
                 .iter()
                 .map(|(i, a)| attribute(*i, a, None))
                 .collect(),
-        ),
+        )
+        .into(),
         Op::Place {
             cluster,
             tasks,
@@ -549,16 +557,11 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                     *continuation,
                 ),
             };
-            if let Command::PlaceTasks {
-                distinct_instance, ..
-            } = &mut command
-            {
-                *distinct_instance = *distinct;
-            }
-            command
+            command.distinct_instance = *distinct;
+            command.into()
         }
         Op::Stop { cluster, task } => {
-            stop_task(name(*cluster), existing_task(state, name(*cluster), *task))
+            stop_task(name(*cluster), existing_task(state, name(*cluster), *task)).into()
         }
         Op::Report {
             cluster,
@@ -577,40 +580,43 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                     ..Default::default()
                 });
             }
-            b.build()
+            b.build().into()
         }
         Op::Tag {
             target,
             first,
             count,
-        } => tag_resource(resource(target), tags(*first, *count)),
+        } => tag_resource(resource(target), tags(*first, *count)).into(),
         Op::Untag {
             target,
             first,
             count,
         } => {
             let keys: Vec<String> = (*first..first + count).map(|k| format!("k{k}")).collect();
-            Command::UntagResource {
+            UntagResource {
                 resource: resource(target),
                 keys,
             }
+            .into()
         }
         Op::Expire {
             stopped_ago,
             inactive_ago,
-        } => expire(Millis(now.0 - stopped_ago), Millis(now.0 - inactive_ago)),
-        Op::Subscribe { cluster, fw } => subscribe(&format!("fw{fw}"), name(*cluster), now),
-        Op::Disconnect(fw) => Command::FrameworkDisconnected {
+        } => expire(Millis(now.0 - stopped_ago), Millis(now.0 - inactive_ago)).into(),
+        Op::Subscribe { cluster, fw } => subscribe(&format!("fw{fw}"), name(*cluster), now).into(),
+        Op::Disconnect(fw) => FrameworkDisconnected {
             id: format!("fw{fw}"),
-        },
-        Op::Teardown(fw) => Command::RemoveFramework {
+        }
+        .into(),
+        Op::Teardown(fw) => RemoveFramework {
             id: format!("fw{fw}"),
             reason: "torn down".into(),
-        },
+        }
+        .into(),
         Op::Offer { fw, offers } => {
             let id = format!("fw{fw}");
             let cluster = framework_cluster(state, &id);
-            Command::MakeOffers {
+            MakeOffers {
                 offers: offers
                     .iter()
                     .map(|(o, slot, cpu, memory, tcp)| berth_model::mesos::Offer {
@@ -629,10 +635,12 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                     })
                     .collect(),
             }
+            .into()
         }
-        Op::Decline(ids) => Command::RemoveOffers {
+        Op::Decline(ids) => RemoveOffers {
             ids: ids.iter().map(|i| berth_model::OfferId(*i)).collect(),
-        },
+        }
+        .into(),
         Op::Accept { fw, offers, tasks } => {
             let id = format!("fw{fw}");
             let cluster = framework_cluster(state, &id);
@@ -656,7 +664,7 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                 .first()
                 .and_then(|o| state.offer(berth_model::OfferId(*o)));
             let n = tasks.len().max(1) as i64;
-            Command::AcceptOffers {
+            AcceptOffers {
                 framework: id.clone(),
                 offers: offers.iter().map(|o| berth_model::OfferId(*o)).collect(),
                 tasks: tasks
@@ -685,13 +693,14 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
                     })
                     .collect(),
             }
+            .into()
         }
     }
 }
 
 /// Framework `id` subscribing to `cluster`.
-fn subscribe(id: &str, cluster: &str, now: Millis) -> Command {
-    Command::SubscribeFramework {
+fn subscribe(id: &str, cluster: &str, now: Millis) -> SubscribeFramework {
+    SubscribeFramework {
         framework: std::sync::Arc::new(berth_model::mesos::Framework {
             id: id.to_owned(),
             cluster: cluster.into(),
@@ -748,18 +757,19 @@ fn resource(target: &Target) -> berth_model::arn::ResourceArn {
 /// and 2 in cluster `a`.
 fn setup() -> Vec<Command> {
     vec![
-        create_cluster("a"),
-        create_cluster("b"),
-        register_task_definition("web"),
-        register_task_definition("db"),
-        instance("a", 1).ports(&[22]).build(),
+        create_cluster("a").into(),
+        create_cluster("b").into(),
+        register_task_definition("web").into(),
+        register_task_definition("db").into(),
+        instance("a", 1).ports(&[22]).build().into(),
         instance("a", 2)
             .cpu(512)
             .memory(512)
             .udp_ports(&[53])
-            .build(),
-        subscribe("fw0", "a", EPOCH),
-        subscribe("fw1", "a", EPOCH),
+            .build()
+            .into(),
+        subscribe("fw0", "a", EPOCH).into(),
+        subscribe("fw1", "a", EPOCH).into(),
     ]
 }
 
@@ -902,7 +912,7 @@ fn dynamic_windows_are_dynamic_ports() {
 /// the (slow) invariant checks, classified by the rejections their plans got.
 #[test]
 fn the_generator_reaches_every_kind_of_collision() {
-    use berth_model::command::{FailureReason, Outcome};
+    use berth_model::command::FailureReason;
     use berth_model::entity::{Protocol, Task};
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
@@ -932,7 +942,8 @@ fn the_generator_reaches_every_kind_of_collision() {
                 },
             );
             match (&command, &result) {
-                (Command::MakeOffers { .. }, Ok(Outcome::Offers { made, rejected })) => {
+                (Command::MakeOffers(_), Ok(outcome)) => {
+                    let OffersMade { made, rejected } = outcome.clone().try_into().unwrap();
                     if !made.is_empty() {
                         seen.insert("offer made");
                     }
@@ -940,26 +951,25 @@ fn the_generator_reaches_every_kind_of_collision() {
                         seen.insert("offer refused");
                     }
                 }
-                (Command::AcceptOffers { .. }, Ok(Outcome::Placed { tasks, .. }))
-                    if !tasks.is_empty() =>
-                {
-                    seen.insert("offer accepted with tasks");
+                (Command::AcceptOffers(_), Ok(outcome)) => {
+                    let Placed { tasks, .. } = outcome.clone().try_into().unwrap();
+                    if !tasks.is_empty() {
+                        seen.insert("offer accepted with tasks");
+                    }
                 }
-                (Command::AcceptOffers { .. }, Err(_)) => {
+                (Command::AcceptOffers(_), Err(_)) => {
                     seen.insert("accept refused");
                 }
                 _ => {}
             }
-            let (
-                Command::PlaceTasks { tasks, .. },
-                Ok(Outcome::Placed {
-                    tasks: placed,
-                    rejected,
-                }),
-            ) = (&command, result)
-            else {
+            let (Command::PlaceTasks(plan), Ok(outcome)) = (&command, result) else {
                 continue;
             };
+            let tasks = &plan.tasks;
+            let Placed {
+                tasks: placed,
+                rejected,
+            } = outcome.try_into().unwrap();
             let ids: BTreeSet<_> = tasks.iter().map(|t| t.id).collect();
             if ids.len() != tasks.len() {
                 continue;

@@ -76,18 +76,20 @@ fn is_attribute_limit(e: &Error) -> bool {
 /// Every command naming a cluster, aimed at `cluster`.
 fn on_cluster(cluster: &str) -> Vec<Command> {
     vec![
-        delete_cluster(cluster),
-        update_cluster(cluster, None),
-        instance(cluster, 9).build(),
-        instance(cluster, 1).reregister().build(),
-        deregister_instance(cluster, 1, true),
-        set_instances_state(cluster, &[1], InstanceStatus::Draining),
-        put_attributes(cluster, vec![attribute(1, "a", None)]),
-        delete_attributes(cluster, vec![attribute(1, "custom0", None)]),
-        place(cluster, vec![task(cluster, 20, 1)]),
-        place_with_token(cluster, vec![task(cluster, 20, 1)], "tok", 7, false),
-        stop_task(cluster, 10),
-        report(cluster, 10, Some(TaskStatus::Stopped)).build(),
+        delete_cluster(cluster).into(),
+        update_cluster(cluster, None).into(),
+        instance(cluster, 9).build().into(),
+        instance(cluster, 1).reregister().build().into(),
+        deregister_instance(cluster, 1, true).into(),
+        set_instances_state(cluster, &[1], InstanceStatus::Draining).into(),
+        put_attributes(cluster, vec![attribute(1, "a", None)]).into(),
+        delete_attributes(cluster, vec![attribute(1, "custom0", None)]).into(),
+        place(cluster, vec![task(cluster, 20, 1)]).into(),
+        place_with_token(cluster, vec![task(cluster, 20, 1)], "tok", 7, false).into(),
+        stop_task(cluster, 10).into(),
+        report(cluster, 10, Some(TaskStatus::Stopped))
+            .build()
+            .into(),
     ]
 }
 
@@ -107,27 +109,30 @@ fn every_refusal_leaves_the_state_untouched() {
     cases.extend::<[(Command, Check); 30]>([
         // Clusters.
         // (the busy cluster has live tasks, which are reported before its instances)
-        (delete_cluster("prod"), |e| {
+        (delete_cluster("prod").into(), |e| {
             *e == Error::ClusterContainsTasks
         }),
         // Task definitions.
-        (deregister_task_definition("web", 9), is_client),
-        (deregister_task_definition("nope", 1), is_client),
-        (deregister_task_definition("web", 3), is_client),
+        (deregister_task_definition("web", 9).into(), is_client),
+        (deregister_task_definition("nope", 1).into(), is_client),
+        (deregister_task_definition("web", 3).into(), is_client),
         // Instances.
-        (custom(11, instance("prod", 9)).build(), is_attribute_limit),
-        (instance("prod", 1).build(), is_client),
-        (instance("prod", 3).build(), is_client),
-        (instance("prod", 9).reregister().build(), is_invalid),
-        (instance("prod", 3).reregister().build(), is_client),
         (
-            custom(1, instance("prod", 1)).reregister().build(),
+            custom(11, instance("prod", 9)).build().into(),
             is_attribute_limit,
         ),
-        (deregister_instance("prod", 9, true), is_invalid),
-        (deregister_instance("prod", 1, false), is_invalid),
+        (instance("prod", 1).build().into(), is_client),
+        (instance("prod", 3).build().into(), is_client),
+        (instance("prod", 9).reregister().build().into(), is_invalid),
+        (instance("prod", 3).reregister().build().into(), is_client),
         (
-            set_instances_state("prod", &[1, 2], InstanceStatus::Inactive),
+            custom(1, instance("prod", 1)).reregister().build().into(),
+            is_attribute_limit,
+        ),
+        (deregister_instance("prod", 9, true).into(), is_invalid),
+        (deregister_instance("prod", 1, false).into(), is_invalid),
+        (
+            set_instances_state("prod", &[1, 2], InstanceStatus::Inactive).into(),
             is_invalid,
         ),
         // Attributes: a good change first, then the bad one.
@@ -135,86 +140,92 @@ fn every_refusal_leaves_the_state_untouched() {
             put_attributes(
                 "prod",
                 vec![attribute(2, "ok", None), attribute(1, "eleventh", None)],
-            ),
+            )
+            .into(),
             is_attribute_limit,
         ),
         (
             put_attributes(
                 "prod",
                 vec![attribute(2, "ok", None), attribute(9, "a", None)],
-            ),
+            )
+            .into(),
             is_target_not_found,
         ),
         (
             delete_attributes(
                 "prod",
                 vec![attribute(1, "custom0", None), attribute(9, "a", None)],
-            ),
+            )
+            .into(),
             is_target_not_found,
         ),
         // Placement and tokens.
         (
-            place_with_token("prod", vec![task("prod", 20, 2)], "tok", 8, false),
+            place_with_token("prod", vec![task("prod", 20, 2)], "tok", 8, false).into(),
             |e| matches!(e, Error::Conflict(_)),
         ),
         (
-            place_with_token("prod", vec![task("prod", 20, 2)], "tok", 8, true),
+            place_with_token("prod", vec![task("prod", 20, 2)], "tok", 8, true).into(),
             |e| matches!(e, Error::Conflict(_)),
         ),
         // Tasks.
-        (stop_task("prod", 99), is_invalid),
+        (stop_task("prod", 99).into(), is_invalid),
         (
-            report("prod", 99, Some(TaskStatus::Running)).build(),
+            report("prod", 99, Some(TaskStatus::Running)).build().into(),
             is_invalid,
         ),
         (
             report("prod", 10, Some(TaskStatus::Stopped))
                 .container(container_status("app", TaskStatus::Stopped))
                 .container(container_status("nope", TaskStatus::Stopped))
-                .build(),
+                .build()
+                .into(),
             is_invalid,
         ),
         // Tags.
         (
-            tag_resource(task_arn("prod", 11), vec![tag("one-more", "v")]),
+            tag_resource(task_arn("prod", 11), vec![tag("one-more", "v")]).into(),
             is_invalid,
         ),
         (
-            tag_resource(cluster_arn("nope"), vec![tag("a", "b")]),
+            tag_resource(cluster_arn("nope"), vec![tag("a", "b")]).into(),
             is_resource_not_found,
         ),
         (
             tag_resource(
                 ResourceArn::TaskDefinition("web".into(), 9),
                 vec![tag("a", "b")],
-            ),
+            )
+            .into(),
             is_resource_not_found,
         ),
         (
-            tag_resource(instance_arn("gone", 1), vec![tag("a", "b")]),
+            tag_resource(instance_arn("gone", 1), vec![tag("a", "b")]).into(),
             is_resource_not_found,
         ),
         (
-            tag_resource(task_arn("prod", 99), vec![tag("a", "b")]),
+            tag_resource(task_arn("prod", 99), vec![tag("a", "b")]).into(),
             is_resource_not_found,
         ),
         (
             tag_resource(
                 ResourceArn::Service("prod".into(), "s".into()),
                 vec![tag("a", "b")],
-            ),
+            )
+            .into(),
             is_resource_not_found,
         ),
         (
-            untag_resource(task_arn("gone", 10), &["k0"]),
+            untag_resource(task_arn("gone", 10), &["k0"]).into(),
             is_resource_not_found,
         ),
         (
-            untag_resource(instance_arn("prod", 99), &["a"]),
+            untag_resource(instance_arn("prod", 99), &["a"]).into(),
             is_resource_not_found,
         ),
         (
-            untag_resource(ResourceArn::TaskDefinition("nope".into(), 1), &["a"]),
+            untag_resource(ResourceArn::TaskDefinition("nope".into(), 1), &["a"]).into(),
             is_resource_not_found,
         ),
     ]);
@@ -245,10 +256,10 @@ fn a_refusal_in_a_batch_leaves_the_entry_as_if_it_were_absent() {
     let at = Millis(with.now.0 + 1000);
     let stamped = |command| berth_model::Stamped { at, command };
     let good = [
-        stamped(stop_task("prod", 10)),
-        stamped(report("prod", 11, Some(TaskStatus::Running)).build()),
+        stamped(stop_task("prod", 10).into()),
+        stamped(report("prod", 11, Some(TaskStatus::Running)).build().into()),
     ];
-    let bad = stamped(tag_resource(task_arn("prod", 11), vec![tag("x", "y")]));
+    let bad = stamped(tag_resource(task_arn("prod", 11), vec![tag("x", "y")]).into());
     with.state.apply(index, &good[0]).unwrap();
     with.state.apply(index, &bad).unwrap_err();
     with.state.apply(index, &good[1]).unwrap();

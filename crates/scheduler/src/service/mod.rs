@@ -36,7 +36,7 @@ pub mod events;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth_model::command::Command;
+use berth_model::command::{PlaceTasks, PutService, StopTask};
 use berth_model::entity::*;
 use berth_model::service::*;
 use berth_model::{InstanceId, Millis, TaskId};
@@ -111,10 +111,10 @@ impl Decision {
     }
 
     /// The StopTask commands, one per task.
-    pub fn stop_commands(&self) -> Vec<Command> {
+    pub fn stop_commands(&self) -> Vec<StopTask> {
         self.stop
             .iter()
-            .map(|s| Command::StopTask {
+            .map(|s| StopTask {
                 cluster: self.current.cluster.clone(),
                 id: s.task,
                 reason: Some(s.reason.clone()),
@@ -124,8 +124,8 @@ impl Decision {
     }
 
     /// The PlaceTasks command for the launches, if any.
-    pub fn place_command(&self) -> Option<Command> {
-        (!self.launch.is_empty()).then(|| Command::PlaceTasks {
+    pub fn place_command(&self) -> Option<PlaceTasks> {
+        (!self.launch.is_empty()).then(|| PlaceTasks {
             cluster: self.current.cluster.clone(),
             tasks: self.launch.clone(),
             client_token: None,
@@ -137,7 +137,7 @@ impl Decision {
     /// started" event for the tasks that were `placed`. `None` when the service is unchanged.
     /// `seed` is the one the decision was made with; the event's id comes from a stream of it
     /// that `reconcile` does not draw from, so it cannot repeat an id the decision posted.
-    pub fn service_command(&self, placed: &[TaskId], now: Millis, seed: u64) -> Option<Command> {
+    pub fn service_command(&self, placed: &[TaskId], now: Millis, seed: u64) -> Option<PutService> {
         let mut service = self.service.clone();
         if !placed.is_empty() {
             let s = service.get_or_insert_with(|| (*self.current).clone());
@@ -145,7 +145,7 @@ impl Decision {
             s.post(event_id(&mut rng), now, events::started(&s.name, placed));
             s.steady = false;
         }
-        service.map(|s| Command::PutService {
+        service.map(|s| PutService {
             service: Arc::new(s),
             expected_version: self.current.version,
         })

@@ -4,7 +4,7 @@
 //! brute-force model of what the engine should decide.
 //!
 //! The plan check is the state machine's own: [`World::commit`] turns each placement into a
-//! task and applies it through `Command::PlaceTasks`, whose commit-time re-check (resources,
+//! task and applies it through `PlaceTasks`, whose commit-time re-check (resources,
 //! ports, distinctInstance) is the ground truth a plan has to pass.
 #![allow(dead_code)]
 
@@ -13,7 +13,7 @@ pub mod oracle;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_model::command::{Command, CommandResult, Outcome, Stamped};
+use berth_model::command::*;
 use berth_model::entity::*;
 use berth_model::{InstanceId, Millis, TaskId};
 use berth_scheduler::{Placement, PlacementRequest};
@@ -52,7 +52,7 @@ impl World {
             next_instance: 1,
         };
         for name in [CLUSTER, OTHER] {
-            w.ok(Command::CreateCluster {
+            w.ok(CreateCluster {
                 name: name.into(),
                 settings: Vec::new(),
                 configuration: None,
@@ -60,7 +60,7 @@ impl World {
                 tags: Vec::new(),
             });
         }
-        w.ok(Command::RegisterTaskDefinition {
+        w.ok(RegisterTaskDefinition {
             family: FAMILY.into(),
             spec: Arc::new(Default::default()),
             requirements: Requirements::default(),
@@ -81,23 +81,25 @@ impl World {
     }
 
     /// Applies `command` as the next log entry, one second after the previous one.
-    pub fn apply(&mut self, command: Command) -> CommandResult {
+    pub fn apply(&mut self, command: impl Into<Command>) -> CommandResult {
         self.index += 1;
         self.now = Millis(self.now.0 + 1000);
         self.state.apply(
             self.index,
             &Stamped {
                 at: self.now,
-                command,
+                command: command.into(),
             },
         )
     }
 
-    /// Applies a command that must succeed.
-    pub fn ok(&mut self, command: Command) -> Outcome {
+    /// Applies a command that must succeed, and returns its output.
+    pub fn ok<C: TypedCommand + std::fmt::Debug>(&mut self, command: C) -> C::Output {
         let shown = format!("{command:?}");
-        self.apply(command)
-            .unwrap_or_else(|e| panic!("{shown} was refused: {e:?}"))
+        let outcome = self
+            .apply(command)
+            .unwrap_or_else(|e| panic!("{shown} was refused: {e:?}"));
+        C::Output::try_from(outcome).unwrap_or_else(|e| panic!("{shown}: {e}"))
     }
 
     /// Registers `host` in [`CLUSTER`].
@@ -109,7 +111,7 @@ impl World {
     pub fn add_to(&mut self, cluster: &str, host: Host) -> InstanceId {
         let id = InstanceId(self.next_instance);
         self.next_instance += 1;
-        self.ok(Command::RegisterContainerInstance {
+        self.ok(RegisterContainerInstance {
             cluster: cluster.into(),
             id,
             reregister: false,
@@ -130,7 +132,7 @@ impl World {
 
     pub fn drain(&mut self, id: InstanceId) {
         let cluster = self.state.instance(id).expect("instance").cluster.clone();
-        self.ok(Command::UpdateContainerInstancesState {
+        self.ok(UpdateContainerInstancesState {
             cluster,
             ids: vec![id],
             status: InstanceStatus::Draining,
@@ -140,7 +142,7 @@ impl World {
     /// Deregisters with force (its live tasks are orphaned, i.e. STOPPED).
     pub fn deregister(&mut self, id: InstanceId) {
         let cluster = self.state.instance(id).expect("instance").cluster.clone();
-        self.ok(Command::DeregisterContainerInstance {
+        self.ok(DeregisterContainerInstance {
             cluster,
             id,
             force: true,
@@ -188,15 +190,13 @@ impl World {
             .map_or_else(|| CLUSTER.into(), |i| i.cluster.clone());
         let id = self.task_id();
         let t = task(id, &cluster, instance, group, reservation);
-        match self.ok(Command::PlaceTasks {
+        let placed = self.ok(PlaceTasks {
             cluster,
             tasks: vec![t],
             client_token: None,
             distinct_instance: false,
-        }) {
-            Outcome::Placed { tasks, .. } if tasks.len() == 1 => Some(id),
-            _ => None,
-        }
+        });
+        (placed.tasks.len() == 1).then_some(id)
     }
 
     /// Places one task that must fit.
@@ -208,7 +208,7 @@ impl World {
     /// Moves a task forward to `status`, as its agent would report.
     pub fn report(&mut self, id: TaskId, status: TaskStatus) {
         let cluster = self.state.task(id).expect("task").cluster.clone();
-        self.ok(Command::TaskStateChange {
+        self.ok(TaskStateChange {
             cluster,
             id,
             status: Some(status),
@@ -237,7 +237,7 @@ impl World {
             .collect()
     }
 
-    /// Commits the tasks of a plan through `Command::PlaceTasks` one by one (calling `before`
+    /// Commits the tasks of a plan through `PlaceTasks` one by one (calling `before`
     /// with the state each task is checked against) and asserts the state machine accepts
     /// every one.
     pub fn commit_each(
@@ -253,18 +253,16 @@ impl World {
         let tasks = self.tasks_of(req, placements);
         for (k, (t, p)) in tasks.into_iter().zip(placements).enumerate() {
             before(&self.state, k, p);
-            match self.ok(Command::PlaceTasks {
+            let Placed { rejected, .. } = self.ok(PlaceTasks {
                 cluster: req.cluster.as_str().into(),
                 tasks: vec![t],
                 client_token: None,
                 distinct_instance: distinct,
-            }) {
-                Outcome::Placed { rejected, .. } => assert!(
-                    rejected.is_empty(),
-                    "the state machine refused placement {k} of the plan: {rejected:?}"
-                ),
-                other => panic!("PlaceTasks answered {other:?}"),
-            }
+            });
+            assert!(
+                rejected.is_empty(),
+                "the state machine refused placement {k} of the plan: {rejected:?}"
+            );
         }
     }
 
@@ -276,21 +274,17 @@ impl World {
             .iter()
             .any(|c| matches!(c, berth_scheduler::Constraint::DistinctInstance));
         let tasks = self.tasks_of(req, placements);
-        match self.ok(Command::PlaceTasks {
+        let Placed { tasks, rejected } = self.ok(PlaceTasks {
             cluster: req.cluster.as_str().into(),
             tasks,
             client_token: None,
             distinct_instance: distinct,
-        }) {
-            Outcome::Placed { tasks, rejected } => {
-                assert!(
-                    rejected.is_empty(),
-                    "the state machine refused part of the plan: {rejected:?}"
-                );
-                assert_eq!(tasks.len(), placements.len());
-            }
-            other => panic!("PlaceTasks answered {other:?}"),
-        }
+        });
+        assert!(
+            rejected.is_empty(),
+            "the state machine refused part of the plan: {rejected:?}"
+        );
+        assert_eq!(tasks.len(), placements.len());
     }
 }
 

@@ -20,9 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use berth_api::types as api;
-use berth_model::command::{
-    AttributeChange, Command, CommandResult, ContainerChange, Outcome, Stamped,
-};
+use berth_model::command::*;
 use berth_model::entity::*;
 use berth_model::service::*;
 use berth_model::{InstanceId, Millis, TaskId};
@@ -142,7 +140,7 @@ impl Harness {
             log: Vec::new(),
             placed: Vec::new(),
         };
-        h.ok(Command::CreateCluster {
+        h.ok(CreateCluster {
             name: CLUSTER.into(),
             settings: Vec::new(),
             configuration: None,
@@ -155,22 +153,24 @@ impl Harness {
     // --- the log --------------------------------------------------------------------------
 
     /// Applies `command` as the next log entry, stamped with the virtual clock.
-    pub fn apply(&mut self, command: Command) -> CommandResult {
+    pub fn apply(&mut self, command: impl Into<Command>) -> CommandResult {
         self.index += 1;
         self.state.apply(
             self.index,
             &Stamped {
                 at: self.now,
-                command,
+                command: command.into(),
             },
         )
     }
 
-    /// Applies a command that must succeed.
-    pub fn ok(&mut self, command: Command) -> Outcome {
+    /// Applies a command that must succeed, and returns its output.
+    pub fn ok<C: TypedCommand + std::fmt::Debug>(&mut self, command: C) -> C::Output {
         let shown = format!("{command:?}");
-        self.apply(command)
-            .unwrap_or_else(|e| panic!("{shown} was refused: {e:?}"))
+        let outcome = self
+            .apply(command)
+            .unwrap_or_else(|e| panic!("{shown} was refused: {e:?}"));
+        C::Output::try_from(outcome).unwrap_or_else(|e| panic!("{shown}: {e}"))
     }
 
     pub fn advance(&mut self, ms: i64) {
@@ -189,7 +189,7 @@ impl Harness {
     pub fn add(&mut self, host: Host) -> InstanceId {
         let id = InstanceId(self.next_instance);
         self.next_instance += 1;
-        self.ok(Command::RegisterContainerInstance {
+        self.ok(RegisterContainerInstance {
             cluster: CLUSTER.into(),
             id,
             reregister: false,
@@ -209,14 +209,12 @@ impl Harness {
     }
 
     pub fn set_instance_status(&mut self, id: InstanceId, status: InstanceStatus) {
-        match self.ok(Command::UpdateContainerInstancesState {
+        let Partial { failures, .. } = self.ok(UpdateContainerInstancesState {
             cluster: CLUSTER.into(),
             ids: vec![id],
             status,
-        }) {
-            Outcome::Instances { failures, .. } => assert!(failures.is_empty(), "{failures:?}"),
-            other => panic!("UpdateContainerInstancesState answered {other:?}"),
-        }
+        });
+        assert!(failures.is_empty(), "{failures:?}");
     }
 
     pub fn drain(&mut self, id: InstanceId) {
@@ -224,7 +222,7 @@ impl Harness {
     }
 
     pub fn put_attribute(&mut self, id: InstanceId, name: &str, value: Option<&str>) {
-        self.ok(Command::PutAttributes {
+        self.ok(PutAttributes {
             cluster: CLUSTER.into(),
             attributes: vec![AttributeChange {
                 instance: id,
@@ -235,7 +233,7 @@ impl Harness {
     }
 
     pub fn delete_attribute(&mut self, id: InstanceId, name: &str) {
-        self.ok(Command::DeleteAttributes {
+        self.ok(DeleteAttributes {
             cluster: CLUSTER.into(),
             attributes: vec![AttributeChange {
                 instance: id,
@@ -249,7 +247,7 @@ impl Harness {
     /// grace period (which stops its live tasks).
     pub fn lose_agent(&mut self, id: InstanceId) {
         self.disconnect(id);
-        self.ok(Command::AgentLost {
+        self.ok(AgentLost {
             cluster: CLUSTER.into(),
             id,
             reason: "The container instance's agent was lost".into(),
@@ -257,7 +255,7 @@ impl Harness {
     }
 
     pub fn disconnect(&mut self, id: InstanceId) {
-        self.ok(Command::AgentConnectivity {
+        self.ok(AgentConnectivity {
             cluster: CLUSTER.into(),
             ids: vec![id],
             connected: false,
@@ -287,7 +285,7 @@ impl Harness {
             container_definitions: Some(vec![container]),
             ..Default::default()
         };
-        match self.ok(Command::RegisterTaskDefinition {
+        self.ok(RegisterTaskDefinition {
             family: FAMILY.into(),
             spec: Arc::new(spec),
             requirements: Requirements {
@@ -297,10 +295,8 @@ impl Harness {
                 ports: Vec::new(),
             },
             tags: Vec::new(),
-        }) {
-            Outcome::TaskDefinition(t) => t.revision,
-            other => panic!("RegisterTaskDefinition answered {other:?}"),
-        }
+        })
+        .revision
     }
 
     /// A deployment id as ECS makes them, counting up.
@@ -367,12 +363,9 @@ impl Harness {
     }
 
     pub fn create(&mut self, service: Service) -> Arc<Service> {
-        match self.ok(Command::CreateService {
+        self.ok(CreateService {
             service: Arc::new(service),
-        }) {
-            Outcome::Service(s) => s,
-            other => panic!("CreateService answered {other:?}"),
-        }
+        })
     }
 
     /// Writes `change(service)` over the current value, as the API's writes do.
@@ -381,13 +374,10 @@ impl Harness {
         let mut next = (*current).clone();
         change(&mut next);
         next.steady = false;
-        match self.ok(Command::PutService {
+        self.ok(PutService {
             service: Arc::new(next),
             expected_version: current.version,
-        }) {
-            Outcome::Service(s) => s,
-            other => panic!("PutService answered {other:?}"),
-        }
+        })
     }
 
     /// UpdateService with a new revision: a new PRIMARY deployment (IN_PROGRESS) in front,
@@ -516,10 +506,8 @@ impl Harness {
             }
             let mut placed = Vec::new();
             if let Some(command) = decision.place_command() {
-                match self.ok(command) {
-                    Outcome::Placed { tasks, .. } => placed.extend(tasks.iter().map(|t| t.id)),
-                    other => panic!("PlaceTasks answered {other:?}"),
-                }
+                let Placed { tasks, .. } = self.ok(command);
+                placed.extend(tasks.iter().map(|t| t.id));
             }
             if let Some(command) = decision.service_command(&placed, self.now, seed) {
                 self.ok(command);
@@ -563,7 +551,7 @@ impl Harness {
     }
 
     fn report(&mut self, id: TaskId, status: Option<TaskStatus>, containers: Vec<ContainerChange>) {
-        self.ok(Command::TaskStateChange {
+        self.ok(TaskStateChange {
             cluster: CLUSTER.into(),
             id,
             status,

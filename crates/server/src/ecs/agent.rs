@@ -3,13 +3,13 @@
 
 use berth_api::EcsError;
 use berth_api::types as api;
-use berth_model::command::ContainerChange;
+use berth_model::Millis;
+use berth_model::command::{ContainerChange, TaskStateChange};
 use berth_model::entity::TaskStatus;
 use berth_model::validate::{self, required_str};
-use berth_model::{Command, Millis, Outcome};
 
 use super::tasks::task_ref;
-use super::{Ctx, cluster_param, unexpected};
+use super::{Ctx, cluster_param};
 use crate::App;
 
 fn status(value: Option<&str>, name: &str) -> Result<Option<TaskStatus>, EcsError> {
@@ -44,12 +44,8 @@ pub async fn discover_poll_endpoint(
     })
 }
 
-fn ack(outcome: Outcome) -> Result<String, EcsError> {
-    match outcome {
-        Outcome::Task(_) => Ok("ACK".into()),
-        other => Err(unexpected(other)),
-    }
-}
+/// What ECS answers an agent's accepted report with.
+const ACK: &str = "ACK";
 
 pub async fn submit_task_state_change(
     app: &App,
@@ -71,7 +67,7 @@ pub async fn submit_task_state_change(
             health_status: None,
         });
     }
-    let command = Command::TaskStateChange {
+    let command = TaskStateChange {
         cluster: cluster.as_str().into(),
         id,
         status: status(req.status.as_deref(), "status")?,
@@ -81,8 +77,9 @@ pub async fn submit_task_state_change(
         pull_stopped_at: when(req.pull_stopped_at),
         execution_stopped_at: when(req.execution_stopped_at),
     };
+    app.write(command).await?;
     Ok(api::SubmitTaskStateChangeResponse {
-        acknowledgment: Some(ack(app.write(command).await?)?),
+        acknowledgment: Some(ACK.into()),
     })
 }
 
@@ -103,7 +100,7 @@ pub async fn submit_container_state_change(
         network_bindings: req.network_bindings.clone(),
         health_status: None,
     };
-    let command = Command::TaskStateChange {
+    let command = TaskStateChange {
         cluster: cluster.as_str().into(),
         id,
         status: None,
@@ -113,7 +110,8 @@ pub async fn submit_container_state_change(
         pull_stopped_at: None,
         execution_stopped_at: None,
     };
+    app.write(command).await?;
     Ok(api::SubmitContainerStateChangeResponse {
-        acknowledgment: Some(ack(app.write(command).await?)?),
+        acknowledgment: Some(ACK.into()),
     })
 }

@@ -4,12 +4,12 @@
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
 use berth_model::arn::{parse_cluster, valid_cluster_name};
-use berth_model::entity::ClusterStatus;
+use berth_model::command::{CreateCluster, DeleteCluster, UpdateCluster};
+use berth_model::entity::{Cluster, ClusterStatus};
 use berth_model::validate::{self, list_len, max_results, one_of, required_str};
-use berth_model::{Command, Outcome};
 
 use super::render::{self, ClusterInclude};
-use super::{Ctx, DEFAULT_CLUSTER, cluster_param, unexpected};
+use super::{Ctx, DEFAULT_CLUSTER, cluster_param};
 use crate::App;
 use crate::pagination;
 
@@ -39,14 +39,10 @@ fn no_capacity_providers(providers: Option<&[String]>) -> Result<(), EcsError> {
     Ok(())
 }
 
-fn cluster_outcome(app: &App, ctx: &Ctx, outcome: Outcome) -> Result<api::Cluster, EcsError> {
-    match outcome {
-        Outcome::Cluster(c) => {
-            let counts = app.node.state().counts(&c.name);
-            Ok(render::cluster(&ctx.arn, &c, counts, ClusterInclude::ALL))
-        }
-        other => Err(unexpected(other)),
-    }
+/// A cluster a write answered with, as ECS shows it, with the counts of the newest state.
+fn rendered(app: &App, ctx: &Ctx, c: &Cluster) -> api::Cluster {
+    let counts = app.node.state().counts(&c.name);
+    render::cluster(&ctx.arn, c, counts, ClusterInclude::ALL)
 }
 
 pub async fn create(
@@ -70,7 +66,7 @@ pub async fn create(
             "defaultCapacityProviderStrategy is not supported: berth has no capacity providers",
         ));
     }
-    let command = Command::CreateCluster {
+    let command = CreateCluster {
         name: name.into(),
         settings: settings(req.settings.as_deref())?,
         configuration: req.configuration,
@@ -81,9 +77,9 @@ pub async fn create(
         }),
         tags: validate::tags(req.tags.as_deref())?,
     };
-    let cluster = cluster_outcome(app, ctx, app.write(command).await?)?;
+    let cluster = app.write(command).await?;
     Ok(api::CreateClusterResponse {
-        cluster: Some(cluster),
+        cluster: Some(rendered(app, ctx, &cluster)),
     })
 }
 
@@ -94,14 +90,9 @@ pub async fn delete(
 ) -> Result<api::DeleteClusterResponse, EcsError> {
     let name = parse_cluster(required_str(&req.cluster, "cluster")?)
         .map_err(|e| EcsError::invalid(e.to_string()))?;
-    let cluster = cluster_outcome(
-        app,
-        ctx,
-        app.write(Command::DeleteCluster { name: name.into() })
-            .await?,
-    )?;
+    let cluster = app.write(DeleteCluster { name: name.into() }).await?;
     Ok(api::DeleteClusterResponse {
-        cluster: Some(cluster),
+        cluster: Some(rendered(app, ctx, &cluster)),
     })
 }
 
@@ -174,7 +165,7 @@ pub async fn update(
 ) -> Result<api::UpdateClusterResponse, EcsError> {
     let name = parse_cluster(required_str(&req.cluster, "cluster")?)
         .map_err(|e| EcsError::invalid(e.to_string()))?;
-    let command = Command::UpdateCluster {
+    let command = UpdateCluster {
         name: name.into(),
         settings: req
             .settings
@@ -188,9 +179,9 @@ pub async fn update(
             }
         }),
     };
-    let cluster = cluster_outcome(app, ctx, app.write(command).await?)?;
+    let cluster = app.write(command).await?;
     Ok(api::UpdateClusterResponse {
-        cluster: Some(cluster),
+        cluster: Some(rendered(app, ctx, &cluster)),
     })
 }
 
@@ -201,14 +192,14 @@ pub async fn update_settings(
 ) -> Result<api::UpdateClusterSettingsResponse, EcsError> {
     let name = cluster_param(&Some(required_str(&req.cluster, "cluster")?.to_owned()))?;
     let given = validate::required(&req.settings, "settings")?;
-    let command = Command::UpdateCluster {
+    let command = UpdateCluster {
         name: name.into(),
         settings: Some(settings(Some(given))?),
         configuration: None,
         service_connect_defaults: None,
     };
-    let cluster = cluster_outcome(app, ctx, app.write(command).await?)?;
+    let cluster = app.write(command).await?;
     Ok(api::UpdateClusterSettingsResponse {
-        cluster: Some(cluster),
+        cluster: Some(rendered(app, ctx, &cluster)),
     })
 }

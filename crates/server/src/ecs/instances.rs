@@ -6,18 +6,21 @@ use std::collections::BTreeMap;
 
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
+use berth_model::InstanceId;
 use berth_model::arn::parse_container_instance;
-use berth_model::command::AttributeChange;
+use berth_model::command::{
+    AttributeChange, DeleteAttributes, DeregisterContainerInstance, Partial, PutAttributes,
+    RegisterContainerInstance, UpdateContainerInstancesState,
+};
 use berth_model::entity::{InstanceStatus, Resources};
 use berth_model::validate::{
     self, attribute_name, attribute_value, list_len, max_results, one_of, required, required_str,
 };
-use berth_model::{Command, InstanceId, Outcome};
 use berth_scheduler::{instance_matches, query};
 use serde::Deserialize;
 
 use super::render;
-use super::{Ctx, active_cluster, cluster_param, unexpected};
+use super::{Ctx, active_cluster, cluster_param};
 use crate::App;
 use crate::pagination;
 
@@ -157,7 +160,7 @@ pub async fn register(
         Some(arn) => (instance_ref(arn, &cluster)?, true),
         None => (InstanceId(rand::random()), false),
     };
-    let command = Command::RegisterContainerInstance {
+    let command = RegisterContainerInstance {
         cluster: cluster.as_str().into(),
         id,
         reregister,
@@ -167,16 +170,12 @@ pub async fn register(
         version_info: req.version_info,
         tags: validate::tags(req.tags.as_deref())?,
     };
-    match app.write(command).await? {
-        Outcome::Instance(i) => {
-            app.heartbeats.heard(i.id);
-            let state = app.node.state();
-            Ok(api::RegisterContainerInstanceResponse {
-                container_instance: Some(render::instance(&ctx.arn, &i, state.usage(i.id), true)),
-            })
-        }
-        other => Err(unexpected(other)),
-    }
+    let i = app.write(command).await?;
+    app.heartbeats.heard(i.id);
+    let state = app.node.state();
+    Ok(api::RegisterContainerInstanceResponse {
+        container_instance: Some(render::instance(&ctx.arn, &i, state.usage(i.id), true)),
+    })
 }
 
 pub async fn deregister(
@@ -189,17 +188,15 @@ pub async fn deregister(
         required_str(&req.container_instance, "containerInstance")?,
         &cluster,
     )?;
-    let command = Command::DeregisterContainerInstance {
+    let command = DeregisterContainerInstance {
         cluster: cluster.as_str().into(),
         id,
         force: req.force.unwrap_or(false),
     };
-    match app.write(command).await? {
-        Outcome::Instance(i) => Ok(api::DeregisterContainerInstanceResponse {
-            container_instance: Some(render::instance(&ctx.arn, &i, None, true)),
-        }),
-        other => Err(unexpected(other)),
-    }
+    let i = app.write(command).await?;
+    Ok(api::DeregisterContainerInstanceResponse {
+        container_instance: Some(render::instance(&ctx.arn, &i, None, true)),
+    })
 }
 
 pub async fn list(
@@ -303,30 +300,26 @@ pub async fn update_state(
         .iter()
         .map(|r| instance_ref(r, &cluster))
         .collect::<Result<Vec<_>, _>>()?;
-    let command = Command::UpdateContainerInstancesState {
+    let command = UpdateContainerInstancesState {
         cluster: cluster.as_str().into(),
         ids,
         status: InstanceStatus::parse(status).expect("validated above"),
     };
-    match app.write(command).await? {
-        Outcome::Instances { done, failures } => {
-            let state = app.node.state();
-            Ok(api::UpdateContainerInstancesStateResponse {
-                container_instances: Some(
-                    done.iter()
-                        .map(|i| render::instance(&ctx.arn, i, state.usage(i.id), false))
-                        .collect(),
-                ),
-                failures: Some(
-                    failures
-                        .iter()
-                        .map(|f| render::failure(&ctx.arn, f))
-                        .collect(),
-                ),
-            })
-        }
-        other => Err(unexpected(other)),
-    }
+    let Partial { done, failures } = app.write(command).await?;
+    let state = app.node.state();
+    Ok(api::UpdateContainerInstancesStateResponse {
+        container_instances: Some(
+            done.iter()
+                .map(|i| render::instance(&ctx.arn, i, state.usage(i.id), false))
+                .collect(),
+        ),
+        failures: Some(
+            failures
+                .iter()
+                .map(|f| render::failure(&ctx.arn, f))
+                .collect(),
+        ),
+    })
 }
 
 /// Validates PutAttributes/DeleteAttributes items: container-instance targets in `cluster`.
@@ -386,21 +379,20 @@ async fn change_attributes(
     let cluster = cluster_param(cluster)?;
     let attributes = attribute_changes(required(given, "attributes")?, &cluster, put)?;
     let name = cluster.as_str().into();
-    let command = if put {
-        Command::PutAttributes {
+    let changes = if put {
+        app.write(PutAttributes {
             cluster: name,
             attributes,
-        }
+        })
+        .await?
     } else {
-        Command::DeleteAttributes {
+        app.write(DeleteAttributes {
             cluster: name,
             attributes,
-        }
+        })
+        .await?
     };
-    match app.write(command).await? {
-        Outcome::Attributes(changes) => Ok(render_changes(ctx, &cluster, &changes)),
-        other => Err(unexpected(other)),
-    }
+    Ok(render_changes(ctx, &cluster, &changes))
 }
 
 pub async fn put_attributes(

@@ -31,9 +31,9 @@ use berth_api::protocol::{
     CONTENT_TYPE, DEFAULT_REGION, operation_name, region_from_authorization,
 };
 use berth_api::{EcsError, ErrorCode};
+use berth_model::TypedCommand;
 use berth_model::arn::{ArnContext, parse_cluster};
 use berth_model::entity::Cluster;
-use berth_model::{Command, Outcome};
 use berth_raft::WriteError;
 use berth_state::State as ClusterState;
 use serde::Serialize;
@@ -242,8 +242,8 @@ fn encode<T: Serialize>(response: &T) -> Result<Vec<u8>, EcsError> {
 }
 
 impl App {
-    /// Proposes a command and waits for its outcome (durable, committed, applied).
-    pub(crate) async fn write(&self, command: Command) -> Result<Outcome, EcsError> {
+    /// Proposes a command and waits for its output (durable, committed, applied).
+    pub(crate) async fn write<C: TypedCommand>(&self, command: C) -> Result<C::Output, EcsError> {
         let written = self.node.write(command).await.map_err(|e| match e {
             WriteError::NotLeader { leader } => EcsError::server(format!(
                 "This server is not the leader; send the request to {}",
@@ -253,6 +253,7 @@ impl App {
                 )
             )),
             WriteError::Unavailable(why) => EcsError::server(why),
+            WriteError::UnexpectedOutcome(bug) => EcsError::server(bug.to_string()),
         })?;
         written.result.map_err(EcsError::from)
     }
@@ -277,11 +278,6 @@ pub(crate) fn active_cluster<'a>(
         Some(_) => Err(berth_model::Error::ClusterInactive.into()),
         None => Err(berth_model::Error::ClusterNotFound.into()),
     }
-}
-
-/// The answer to an Outcome of a kind a handler did not expect: a bug, reported as such.
-pub(crate) fn unexpected(outcome: Outcome) -> EcsError {
-    EcsError::server(format!("unexpected outcome {outcome:?}"))
 }
 
 /// An entity as ECS would show it, for `/v1/history`: derived figures (counts, remaining

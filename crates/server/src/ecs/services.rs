@@ -18,14 +18,15 @@ use std::sync::Arc;
 
 use berth_api::types::{self as api, enums};
 use berth_api::{EcsError, ErrorCode};
+use berth_model::Millis;
 use berth_model::arn::parse_service;
+use berth_model::command::{CreateService, PutService};
 use berth_model::entity::TaskDefinition;
 use berth_model::service::{
     CircuitBreaker, Deployment, DeploymentConfig, DeploymentStatus, RolloutState,
     SchedulingStrategy, Service, ServiceStatus,
 };
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
-use berth_model::{Command, Millis, Outcome};
 use berth_scheduler::service::deployment_id;
 use berth_scheduler::{parse_constraint, parse_strategy};
 use berth_state::State;
@@ -33,7 +34,7 @@ use berth_state::State;
 use super::render;
 use super::task_definitions::{resolve, runnable};
 use super::tasks::{MAX_CONSTRAINTS, MAX_STRATEGIES, digest, launch_type};
-use super::{Ctx, active_cluster, cluster_param, unexpected};
+use super::{Ctx, active_cluster, cluster_param};
 use crate::App;
 use crate::pagination;
 
@@ -370,13 +371,6 @@ fn request_digest<T: serde::Serialize>(request: &T) -> u64 {
 
 // --- writes -----------------------------------------------------------------------------------
 
-fn service_outcome(outcome: Outcome) -> Result<Arc<Service>, EcsError> {
-    match outcome {
-        Outcome::Service(s) => Ok(s),
-        other => Err(unexpected(other)),
-    }
-}
-
 /// Reads the service, lets `decide` compute its new value from the snapshot (`None`: nothing
 /// to change), and commits it; if the service moved in between, reads it and decides again.
 /// Returns the service as stored.
@@ -401,12 +395,12 @@ where
             return Ok(current.clone());
         };
         next.steady = false;
-        let command = Command::PutService {
+        let command = PutService {
             service: Arc::new(next),
             expected_version: current.version,
         };
         match app.write(command).await {
-            Ok(outcome) => return service_outcome(outcome),
+            Ok(stored) => return Ok(stored),
             Err(e) if e.code == ErrorCode::ConflictException && attempt < MAX_PUT_ATTEMPTS => {
                 tokio::task::yield_now().await;
             }
@@ -529,12 +523,12 @@ pub async fn create(
         version: 0,
     };
     let service = match app
-        .write(Command::CreateService {
+        .write(CreateService {
             service: Arc::new(service),
         })
         .await
     {
-        Ok(outcome) => service_outcome(outcome)?,
+        Ok(stored) => stored,
         // Two identical requests raced: the loser answers with the winner's service.
         Err(e) if e.code == ErrorCode::InvalidParameterException => {
             match existing(&app.node.state()) {

@@ -3,12 +3,12 @@
 use berth_api::EcsError;
 use berth_api::types as api;
 use berth_model::arn::{ResourceArn, parse_resource_arn};
+use berth_model::command::{TagResource, UntagResource};
 use berth_model::validate::{self, required, required_str, tag_key};
-use berth_model::{Command, Outcome};
 use berth_state::State;
 
+use super::Ctx;
 use super::render;
-use super::{Ctx, unexpected};
 use crate::App;
 
 fn resource(value: &Option<String>) -> Result<ResourceArn, EcsError> {
@@ -34,13 +34,6 @@ fn current_tags(state: &State, r: &ResourceArn) -> Option<Vec<berth_model::entit
     }
 }
 
-fn done(outcome: Outcome) -> Result<(), EcsError> {
-    match outcome {
-        Outcome::Done => Ok(()),
-        other => Err(unexpected(other)),
-    }
-}
-
 pub async fn tag(
     app: &App,
     _ctx: &Ctx,
@@ -48,7 +41,7 @@ pub async fn tag(
 ) -> Result<api::TagResourceResponse, EcsError> {
     let resource = resource(&req.resource_arn)?;
     let tags = validate::tags(Some(required(&req.tags, "tags")?))?;
-    done(app.write(Command::TagResource { resource, tags }).await?)?;
+    app.write(TagResource { resource, tags }).await?;
     Ok(api::TagResourceResponse {})
 }
 
@@ -62,7 +55,7 @@ pub async fn untag(
     for k in &keys {
         tag_key(k)?;
     }
-    done(app.write(Command::UntagResource { resource, keys }).await?)?;
+    app.write(UntagResource { resource, keys }).await?;
     Ok(api::UntagResourceResponse {})
 }
 

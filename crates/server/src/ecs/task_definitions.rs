@@ -6,13 +6,15 @@ use std::sync::Arc;
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
 use berth_model::arn::parse_task_definition;
+use berth_model::command::{
+    DeleteTaskDefinitions, DeregisterTaskDefinition, Partial, RegisterTaskDefinition,
+};
 use berth_model::entity::{Name, TaskDefinition, TaskDefinitionStatus};
 use berth_model::validate::{self, list_len, max_results, one_of, required_str};
-use berth_model::{Command, Outcome};
 use berth_state::State;
 
+use super::Ctx;
 use super::render;
-use super::{Ctx, unexpected};
 use crate::App;
 use crate::pagination;
 
@@ -41,26 +43,19 @@ pub(crate) fn resolve<'a>(
     })
 }
 
-fn definition(outcome: Outcome) -> Result<Arc<TaskDefinition>, EcsError> {
-    match outcome {
-        Outcome::TaskDefinition(t) => Ok(t),
-        other => Err(unexpected(other)),
-    }
-}
-
 pub async fn register(
     app: &App,
     ctx: &Ctx,
     req: api::RegisterTaskDefinitionRequest,
 ) -> Result<api::RegisterTaskDefinitionResponse, EcsError> {
     let valid = validate::task_definition::register(&req)?;
-    let command = Command::RegisterTaskDefinition {
+    let command = RegisterTaskDefinition {
         family: valid.family.as_str().into(),
         spec: Arc::new(valid.spec),
         requirements: valid.requirements,
         tags: valid.tags,
     };
-    let t = definition(app.write(command).await?)?;
+    let t = app.write(command).await?;
     Ok(api::RegisterTaskDefinitionResponse {
         task_definition: Some(render::task_definition(&ctx.arn, &t)),
         tags: Some(render::tags(&t.tags)),
@@ -179,11 +174,11 @@ pub async fn deregister(
     req: api::DeregisterTaskDefinitionRequest,
 ) -> Result<api::DeregisterTaskDefinitionResponse, EcsError> {
     let (family, revision) = revision_ref(required_str(&req.task_definition, "taskDefinition")?)?;
-    let command = Command::DeregisterTaskDefinition {
+    let command = DeregisterTaskDefinition {
         family: family.into(),
         revision,
     };
-    let t = definition(app.write(command).await?)?;
+    let t = app.write(command).await?;
     Ok(api::DeregisterTaskDefinitionResponse {
         task_definition: Some(render::task_definition(&ctx.arn, &t)),
     })
@@ -200,25 +195,20 @@ pub async fn delete(
         .iter()
         .map(|r| revision_ref(r).map(|(f, rev)| (Name::from(f), rev)))
         .collect::<Result<Vec<_>, _>>()?;
-    match app
-        .write(Command::DeleteTaskDefinitions { revisions })
-        .await?
-    {
-        Outcome::TaskDefinitions { done, failures } => Ok(api::DeleteTaskDefinitionsResponse {
-            task_definitions: Some(
-                done.iter()
-                    .map(|t| render::task_definition(&ctx.arn, t))
-                    .collect(),
-            ),
-            failures: Some(
-                failures
-                    .iter()
-                    .map(|f| render::failure(&ctx.arn, f))
-                    .collect(),
-            ),
-        }),
-        other => Err(unexpected(other)),
-    }
+    let Partial { done, failures } = app.write(DeleteTaskDefinitions { revisions }).await?;
+    Ok(api::DeleteTaskDefinitionsResponse {
+        task_definitions: Some(
+            done.iter()
+                .map(|t| render::task_definition(&ctx.arn, t))
+                .collect(),
+        ),
+        failures: Some(
+            failures
+                .iter()
+                .map(|f| render::failure(&ctx.arn, f))
+                .collect(),
+        ),
+    })
 }
 
 /// The status a revision must have for RunTask/StartTask.

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
 use berth_model::arn::parse_task;
-use berth_model::command::{ClientToken, FailureReason, Rejection};
+use berth_model::command::{ClientToken, FailureReason, PlaceTasks, Placed, StopTask};
 use berth_model::entity::*;
 use berth_model::requirements::requirements;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
-use berth_model::{Command, InstanceId, Millis, Outcome, TaskId};
+use berth_model::{InstanceId, Millis, TaskId};
 use berth_scheduler::{
     Constraint, InstanceRejection, Placement, Strategy, TaskTemplate, complete_overrides,
     parse_constraint, parse_strategy, place,
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::render;
 use super::task_definitions::{resolve, runnable};
-use super::{Ctx, active_cluster, cluster_param, unexpected};
+use super::{Ctx, active_cluster, cluster_param};
 use crate::App;
 use crate::pagination;
 
@@ -186,13 +186,6 @@ fn plan_failures(ctx: &Ctx, cluster: &str, rejections: &[InstanceRejection]) -> 
         .collect()
 }
 
-fn placed(outcome: Outcome) -> Result<(Vec<Arc<Task>>, Vec<Rejection>), EcsError> {
-    match outcome {
-        Outcome::Placed { tasks, rejected } => Ok((tasks, rejected)),
-        other => Err(unexpected(other)),
-    }
-}
-
 /// Tasks for a plan's placements, on the instances as `state` has them.
 fn tasks_for(state: &State, template: &TaskTemplate, placements: &[Placement]) -> Vec<Task> {
     placements
@@ -309,7 +302,7 @@ pub async fn run(
         if tasks.is_empty() {
             break;
         }
-        let command = Command::PlaceTasks {
+        let command = PlaceTasks {
             cluster: template.cluster.clone(),
             tasks,
             client_token: req.client_token.clone().map(|token| ClientToken {
@@ -319,7 +312,10 @@ pub async fn run(
             }),
             distinct_instance: template.distinct_instance(),
         };
-        let (ok, rejected) = placed(app.write(command).await?)?;
+        let Placed {
+            tasks: ok,
+            rejected,
+        } = app.write(command).await?;
         remaining -= ok.len().min(remaining);
         done.extend(ok);
         if remaining == 0 || rejected.is_empty() {
@@ -396,13 +392,16 @@ pub async fn start(
     let tasks = tasks_for(&state, &template, &plan.placements);
     let mut done = Vec::new();
     if !tasks.is_empty() {
-        let command = Command::PlaceTasks {
+        let command = PlaceTasks {
             cluster: template.cluster.clone(),
             tasks,
             client_token: None,
             distinct_instance: false,
         };
-        let (ok, rejected) = placed(app.write(command).await?)?;
+        let Placed {
+            tasks: ok,
+            rejected,
+        } = app.write(command).await?;
         done = ok;
         failures.extend(
             rejected
@@ -497,18 +496,16 @@ pub async fn stop(
     let cluster = cluster_param(&req.cluster)?;
     let id = task_ref(required_str(&req.task, "task")?, &cluster)?;
     let reason = req.reason.map(|r| r.chars().take(255).collect::<String>());
-    let command = Command::StopTask {
+    let command = StopTask {
         cluster: cluster.as_str().into(),
         id,
         reason,
         stop_code: Some("UserInitiated".into()),
     };
-    match app.write(command).await? {
-        Outcome::Task(t) => Ok(api::StopTaskResponse {
-            task: Some(render::task(&ctx.arn, &t, true)),
-        }),
-        other => Err(unexpected(other)),
-    }
+    let t = app.write(command).await?;
+    Ok(api::StopTaskResponse {
+        task: Some(render::task(&ctx.arn, &t, true)),
+    })
 }
 
 pub async fn describe(

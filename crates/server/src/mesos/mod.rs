@@ -38,10 +38,15 @@ use berth_mesos::recordio::record;
 use berth_mesos::scheduler::{Call, CallType, Event};
 use berth_mesos::v1::{self, FrameworkId, Reason, TaskState};
 use berth_mesos::validate::{check_launch, validate_call, validate_operation};
-use berth_model::command::{Command, Outcome};
+use berth_model::TypedCommand;
+use berth_model::command::{
+    AcceptOffers, FrameworkDisconnected, MakeOffers, OffersMade, RegisterTaskDefinition,
+    RemoveFramework, RemoveOffers, StopTask, SubscribeFramework,
+};
 use berth_model::entity::{InstanceStatus, Name, Reservation, Tag};
 use berth_model::mesos::{Framework, Offer};
 use berth_model::{InstanceId, Millis, OfferId, TaskId};
+use berth_raft::Written;
 use berth_scheduler::{Placement, TaskTemplate};
 use berth_state::TaskFilter;
 use tokio::sync::mpsc;
@@ -243,7 +248,7 @@ impl Drop for Subscription {
             let app = self.app.clone();
             let id = self.framework.clone();
             tokio::spawn(async move {
-                let _ = app.node.write(Command::FrameworkDisconnected { id }).await;
+                write_or_warn(&app, FrameworkDisconnected { id }).await;
             });
         }
     }
@@ -323,7 +328,7 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
     // never sees it connected without a stream.
     let written = app
         .node
-        .write(Command::SubscribeFramework {
+        .write(SubscribeFramework {
             framework: Arc::new(framework),
         })
         .await;
@@ -389,17 +394,42 @@ fn uuid_string() -> String {
     )
 }
 
+/// Writes a command nobody waits on (the loop's, and those of calls answered with 202): its
+/// output, or `None` after logging why it was not written or was refused. The loop decides
+/// from the state on every tick, so most lost writes are decided again (offers made again or
+/// timed out, frameworks found orphaned or past their failover timeout); a lost KILL is the
+/// framework's to send again, as it would to a Mesos master.
+async fn write_or_warn<C: TypedCommand>(app: &App, command: C) -> Option<C::Output> {
+    match app.node.write(command).await {
+        Ok(Written {
+            result: Ok(output), ..
+        }) => Some(output),
+        Ok(Written {
+            result: Err(refused),
+            ..
+        }) => {
+            tracing::warn!(command = C::NAME, error = %refused, "Mesos: a command was refused");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(command = C::NAME, error = %e, "Mesos: a command was not written");
+            None
+        }
+    }
+}
+
 /// Carries out one (validated) call of a subscribed framework.
 async fn handle(app: &Arc<App>, framework: &str, kind: CallType, call: Call) {
     match kind {
         CallType::Teardown => {
-            let _ = app
-                .node
-                .write(Command::RemoveFramework {
+            write_or_warn(
+                app,
+                RemoveFramework {
                     id: framework.to_owned(),
                     reason: "Framework torn down".into(),
-                })
-                .await;
+                },
+            )
+            .await;
             app.mesos.lock().streams.remove(framework);
         }
         CallType::Accept => {
@@ -478,7 +508,7 @@ async fn release(app: &App, framework: &str, ids: &[OfferId], refuse: Duration) 
         .filter(|id| state.offer(*id).is_some_and(|o| o.framework == framework))
         .collect();
     if !mine.is_empty() {
-        let _ = app.node.write(Command::RemoveOffers { ids: mine }).await;
+        write_or_warn(app, RemoveOffers { ids: mine }).await;
     }
 }
 
@@ -594,7 +624,7 @@ async fn accept_offers(app: &Arc<App>, framework: &str, accept: berth_mesos::sch
     app.mesos.lock().offered.retain(|id, _| !ids.contains(id));
     let written = app
         .node
-        .write(Command::AcceptOffers {
+        .write(AcceptOffers {
             framework: framework.to_owned(),
             offers: ids.clone(),
             tasks: tasks.clone(),
@@ -650,7 +680,7 @@ async fn launch_task(
         None => {
             let written = app
                 .node
-                .write(Command::RegisterTaskDefinition {
+                .write(RegisterTaskDefinition {
                     family: family.into(),
                     spec: Arc::new(valid.spec),
                     requirements: valid.requirements,
@@ -658,10 +688,7 @@ async fn launch_task(
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-            match written.result.map_err(|e| e.to_string())? {
-                Outcome::TaskDefinition(d) => d,
-                other => return Err(format!("unexpected outcome {other:?}")),
-            }
+            written.result.map_err(|e| e.to_string())?
         }
     };
     let template = TaskTemplate::plain(
@@ -695,15 +722,13 @@ async fn kill(app: &App, framework: &str, task_id: &str) {
     let id = translate::task_id(framework, task_id);
     match state.task(id) {
         Some(t) if t.started_by.as_deref() == Some(framework) => {
-            let _ = app
-                .node
-                .write(Command::StopTask {
-                    cluster: t.cluster.clone(),
-                    id,
-                    reason: Some("Killed by the framework".into()),
-                    stop_code: Some("UserInitiated".into()),
-                })
-                .await;
+            let stop = StopTask {
+                cluster: t.cluster.clone(),
+                id,
+                reason: Some("Killed by the framework".into()),
+                stop_code: Some("UserInitiated".into()),
+            };
+            write_or_warn(app, stop).await;
         }
         _ => tell(
             app,
@@ -808,7 +833,7 @@ async fn orphan_frameworks(app: &App) {
         .map(|f| f.id.clone())
         .collect();
     for id in orphans {
-        let _ = app.node.write(Command::FrameworkDisconnected { id }).await;
+        write_or_warn(app, FrameworkDisconnected { id }).await;
     }
 }
 
@@ -826,13 +851,11 @@ async fn expire_frameworks(app: &App) {
         .map(|f| f.id.clone())
         .collect();
     for id in expired {
-        let _ = app
-            .node
-            .write(Command::RemoveFramework {
-                id,
-                reason: "Framework failover timeout".into(),
-            })
-            .await;
+        let remove = RemoveFramework {
+            id,
+            reason: "Framework failover timeout".into(),
+        };
+        write_or_warn(app, remove).await;
     }
 }
 
@@ -860,7 +883,7 @@ async fn expire_offers(app: &App) {
             }
         }
         let ids = old.iter().map(|o| o.id).collect();
-        let _ = app.node.write(Command::RemoveOffers { ids }).await;
+        write_or_warn(app, RemoveOffers { ids }).await;
         for o in &old {
             app.mesos.send(
                 &o.framework,
@@ -996,10 +1019,7 @@ async fn make_offers(app: &App) {
     if offers.is_empty() {
         return;
     }
-    let Ok(written) = app.node.write(Command::MakeOffers { offers }).await else {
-        return;
-    };
-    let Ok(Outcome::Offers { made, .. }) = written.result else {
+    let Some(OffersMade { made, .. }) = write_or_warn(app, MakeOffers { offers }).await else {
         return;
     };
     let state = app.node.state();

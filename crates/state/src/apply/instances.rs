@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_api::types as api;
 use berth_model::arn::ResourceArn;
-use berth_model::command::{AttributeChange, CommandResult, Failure, FailureReason, Outcome};
+use berth_model::command::{
+    AgentConnectivity, AgentLost, AttributeChange, DeleteAttributes, DeregisterContainerInstance,
+    Failure, FailureReason, Partial, PutAttributes, RegisterContainerInstance,
+    UpdateContainerInstancesState,
+};
 use berth_model::entity::*;
 use berth_model::{Error, InstanceId, Millis};
 
+use super::Apply;
 use crate::{Entity, EntityKey, State};
 
 /// Custom attributes one instance may carry; the built-in ones (set by agents) do not count.
@@ -55,27 +59,62 @@ impl State {
         self.instances.get(&id).filter(|i| &*i.cluster == cluster)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn register_instance(
+    /// Applies `edit` for each change to a working copy of its instance, all or nothing: every
+    /// target must exist and every edit succeed before any instance is stored.
+    fn edit_attributes(
         &mut self,
         at: Millis,
         cluster: &Name,
-        id: InstanceId,
-        reregister: bool,
-        ec2_instance_id: &Option<String>,
-        resources: &Resources,
-        attributes: &BTreeMap<String, Option<String>>,
-        version_info: &Option<api::VersionInfo>,
-        tags: &[Tag],
-    ) -> CommandResult {
+        changes: &[AttributeChange],
+        edit: impl Fn(&mut ContainerInstance, &AttributeChange) -> Result<(), Error>,
+    ) -> Result<Vec<AttributeChange>, Error> {
         self.active_cluster(cluster)?;
+        let mut updated: BTreeMap<InstanceId, ContainerInstance> = BTreeMap::new();
+        for c in changes {
+            let instance = match updated.get_mut(&c.instance) {
+                Some(i) => i,
+                None => {
+                    let i = self.instance_in(cluster, c.instance).ok_or_else(|| {
+                        Error::TargetNotFound(format!(
+                            "Could not find container instance {} in cluster {cluster}",
+                            c.instance
+                        ))
+                    })?;
+                    updated.entry(c.instance).or_insert_with(|| (**i).clone())
+                }
+            };
+            edit(instance, c)?;
+        }
+        for (id, new) in updated {
+            let old = self.instances.get(&id).cloned();
+            if old.as_deref() != Some(&new) {
+                self.put_instance(at, old.as_ref(), new);
+            }
+        }
+        Ok(changes.to_vec())
+    }
+}
+
+impl Apply for RegisterContainerInstance {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<ContainerInstance>, Error> {
+        let RegisterContainerInstance {
+            cluster,
+            id,
+            reregister,
+            ec2_instance_id,
+            resources,
+            attributes,
+            version_info,
+            tags,
+        } = self;
+        state.active_cluster(cluster)?;
         if custom_count(attributes) > MAX_CUSTOM_ATTRIBUTES {
             return Err(Error::AttributeLimitExceeded(format!(
                 "A container instance can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes"
             )));
         }
-        let old = self.instance_in(cluster, id).cloned();
-        let new = match (&old, reregister) {
+        let old = state.instance_in(cluster, *id).cloned();
+        let new = match (&old, *reregister) {
             (Some(old), true) => {
                 if old.status == InstanceStatus::Inactive {
                     return Err(Error::client(format!(
@@ -118,13 +157,13 @@ impl State {
                 )));
             }
             // Ids are global: one in use in any cluster cannot name a new instance.
-            (_, false) if self.instances.contains_key(&id) => {
+            (_, false) if state.instances.contains_key(id) => {
                 return Err(Error::client(format!(
                     "Container instance id {id} is already in use"
                 )));
             }
             (_, false) => ContainerInstance {
-                id,
+                id: *id,
                 cluster: cluster.clone(),
                 ec2_instance_id: ec2_instance_id.clone(),
                 status: InstanceStatus::Active,
@@ -140,28 +179,29 @@ impl State {
                 version: 0,
             },
         };
-        let new = self.put_instance(at, old.as_ref(), new);
-        Ok(Outcome::Instance(new))
+        let new = state.put_instance(at, old.as_ref(), new);
+        Ok(new)
     }
+}
 
-    pub(super) fn deregister_instance(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        id: InstanceId,
-        force: bool,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let old = self.instance_in(cluster, id).cloned().ok_or_else(|| {
+impl Apply for DeregisterContainerInstance {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<ContainerInstance>, Error> {
+        let DeregisterContainerInstance { cluster, id, force } = self;
+        state.active_cluster(cluster)?;
+        let old = state.instance_in(cluster, *id).cloned().ok_or_else(|| {
             Error::invalid(format!(
                 "Container instance {id} not found in cluster {cluster}"
             ))
         })?;
         if old.status == InstanceStatus::Inactive {
-            return Ok(Outcome::Instance(old));
+            return Ok(old);
         }
-        let live: Vec<Arc<Task>> = self.tasks_on(id).filter(|t| t.is_live()).cloned().collect();
-        if !live.is_empty() && !force {
+        let live: Vec<Arc<Task>> = state
+            .tasks_on(*id)
+            .filter(|t| t.is_live())
+            .cloned()
+            .collect();
+        if !live.is_empty() && !*force {
             return Err(Error::invalid(format!(
                 "Container instance {id} has {} running or pending tasks. Stop them, or deregister with force to orphan them.",
                 live.len()
@@ -185,9 +225,9 @@ impl State {
                 )),
                 ..(*t).clone()
             };
-            self.put_task(at, Some(&t), stopped);
+            state.put_task(at, Some(&t), stopped);
         }
-        let new = self.put_instance(
+        let new = state.put_instance(
             at,
             Some(&old),
             ContainerInstance {
@@ -197,21 +237,22 @@ impl State {
                 ..(*old).clone()
             },
         );
-        Ok(Outcome::Instance(new))
+        Ok(new)
     }
+}
 
-    pub(super) fn agent_connectivity(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        ids: &[InstanceId],
-        connected: bool,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
+impl Apply for AgentConnectivity {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Partial<ContainerInstance>, Error> {
+        let AgentConnectivity {
+            cluster,
+            ids,
+            connected,
+        } = self;
+        state.active_cluster(cluster)?;
         let mut done = Vec::new();
         let mut failures = Vec::new();
         for &id in ids {
-            let Some(old) = self.instance_in(cluster, id).cloned() else {
+            let Some(old) = state.instance_in(cluster, id).cloned() else {
                 failures.push(Failure {
                     resource: None,
                     reason: FailureReason::Missing.as_str().into(),
@@ -219,37 +260,42 @@ impl State {
                 });
                 continue;
             };
-            if old.agent_connected == connected || old.status == InstanceStatus::Inactive {
+            if old.agent_connected == *connected || old.status == InstanceStatus::Inactive {
                 done.push(old);
                 continue;
             }
             let new = ContainerInstance {
-                agent_connected: connected,
-                disconnected_at: (!connected).then_some(at),
+                agent_connected: *connected,
+                disconnected_at: (!*connected).then_some(at),
                 ..(*old).clone()
             };
-            done.push(self.put_instance(at, Some(&old), new));
+            done.push(state.put_instance(at, Some(&old), new));
         }
-        Ok(Outcome::Instances { done, failures })
+        Ok(Partial { done, failures })
     }
+}
 
-    pub(super) fn agent_lost(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        id: InstanceId,
-        reason: &str,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let instance = self.instance_in(cluster, id).cloned().ok_or_else(|| {
+impl Apply for AgentLost {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<ContainerInstance>, Error> {
+        let AgentLost {
+            cluster,
+            id,
+            reason,
+        } = self;
+        state.active_cluster(cluster)?;
+        let instance = state.instance_in(cluster, *id).cloned().ok_or_else(|| {
             Error::invalid(format!(
                 "Container instance {id} not found in cluster {cluster}"
             ))
         })?;
         if instance.agent_connected {
-            return Ok(Outcome::Instance(instance));
+            return Ok(instance);
         }
-        let live: Vec<Arc<Task>> = self.tasks_on(id).filter(|t| t.is_live()).cloned().collect();
+        let live: Vec<Arc<Task>> = state
+            .tasks_on(*id)
+            .filter(|t| t.is_live())
+            .cloned()
+            .collect();
         for t in live {
             let mut containers = t.containers.clone();
             for c in &mut containers {
@@ -275,19 +321,20 @@ impl State {
                 stopped_reason: Some(reason.to_owned()),
                 ..(*t).clone()
             };
-            self.put_task(at, Some(&t), stopped);
+            state.put_task(at, Some(&t), stopped);
         }
-        Ok(Outcome::Instance(instance))
+        Ok(instance)
     }
+}
 
-    pub(super) fn update_instances_state(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        ids: &[InstanceId],
-        status: InstanceStatus,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
+impl Apply for UpdateContainerInstancesState {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Partial<ContainerInstance>, Error> {
+        let UpdateContainerInstancesState {
+            cluster,
+            ids,
+            status,
+        } = self;
+        state.active_cluster(cluster)?;
         if !matches!(status, InstanceStatus::Active | InstanceStatus::Draining) {
             return Err(Error::invalid("status must be ACTIVE or DRAINING"));
         }
@@ -295,7 +342,7 @@ impl State {
         let mut failures = Vec::new();
         for id in ids {
             let resource = Some(ResourceArn::ContainerInstance(cluster.to_string(), *id));
-            match self.instance_in(cluster, *id).cloned() {
+            match state.instance_in(cluster, *id).cloned() {
                 None => failures.push(Failure {
                     resource,
                     reason: FailureReason::Missing.as_str().into(),
@@ -306,27 +353,28 @@ impl State {
                     reason: FailureReason::Inactive.as_str().into(),
                     detail: Some("The container instance is deregistered.".into()),
                 }),
-                Some(i) if i.status == status => done.push(i),
-                Some(i) => done.push(self.put_instance(
+                Some(i) if i.status == *status => done.push(i),
+                Some(i) => done.push(state.put_instance(
                     at,
                     Some(&i),
                     ContainerInstance {
-                        status,
+                        status: *status,
                         ..(*i).clone()
                     },
                 )),
             }
         }
-        Ok(Outcome::Instances { done, failures })
+        Ok(Partial { done, failures })
     }
+}
 
-    pub(super) fn put_attributes(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        changes: &[AttributeChange],
-    ) -> CommandResult {
-        self.edit_attributes(at, cluster, changes, |instance, c| {
+impl Apply for PutAttributes {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Vec<AttributeChange>, Error> {
+        let PutAttributes {
+            cluster,
+            attributes: changes,
+        } = self;
+        state.edit_attributes(at, cluster, changes, |instance, c| {
             instance.attributes.insert(c.name.clone(), c.value.clone());
             if custom_count(&instance.attributes) > MAX_CUSTOM_ATTRIBUTES {
                 return Err(Error::AttributeLimitExceeded(format!(
@@ -337,51 +385,17 @@ impl State {
             Ok(())
         })
     }
+}
 
-    pub(super) fn delete_attributes(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        changes: &[AttributeChange],
-    ) -> CommandResult {
-        self.edit_attributes(at, cluster, changes, |instance, c| {
+impl Apply for DeleteAttributes {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Vec<AttributeChange>, Error> {
+        let DeleteAttributes {
+            cluster,
+            attributes: changes,
+        } = self;
+        state.edit_attributes(at, cluster, changes, |instance, c| {
             instance.attributes.remove(&c.name);
             Ok(())
         })
-    }
-
-    /// Applies `edit` for each change to a working copy of its instance, all or nothing: every
-    /// target must exist and every edit succeed before any instance is stored.
-    fn edit_attributes(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        changes: &[AttributeChange],
-        edit: impl Fn(&mut ContainerInstance, &AttributeChange) -> Result<(), Error>,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let mut updated: BTreeMap<InstanceId, ContainerInstance> = BTreeMap::new();
-        for c in changes {
-            let instance = match updated.get_mut(&c.instance) {
-                Some(i) => i,
-                None => {
-                    let i = self.instance_in(cluster, c.instance).ok_or_else(|| {
-                        Error::TargetNotFound(format!(
-                            "Could not find container instance {} in cluster {cluster}",
-                            c.instance
-                        ))
-                    })?;
-                    updated.entry(c.instance).or_insert_with(|| (**i).clone())
-                }
-            };
-            edit(instance, c)?;
-        }
-        for (id, new) in updated {
-            let old = self.instances.get(&id).cloned();
-            if old.as_deref() != Some(&new) {
-                self.put_instance(at, old.as_ref(), new);
-            }
-        }
-        Ok(Outcome::Attributes(changes.to_vec()))
     }
 }

@@ -5,11 +5,15 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use berth_model::command::{CommandResult, Outcome};
-use berth_model::entity::{DesiredStatus, Name, Protocol, Task};
+use berth_model::command::{
+    AcceptOffers, FrameworkDisconnected, MakeOffers, OffersMade, Placed, RemoveFramework,
+    RemoveOffers, StopTask, SubscribeFramework,
+};
+use berth_model::entity::{DesiredStatus, Name, Protocol};
 use berth_model::mesos::{Framework, Offer};
 use berth_model::{Error, Millis, OfferId};
 
+use super::Apply;
 use crate::{Entity, EntityKey, State, fits};
 
 fn no_framework(id: &str) -> Error {
@@ -60,13 +64,16 @@ impl State {
             }
         }
     }
+}
 
-    pub(super) fn subscribe_framework(&mut self, at: Millis, f: &Framework) -> CommandResult {
-        self.active_cluster(&f.cluster)?;
+impl Apply for SubscribeFramework {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Framework>, Error> {
+        let f: &Framework = &self.framework;
+        state.active_cluster(&f.cluster)?;
         if f.id.is_empty() || f.name.is_empty() {
             return Err(Error::invalid("A framework needs an id and a name"));
         }
-        let registered_at = match self.frameworks.get(&f.id) {
+        let registered_at = match state.frameworks.get(&f.id) {
             Some(old) if old.cluster != f.cluster => {
                 return Err(Error::invalid(format!(
                     "Framework {} is subscribed to cluster {}, not {}",
@@ -76,7 +83,7 @@ impl State {
             Some(old) => old.registered_at,
             None => at,
         };
-        let stored = self.store_framework(
+        let stored = state.store_framework(
             at,
             Framework {
                 connected: true,
@@ -85,21 +92,24 @@ impl State {
                 ..f.clone()
             },
         );
-        Ok(Outcome::Framework(stored))
+        Ok(stored)
     }
+}
 
-    pub(super) fn framework_disconnected(&mut self, at: Millis, id: &str) -> CommandResult {
-        let old = self
+impl Apply for FrameworkDisconnected {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Framework>, Error> {
+        let FrameworkDisconnected { id } = self;
+        let old = state
             .frameworks
             .get(id)
             .cloned()
             .ok_or_else(|| no_framework(id))?;
         // Offers go back at once: nobody is listening for them.
-        self.release_offers_of(at, id);
+        state.release_offers_of(at, id);
         if !old.connected {
-            return Ok(Outcome::Framework(old));
+            return Ok(old);
         }
-        let stored = self.store_framework(
+        let stored = state.store_framework(
             at,
             Framework {
                 connected: false,
@@ -107,18 +117,21 @@ impl State {
                 ..(*old).clone()
             },
         );
-        Ok(Outcome::Framework(stored))
+        Ok(stored)
     }
+}
 
-    pub(super) fn remove_framework(&mut self, at: Millis, id: &str, reason: &str) -> CommandResult {
-        let old = self
+impl Apply for RemoveFramework {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<(), Error> {
+        let RemoveFramework { id, reason } = self;
+        let old = state
             .frameworks
             .get(id)
             .cloned()
             .ok_or_else(|| no_framework(id))?;
-        self.release_offers_of(at, id);
+        state.release_offers_of(at, id);
         let cluster: Name = old.cluster.clone();
-        let live: Vec<_> = self
+        let live: Vec<_> = state
             .tasks_after(
                 &cluster,
                 &crate::TaskFilter {
@@ -130,30 +143,33 @@ impl State {
             )
             .map(|t| t.id)
             .collect();
-        if self.active_cluster(&cluster).is_ok() {
+        if state.active_cluster(&cluster).is_ok() {
             for task in live {
                 // Cannot fail: the cluster is active and the task exists.
-                let _ = self.stop_task(
-                    at,
-                    &cluster,
-                    task,
-                    &Some(reason.to_owned()),
-                    &Some("UserInitiated".into()),
-                );
+                let stop = StopTask {
+                    cluster: cluster.clone(),
+                    id: task,
+                    reason: Some(reason.to_owned()),
+                    stop_code: Some("UserInitiated".into()),
+                };
+                let _ = stop.apply(state, at);
             }
         }
-        self.frameworks.remove(id);
+        state.frameworks.remove(id);
         // The removal is in the change log (watchers see it); the history goes with it.
-        self.record(EntityKey::Framework(id.to_owned()), at, None);
-        self.forget(&EntityKey::Framework(id.to_owned()));
-        Ok(Outcome::Done)
+        state.record(EntityKey::Framework(id.to_owned()), at, None);
+        state.forget(&EntityKey::Framework(id.to_owned()));
+        Ok(())
     }
+}
 
-    pub(super) fn make_offers(&mut self, at: Millis, offers: &[Offer]) -> CommandResult {
+impl Apply for MakeOffers {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<OffersMade, Error> {
+        let MakeOffers { offers } = self;
         let mut made = Vec::new();
         let mut rejected = Vec::new();
         for offer in offers {
-            let framework = self
+            let framework = state
                 .frameworks
                 .get(&offer.framework)
                 .ok_or_else(|| no_framework(&offer.framework))?;
@@ -165,11 +181,11 @@ impl State {
                 rejected.push((offer.id, "the instance is in another cluster".to_owned()));
                 continue;
             }
-            if self.offers.contains_key(&offer.id) {
+            if state.offers.contains_key(&offer.id) {
                 rejected.push((offer.id, "an offer with this id exists".to_owned()));
                 continue;
             }
-            let Some(instance) = self
+            let Some(instance) = state
                 .instances
                 .get(&offer.instance)
                 .filter(|i| i.cluster == offer.cluster)
@@ -179,41 +195,45 @@ impl State {
             };
             if let Err(m) = fits(
                 instance,
-                self.usage.get(&offer.instance).map(|u| &**u),
+                state.usage.get(&offer.instance).map(|u| &**u),
                 &offer.hold,
             ) {
                 rejected.push((offer.id, m.detail));
                 continue;
             }
             let stored = Arc::new(Offer {
-                version: self.index,
+                version: state.index,
                 created_at: at,
                 ..offer.clone()
             });
-            self.offer_changed(None, Some(&stored));
-            self.record(
+            state.offer_changed(None, Some(&stored));
+            state.record(
                 EntityKey::Offer(stored.id),
                 at,
                 Some(Entity::Offer(stored.clone())),
             );
             made.push(stored);
         }
-        Ok(Outcome::Offers { made, rejected })
+        Ok(OffersMade { made, rejected })
     }
+}
 
-    pub(super) fn remove_offers(&mut self, at: Millis, ids: &[OfferId]) -> CommandResult {
-        self.release_offers(at, ids);
-        Ok(Outcome::Done)
+impl Apply for RemoveOffers {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<(), Error> {
+        let RemoveOffers { ids } = self;
+        state.release_offers(at, ids);
+        Ok(())
     }
+}
 
-    pub(super) fn accept_offers(
-        &mut self,
-        at: Millis,
-        framework: &str,
-        ids: &[OfferId],
-        tasks: &[Task],
-    ) -> CommandResult {
-        let f = self
+impl Apply for AcceptOffers {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Placed, Error> {
+        let AcceptOffers {
+            framework,
+            offers: ids,
+            tasks,
+        } = self;
+        let f = state
             .frameworks
             .get(framework)
             .cloned()
@@ -224,8 +244,8 @@ impl State {
         }
         let mut offers = Vec::new();
         for id in ids {
-            match self.offers.get(id) {
-                Some(o) if o.framework == framework => offers.push(o.clone()),
+            match state.offers.get(id) {
+                Some(o) if o.framework == *framework => offers.push(o.clone()),
                 Some(_) => return invalid(format!("offer {id} is another framework's")),
                 None => return invalid(format!("offer {id} is no longer valid")),
             }
@@ -237,7 +257,7 @@ impl State {
         if offers.iter().any(|o| o.instance != instance) {
             return invalid("the offers are on different agents".into());
         }
-        match self.instances.get(&instance) {
+        match state.instances.get(&instance) {
             Some(i)
                 if i.status == berth_model::entity::InstanceStatus::Active && i.agent_connected => {
             }
@@ -268,7 +288,7 @@ impl State {
                     t.id
                 )));
             }
-            if self.tasks.contains_key(&t.id) || !ids_seen.insert(t.id) {
+            if state.tasks.contains_key(&t.id) || !ids_seen.insert(t.id) {
                 return Err(Error::invalid(format!("Task {} exists", t.id)));
             }
             cpu += t.reservation.cpu;
@@ -294,12 +314,12 @@ impl State {
             )));
         }
         // Swap the holds for the tasks: they fit in what the holds freed, by the checks above.
-        self.release_offers(at, ids);
+        state.release_offers(at, ids);
         let mut placed = Vec::with_capacity(tasks.len());
         for t in tasks {
-            placed.push(self.put_task(at, None, t.clone()));
+            placed.push(state.put_task(at, None, t.clone()));
         }
-        Ok(Outcome::Placed {
+        Ok(Placed {
             tasks: placed,
             rejected: Vec::new(),
         })

@@ -1,8 +1,14 @@
 //! `State::apply`: one command, in log order, deterministically.
 //!
-//! A command either changes the state and returns an [`Outcome`], or changes nothing and
-//! returns an [`Error`] — never half of one. Each handler checks everything first and writes
-//! last, so an early return leaves the state untouched.
+//! ```text
+//!  Stamped { at, Command::PlaceTasks(c) } ──State::apply(index)──► c.apply(state, at)
+//!      ──► Result<Placed, Error> ──into──► Result<Outcome, Error> (the Raft response)
+//! ```
+//! Each command implements [`Apply`] next to the other handlers of its resource (one module
+//! per resource), with the output its type names; `State::apply` only advances the index and
+//! dispatches. A command either changes the state and returns its output, or changes nothing
+//! and returns an [`Error`] — never half of one. Each handler checks everything first and
+//! writes last, so an early return leaves the state untouched.
 
 mod instances;
 mod mesos;
@@ -13,12 +19,22 @@ mod tasks;
 use std::sync::Arc;
 
 use berth_model::arn::ResourceArn;
-use berth_model::command::{Command, CommandResult, Outcome, Stamped};
+use berth_model::command::*;
 use berth_model::entity::*;
 use berth_model::validate::{MAX_TAGS, merge_tags};
 use berth_model::{Error, Millis};
 
 use crate::{Entity, EntityKey, State};
+
+/// How one kind of command changes the state. Called by [`State::apply`] (and by a handler
+/// that applies another command as part of its own, as RemoveFramework stops its tasks) once
+/// the state is at the entry's log index: every value a handler stores carries that index as
+/// its version.
+pub(crate) trait Apply: TypedCommand {
+    /// Applies the command decided at `at`: its output, or why it was refused (and then the
+    /// state is as it was).
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Self::Output, Error>;
+}
 
 impl State {
     /// Applies one command as part of log entry `index`.
@@ -26,143 +42,39 @@ impl State {
         self.index = self.index.max(index);
         let at = stamped.at;
         match &stamped.command {
-            Command::CreateCluster {
-                name,
-                settings,
-                configuration,
-                service_connect_defaults,
-                tags,
-            } => self.create_cluster(
-                at,
-                name,
-                settings,
-                configuration,
-                service_connect_defaults,
-                tags,
-            ),
-            Command::DeleteCluster { name } => self.delete_cluster(at, name),
-            Command::UpdateCluster {
-                name,
-                settings,
-                configuration,
-                service_connect_defaults,
-            } => self.update_cluster(at, name, settings, configuration, service_connect_defaults),
-            Command::RegisterTaskDefinition {
-                family,
-                spec,
-                requirements,
-                tags,
-            } => self.register_task_definition(at, family, spec, requirements, tags),
-            Command::DeregisterTaskDefinition { family, revision } => {
-                self.deregister_task_definition(at, family, *revision)
-            }
-            Command::DeleteTaskDefinitions { revisions } => {
-                self.delete_task_definitions(at, revisions)
-            }
-            Command::RegisterContainerInstance {
-                cluster,
-                id,
-                reregister,
-                ec2_instance_id,
-                resources,
-                attributes,
-                version_info,
-                tags,
-            } => self.register_instance(
-                at,
-                cluster,
-                *id,
-                *reregister,
-                ec2_instance_id,
-                resources,
-                attributes,
-                version_info,
-                tags,
-            ),
-            Command::DeregisterContainerInstance { cluster, id, force } => {
-                self.deregister_instance(at, cluster, *id, *force)
-            }
-            Command::UpdateContainerInstancesState {
-                cluster,
-                ids,
-                status,
-            } => self.update_instances_state(at, cluster, ids, *status),
-            Command::PutAttributes {
-                cluster,
-                attributes,
-            } => self.put_attributes(at, cluster, attributes),
-            Command::DeleteAttributes {
-                cluster,
-                attributes,
-            } => self.delete_attributes(at, cluster, attributes),
-            Command::PlaceTasks {
-                cluster,
-                tasks,
-                client_token,
-                distinct_instance,
-            } => self.place_tasks(
-                at,
-                cluster,
-                tasks,
-                client_token.as_ref(),
-                *distinct_instance,
-            ),
-            Command::StopTask {
-                cluster,
-                id,
-                reason,
-                stop_code,
-            } => self.stop_task(at, cluster, *id, reason, stop_code),
-            Command::TaskStateChange {
-                cluster,
-                id,
-                status,
-                reason,
-                containers,
-                pull_started_at,
-                pull_stopped_at,
-                execution_stopped_at,
-            } => self.task_state_change(
-                at,
-                cluster,
-                *id,
-                *status,
-                reason,
-                containers,
-                [*pull_started_at, *pull_stopped_at, *execution_stopped_at],
-            ),
-            Command::AgentConnectivity {
-                cluster,
-                ids,
-                connected,
-            } => self.agent_connectivity(at, cluster, ids, *connected),
-            Command::AgentLost {
-                cluster,
-                id,
-                reason,
-            } => self.agent_lost(at, cluster, *id, reason),
-            Command::CreateService { service } => self.create_service(at, service),
-            Command::PutService {
-                service,
-                expected_version,
-            } => self.put_service(at, service, *expected_version),
-            Command::SubscribeFramework { framework } => self.subscribe_framework(at, framework),
-            Command::FrameworkDisconnected { id } => self.framework_disconnected(at, id),
-            Command::RemoveFramework { id, reason } => self.remove_framework(at, id, reason),
-            Command::MakeOffers { offers } => self.make_offers(at, offers),
-            Command::RemoveOffers { ids } => self.remove_offers(at, ids),
-            Command::AcceptOffers {
-                framework,
-                offers,
-                tasks,
-            } => self.accept_offers(at, framework, offers, tasks),
-            Command::TagResource { resource, tags } => self.tag_resource(at, resource, tags),
-            Command::UntagResource { resource, keys } => self.untag_resource(at, resource, keys),
-            Command::Expire {
-                stopped_before,
-                inactive_before,
-            } => Ok(self.expire(*stopped_before, *inactive_before)),
+            Command::CreateCluster(c) => self.run(c, at),
+            Command::DeleteCluster(c) => self.run(c, at),
+            Command::UpdateCluster(c) => self.run(c, at),
+            Command::RegisterTaskDefinition(c) => self.run(c, at),
+            Command::DeregisterTaskDefinition(c) => self.run(c, at),
+            Command::DeleteTaskDefinitions(c) => self.run(c, at),
+            Command::RegisterContainerInstance(c) => self.run(c, at),
+            Command::DeregisterContainerInstance(c) => self.run(c, at),
+            Command::UpdateContainerInstancesState(c) => self.run(c, at),
+            Command::PutAttributes(c) => self.run(c, at),
+            Command::DeleteAttributes(c) => self.run(c, at),
+            Command::PlaceTasks(c) => self.run(c, at),
+            Command::StopTask(c) => self.run(c, at),
+            Command::TaskStateChange(c) => self.run(c, at),
+            Command::AgentConnectivity(c) => self.run(c, at),
+            Command::AgentLost(c) => self.run(c, at),
+            Command::CreateService(c) => self.run(c, at),
+            Command::PutService(c) => self.run(c, at),
+            Command::SubscribeFramework(c) => self.run(c, at),
+            Command::FrameworkDisconnected(c) => self.run(c, at),
+            Command::RemoveFramework(c) => self.run(c, at),
+            Command::MakeOffers(c) => self.run(c, at),
+            Command::RemoveOffers(c) => self.run(c, at),
+            Command::AcceptOffers(c) => self.run(c, at),
+            Command::TagResource(c) => self.run(c, at),
+            Command::UntagResource(c) => self.run(c, at),
+            Command::Expire(c) => self.run(c, at),
         }
+    }
+
+    /// Applies one command and wraps its output for the Raft response.
+    fn run<C: Apply>(&mut self, command: &C, at: Millis) -> CommandResult {
+        command.apply(self, at).map(Into::into)
     }
 
     /// The cluster, if it exists and is ACTIVE.
@@ -186,97 +98,6 @@ impl State {
             Some(Entity::Cluster(cluster.clone())),
         );
         cluster
-    }
-
-    fn create_cluster(
-        &mut self,
-        at: Millis,
-        name: &Name,
-        settings: &[berth_api::types::ClusterSetting],
-        configuration: &Option<berth_api::types::ClusterConfiguration>,
-        service_connect_defaults: &Option<berth_api::types::ClusterServiceConnectDefaults>,
-        tags: &[Tag],
-    ) -> CommandResult {
-        // ECS answers CreateCluster for an existing active cluster with that cluster, unchanged.
-        if let Some(existing) = self.clusters.get(name)
-            && existing.status == ClusterStatus::Active
-        {
-            return Ok(Outcome::Cluster(existing.clone()));
-        }
-        // ECS reports Container Insights as disabled unless the caller set it.
-        let mut settings = settings.to_vec();
-        if !settings
-            .iter()
-            .any(|s| s.name.as_deref() == Some("containerInsights"))
-        {
-            settings.push(berth_api::types::ClusterSetting {
-                name: Some("containerInsights".into()),
-                value: Some("disabled".into()),
-            });
-        }
-        let cluster = self.put_cluster(
-            at,
-            Cluster {
-                name: name.clone(),
-                status: ClusterStatus::Active,
-                settings,
-                configuration: configuration.clone(),
-                service_connect_defaults: service_connect_defaults.clone(),
-                tags: tags.to_vec(),
-                created_at: at,
-                version: 0,
-            },
-        );
-        Ok(Outcome::Cluster(cluster))
-    }
-
-    fn delete_cluster(&mut self, at: Millis, name: &Name) -> CommandResult {
-        let cluster = self.active_cluster(name)?.clone();
-        // Services, then tasks, then instances: the order a person has to clean up in.
-        let counts = self.counts(name);
-        if counts.active_services > 0 {
-            return Err(Error::ClusterContainsServices);
-        }
-        if counts.running_tasks > 0 || counts.pending_tasks > 0 || self.has_live_tasks(name) {
-            return Err(Error::ClusterContainsTasks);
-        }
-        if counts.registered_instances > 0 {
-            return Err(Error::ClusterContainsInstances);
-        }
-        let cluster = self.put_cluster(
-            at,
-            Cluster {
-                status: ClusterStatus::Inactive,
-                ..(*cluster).clone()
-            },
-        );
-        Ok(Outcome::Cluster(cluster))
-    }
-
-    fn update_cluster(
-        &mut self,
-        at: Millis,
-        name: &Name,
-        settings: &Option<Vec<berth_api::types::ClusterSetting>>,
-        configuration: &Option<berth_api::types::ClusterConfiguration>,
-        service_connect_defaults: &Option<berth_api::types::ClusterServiceConnectDefaults>,
-    ) -> CommandResult {
-        let mut cluster = (**self.active_cluster(name)?).clone();
-        if let Some(new) = settings {
-            for s in new {
-                match cluster.settings.iter_mut().find(|o| o.name == s.name) {
-                    Some(o) => *o = s.clone(),
-                    None => cluster.settings.push(s.clone()),
-                }
-            }
-        }
-        if configuration.is_some() {
-            cluster.configuration = configuration.clone();
-        }
-        if service_connect_defaults.is_some() {
-            cluster.service_connect_defaults = service_connect_defaults.clone();
-        }
-        Ok(Outcome::Cluster(self.put_cluster(at, cluster)))
     }
 
     /// The current tags of a resource, or why it cannot be tagged.
@@ -370,79 +191,184 @@ impl State {
             }
         }
     }
+}
 
-    fn tag_resource(&mut self, at: Millis, resource: &ResourceArn, tags: &[Tag]) -> CommandResult {
-        let merged = merge_tags(&self.tags_of(resource)?, tags);
+impl Apply for CreateCluster {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Cluster>, Error> {
+        let CreateCluster {
+            name,
+            settings,
+            configuration,
+            service_connect_defaults,
+            tags,
+        } = self;
+        // ECS answers CreateCluster for an existing active cluster with that cluster, unchanged.
+        if let Some(existing) = state.clusters.get(name)
+            && existing.status == ClusterStatus::Active
+        {
+            return Ok(existing.clone());
+        }
+        // ECS reports Container Insights as disabled unless the caller set it.
+        let mut settings = settings.to_vec();
+        if !settings
+            .iter()
+            .any(|s| s.name.as_deref() == Some("containerInsights"))
+        {
+            settings.push(berth_api::types::ClusterSetting {
+                name: Some("containerInsights".into()),
+                value: Some("disabled".into()),
+            });
+        }
+        let cluster = state.put_cluster(
+            at,
+            Cluster {
+                name: name.clone(),
+                status: ClusterStatus::Active,
+                settings,
+                configuration: configuration.clone(),
+                service_connect_defaults: service_connect_defaults.clone(),
+                tags: tags.to_vec(),
+                created_at: at,
+                version: 0,
+            },
+        );
+        Ok(cluster)
+    }
+}
+
+impl Apply for DeleteCluster {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Cluster>, Error> {
+        let DeleteCluster { name } = self;
+        let cluster = state.active_cluster(name)?.clone();
+        // Services, then tasks, then instances: the order a person has to clean up in.
+        let counts = state.counts(name);
+        if counts.active_services > 0 {
+            return Err(Error::ClusterContainsServices);
+        }
+        if counts.running_tasks > 0 || counts.pending_tasks > 0 || state.has_live_tasks(name) {
+            return Err(Error::ClusterContainsTasks);
+        }
+        if counts.registered_instances > 0 {
+            return Err(Error::ClusterContainsInstances);
+        }
+        let cluster = state.put_cluster(
+            at,
+            Cluster {
+                status: ClusterStatus::Inactive,
+                ..(*cluster).clone()
+            },
+        );
+        Ok(cluster)
+    }
+}
+
+impl Apply for UpdateCluster {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Cluster>, Error> {
+        let UpdateCluster {
+            name,
+            settings,
+            configuration,
+            service_connect_defaults,
+        } = self;
+        let mut cluster = (**state.active_cluster(name)?).clone();
+        if let Some(new) = settings {
+            for s in new {
+                match cluster.settings.iter_mut().find(|o| o.name == s.name) {
+                    Some(o) => *o = s.clone(),
+                    None => cluster.settings.push(s.clone()),
+                }
+            }
+        }
+        if configuration.is_some() {
+            cluster.configuration = configuration.clone();
+        }
+        if service_connect_defaults.is_some() {
+            cluster.service_connect_defaults = service_connect_defaults.clone();
+        }
+        Ok(state.put_cluster(at, cluster))
+    }
+}
+
+impl Apply for TagResource {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<(), Error> {
+        let TagResource { resource, tags } = self;
+        let merged = merge_tags(&state.tags_of(resource)?, tags);
         if merged.len() > MAX_TAGS {
             return Err(Error::invalid(format!(
                 "A resource can have at most {MAX_TAGS} tags; this request would leave it with {}",
                 merged.len()
             )));
         }
-        self.set_tags(at, resource, merged);
-        Ok(Outcome::Done)
+        state.set_tags(at, resource, merged);
+        Ok(())
     }
+}
 
-    fn untag_resource(
-        &mut self,
-        at: Millis,
-        resource: &ResourceArn,
-        keys: &[String],
-    ) -> CommandResult {
-        let mut tags = self.tags_of(resource)?;
+impl Apply for UntagResource {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<(), Error> {
+        let UntagResource { resource, keys } = self;
+        let mut tags = state.tags_of(resource)?;
         let before = tags.len();
         tags.retain(|t| !keys.contains(&t.key));
         if tags.len() != before {
-            self.set_tags(at, resource, tags);
+            state.set_tags(at, resource, tags);
         }
-        Ok(Outcome::Done)
+        Ok(())
     }
+}
 
-    fn expire(&mut self, stopped_before: Millis, inactive_before: Millis) -> Outcome {
+impl Apply for Expire {
+    fn apply(&self, state: &mut State, _: Millis) -> Result<(), Error> {
+        let Expire {
+            stopped_before,
+            inactive_before,
+        } = *self;
         // STOPPED tasks, oldest first.
-        let old: Vec<_> = self
+        let old: Vec<_> = state
             .stopped
             .iter()
             .take_while(|(when, _)| *when < stopped_before)
             .map(|(_, id)| *id)
             .collect();
         for id in old {
-            if let Some(t) = self.tasks.get(&id).cloned() {
-                self.task_changed(Some(&t), None);
-                self.forget(&EntityKey::Task(id));
+            if let Some(t) = state.tasks.get(&id).cloned() {
+                state.task_changed(Some(&t), None);
+                state.forget(&EntityKey::Task(id));
             }
         }
         // INACTIVE instances no task refers to any more.
-        let gone: Vec<_> = self
+        let gone: Vec<_> = state
             .instances
             .values()
             .filter(|i| {
                 i.status == InstanceStatus::Inactive
                     && i.deregistered_at.is_some_and(|d| d < inactive_before)
             })
-            .filter(|i| self.tasks_on(i.id).next().is_none())
+            .filter(|i| state.tasks_on(i.id).next().is_none())
             .cloned()
             .collect();
         for i in gone {
-            self.instance_changed(Some(&i), None);
-            self.forget(&EntityKey::Instance(i.id));
+            state.instance_changed(Some(&i), None);
+            state.forget(&EntityKey::Instance(i.id));
         }
         // Revisions marked for deletion once no live task uses them.
-        let deleting: Vec<_> = self
+        let deleting: Vec<_> = state
             .task_definitions
             .values()
             .filter(|t| t.status == TaskDefinitionStatus::DeleteInProgress)
-            .filter(|t| !self.revision_in_use(&t.family, t.revision))
+            .filter(|t| !state.revision_in_use(&t.family, t.revision))
             .cloned()
             .collect();
         for t in deleting {
-            self.task_definitions
+            state
+                .task_definitions
                 .remove(&(t.family.clone(), t.revision));
-            self.forget(&EntityKey::TaskDefinition(t.family.clone(), t.revision));
+            state.forget(&EntityKey::TaskDefinition(t.family.clone(), t.revision));
         }
-        self.expire_services(inactive_before);
-        self.client_tokens
+        state.expire_services(inactive_before);
+        state
+            .client_tokens
             .retain(|_, record| record.at >= stopped_before);
-        Outcome::Done
+        Ok(())
     }
 }

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use berth_model::command::{CommandResult, Outcome};
+use berth_model::command::{CreateService, PutService};
 use berth_model::entity::TaskDefinitionStatus;
 use berth_model::service::{Service, ServiceStatus};
 use berth_model::{Error, Millis};
 
+use super::Apply;
 use crate::{Entity, EntityKey, State};
 
 impl State {
@@ -44,46 +45,6 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn create_service(&mut self, at: Millis, service: &Service) -> CommandResult {
-        self.active_cluster(&service.cluster)?;
-        if let Some(existing) = self.service(&service.cluster, &service.name)
-            && existing.status != ServiceStatus::Inactive
-        {
-            return Err(Error::invalid("Creation of service was not idempotent."));
-        }
-        if service.status != ServiceStatus::Active || service.deployments.is_empty() {
-            return Err(Error::invalid(
-                "A new service must be ACTIVE with one deployment",
-            ));
-        }
-        self.deployments_runnable(service)?;
-        let stored = self.store_service(at, service);
-        Ok(Outcome::Service(stored))
-    }
-
-    pub(super) fn put_service(
-        &mut self,
-        at: Millis,
-        service: &Service,
-        expected_version: u64,
-    ) -> CommandResult {
-        let Some(current) = self.service(&service.cluster, &service.name) else {
-            return Err(Error::ServiceNotFound);
-        };
-        if current.version != expected_version {
-            return Err(Error::Conflict(format!(
-                "The service changed since it was read (version {} is now {}); read it again and retry.",
-                expected_version, current.version
-            )));
-        }
-        if current.status == ServiceStatus::Inactive {
-            return Err(Error::ServiceNotActive);
-        }
-        self.deployments_runnable(service)?;
-        let stored = self.store_service(at, service);
-        Ok(Outcome::Service(stored))
-    }
-
     /// INACTIVE services deleted before `before`.
     pub(super) fn expire_services(&mut self, before: Millis) {
         let gone: Vec<_> = self
@@ -99,5 +60,49 @@ impl State {
             self.service_changed(Some(&s), None);
             self.forget(&EntityKey::Service(s.cluster.clone(), s.name.clone()));
         }
+    }
+}
+
+impl Apply for CreateService {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Service>, Error> {
+        let CreateService { service } = self;
+        state.active_cluster(&service.cluster)?;
+        if let Some(existing) = state.service(&service.cluster, &service.name)
+            && existing.status != ServiceStatus::Inactive
+        {
+            return Err(Error::invalid("Creation of service was not idempotent."));
+        }
+        if service.status != ServiceStatus::Active || service.deployments.is_empty() {
+            return Err(Error::invalid(
+                "A new service must be ACTIVE with one deployment",
+            ));
+        }
+        state.deployments_runnable(service)?;
+        let stored = state.store_service(at, service);
+        Ok(stored)
+    }
+}
+
+impl Apply for PutService {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Service>, Error> {
+        let PutService {
+            service,
+            expected_version,
+        } = self;
+        let Some(current) = state.service(&service.cluster, &service.name) else {
+            return Err(Error::ServiceNotFound);
+        };
+        if current.version != *expected_version {
+            return Err(Error::Conflict(format!(
+                "The service changed since it was read (version {} is now {}); read it again and retry.",
+                expected_version, current.version
+            )));
+        }
+        if current.status == ServiceStatus::Inactive {
+            return Err(Error::ServiceNotActive);
+        }
+        state.deployments_runnable(service)?;
+        let stored = state.store_service(at, service);
+        Ok(stored)
     }
 }

@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use berth_api::types as api;
 use berth_model::arn::ResourceArn;
-use berth_model::command::{CommandResult, Failure, Outcome};
+use berth_model::command::{
+    DeleteTaskDefinitions, DeregisterTaskDefinition, Failure, Partial, RegisterTaskDefinition,
+};
 use berth_model::entity::*;
 use berth_model::{Error, Millis};
 
+use super::Apply;
 use crate::{Entity, EntityKey, State};
 
 impl State {
@@ -43,22 +45,23 @@ impl State {
         );
         t
     }
+}
 
-    pub(super) fn register_task_definition(
-        &mut self,
-        at: Millis,
-        family: &Name,
-        spec: &Arc<api::TaskDefinition>,
-        requirements: &Requirements,
-        tags: &[Tag],
-    ) -> CommandResult {
-        let revision = self
+impl Apply for RegisterTaskDefinition {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<TaskDefinition>, Error> {
+        let RegisterTaskDefinition {
+            family,
+            spec,
+            requirements,
+            tags,
+        } = self;
+        let revision = state
             .families
             .get(family)
             .map_or(0, |f| f.last_revision)
             .checked_add(1)
             .ok_or_else(|| Error::client("This family has no revision numbers left"))?;
-        let t = self.put_task_definition(
+        let t = state.put_task_definition(
             at,
             TaskDefinition {
                 family: family.clone(),
@@ -73,27 +76,25 @@ impl State {
                 version: 0,
             },
         );
-        Ok(Outcome::TaskDefinition(t))
+        Ok(t)
     }
+}
 
-    pub(super) fn deregister_task_definition(
-        &mut self,
-        at: Millis,
-        family: &Name,
-        revision: u32,
-    ) -> CommandResult {
-        let t = self
+impl Apply for DeregisterTaskDefinition {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<TaskDefinition>, Error> {
+        let DeregisterTaskDefinition { family, revision } = self;
+        let t = state
             .task_definitions
-            .get(&(family.clone(), revision))
+            .get(&(family.clone(), *revision))
             .cloned()
             .ok_or_else(|| Error::client("The specified task definition does not exist."))?;
         match t.status {
-            TaskDefinitionStatus::Inactive => Ok(Outcome::TaskDefinition(t)),
+            TaskDefinitionStatus::Inactive => Ok(t),
             TaskDefinitionStatus::DeleteInProgress => Err(Error::client(
                 "The specified task definition is being deleted.",
             )),
             TaskDefinitionStatus::Active => {
-                let t = self.put_task_definition(
+                let t = state.put_task_definition(
                     at,
                     TaskDefinition {
                         status: TaskDefinitionStatus::Inactive,
@@ -101,16 +102,15 @@ impl State {
                         ..(*t).clone()
                     },
                 );
-                Ok(Outcome::TaskDefinition(t))
+                Ok(t)
             }
         }
     }
+}
 
-    pub(super) fn delete_task_definitions(
-        &mut self,
-        at: Millis,
-        revisions: &[(Name, u32)],
-    ) -> CommandResult {
+impl Apply for DeleteTaskDefinitions {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Partial<TaskDefinition>, Error> {
+        let DeleteTaskDefinitions { revisions } = self;
         let mut done = Vec::new();
         let mut failures = Vec::new();
         for (family, revision) in revisions {
@@ -120,7 +120,7 @@ impl State {
                 reason: reason.to_owned(),
                 detail: None,
             };
-            match self
+            match state
                 .task_definitions
                 .get(&(family.clone(), *revision))
                 .cloned()
@@ -130,7 +130,7 @@ impl State {
                     "The specified task definition is still in ACTIVE status. Deregister it first.",
                 )),
                 Some(t) if t.status == TaskDefinitionStatus::DeleteInProgress => done.push(t),
-                Some(t) => done.push(self.put_task_definition(
+                Some(t) => done.push(state.put_task_definition(
                     at,
                     TaskDefinition {
                         status: TaskDefinitionStatus::DeleteInProgress,
@@ -140,6 +140,6 @@ impl State {
                 )),
             }
         }
-        Ok(Outcome::TaskDefinitions { done, failures })
+        Ok(Partial { done, failures })
     }
 }

@@ -11,11 +11,12 @@
 use std::sync::Arc;
 
 use berth_model::command::{
-    ClientToken, CommandResult, ContainerChange, FailureReason, Outcome, Rejection,
+    FailureReason, PlaceTasks, Placed, Rejection, StopTask, TaskStateChange,
 };
 use berth_model::entity::*;
 use berth_model::{Error, Millis, TaskId};
 
+use super::Apply;
 use crate::fit::fits;
 use crate::{Entity, EntityKey, State, TokenRecord};
 
@@ -58,75 +59,6 @@ impl State {
 
     fn task_in(&self, cluster: &str, id: TaskId) -> Option<&Arc<Task>> {
         self.tasks.get(&id).filter(|t| &*t.cluster == cluster)
-    }
-
-    pub(super) fn place_tasks(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        tasks: &[Task],
-        token: Option<&ClientToken>,
-        distinct_instance: bool,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let token_key = token.map(|t| (cluster.clone(), t.token.clone()));
-        if let (Some(token), Some(key)) = (token, &token_key)
-            && let Some(record) = self.client_tokens.get(key)
-        {
-            if record.request_digest != token.request_digest {
-                return Err(Error::Conflict(
-                    "The clientToken was already used with different parameters. Use a new clientToken for a different request.".into(),
-                ));
-            }
-            if !token.continuation {
-                let tasks = record
-                    .tasks
-                    .iter()
-                    .filter_map(|id| self.tasks.get(id).cloned())
-                    .collect();
-                return Ok(Outcome::Placed {
-                    tasks,
-                    rejected: Vec::new(),
-                });
-            }
-        }
-
-        let mut placed = Vec::with_capacity(tasks.len());
-        let mut rejected = Vec::new();
-        for task in tasks {
-            match self.check_placement(cluster, task, distinct_instance) {
-                Ok(()) => placed.push(self.put_task(at, None, task.clone())),
-                Err((reason, detail)) => rejected.push(Rejection {
-                    task: task.id,
-                    instance: task.instance,
-                    reason,
-                    detail,
-                }),
-            }
-        }
-
-        if let (Some(token), Some(key)) = (token, token_key)
-            && !placed.is_empty()
-        {
-            let mut ids: Vec<TaskId> = self
-                .client_tokens
-                .get(&key)
-                .map(|r| r.tasks.clone())
-                .unwrap_or_default();
-            ids.extend(placed.iter().map(|t| t.id));
-            self.client_tokens.insert(
-                key,
-                Arc::new(TokenRecord {
-                    request_digest: token.request_digest,
-                    tasks: ids,
-                    at,
-                }),
-            );
-        }
-        Ok(Outcome::Placed {
-            tasks: placed,
-            rejected,
-        })
     }
 
     /// The commit-time check of one planned task against the newest state.
@@ -187,19 +119,91 @@ impl State {
         }
         Ok(())
     }
+}
 
-    pub(super) fn stop_task(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        id: TaskId,
-        reason: &Option<String>,
-        stop_code: &Option<String>,
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let old = self.task_in(cluster, id).cloned().ok_or_else(not_found)?;
+impl Apply for PlaceTasks {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Placed, Error> {
+        let PlaceTasks {
+            cluster,
+            tasks,
+            client_token,
+            distinct_instance,
+        } = self;
+        state.active_cluster(cluster)?;
+        let token = client_token.as_ref();
+        let token_key = token.map(|t| (cluster.clone(), t.token.clone()));
+        if let (Some(token), Some(key)) = (token, &token_key)
+            && let Some(record) = state.client_tokens.get(key)
+        {
+            if record.request_digest != token.request_digest {
+                return Err(Error::Conflict(
+                    "The clientToken was already used with different parameters. Use a new clientToken for a different request.".into(),
+                ));
+            }
+            if !token.continuation {
+                let tasks = record
+                    .tasks
+                    .iter()
+                    .filter_map(|id| state.tasks.get(id).cloned())
+                    .collect();
+                return Ok(Placed {
+                    tasks,
+                    rejected: Vec::new(),
+                });
+            }
+        }
+
+        let mut placed = Vec::with_capacity(tasks.len());
+        let mut rejected = Vec::new();
+        for task in tasks {
+            match state.check_placement(cluster, task, *distinct_instance) {
+                Ok(()) => placed.push(state.put_task(at, None, task.clone())),
+                Err((reason, detail)) => rejected.push(Rejection {
+                    task: task.id,
+                    instance: task.instance,
+                    reason,
+                    detail,
+                }),
+            }
+        }
+
+        if let (Some(token), Some(key)) = (token, token_key)
+            && !placed.is_empty()
+        {
+            let mut ids: Vec<TaskId> = state
+                .client_tokens
+                .get(&key)
+                .map(|r| r.tasks.clone())
+                .unwrap_or_default();
+            ids.extend(placed.iter().map(|t| t.id));
+            state.client_tokens.insert(
+                key,
+                Arc::new(TokenRecord {
+                    request_digest: token.request_digest,
+                    tasks: ids,
+                    at,
+                }),
+            );
+        }
+        Ok(Placed {
+            tasks: placed,
+            rejected,
+        })
+    }
+}
+
+impl Apply for StopTask {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Task>, Error> {
+        let StopTask {
+            cluster,
+            id,
+            reason,
+            stop_code,
+        } = self;
+        state.active_cluster(cluster)?;
+        let old = state.task_in(cluster, *id).cloned().ok_or_else(not_found)?;
         if old.desired_status == DesiredStatus::Stopped {
-            return Ok(Outcome::Task(old));
+            return Ok(old);
         }
         let mut new = Task {
             desired_status: DesiredStatus::Stopped,
@@ -219,7 +223,7 @@ impl State {
         // Nobody is left to report the stop when the instance is gone: it is STOPPED now.
         let orphaned = new
             .instance
-            .and_then(|i| self.instances.get(&i))
+            .and_then(|i| state.instances.get(&i))
             .is_none_or(|i| i.status == InstanceStatus::Inactive);
         if orphaned {
             new.last_status = TaskStatus::Stopped;
@@ -229,22 +233,24 @@ impl State {
                 c.last_status = TaskStatus::Stopped;
             }
         }
-        Ok(Outcome::Task(self.put_task(at, Some(&old), new)))
+        Ok(state.put_task(at, Some(&old), new))
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn task_state_change(
-        &mut self,
-        at: Millis,
-        cluster: &Name,
-        id: TaskId,
-        status: Option<TaskStatus>,
-        reason: &Option<String>,
-        containers: &[ContainerChange],
-        [pull_started_at, pull_stopped_at, execution_stopped_at]: [Option<Millis>; 3],
-    ) -> CommandResult {
-        self.active_cluster(cluster)?;
-        let old = self.task_in(cluster, id).cloned().ok_or_else(not_found)?;
+impl Apply for TaskStateChange {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Task>, Error> {
+        let TaskStateChange {
+            cluster,
+            id,
+            status,
+            reason,
+            containers,
+            pull_started_at,
+            pull_stopped_at,
+            execution_stopped_at,
+        } = self;
+        state.active_cluster(cluster)?;
+        let old = state.task_in(cluster, *id).cloned().ok_or_else(not_found)?;
         let mut new = (*old).clone();
         for change in containers {
             let c = new
@@ -280,8 +286,8 @@ impl State {
             }
         }
         new.health_status = task_health(&new.containers);
-        new.pull_started_at = new.pull_started_at.or(pull_started_at);
-        new.pull_stopped_at = new.pull_stopped_at.or(pull_stopped_at);
+        new.pull_started_at = new.pull_started_at.or(*pull_started_at);
+        new.pull_stopped_at = new.pull_stopped_at.or(*pull_stopped_at);
 
         if let Some(status) = status.filter(|s| *s > old.last_status) {
             new.last_status = status;
@@ -316,8 +322,8 @@ impl State {
             }
         }
         if new == *old {
-            return Ok(Outcome::Task(old));
+            return Ok(old);
         }
-        Ok(Outcome::Task(self.put_task(at, Some(&old), new)))
+        Ok(state.put_task(at, Some(&old), new))
     }
 }

@@ -1,7 +1,6 @@
 //! PutAttributes and DeleteAttributes, and the limit of ten custom attributes.
 
 use berth_model::Error;
-use berth_model::command::Outcome;
 
 use crate::common::*;
 
@@ -25,10 +24,7 @@ fn put_sets_and_replaces_values_across_instances() {
         attribute(1, "flag", None),
         attribute(1, "team", Some("c")),
     ];
-    assert_eq!(
-        w.ok(put_attributes("prod", changes.clone())),
-        Outcome::Attributes(changes)
-    );
+    assert_eq!(w.ok(put_attributes("prod", changes.clone())), changes);
     let one = w.instance(1);
     assert_eq!(one.attribute("team"), Some("c"), "the last change wins");
     assert_eq!(one.attributes.get("flag"), Some(&None));

@@ -1,23 +1,16 @@
 //! CreateCluster, DeleteCluster, UpdateCluster.
 
 use berth_model::Error;
-use berth_model::command::Outcome;
+use berth_model::command::{Command, CreateCluster, UpdateCluster};
 use berth_model::entity::{ClusterStatus, TaskStatus};
 use berth_state::EntityKey;
 
 use crate::common::*;
 
-fn cluster_outcome(o: Outcome) -> std::sync::Arc<berth_model::entity::Cluster> {
-    match o {
-        Outcome::Cluster(c) => c,
-        other => panic!("expected a cluster, got {other:?}"),
-    }
-}
-
 #[test]
 fn create_fills_container_insights_and_stamps_version() {
     let mut w = World::default();
-    let c = cluster_outcome(w.ok(create_cluster_tagged("prod", vec![tag("team", "a")])));
+    let c = w.ok(create_cluster_tagged("prod", vec![tag("team", "a")]));
     assert_eq!(c.status, ClusterStatus::Active);
     assert_eq!(c.version, w.index);
     assert_eq!(c.created_at, w.now);
@@ -29,22 +22,22 @@ fn create_fills_container_insights_and_stamps_version() {
 #[test]
 fn create_keeps_a_given_container_insights_setting() {
     let mut w = World::default();
-    let c = cluster_outcome(w.ok(berth_model::Command::CreateCluster {
+    let c = w.ok(CreateCluster {
         name: "prod".into(),
         settings: vec![setting("containerInsights", "enabled")],
         configuration: None,
         service_connect_defaults: None,
         tags: Vec::new(),
-    }));
+    });
     assert_eq!(c.settings, vec![setting("containerInsights", "enabled")]);
 }
 
 #[test]
 fn create_is_idempotent_for_an_active_cluster() {
     let mut w = World::default();
-    let first = cluster_outcome(w.ok(create_cluster_tagged("prod", vec![tag("a", "1")])));
+    let first = w.ok(create_cluster_tagged("prod", vec![tag("a", "1")]));
     let before = w.state.persist();
-    let again = cluster_outcome(w.ok(create_cluster_tagged("prod", vec![tag("b", "2")])));
+    let again = w.ok(create_cluster_tagged("prod", vec![tag("b", "2")]));
     assert_eq!(again, first, "the existing cluster, unchanged");
     let mut after = w.state.persist();
     after.index = before.index;
@@ -62,7 +55,7 @@ fn create_is_idempotent_for_an_active_cluster() {
 fn delete_then_create_again_starts_afresh() {
     let mut w = World::default();
     w.ok(create_cluster_tagged("prod", vec![tag("a", "1")]));
-    let deleted = cluster_outcome(w.ok(delete_cluster("prod")));
+    let deleted = w.ok(delete_cluster("prod"));
     assert_eq!(deleted.status, ClusterStatus::Inactive);
     assert_eq!(deleted.tags, vec![tag("a", "1")]);
     assert_eq!(
@@ -70,7 +63,7 @@ fn delete_then_create_again_starts_afresh() {
         ClusterStatus::Inactive
     );
 
-    let created = cluster_outcome(w.ok(create_cluster("prod")));
+    let created = w.ok(create_cluster("prod"));
     assert_eq!(created.status, ClusterStatus::Active);
     assert_eq!(created.created_at, w.now);
     assert!(created.tags.is_empty());
@@ -158,7 +151,7 @@ fn delete_after_tasks_stopped_and_instances_deregistered() {
     w.place(place("prod", vec![task("prod", 10, 1)]));
     w.ok(report("prod", 10, Some(TaskStatus::Stopped)).build());
     w.ok(deregister_instance("prod", 1, false));
-    let c = cluster_outcome(w.ok(delete_cluster("prod")));
+    let c = w.ok(delete_cluster("prod"));
     assert_eq!(c.status, ClusterStatus::Inactive);
 }
 
@@ -166,17 +159,18 @@ fn delete_after_tasks_stopped_and_instances_deregistered() {
 fn commands_on_an_inactive_cluster_are_refused() {
     let mut w = World::with_cluster("prod");
     w.ok(delete_cluster("prod"));
-    for command in [
-        update_cluster("prod", Some(vec![setting("containerInsights", "enabled")])),
-        instance("prod", 1).build(),
-        deregister_instance("prod", 1, true),
-        set_instances_state("prod", &[1], berth_model::entity::InstanceStatus::Draining),
-        put_attributes("prod", vec![attribute(1, "a", None)]),
-        delete_attributes("prod", vec![attribute(1, "a", None)]),
-        place("prod", vec![task("prod", 10, 1)]),
-        stop_task("prod", 10),
-        report("prod", 10, Some(TaskStatus::Running)).build(),
-    ] {
+    let commands: [Command; 9] = [
+        update_cluster("prod", Some(vec![setting("containerInsights", "enabled")])).into(),
+        instance("prod", 1).build().into(),
+        deregister_instance("prod", 1, true).into(),
+        set_instances_state("prod", &[1], berth_model::entity::InstanceStatus::Draining).into(),
+        put_attributes("prod", vec![attribute(1, "a", None)]).into(),
+        delete_attributes("prod", vec![attribute(1, "a", None)]).into(),
+        place("prod", vec![task("prod", 10, 1)]).into(),
+        stop_task("prod", 10).into(),
+        report("prod", 10, Some(TaskStatus::Running)).build().into(),
+    ];
+    for command in commands {
         assert_eq!(w.refused(command), Error::ClusterInactive);
     }
 }
@@ -184,13 +178,13 @@ fn commands_on_an_inactive_cluster_are_refused() {
 #[test]
 fn update_merges_settings_and_replaces_given_parts() {
     let mut w = World::with_cluster("prod");
-    let c = cluster_outcome(w.ok(update_cluster(
+    let c = w.ok(update_cluster(
         "prod",
         Some(vec![
             setting("containerInsights", "enabled"),
             setting("other", "x"),
         ]),
-    )));
+    ));
     assert_eq!(
         c.settings,
         vec![
@@ -199,12 +193,12 @@ fn update_merges_settings_and_replaces_given_parts() {
         ]
     );
     assert_eq!(c.version, w.index);
-    let c = cluster_outcome(w.ok(berth_model::Command::UpdateCluster {
+    let c = w.ok(UpdateCluster {
         name: "prod".into(),
         settings: None,
         configuration: Some(Default::default()),
         service_connect_defaults: None,
-    }));
+    });
     assert_eq!(c.settings.len(), 2, "settings left as they were");
     assert_eq!(c.configuration, Some(Default::default()));
     assert_eq!(

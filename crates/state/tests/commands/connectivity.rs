@@ -1,22 +1,24 @@
 //! AgentConnectivity and AgentLost: an agent going silent stops placements on its instance;
 //! one lost for the grace period has its live tasks STOPPED, and nothing else is touched.
 
-use berth_model::command::{Command, FailureReason, Outcome};
+use berth_model::command::{
+    AgentConnectivity, AgentLost, DeregisterContainerInstance, FailureReason, Partial,
+};
 use berth_model::entity::{DesiredStatus, TaskStatus};
 use berth_model::{InstanceId, Millis};
 
 use crate::common::*;
 
-fn connectivity(cluster: &str, ids: &[u128], connected: bool) -> Command {
-    Command::AgentConnectivity {
+fn connectivity(cluster: &str, ids: &[u128], connected: bool) -> AgentConnectivity {
+    AgentConnectivity {
         cluster: cluster.into(),
         ids: ids.iter().map(|&i| InstanceId(i)).collect(),
         connected,
     }
 }
 
-fn lost(cluster: &str, id: u128) -> Command {
-    Command::AgentLost {
+fn lost(cluster: &str, id: u128) -> AgentLost {
+    AgentLost {
         cluster: cluster.into(),
         id: InstanceId(id),
         reason: "agent lost".into(),
@@ -46,9 +48,7 @@ fn world() -> World {
 #[test]
 fn a_silent_agent_is_disconnected_and_gets_no_placements() {
     let mut w = world();
-    let Outcome::Instances { done, failures } = w.ok(connectivity("prod", &[1, 99], false)) else {
-        panic!("expected instances");
-    };
+    let Partial { done, failures } = w.ok(connectivity("prod", &[1, 99], false));
     assert_eq!(done.len(), 1);
     assert!(!done[0].agent_connected);
     assert_eq!(done[0].disconnected_at, Some(w.now));
@@ -135,7 +135,7 @@ fn lost_is_a_no_op_once_the_agent_is_back() {
 #[test]
 fn connectivity_leaves_deregistered_instances_alone() {
     let mut w = world();
-    w.ok(Command::DeregisterContainerInstance {
+    w.ok(DeregisterContainerInstance {
         cluster: "prod".into(),
         id: InstanceId(2),
         force: true,
@@ -148,12 +148,10 @@ fn connectivity_leaves_deregistered_instances_alone() {
 #[test]
 fn a_task_that_never_ran_failed_to_start() {
     let mut w = world();
-    let t = w.task_outcome(
-        report("prod", 11, Some(TaskStatus::Stopped))
-            .container(container_status("app", TaskStatus::Stopped))
-            .reason("CannotPullContainerError: no such image")
-            .build(),
-    );
+    let t = w.ok(report("prod", 11, Some(TaskStatus::Stopped))
+        .container(container_status("app", TaskStatus::Stopped))
+        .reason("CannotPullContainerError: no such image")
+        .build());
     assert_eq!(t.stop_code.as_deref(), Some("TaskFailedToStart"));
     assert_eq!(
         t.stopped_reason.as_deref(),

@@ -23,7 +23,7 @@ fn svc(id: u128, instance: u128) -> TaskBuilder {
 
 fn placed_ids(
     w: &mut World,
-    command: berth_model::Command,
+    command: berth_model::command::PlaceTasks,
 ) -> (Vec<u128>, Vec<(u128, FailureReason)>) {
     let (placed, rejected) = w.place(command);
     (

@@ -4,7 +4,7 @@
 //! ports.
 
 use berth_model::Command;
-use berth_model::command::{FailureReason, Rejection};
+use berth_model::command::{FailureReason, PlaceTasks, Rejection};
 use berth_model::entity::{ContainerInstance, Protocol, Reservation, TaskStatus};
 use berth_model::{InstanceId, TaskId};
 use berth_state::{Usage, fits};
@@ -340,10 +340,10 @@ fn fits_sees_dynamic_ports_on_both_sides() {
 
 #[test]
 fn log_entries_written_before_dynamic_ports_still_decode() {
-    let command = place(
+    let command = Command::from(place(
         "prod",
         vec![task("prod", 10, 1).tcp(&[80]).dynamic_tcp(&[49153])],
-    );
+    ));
     let mut json = serde_json::to_value(&command).unwrap();
     let body = json["PlaceTasks"].as_object_mut().unwrap();
     assert_eq!(body.remove("distinct_instance"), Some(false.into()));
@@ -353,11 +353,11 @@ fn log_entries_written_before_dynamic_ports_still_decode() {
     r.remove("dynamic_tcp");
     r.remove("dynamic_udp");
     let old: Command = serde_json::from_value(json).unwrap();
-    let Command::PlaceTasks {
+    let Command::PlaceTasks(PlaceTasks {
         tasks,
         distinct_instance,
         ..
-    } = old
+    }) = old
     else {
         panic!("{old:?}")
     };

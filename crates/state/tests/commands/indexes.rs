@@ -4,7 +4,7 @@
 //! command; these tests pin the answers down.)
 
 use berth_model::Millis;
-use berth_model::command::FailureReason;
+use berth_model::command::{FailureReason, Placed};
 use berth_model::entity::{InstanceStatus, TaskStatus};
 use berth_model::{InstanceId, TaskId};
 use berth_state::{Capacity, State};
@@ -223,12 +223,11 @@ fn an_instance_shrunk_below_its_tasks_has_negative_free() {
             "a restored state has the same order"
         );
     }
-    let placed = w
+    let Placed { rejected, .. } = w
         .apply_unchecked(place("prod", vec![task("prod", 11, 1).cpu(0).memory(0)]))
+        .unwrap()
+        .try_into()
         .unwrap();
-    let berth_model::command::Outcome::Placed { rejected, .. } = placed else {
-        panic!("{placed:?}")
-    };
     assert_eq!(
         rejected[0].reason,
         FailureReason::ResourceCpu,

@@ -2,7 +2,7 @@
 //! UpdateContainerInstancesState.
 
 use berth_model::Error;
-use berth_model::command::Outcome;
+use berth_model::command::Partial;
 use berth_model::entity::{DesiredStatus, InstanceStatus, TaskStatus};
 use berth_model::{InstanceId, TaskId};
 
@@ -11,13 +11,11 @@ use crate::common::*;
 #[test]
 fn register_stores_an_active_connected_instance() {
     let mut w = World::with_cluster("prod");
-    let i = w.instance_outcome(
-        instance("prod", 1)
-            .agent_version("1.80.0")
-            .attribute("team", Some("a"))
-            .tags(vec![tag("k", "v")])
-            .build(),
-    );
+    let i = w.ok(instance("prod", 1)
+        .agent_version("1.80.0")
+        .attribute("team", Some("a"))
+        .tags(vec![tag("k", "v")])
+        .build());
     assert_eq!(i.id, InstanceId(1));
     assert_eq!(&*i.cluster, "prod");
     assert_eq!(i.status, InstanceStatus::Active);
@@ -82,16 +80,14 @@ fn reregister_keeps_custom_attributes_and_replaces_builtin_ones() {
     w.ok(set_instances_state("prod", &[1], InstanceStatus::Draining));
     let registered_at = w.instance(1).registered_at;
 
-    let i = w.instance_outcome(
-        instance("prod", 1)
-            .no_attributes()
-            .attribute("ecs.os-type", Some("linux"))
-            .attribute("ecs.availability-zone", Some("eu-west-1b"))
-            .cpu(2048)
-            .memory(4096)
-            .reregister()
-            .build(),
-    );
+    let i = w.ok(instance("prod", 1)
+        .no_attributes()
+        .attribute("ecs.os-type", Some("linux"))
+        .attribute("ecs.availability-zone", Some("eu-west-1b"))
+        .cpu(2048)
+        .memory(4096)
+        .reregister()
+        .build());
     assert_eq!(i.attribute("team"), Some("a"), "custom attribute kept");
     assert_eq!(i.attribute("ecs.availability-zone"), Some("eu-west-1b"));
     assert!(
@@ -111,14 +107,12 @@ fn reregister_keeps_custom_attributes_and_replaces_builtin_ones() {
     assert_eq!(w.state.usage(i.id).unwrap().cpu, 128);
     assert_eq!(w.state.counts("prod").registered_instances, 1);
 
-    let i = w.instance_outcome(
-        instance("prod", 1)
-            .attribute("team", Some("b"))
-            .agent_version("2.0.0")
-            .tags(vec![tag("x", "y")])
-            .reregister()
-            .build(),
-    );
+    let i = w.ok(instance("prod", 1)
+        .attribute("team", Some("b"))
+        .agent_version("2.0.0")
+        .tags(vec![tag("x", "y")])
+        .reregister()
+        .build());
     assert_eq!(
         i.attribute("team"),
         Some("b"),
@@ -165,11 +159,9 @@ fn at_most_ten_custom_attributes_at_registration() {
         w.refused(with_custom(instance("prod", 1), 11).build()),
         Error::AttributeLimitExceeded(_)
     ));
-    let i = w.instance_outcome(
-        with_custom(instance("prod", 1), 10)
-            .attribute("ecs.ami-id", Some("ami-1"))
-            .build(),
-    );
+    let i = w.ok(with_custom(instance("prod", 1), 10)
+        .attribute("ecs.ami-id", Some("ami-1"))
+        .build());
     assert_eq!(i.attributes.len(), 13, "ecs.* attributes do not count");
 }
 
@@ -207,7 +199,7 @@ fn deregister_without_force_refuses_while_tasks_are_live() {
     ));
     w.ok(report("prod", 10, Some(TaskStatus::Stopped)).build());
     w.ok(report("prod", 11, Some(TaskStatus::Stopped)).build());
-    let i = w.instance_outcome(deregister_instance("prod", 1, false));
+    let i = w.ok(deregister_instance("prod", 1, false));
     assert_eq!(i.status, InstanceStatus::Inactive);
     assert!(!i.agent_connected);
     assert_eq!(i.deregistered_at, Some(w.now));
@@ -238,7 +230,7 @@ fn deregister_with_force_orphans_live_tasks_and_releases_their_resources() {
     assert_eq!(w.state.counts("prod").running_tasks, 1);
     assert_eq!(w.state.counts("prod").pending_tasks, 1);
 
-    let i = w.instance_outcome(deregister_instance("prod", 1, true));
+    let i = w.ok(deregister_instance("prod", 1, true));
     assert_eq!(i.status, InstanceStatus::Inactive);
     let t = w.task(10);
     assert_eq!(t.last_status, TaskStatus::Stopped);
@@ -266,12 +258,9 @@ fn deregister_with_force_orphans_live_tasks_and_releases_their_resources() {
 fn deregister_twice_answers_unchanged_and_unknown_is_refused() {
     let mut w = World::with_cluster("prod");
     w.ok(instance("prod", 1).build());
-    let first = w.instance_outcome(deregister_instance("prod", 1, false));
+    let first = w.ok(deregister_instance("prod", 1, false));
     let before = w.state.persist();
-    assert_eq!(
-        w.instance_outcome(deregister_instance("prod", 1, true)),
-        first
-    );
+    assert_eq!(w.ok(deregister_instance("prod", 1, true)), first);
     let mut after = w.state.persist();
     after.index = before.index;
     assert_eq!(after, before);
@@ -295,13 +284,11 @@ fn draining_and_back_with_per_instance_failures() {
     w.ok(deregister_instance("prod", 3, false));
     w.place(place("prod", vec![task("prod", 10, 1)]));
 
-    let Outcome::Instances { done, failures } = w.ok(set_instances_state(
+    let Partial { done, failures } = w.ok(set_instances_state(
         "prod",
         &[1, 9, 3, 2],
         InstanceStatus::Draining,
-    )) else {
-        panic!()
-    };
+    ));
     assert_eq!(
         done.iter()
             .map(|i| (i.id.0, i.status, i.version))
@@ -331,18 +318,11 @@ fn draining_and_back_with_per_instance_failures() {
 
     // Already DRAINING: answered, not rewritten.
     let version = w.instance(1).version;
-    let Outcome::Instances { done, .. } =
-        w.ok(set_instances_state("prod", &[1], InstanceStatus::Draining))
-    else {
-        panic!()
-    };
+    let Partial { done, .. } = w.ok(set_instances_state("prod", &[1], InstanceStatus::Draining));
     assert_eq!(done[0].version, version);
 
-    let Outcome::Instances { done, failures } =
-        w.ok(set_instances_state("prod", &[1, 2], InstanceStatus::Active))
-    else {
-        panic!()
-    };
+    let Partial { done, failures } =
+        w.ok(set_instances_state("prod", &[1, 2], InstanceStatus::Active));
     assert!(failures.is_empty());
     assert!(done.iter().all(|i| i.status == InstanceStatus::Active));
 }
@@ -376,7 +356,7 @@ fn tasks_of_a_deregistered_instance_need_no_agent_to_stop() {
     w.ok(deregister_instance("prod", 1, true));
     assert_eq!(w.task(10).last_status, TaskStatus::Stopped);
     // StopTask of an orphan answers it as it is.
-    let t = w.task_outcome(stop_task("prod", 10));
+    let t = w.ok(stop_task("prod", 10));
     assert_eq!(t, w.task(10));
     assert!(w.state.task(TaskId(10)).is_some());
 }

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use berth_model::command::{Command, FailureReason, Outcome};
+use berth_model::command::{
+    AcceptOffers, FailureReason, FrameworkDisconnected, MakeOffers, OffersMade, Placed,
+    RemoveFramework, RemoveOffers, SubscribeFramework,
+};
 use berth_model::entity::{DesiredStatus, Reservation};
 use berth_model::mesos::{Framework, Offer};
 use berth_model::{Error, Millis, OfferId};
@@ -33,8 +36,8 @@ fn framework(id: &str, cluster: &str) -> Framework {
     }
 }
 
-fn subscribe(f: Framework) -> Command {
-    Command::SubscribeFramework {
+fn subscribe(f: Framework) -> SubscribeFramework {
+    SubscribeFramework {
         framework: Arc::new(f),
     }
 }
@@ -60,19 +63,16 @@ fn offer(id: u128, framework: &str, instance: u128, hold: Reservation) -> Offer 
     }
 }
 
-fn make(offers: Vec<Offer>) -> Command {
-    Command::MakeOffers { offers }
+fn make(offers: Vec<Offer>) -> MakeOffers {
+    MakeOffers { offers }
 }
 
-fn made(outcome: Outcome) -> (Vec<OfferId>, Vec<(OfferId, String)>) {
-    match outcome {
-        Outcome::Offers { made, rejected } => (made.iter().map(|o| o.id).collect(), rejected),
-        other => panic!("expected offers, got {other:?}"),
-    }
+fn made(OffersMade { made, rejected }: OffersMade) -> (Vec<OfferId>, Vec<(OfferId, String)>) {
+    (made.iter().map(|o| o.id).collect(), rejected)
 }
 
-fn accept(framework: &str, offers: &[u128], tasks: Vec<TaskBuilder>) -> Command {
-    Command::AcceptOffers {
+fn accept(framework: &str, offers: &[u128], tasks: Vec<TaskBuilder>) -> AcceptOffers {
+    AcceptOffers {
         framework: framework.into(),
         offers: offers.iter().map(|o| OfferId(*o)).collect(),
         tasks: tasks
@@ -93,23 +93,17 @@ fn world() -> World {
 #[test]
 fn frameworks_subscribe_and_resubscribe() {
     let mut w = World::with_cluster("prod");
-    let first = match w.ok(subscribe(framework(FW, "prod"))) {
-        Outcome::Framework(f) => f,
-        other => panic!("{other:?}"),
-    };
+    let first = w.ok(subscribe(framework(FW, "prod")));
     assert!(first.connected);
     assert_eq!(first.registered_at, w.now);
-    w.ok(Command::FrameworkDisconnected { id: FW.into() });
+    w.ok(FrameworkDisconnected { id: FW.into() });
     let gone = w.state.framework(FW).unwrap().clone();
     assert!(!gone.connected);
     assert_eq!(gone.disconnected_at, Some(w.now));
     // Re-subscribing (failover) keeps its registration time and connects it again.
     let mut again = framework(FW, "prod");
     again.name = "renamed".into();
-    let back = match w.ok(subscribe(again)) {
-        Outcome::Framework(f) => f,
-        other => panic!("{other:?}"),
-    };
+    let back = w.ok(subscribe(again));
     assert!(back.connected && back.disconnected_at.is_none());
     assert_eq!(back.registered_at, first.registered_at);
     assert_eq!(back.name, "renamed");
@@ -124,7 +118,7 @@ fn frameworks_subscribe_and_resubscribe() {
         Error::ClusterNotFound
     );
     assert!(matches!(
-        w.refused(Command::FrameworkDisconnected { id: "fw-9".into() }),
+        w.refused(FrameworkDisconnected { id: "fw-9".into() }),
         Error::Client(_)
     ));
 }
@@ -159,7 +153,7 @@ fn an_offer_holds_its_resources_against_every_other_scheduler() {
     assert!(rejected[1].1.contains("31000"), "{rejected:?}");
 
     // Declined: the resources are back.
-    w.ok(Command::RemoveOffers {
+    w.ok(RemoveOffers {
         ids: vec![OfferId(1), OfferId(77)],
     });
     assert!(w.state.offer(OfferId(1)).is_none());
@@ -187,7 +181,7 @@ fn offers_are_refused_for_disconnected_frameworks_and_unknown_places() {
         vec![OfferId(1), OfferId(2), OfferId(3)]
     );
     // A disconnected framework's offers are released, and it gets no new ones.
-    w.ok(Command::FrameworkDisconnected { id: FW.into() });
+    w.ok(FrameworkDisconnected { id: FW.into() });
     assert!(w.state.offer(OfferId(3)).is_none());
     assert!(w.state.usage(berth_model::InstanceId(1)).is_none());
     let (ok, _) = made(w.ok(make(vec![offer(4, FW, 1, hold(1, 1, &[]))])));
@@ -205,7 +199,7 @@ fn accepting_swaps_the_hold_for_the_tasks_and_releases_the_rest() {
         offer(1, FW, 1, hold(512, 1024, &[31000, 31001])),
         offer(2, FW, 1, hold(256, 256, &[31002])),
     ])));
-    let outcome = w.ok(accept(
+    let Placed { tasks, rejected } = w.ok(accept(
         FW,
         &[1, 2],
         vec![
@@ -213,9 +207,6 @@ fn accepting_swaps_the_hold_for_the_tasks_and_releases_the_rest() {
             task("prod", 11, 1).cpu(256).memory(256).tcp(&[31002]),
         ],
     ));
-    let Outcome::Placed { tasks, rejected } = outcome else {
-        panic!("{outcome:?}");
-    };
     assert_eq!(tasks.len(), 2);
     assert!(rejected.is_empty());
     assert!(w.state.offers().next().is_none(), "both offers consumed");
@@ -294,7 +285,7 @@ fn tearing_down_stops_the_frameworks_tasks_and_releases_its_offers() {
     made(w.ok(make(vec![offer(2, FW, 1, hold(256, 256, &[]))])));
     // A standalone task is not the framework's.
     w.place(place("prod", vec![task("prod", 20, 1)]));
-    w.ok(Command::RemoveFramework {
+    w.ok(RemoveFramework {
         id: FW.into(),
         reason: "Framework torn down".into(),
     });

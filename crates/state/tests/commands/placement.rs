@@ -314,9 +314,7 @@ fn unknown_foreign_or_duplicate_placements_are_missing() {
             task("prod", 16, 1), // the same id twice in one plan
         ],
     );
-    if let berth_model::Command::PlaceTasks { tasks, .. } = &mut cmd {
-        tasks.push(no_instance);
-    }
+    cmd.tasks.push(no_instance);
     let (placed, rejected) = w.place(cmd);
     assert_eq!(placed.iter().map(|t| t.id.0).collect::<Vec<_>>(), [16]);
     assert_eq!(

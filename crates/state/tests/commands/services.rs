@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use berth_model::arn::ResourceArn;
-use berth_model::command::{Command, Outcome};
+use berth_model::command::{CreateService, PutService, TagResource, UntagResource};
 use berth_model::service::*;
 use berth_model::{Error, Millis};
 use berth_state::EntityKey;
@@ -50,30 +50,23 @@ fn service(cluster: &str, name: &str) -> Service {
     }
 }
 
-fn create(s: Service) -> Command {
-    Command::CreateService {
+fn create(s: Service) -> CreateService {
+    CreateService {
         service: Arc::new(s),
     }
 }
 
-fn put(s: Service, expected_version: u64) -> Command {
-    Command::PutService {
+fn put(s: Service, expected_version: u64) -> PutService {
+    PutService {
         service: Arc::new(s),
         expected_version,
-    }
-}
-
-fn stored(outcome: Outcome) -> Arc<Service> {
-    match outcome {
-        Outcome::Service(s) => s,
-        other => panic!("expected a service, got {other:?}"),
     }
 }
 
 #[test]
 fn a_service_is_created_counted_and_listed() {
     let mut w = World::with_cluster("prod");
-    let s = stored(w.ok(create(service("prod", "web"))));
+    let s = w.ok(create(service("prod", "web")));
     assert_eq!(s.version, w.state.index());
     assert_eq!(w.state.counts("prod").active_services, 1);
     assert_eq!(w.state.service("prod", "web"), Some(&s));
@@ -111,10 +104,10 @@ fn creating_needs_an_active_cluster_and_existing_revisions() {
 #[test]
 fn a_write_decided_on_a_stale_version_is_refused() {
     let mut w = World::with_cluster("prod");
-    let v1 = stored(w.ok(create(service("prod", "web"))));
+    let v1 = w.ok(create(service("prod", "web")));
     let mut a = (*v1).clone();
     a.desired_count = 5;
-    let v2 = stored(w.ok(put(a, v1.version)));
+    let v2 = w.ok(put(a, v1.version));
     assert_eq!(v2.desired_count, 5);
     assert!(v2.version > v1.version);
     // A second writer that read v1 loses.
@@ -134,22 +127,22 @@ fn a_write_decided_on_a_stale_version_is_refused() {
 #[test]
 fn an_inactive_service_frees_its_name_and_expires() {
     let mut w = World::with_cluster("prod");
-    let v1 = stored(w.ok(create(service("prod", "web"))));
+    let v1 = w.ok(create(service("prod", "web")));
     let mut gone = (*v1).clone();
     gone.status = ServiceStatus::Inactive;
     gone.deleted_at = Some(w.now);
-    let v2 = stored(w.ok(put(gone.clone(), v1.version)));
+    let v2 = w.ok(put(gone.clone(), v1.version));
     assert_eq!(w.state.counts("prod").active_services, 0);
     assert_eq!(w.state.live_services().count(), 0);
     // An INACTIVE service cannot be changed, but its name can be used again.
     assert_eq!(w.refused(put(gone, v2.version)), Error::ServiceNotActive);
-    let again = stored(w.ok(create(service("prod", "web"))));
+    let again = w.ok(create(service("prod", "web")));
     assert_eq!(again.status, ServiceStatus::Active);
     assert_eq!(w.state.counts("prod").active_services, 1);
 
     // Expire forgets INACTIVE services deleted before the cut-off, and only those.
     let mut w = World::with_cluster("prod");
-    let v1 = stored(w.ok(create(service("prod", "old"))));
+    let v1 = w.ok(create(service("prod", "old")));
     w.ok(create(service("prod", "live")));
     let mut gone = (*v1).clone();
     gone.status = ServiceStatus::Inactive;
@@ -176,7 +169,7 @@ fn services_carry_tags_and_survive_a_snapshot() {
     let mut w = World::with_cluster("prod");
     w.ok(create(service("prod", "web")));
     let arn = ResourceArn::Service("prod".into(), "web".into());
-    w.ok(Command::TagResource {
+    w.ok(TagResource {
         resource: arn.clone(),
         tags: vec![tag("team", "a")],
     });
@@ -184,7 +177,7 @@ fn services_carry_tags_and_survive_a_snapshot() {
         w.state.service("prod", "web").unwrap().tags,
         vec![tag("team", "a")]
     );
-    w.ok(Command::UntagResource {
+    w.ok(UntagResource {
         resource: arn,
         keys: vec!["team".into()],
     });

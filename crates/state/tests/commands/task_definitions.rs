@@ -1,23 +1,14 @@
 //! RegisterTaskDefinition, DeregisterTaskDefinition, DeleteTaskDefinitions: revisions and
 //! their ACTIVE → INACTIVE → DELETE_IN_PROGRESS → forgotten lifecycle.
 
-use std::sync::Arc;
-
 use berth_model::Error;
 use berth_model::Millis;
 use berth_model::arn::ResourceArn;
-use berth_model::command::Outcome;
-use berth_model::entity::{TaskDefinition, TaskDefinitionStatus, TaskStatus};
+use berth_model::command::Partial;
+use berth_model::entity::{TaskDefinitionStatus, TaskStatus};
 use berth_state::{EntityKey, Family};
 
 use crate::common::*;
-
-fn registered(o: Outcome) -> Arc<TaskDefinition> {
-    match o {
-        Outcome::TaskDefinition(t) => t,
-        other => panic!("expected a task definition, got {other:?}"),
-    }
-}
 
 fn family(w: &World, name: &str) -> Family {
     w.state
@@ -31,7 +22,7 @@ fn family(w: &World, name: &str) -> Family {
 fn revisions_count_up_per_family() {
     let mut w = World::default();
     for expected in 1..=3 {
-        let t = registered(w.ok(register_task_definition("web")));
+        let t = w.ok(register_task_definition("web"));
         assert_eq!(
             (t.revision, t.status),
             (expected, TaskDefinitionStatus::Active)
@@ -39,7 +30,7 @@ fn revisions_count_up_per_family() {
         assert_eq!(t.registered_at, w.now);
         assert_eq!(t.version, w.index);
     }
-    assert_eq!(registered(w.ok(register_task_definition("db"))).revision, 1);
+    assert_eq!(w.ok(register_task_definition("db")).revision, 1);
     assert_eq!(
         family(&w, "web"),
         Family {
@@ -58,7 +49,7 @@ fn deregister_marks_inactive_and_latest_active_skips_it() {
     for _ in 0..3 {
         w.ok(register_task_definition("web"));
     }
-    let t = registered(w.ok(deregister_task_definition("web", 3)));
+    let t = w.ok(deregister_task_definition("web", 3));
     assert_eq!(t.status, TaskDefinitionStatus::Inactive);
     assert_eq!(t.deregistered_at, Some(w.now));
     assert_eq!(w.state.latest_active("web").unwrap().revision, 2);
@@ -79,9 +70,9 @@ fn deregister_marks_inactive_and_latest_active_skips_it() {
 fn deregister_twice_answers_unchanged() {
     let mut w = World::default();
     w.ok(register_task_definition("web"));
-    let first = registered(w.ok(deregister_task_definition("web", 1)));
+    let first = w.ok(deregister_task_definition("web", 1));
     let before = w.state.persist();
-    let again = registered(w.ok(deregister_task_definition("web", 1)));
+    let again = w.ok(deregister_task_definition("web", 1));
     assert_eq!(again, first);
     let mut after = w.state.persist();
     after.index = before.index;
@@ -114,13 +105,11 @@ fn delete_reports_failures_per_revision() {
     w.ok(register_task_definition("web"));
     w.ok(register_task_definition("web"));
     w.ok(deregister_task_definition("web", 2));
-    let Outcome::TaskDefinitions { done, failures } = w.ok(delete_task_definitions(&[
+    let Partial { done, failures } = w.ok(delete_task_definitions(&[
         ("web", 1),
         ("web", 2),
         ("web", 9),
-    ])) else {
-        panic!()
-    };
+    ]));
     assert_eq!(done.len(), 1);
     assert_eq!(
         (done[0].revision, done[0].status),
@@ -143,10 +132,7 @@ fn delete_reports_failures_per_revision() {
 
     // Deleting again answers the revision as it is.
     let at = w.state.task_definition("web", 2).unwrap().clone();
-    let Outcome::TaskDefinitions { done, failures } = w.ok(delete_task_definitions(&[("web", 2)]))
-    else {
-        panic!()
-    };
+    let Partial { done, failures } = w.ok(delete_task_definitions(&[("web", 2)]));
     assert_eq!((done, failures.len()), (vec![at], 0));
 }
 
@@ -165,7 +151,7 @@ fn revision_numbers_are_never_reused_even_after_deletion() {
             .is_none(),
         "history forgotten"
     );
-    let t = registered(w.ok(register_task_definition("web")));
+    let t = w.ok(register_task_definition("web"));
     assert_eq!(t.revision, 3);
     assert_eq!(
         family(&w, "web"),

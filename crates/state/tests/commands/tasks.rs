@@ -28,7 +28,7 @@ fn health(name: &str, h: HealthStatus) -> ContainerChange {
 fn stop_sets_desired_status_and_keeps_the_reservation_until_stopped() {
     let mut w = world();
     w.ok(report("prod", 10, Some(TaskStatus::Running)).build());
-    let t = w.task_outcome(stop_task("prod", 10));
+    let t = w.ok(stop_task("prod", 10));
     assert_eq!(t.desired_status, DesiredStatus::Stopped);
     assert_eq!(t.last_status, TaskStatus::Running, "the agent stops it");
     assert_eq!(t.stopping_at, Some(w.now));
@@ -40,7 +40,7 @@ fn stop_sets_desired_status_and_keeps_the_reservation_until_stopped() {
 
     // Stopping again answers the task as it is, first reason kept.
     let before = w.state.persist();
-    let again = w.task_outcome(stop_task_because(
+    let again = w.ok(stop_task_because(
         "prod",
         10,
         "again",
@@ -51,16 +51,14 @@ fn stop_sets_desired_status_and_keeps_the_reservation_until_stopped() {
     after.index = before.index;
     assert_eq!(after, before);
 
-    let t = w.task_outcome(
-        report("prod", 10, Some(TaskStatus::Stopped))
-            .container(ContainerChange {
-                name: "app".into(),
-                status: Some(TaskStatus::Stopped),
-                exit_code: Some(143),
-                ..Default::default()
-            })
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, Some(TaskStatus::Stopped))
+        .container(ContainerChange {
+            name: "app".into(),
+            status: Some(TaskStatus::Stopped),
+            exit_code: Some(143),
+            ..Default::default()
+        })
+        .build());
     assert_eq!(t.last_status, TaskStatus::Stopped);
     assert_eq!(
         t.stop_code.as_deref(),
@@ -76,7 +74,7 @@ fn stop_sets_desired_status_and_keeps_the_reservation_until_stopped() {
 #[test]
 fn stop_takes_the_callers_reason_and_code() {
     let mut w = world();
-    let t = w.task_outcome(stop_task_because(
+    let t = w.ok(stop_task_because(
         "prod",
         10,
         "Scaling down",
@@ -106,11 +104,9 @@ fn stop_and_report_refuse_unknown_or_foreign_tasks() {
 #[test]
 fn last_status_only_moves_forward() {
     let mut w = world();
-    let t = w.task_outcome(
-        report("prod", 10, Some(TaskStatus::Running))
-            .pulled(Millis(1), Millis(2))
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, Some(TaskStatus::Running))
+        .pulled(Millis(1), Millis(2))
+        .build());
     assert_eq!(t.last_status, TaskStatus::Running);
     let started = w.now;
     assert_eq!(t.started_at, Some(started));
@@ -128,17 +124,15 @@ fn last_status_only_moves_forward() {
         TaskStatus::Activating,
         TaskStatus::Running,
     ] {
-        let same = w.task_outcome(
-            report("prod", 10, Some(status))
-                .pulled(Millis(3), Millis(4))
-                .build(),
-        );
+        let same = w.ok(report("prod", 10, Some(status))
+            .pulled(Millis(3), Millis(4))
+            .build());
         assert_eq!(same.version, version);
         assert_eq!(same.last_status, TaskStatus::Running);
         assert_eq!(same.pull_started_at, Some(Millis(1)), "set once");
     }
 
-    let t = w.task_outcome(report("prod", 10, Some(TaskStatus::Deactivating)).build());
+    let t = w.ok(report("prod", 10, Some(TaskStatus::Deactivating)).build());
     assert_eq!(t.stopping_at, Some(w.now));
     assert_eq!(t.started_at, Some(started));
     assert_eq!(t.desired_status, DesiredStatus::Running);
@@ -158,18 +152,16 @@ fn container_reports_update_containers_forward_only() {
         container_port: Some(8080),
         ..Default::default()
     };
-    let t = w.task_outcome(
-        report("prod", 10, None)
-            .container(ContainerChange {
-                name: "app".into(),
-                status: Some(TaskStatus::Running),
-                runtime_id: Some("abc".into()),
-                image_digest: Some("sha256:1".into()),
-                network_bindings: Some(vec![binding.clone()]),
-                ..Default::default()
-            })
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, None)
+        .container(ContainerChange {
+            name: "app".into(),
+            status: Some(TaskStatus::Running),
+            runtime_id: Some("abc".into()),
+            image_digest: Some("sha256:1".into()),
+            network_bindings: Some(vec![binding.clone()]),
+            ..Default::default()
+        })
+        .build());
     assert_eq!(
         t.last_status,
         TaskStatus::Pending,
@@ -182,18 +174,16 @@ fn container_reports_update_containers_forward_only() {
     assert_eq!(app.network_bindings, vec![binding]);
     assert_eq!(t.containers[1].last_status, TaskStatus::Pending);
 
-    let t = w.task_outcome(
-        report("prod", 10, None)
-            .container(container_status("app", TaskStatus::Pending))
-            .container(ContainerChange {
-                name: "sidecar".into(),
-                status: Some(TaskStatus::Stopped),
-                exit_code: Some(1),
-                reason: Some("OOM".into()),
-                ..Default::default()
-            })
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, None)
+        .container(container_status("app", TaskStatus::Pending))
+        .container(ContainerChange {
+            name: "sidecar".into(),
+            status: Some(TaskStatus::Stopped),
+            exit_code: Some(1),
+            reason: Some("OOM".into()),
+            ..Default::default()
+        })
+        .build());
     assert_eq!(
         t.containers[0].last_status,
         TaskStatus::Running,
@@ -225,32 +215,26 @@ fn a_report_naming_an_unknown_container_is_refused_whole() {
 #[test]
 fn task_health_follows_essential_containers() {
     let mut w = world();
-    let t = w.task_outcome(
-        report("prod", 10, None)
-            .container(health("sidecar", HealthStatus::Healthy))
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, None)
+        .container(health("sidecar", HealthStatus::Healthy))
+        .build());
     assert_eq!(
         t.health_status,
         HealthStatus::Unknown,
         "app's health is unknown"
     );
-    let t = w.task_outcome(
-        report("prod", 10, None)
-            .container(health("app", HealthStatus::Healthy))
-            .container(health("sidecar", HealthStatus::Unhealthy))
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, None)
+        .container(health("app", HealthStatus::Healthy))
+        .container(health("sidecar", HealthStatus::Unhealthy))
+        .build());
     assert_eq!(
         t.health_status,
         HealthStatus::Healthy,
         "non-essential containers do not count"
     );
-    let t = w.task_outcome(
-        report("prod", 10, None)
-            .container(health("app", HealthStatus::Unhealthy))
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, None)
+        .container(health("app", HealthStatus::Unhealthy))
+        .build());
     assert_eq!(t.health_status, HealthStatus::Unhealthy);
 }
 
@@ -258,17 +242,15 @@ fn task_health_follows_essential_containers() {
 fn an_essential_exit_is_essential_container_exited() {
     let mut w = world();
     w.ok(report("prod", 10, Some(TaskStatus::Running)).build());
-    let t = w.task_outcome(
-        report("prod", 10, Some(TaskStatus::Stopped))
-            .container(ContainerChange {
-                name: "app".into(),
-                status: Some(TaskStatus::Stopped),
-                exit_code: Some(0),
-                ..Default::default()
-            })
-            .execution_stopped_at(Millis(42))
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, Some(TaskStatus::Stopped))
+        .container(ContainerChange {
+            name: "app".into(),
+            status: Some(TaskStatus::Stopped),
+            exit_code: Some(0),
+            ..Default::default()
+        })
+        .execution_stopped_at(Millis(42))
+        .build());
     assert_eq!(t.last_status, TaskStatus::Stopped);
     assert_eq!(t.desired_status, DesiredStatus::Stopped);
     assert_eq!(t.stop_code.as_deref(), Some("EssentialContainerExited"));
@@ -292,11 +274,9 @@ fn an_essential_exit_is_essential_container_exited() {
 #[test]
 fn a_task_that_never_ran_failed_to_start() {
     let mut w = world();
-    let t = w.task_outcome(
-        report("prod", 10, Some(TaskStatus::Stopped))
-            .reason("CannotPullContainerError: pull access denied")
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, Some(TaskStatus::Stopped))
+        .reason("CannotPullContainerError: pull access denied")
+        .build());
     assert_eq!(t.stop_code.as_deref(), Some("TaskFailedToStart"));
     assert_eq!(
         t.stopped_reason.as_deref(),
@@ -312,20 +292,18 @@ fn a_stopped_task_stays_stopped() {
     w.ok(report("prod", 10, Some(TaskStatus::Stopped)).build());
     let stopped = w.task(10);
     for status in [TaskStatus::Running, TaskStatus::Stopped] {
-        let t = w.task_outcome(report("prod", 10, Some(status)).build());
+        let t = w.ok(report("prod", 10, Some(status)).build());
         assert_eq!(t, stopped);
     }
     // Late container news is still recorded, without moving anything back.
-    let t = w.task_outcome(
-        report("prod", 10, Some(TaskStatus::Running))
-            .container(ContainerChange {
-                name: "app".into(),
-                status: Some(TaskStatus::Running),
-                exit_code: Some(2),
-                ..Default::default()
-            })
-            .build(),
-    );
+    let t = w.ok(report("prod", 10, Some(TaskStatus::Running))
+        .container(ContainerChange {
+            name: "app".into(),
+            status: Some(TaskStatus::Running),
+            exit_code: Some(2),
+            ..Default::default()
+        })
+        .build());
     assert_eq!(t.last_status, TaskStatus::Stopped);
     assert_eq!(t.containers[0].last_status, TaskStatus::Stopped);
     assert_eq!(t.containers[0].exit_code, Some(2));

@@ -13,10 +13,7 @@ use std::sync::Arc;
 
 use berth_api::types as api;
 use berth_model::arn::ResourceArn;
-use berth_model::command::{
-    AttributeChange, ClientToken, Command, CommandResult, ContainerChange, Outcome, Rejection,
-    Stamped,
-};
+use berth_model::command::*;
 use berth_model::entity::*;
 use berth_model::{Error, InstanceId, Millis, TaskId};
 use berth_state::{Config, State};
@@ -58,14 +55,14 @@ impl World {
 
     /// Applies `command` as the next log entry, one second after the previous one, and checks
     /// the invariants of the state it leaves.
-    pub fn apply(&mut self, command: Command) -> CommandResult {
+    pub fn apply(&mut self, command: impl Into<Command>) -> CommandResult {
         self.index += 1;
         self.now = Millis(self.now.0 + 1000);
         let result = self.state.apply(
             self.index,
             &Stamped {
                 at: self.now,
-                command,
+                command: command.into(),
             },
         );
         check(&self.state);
@@ -75,29 +72,31 @@ impl World {
     /// Applies `command` as the next log entry without checking the invariants: for the few
     /// states a command can reach that break one on purpose (an instance re-registered
     /// smaller than its tasks).
-    pub fn apply_unchecked(&mut self, command: Command) -> CommandResult {
+    pub fn apply_unchecked(&mut self, command: impl Into<Command>) -> CommandResult {
         self.index += 1;
         self.now = Millis(self.now.0 + 1000);
         self.state.apply(
             self.index,
             &Stamped {
                 at: self.now,
-                command,
+                command: command.into(),
             },
         )
     }
 
-    /// Applies a command that must succeed.
-    pub fn ok(&mut self, command: Command) -> Outcome {
+    /// Applies a command that must succeed, and returns its output.
+    pub fn ok<C: TypedCommand + std::fmt::Debug>(&mut self, command: C) -> C::Output {
         let shown = format!("{command:?}");
-        self.apply(command)
-            .unwrap_or_else(|e| panic!("{shown} was refused: {e:?}"))
+        let outcome = self
+            .apply(command)
+            .unwrap_or_else(|e| panic!("{shown} was refused: {e:?}"));
+        C::Output::try_from(outcome).unwrap_or_else(|e| panic!("{shown}: {e}"))
     }
 
     /// Applies a command that must be refused, and checks that it changed nothing: the
     /// snapshot after equals the one before except for the log index, which every applied
     /// entry advances.
-    pub fn refused(&mut self, command: Command) -> Error {
+    pub fn refused(&mut self, command: impl Into<Command> + std::fmt::Debug) -> Error {
         let before = self.state.persist();
         let shown = format!("{command:?}");
         let error = match self.apply(command) {
@@ -118,31 +117,13 @@ impl World {
     }
 
     /// Applies a PlaceTasks command and returns what it placed and rejected.
-    pub fn place(&mut self, command: Command) -> (Vec<Arc<Task>>, Vec<Rejection>) {
-        match self.ok(command) {
-            Outcome::Placed { tasks, rejected } => (tasks, rejected),
-            other => panic!("PlaceTasks answered {other:?}"),
-        }
-    }
-
-    /// Applies a command expected to answer with one task.
-    pub fn task_outcome(&mut self, command: Command) -> Arc<Task> {
-        match self.ok(command) {
-            Outcome::Task(t) => t,
-            other => panic!("expected a task, got {other:?}"),
-        }
-    }
-
-    /// Applies a command expected to answer with one container instance.
-    pub fn instance_outcome(&mut self, command: Command) -> Arc<ContainerInstance> {
-        match self.ok(command) {
-            Outcome::Instance(i) => i,
-            other => panic!("expected an instance, got {other:?}"),
-        }
+    pub fn place(&mut self, command: PlaceTasks) -> (Vec<Arc<Task>>, Vec<Rejection>) {
+        let Placed { tasks, rejected } = self.ok(command);
+        (tasks, rejected)
     }
 
     /// An Expire whose cut-offs are just after now: forgets everything finished so far.
-    pub fn expire_everything(&self) -> Command {
+    pub fn expire_everything(&self) -> Expire {
         let after_now = Millis(self.now.0 + 1);
         expire(after_now, after_now)
     }
@@ -206,12 +187,12 @@ pub fn tag(key: &str, value: &str) -> Tag {
     }
 }
 
-pub fn create_cluster(name: &str) -> Command {
+pub fn create_cluster(name: &str) -> CreateCluster {
     create_cluster_tagged(name, Vec::new())
 }
 
-pub fn create_cluster_tagged(name: &str, tags: Vec<Tag>) -> Command {
-    Command::CreateCluster {
+pub fn create_cluster_tagged(name: &str, tags: Vec<Tag>) -> CreateCluster {
+    CreateCluster {
         name: name.into(),
         settings: Vec::new(),
         configuration: None,
@@ -220,8 +201,8 @@ pub fn create_cluster_tagged(name: &str, tags: Vec<Tag>) -> Command {
     }
 }
 
-pub fn delete_cluster(name: &str) -> Command {
-    Command::DeleteCluster { name: name.into() }
+pub fn delete_cluster(name: &str) -> DeleteCluster {
+    DeleteCluster { name: name.into() }
 }
 
 pub fn setting(name: &str, value: &str) -> api::ClusterSetting {
@@ -231,8 +212,8 @@ pub fn setting(name: &str, value: &str) -> api::ClusterSetting {
     }
 }
 
-pub fn update_cluster(name: &str, settings: Option<Vec<api::ClusterSetting>>) -> Command {
-    Command::UpdateCluster {
+pub fn update_cluster(name: &str, settings: Option<Vec<api::ClusterSetting>>) -> UpdateCluster {
+    UpdateCluster {
         name: name.into(),
         settings,
         configuration: None,
@@ -241,7 +222,7 @@ pub fn update_cluster(name: &str, settings: Option<Vec<api::ClusterSetting>>) ->
 }
 
 /// A revision of `family` with an essential `app` container and a non-essential `sidecar`.
-pub fn register_task_definition(family: &str) -> Command {
+pub fn register_task_definition(family: &str) -> RegisterTaskDefinition {
     let container = |name: &str, essential: bool| api::ContainerDefinition {
         name: Some(name.into()),
         image: Some("busybox".into()),
@@ -249,7 +230,7 @@ pub fn register_task_definition(family: &str) -> Command {
         memory: Some(64),
         ..Default::default()
     };
-    Command::RegisterTaskDefinition {
+    RegisterTaskDefinition {
         family: family.into(),
         spec: Arc::new(api::TaskDefinition {
             container_definitions: Some(vec![container("app", true), container("sidecar", false)]),
@@ -265,15 +246,15 @@ pub fn register_task_definition(family: &str) -> Command {
     }
 }
 
-pub fn deregister_task_definition(family: &str, revision: u32) -> Command {
-    Command::DeregisterTaskDefinition {
+pub fn deregister_task_definition(family: &str, revision: u32) -> DeregisterTaskDefinition {
+    DeregisterTaskDefinition {
         family: family.into(),
         revision,
     }
 }
 
-pub fn delete_task_definitions(revisions: &[(&str, u32)]) -> Command {
-    Command::DeleteTaskDefinitions {
+pub fn delete_task_definitions(revisions: &[(&str, u32)]) -> DeleteTaskDefinitions {
+    DeleteTaskDefinitions {
         revisions: revisions.iter().map(|(f, r)| ((*f).into(), *r)).collect(),
     }
 }
@@ -371,8 +352,8 @@ impl InstanceBuilder {
         self
     }
 
-    pub fn build(self) -> Command {
-        Command::RegisterContainerInstance {
+    pub fn build(self) -> RegisterContainerInstance {
+        RegisterContainerInstance {
             cluster: self.cluster,
             id: self.id,
             reregister: self.reregister,
@@ -385,16 +366,20 @@ impl InstanceBuilder {
     }
 }
 
-pub fn deregister_instance(cluster: &str, id: u128, force: bool) -> Command {
-    Command::DeregisterContainerInstance {
+pub fn deregister_instance(cluster: &str, id: u128, force: bool) -> DeregisterContainerInstance {
+    DeregisterContainerInstance {
         cluster: cluster.into(),
         id: InstanceId(id),
         force,
     }
 }
 
-pub fn set_instances_state(cluster: &str, ids: &[u128], status: InstanceStatus) -> Command {
-    Command::UpdateContainerInstancesState {
+pub fn set_instances_state(
+    cluster: &str,
+    ids: &[u128],
+    status: InstanceStatus,
+) -> UpdateContainerInstancesState {
+    UpdateContainerInstancesState {
         cluster: cluster.into(),
         ids: ids.iter().map(|i| InstanceId(*i)).collect(),
         status,
@@ -409,15 +394,15 @@ pub fn attribute(instance: u128, name: &str, value: Option<&str>) -> AttributeCh
     }
 }
 
-pub fn put_attributes(cluster: &str, attributes: Vec<AttributeChange>) -> Command {
-    Command::PutAttributes {
+pub fn put_attributes(cluster: &str, attributes: Vec<AttributeChange>) -> PutAttributes {
+    PutAttributes {
         cluster: cluster.into(),
         attributes,
     }
 }
 
-pub fn delete_attributes(cluster: &str, attributes: Vec<AttributeChange>) -> Command {
-    Command::DeleteAttributes {
+pub fn delete_attributes(cluster: &str, attributes: Vec<AttributeChange>) -> DeleteAttributes {
+    DeleteAttributes {
         cluster: cluster.into(),
         attributes,
     }
@@ -569,8 +554,8 @@ impl TaskBuilder {
     }
 }
 
-pub fn place(cluster: &str, tasks: Vec<TaskBuilder>) -> Command {
-    Command::PlaceTasks {
+pub fn place(cluster: &str, tasks: Vec<TaskBuilder>) -> PlaceTasks {
+    PlaceTasks {
         cluster: cluster.into(),
         tasks: tasks.into_iter().map(TaskBuilder::build).collect(),
         client_token: None,
@@ -579,8 +564,8 @@ pub fn place(cluster: &str, tasks: Vec<TaskBuilder>) -> Command {
 }
 
 /// A plan whose tasks carry a `distinctInstance` constraint.
-pub fn place_distinct(cluster: &str, tasks: Vec<TaskBuilder>) -> Command {
-    Command::PlaceTasks {
+pub fn place_distinct(cluster: &str, tasks: Vec<TaskBuilder>) -> PlaceTasks {
+    PlaceTasks {
         cluster: cluster.into(),
         tasks: tasks.into_iter().map(TaskBuilder::build).collect(),
         client_token: None,
@@ -594,8 +579,8 @@ pub fn place_with_token(
     token: &str,
     request_digest: u64,
     continuation: bool,
-) -> Command {
-    Command::PlaceTasks {
+) -> PlaceTasks {
+    PlaceTasks {
         cluster: cluster.into(),
         tasks: tasks.into_iter().map(TaskBuilder::build).collect(),
         client_token: Some(ClientToken {
@@ -607,8 +592,8 @@ pub fn place_with_token(
     }
 }
 
-pub fn stop_task(cluster: &str, id: u128) -> Command {
-    Command::StopTask {
+pub fn stop_task(cluster: &str, id: u128) -> StopTask {
+    StopTask {
         cluster: cluster.into(),
         id: TaskId(id),
         reason: None,
@@ -616,8 +601,8 @@ pub fn stop_task(cluster: &str, id: u128) -> Command {
     }
 }
 
-pub fn stop_task_because(cluster: &str, id: u128, reason: &str, stop_code: &str) -> Command {
-    Command::StopTask {
+pub fn stop_task_because(cluster: &str, id: u128, reason: &str, stop_code: &str) -> StopTask {
+    StopTask {
         cluster: cluster.into(),
         id: TaskId(id),
         reason: Some(reason.into()),
@@ -679,8 +664,8 @@ impl ReportBuilder {
         self
     }
 
-    pub fn build(self) -> Command {
-        Command::TaskStateChange {
+    pub fn build(self) -> TaskStateChange {
+        TaskStateChange {
             cluster: self.cluster,
             id: self.id,
             status: self.status,
@@ -693,19 +678,19 @@ impl ReportBuilder {
     }
 }
 
-pub fn tag_resource(resource: ResourceArn, tags: Vec<Tag>) -> Command {
-    Command::TagResource { resource, tags }
+pub fn tag_resource(resource: ResourceArn, tags: Vec<Tag>) -> TagResource {
+    TagResource { resource, tags }
 }
 
-pub fn untag_resource(resource: ResourceArn, keys: &[&str]) -> Command {
-    Command::UntagResource {
+pub fn untag_resource(resource: ResourceArn, keys: &[&str]) -> UntagResource {
+    UntagResource {
         resource,
         keys: keys.iter().map(|k| (*k).to_owned()).collect(),
     }
 }
 
-pub fn expire(stopped_before: Millis, inactive_before: Millis) -> Command {
-    Command::Expire {
+pub fn expire(stopped_before: Millis, inactive_before: Millis) -> Expire {
+    Expire {
         stopped_before,
         inactive_before,
     }
