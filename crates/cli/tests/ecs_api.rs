@@ -1077,6 +1077,53 @@ async fn task_definition_validation_errors() {
     );
 }
 
+/// ECS caps a task definition at 64 KiB; without the cap, 50 registrations of 1.8 MiB kept
+/// 200 MiB of memory and disk. The limit counts the JSON of what is stored, exactly: found
+/// here from the size the refusal reports, then registered at the limit and refused one byte
+/// over it.
+#[tokio::test]
+async fn task_definitions_over_64_kib_are_refused() {
+    const LIMIT: usize = 65_536;
+    let berth = common::Berth::start();
+    let ecs = berth.client();
+    let padded = |n: usize| {
+        ecs.register_task_definition()
+            .family("big")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("web")
+                    .image("nginx")
+                    .memory(128)
+                    .environment(
+                        KeyValuePair::builder()
+                            .name("PAD")
+                            .value("x".repeat(n))
+                            .build(),
+                    )
+                    .build(),
+            )
+    };
+    let size_in = |msg: &str| -> usize {
+        let words: Vec<&str> = msg.split(' ').collect();
+        let i = words.iter().position(|w| *w == "bytes").expect("a size");
+        words[i - 1].parse().expect("a size in bytes")
+    };
+
+    let msg = expect_error(padded(1_800_000).send().await, "ClientException");
+    assert!(msg.contains("limit is 65536 bytes (64 KiB)"), "{msg}");
+    let over = size_in(&msg);
+    assert!(over > 1_800_000, "{msg}");
+
+    let at_limit = 1_800_000 - (over - LIMIT);
+    let msg = expect_error(padded(at_limit + 1).send().await, "ClientException");
+    assert_eq!(size_in(&msg), LIMIT + 1, "{msg}");
+    let t = padded(at_limit).send().await.unwrap();
+    assert_eq!(t.task_definition().unwrap().revision(), 1);
+    let env = &t.task_definition().unwrap().container_definitions()[0].environment()[0];
+    assert_eq!(env.value().map(str::len), Some(at_limit));
+    assert_eq!(families(&ecs, None, None).await, ["big"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Container instances
 // ---------------------------------------------------------------------------------------------

@@ -467,6 +467,128 @@ async fn bad_constraints_and_strategies_are_refused_clearly() {
     assert!(msg.contains("distinctInstance"), "{msg}");
 }
 
+/// The security issue's expression: 76 alternatives of a 200-fold Unicode class, 1,972
+/// characters. It cost 6.9 CPU s and ~900 MiB per request, and as a stored constraint the same
+/// again on every reconcile.
+fn regex_bomb() -> String {
+    let alternatives: Vec<&str> = vec!["attribute:a =~ \\w{200}"; 76];
+    let expression = alternatives
+        .chunks(2)
+        .map(|pair| pair.join(" or "))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    assert_eq!(expression.len(), 1972);
+    expression
+}
+
+/// Wherever a cluster-query-language expression is read (a filter, RunTask's and a service's
+/// constraints, a task definition's), one whose regexes compile too big is refused at once and
+/// says why; ordinary regexes keep working.
+#[tokio::test]
+async fn expressions_whose_regexes_compile_too_big_are_refused_everywhere() {
+    let (_b, ecs) = setup().await;
+    let _t3 = instance(&ecs, "us-east-1a", 1024, "t3.small").await;
+    let g2 = instance(&ecs, "us-east-1b", 1024, "g2.2xlarge").await;
+    family(&ecs, "app", 64).await;
+    let bomb = regex_bomb();
+    let says_why = |msg: &str| {
+        assert!(
+            msg.contains("column 16")
+                && msg.contains("regular expressions that compile to at most 1024 KiB"),
+            "{msg}"
+        );
+    };
+
+    let msg = expect_error(
+        ecs.list_container_instances()
+            .cluster("place")
+            .filter(&bomb)
+            .send()
+            .await,
+        "InvalidParameterException",
+    );
+    assert!(msg.starts_with("filter: "), "{msg}");
+    says_why(&msg);
+
+    let msg = expect_error(
+        ecs.run_task()
+            .cluster("place")
+            .task_definition("app")
+            .placement_constraints(member_of(&bomb))
+            .send()
+            .await,
+        "InvalidParameterException",
+    );
+    says_why(&msg);
+
+    let msg = expect_error(
+        ecs.create_service()
+            .cluster("place")
+            .service_name("bombed")
+            .task_definition("app")
+            .desired_count(1)
+            .placement_constraints(member_of(&bomb))
+            .send()
+            .await,
+        "InvalidParameterException",
+    );
+    says_why(&msg);
+
+    let msg = expect_error(
+        ecs.register_task_definition()
+            .family("bombed")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("busybox")
+                    .memory(64)
+                    .build(),
+            )
+            .placement_constraints(
+                TaskDefinitionPlacementConstraint::builder()
+                    .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
+                    .expression(&bomb)
+                    .build(),
+            )
+            .send()
+            .await,
+        "ClientException",
+    );
+    assert!(msg.starts_with("placementConstraints[0]: "), "{msg}");
+    says_why(&msg);
+
+    // Short but too big on its own.
+    expect_error(
+        ecs.list_container_instances()
+            .cluster("place")
+            .filter("ec2InstanceId =~ \\w{20}")
+            .send()
+            .await,
+        "InvalidParameterException",
+    );
+
+    // Ordinary regexes, in a filter and in a constraint, work as before.
+    let g2_only = "attribute:ecs.instance-type =~ g2.*";
+    let listed = ecs
+        .list_container_instances()
+        .cluster("place")
+        .filter(g2_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.container_instance_arns(), std::slice::from_ref(&g2));
+    let ran = ecs
+        .run_task()
+        .cluster("place")
+        .task_definition("app")
+        .placement_constraints(member_of(&format!("{g2_only} and attribute:a !~ \\w+")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ran.tasks().len(), 1, "{:?}", ran.failures());
+    assert_eq!(ran.tasks()[0].container_instance_arn(), Some(g2.as_str()));
+}
+
 #[tokio::test]
 async fn list_container_instances_filters_with_the_cluster_query_language() {
     let (_b, ecs) = setup().await;

@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_mesos::recordio::Decoder;
@@ -26,6 +28,8 @@ struct Framework {
     events: tokio::sync::mpsc::UnboundedReceiver<Value>,
     seen: Vec<Value>,
     reader: tokio::task::JoinHandle<()>,
+    /// Cleared to stop reading the stream while keeping its connection open.
+    reading: Arc<AtomicBool>,
 }
 
 impl Drop for Framework {
@@ -67,9 +71,14 @@ impl Framework {
             .to_owned();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut body = resp.into_body();
+        let reading = Arc::new(AtomicBool::new(true));
+        let still_reading = reading.clone();
         let reader = tokio::spawn(async move {
             let mut decoder = Decoder::new();
-            while let Some(Ok(frame)) = body.frame().await {
+            while still_reading.load(Ordering::Relaxed) {
+                let Some(Ok(frame)) = body.frame().await else {
+                    return;
+                };
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
@@ -77,6 +86,9 @@ impl Framework {
                     let _ = tx.send(serde_json::from_slice(&record).expect("JSON event"));
                 }
             }
+            // A stalled framework: the connection stays open (this task holds `body` until it
+            // is aborted), and nothing more is read from it.
+            std::future::pending::<()>().await;
         });
         let mut f = Framework {
             endpoint: endpoint.to_owned(),
@@ -85,6 +97,7 @@ impl Framework {
             events: rx,
             seen: Vec::new(),
             reader,
+            reading,
         };
         let subscribed = f.next("SUBSCRIBED", |_| true).await;
         f.id = subscribed["subscribed"]["framework_id"]["value"]
@@ -109,6 +122,12 @@ impl Framework {
                 return e;
             }
         }
+    }
+
+    /// Stops reading the event stream (after the frame being read, if any), keeping its
+    /// connection open.
+    fn stop_reading(&self) {
+        self.reading.store(false, Ordering::Relaxed);
     }
 
     /// An UPDATE for `task` in `state`.
@@ -535,6 +554,58 @@ async fn a_framework_fails_over_within_its_timeout_and_loses_its_tasks_after() {
     // Gone for longer than failover_timeout: its task is killed and it is forgotten.
     drop(f);
     none_running(&b, Duration::from_secs(20)).await;
+    let stopped = tasks(&b, "STOPPED").await;
+    assert_eq!(
+        stopped[0]["stoppedReason"], "Framework failover timeout",
+        "{stopped:?}"
+    );
+}
+
+/// A framework that stops reading its event stream while the server has more and more to tell
+/// it (here: RECONCILE calls for a thousand unknown tasks each, one UPDATE per task) is not
+/// buffered for without end: once its stream's queue is full the stream is closed, its calls
+/// are refused as a stranger's, and it is disconnected as if its connection had dropped, so
+/// its failover timeout runs and its task is killed.
+#[tokio::test]
+async fn a_framework_that_stops_reading_its_events_is_disconnected() {
+    let (b, _agent) = setup_with(&["--runtime", "hollow"]).await;
+    let info = json!({"user": "root", "name": "stalled", "failover_timeout": 1.0});
+    let mut f = Framework::subscribe_with(&b.endpoint, info).await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    assert_eq!(
+        f.launch(&offer, vec![command_task("kept", &agent, "sleep 600")])
+            .await,
+        202
+    );
+    f.update("kept", "TASK_RUNNING").await;
+    f.stop_reading();
+
+    let ghosts: Vec<Value> = (0..1000)
+        .map(|i| json!({"task_id": {"value": format!("ghost-{i:04}-{}", "x".repeat(80))}}))
+        .collect();
+    let reconcile = json!({
+        "type": "RECONCILE",
+        "framework_id": {"value": f.id},
+        "reconcile": {"tasks": ghosts}
+    });
+    // Socket buffers take some tens of thousands of events before the server's queue fills;
+    // an unbounded queue would take these 300,000 (and any number more).
+    let mut calls = 0;
+    loop {
+        let status = f.call(reconcile.clone()).await;
+        calls += 1;
+        if status == 403 {
+            break;
+        }
+        assert_eq!(status, 202);
+        assert!(
+            calls < 300,
+            "still subscribed with {calls}000 events unread: the server queues them without bound"
+        );
+    }
+
+    none_running(&b, Duration::from_secs(30)).await;
     let stopped = tasks(&b, "STOPPED").await;
     assert_eq!(
         stopped[0]["stoppedReason"], "Framework failover timeout",

@@ -1,6 +1,8 @@
 //! What a scheduler asks the engine: the tasks' needs, constraints and strategies, parsed from
 //! the ECS shapes (`placementConstraints`, `placementStrategy`) with errors a person can act on.
 
+use std::sync::Arc;
+
 use berth_model::InstanceId;
 use berth_model::entity::Reservation;
 
@@ -11,8 +13,9 @@ use crate::query::{self, Expr};
 pub enum Constraint {
     /// No two tasks of the group on one instance.
     DistinctInstance,
-    /// Only instances the cluster-query-language expression holds for.
-    MemberOf(Expr),
+    /// Only instances the cluster-query-language expression holds for. Shared: the same text
+    /// is compiled once (see [`query::parse_shared`]).
+    MemberOf(Arc<Expr>),
 }
 
 /// What `spread` balances over.
@@ -78,7 +81,9 @@ impl PlacementRequest {
     }
 }
 
-/// Parses an ECS placement constraint (`type`, `expression`).
+/// Parses an ECS placement constraint (`type`, `expression`). A `memberOf` expression is
+/// compiled once per text and shared, as stored constraints are parsed again on every RunTask
+/// and reconcile.
 pub fn parse_constraint(kind: &str, expression: Option<&str>) -> Result<Constraint, String> {
     match kind {
         "distinctInstance" => match expression {
@@ -89,7 +94,7 @@ pub fn parse_constraint(kind: &str, expression: Option<&str>) -> Result<Constrai
             let text = expression
                 .filter(|e| !e.trim().is_empty())
                 .ok_or("A memberOf constraint needs an expression in the cluster query language")?;
-            query::parse(text)
+            query::parse_shared(text)
                 .map(Constraint::MemberOf)
                 .map_err(|e| format!("memberOf expression '{text}': {e}"))
         }
@@ -185,5 +190,17 @@ mod tests {
         assert!(e.contains("column"), "{e}");
         assert!(parse_constraint("memberOf", None).is_err());
         assert!(parse_constraint("sameAs", None).is_err());
+    }
+
+    /// Stored constraints are parsed again on every RunTask and every reconcile of a service;
+    /// their regexes must be compiled once, not each time.
+    #[test]
+    fn a_stored_expression_is_compiled_once() {
+        let text = "attribute:ecs.instance-type =~ g2.* and attribute:zone =~ us-east-1[ab]";
+        let compiled = || match parse_constraint("memberOf", Some(text)) {
+            Ok(Constraint::MemberOf(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert!(Arc::ptr_eq(&compiled(), &compiled()));
     }
 }

@@ -323,7 +323,7 @@ fn memberships(req: &PlacementRequest) -> Vec<&berth_scheduler::query::Expr> {
     req.constraints
         .iter()
         .filter_map(|c| match c {
-            Constraint::MemberOf(e) => Some(e),
+            Constraint::MemberOf(e) => Some(&**e),
             Constraint::DistinctInstance => None,
         })
         .collect()

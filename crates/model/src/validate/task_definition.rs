@@ -56,6 +56,10 @@ pub const TASK_CPU_MIN: i64 = 128;
 pub const TASK_CPU_MAX: i64 = 196_608;
 /// The least task-level memory (MiB): room for one container.
 pub const TASK_MEMORY_MIN: i64 = MIN_CONTAINER_MEMORY as i64;
+/// The largest task definition ECS registers: 64 KiB of JSON, counted over what is stored
+/// (containerDefinitions, volumes and the rest, defaults filled in). Without it every revision
+/// could hold a request body's worth (2 MiB) of memory and disk for as long as it exists.
+pub const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
 /// Placement constraints in a task definition.
 pub const MAX_PLACEMENT_CONSTRAINTS: usize = 10;
 /// Length of a placement constraint expression.
@@ -380,6 +384,13 @@ pub fn register(req: &api::RegisterTaskDefinitionRequest) -> Result<ValidTaskDef
         ..Default::default()
     };
     spec.requires_attributes = Some(required_attributes(&spec));
+    let size = json_len(&spec);
+    if size > MAX_TASK_DEFINITION_BYTES {
+        return Err(Error::client(format!(
+            "The task definition is {size} bytes of JSON; the limit is {MAX_TASK_DEFINITION_BYTES} bytes (64 KiB). \
+             Keep large content, such as long environment values or commands, out of the task definition."
+        )));
+    }
     let requirements = requirements(&spec, &Default::default())?;
     Ok(ValidTaskDefinition {
         family: family.to_owned(),
@@ -387,6 +398,24 @@ pub fn register(req: &api::RegisterTaskDefinitionRequest) -> Result<ValidTaskDef
         requirements,
         tags,
     })
+}
+
+/// The length of `value`'s JSON, counted without building it.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Wire types with string keys, written to a sink that cannot fail: this cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Every container's name: present, well-formed and unique.
@@ -3599,6 +3628,29 @@ mod tests {
             pc(json!([{"type": "memberOf", "expression": "x".repeat(2001)}])),
             &["2001 characters", "at most 2000"],
         );
+    }
+
+    /// A definition padded with an environment value of `n` characters.
+    fn padded(n: usize) -> Value {
+        one(json!({"environment": [{"name": "PAD", "value": "x".repeat(n)}]}))
+    }
+
+    #[test]
+    fn a_task_definition_is_at_most_64_kib_of_json_as_stored() {
+        let base = json_len(&ok(padded(0)).spec);
+        let at_limit = MAX_TASK_DEFINITION_BYTES - base;
+        let t = ok(padded(at_limit));
+        assert_eq!(json_len(&t.spec), MAX_TASK_DEFINITION_BYTES);
+        assert_eq!(
+            json_len(&t.spec),
+            serde_json::to_vec(&t.spec).unwrap().len()
+        );
+        client(
+            padded(at_limit + 1),
+            &["65537 bytes", "limit is 65536 bytes (64 KiB)"],
+        );
+        // The 1.8 MiB definitions seen in the wild.
+        client(padded(1_800_000), &["1800", "limit is 65536 bytes"]);
     }
 
     #[test]

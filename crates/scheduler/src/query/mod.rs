@@ -16,9 +16,11 @@
 //! ```
 //! Parsing checks each argument against its subject (a date for `registeredAt`, a number for
 //! `runningTasksCount`, a version for `agentVersion`, a valid regex for `=~`), so a mistake is
-//! reported once, at its position, rather than silently matching nothing. Evaluation is against
-//! a [`Target`] — an instance as the scheduler sees it, including tasks planned but not yet
-//! committed.
+//! reported once, at its position, rather than silently matching nothing. Regexes are compiled
+//! once, when the expression is parsed, within a budget for the whole expression (see
+//! [`MAX_REGEX_BYTES`]), and [`parse_shared`] keeps stored expressions compiled across
+//! placements and reconciles. Evaluation is against a [`Target`] — an instance as the
+//! scheduler sees it, including tasks planned but not yet committed.
 //!
 //! Semantics worth knowing: `!=`, `not_in`, `!~` are the negations of `==`, `in`, `=~` (so an
 //! instance without the attribute satisfies `attribute:x != y`); `task:group` is the set of the
@@ -26,12 +28,14 @@
 //! a regex must match the whole value; a value that is a number on both sides compares
 //! numerically, otherwise text compares as text; a date without a time means midnight UTC.
 
+mod cache;
 mod parser;
 
 use berth_model::Millis;
-use regex::Regex;
+use regex_automata::meta::Regex;
 
-pub use parser::{MAX_LENGTH, ParseError, parse};
+pub use cache::parse_shared;
+pub use parser::{MAX_LENGTH, MAX_REGEX_BYTES, ParseError, parse};
 
 /// What a condition is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +124,18 @@ impl Expr {
             Expr::Not(e) => !e.eval(target),
             Expr::And(a, b) => a.eval(target) && b.eval(target),
             Expr::Or(a, b) => a.eval(target) || b.eval(target),
+        }
+    }
+
+    /// Heap bytes its compiled regexes take (at most [`MAX_REGEX_BYTES`]).
+    pub fn regex_bytes(&self) -> usize {
+        match self {
+            Expr::Condition(c) => match &c.argument {
+                Argument::Pattern(_, re) => re.memory_usage(),
+                _ => 0,
+            },
+            Expr::Not(e) => e.regex_bytes(),
+            Expr::And(a, b) | Expr::Or(a, b) => a.regex_bytes() + b.regex_bytes(),
         }
     }
 }

@@ -2,16 +2,29 @@
 //! that arguments can be read in the form their operator needs (a regex may contain brackets
 //! and parentheses; a date contains colons and a plus sign). Every error names the position
 //! (1-based column) and what was expected there.
+//!
+//! Length alone does not bound what an expression costs: its regular expressions are compiled
+//! to automata, and a short pattern can compile to megabytes (`\w` is a Unicode class of some
+//! 56 KiB of automaton, so `\w{200}` is 11 MiB and a tenth of a CPU second; 76 of them fit in
+//! one 2,000-character expression). So the regexes of one expression share a budget of
+//! [`MAX_REGEX_BYTES`] of compiled form: each is compiled with the automaton size limit set to
+//! what is left, which stops an oversized one early, and one that does not fit is refused at
+//! its column. Patterns people write (`t2.*`, `us-east-1[ab]`, `i-[0-9a-f]+`) take a few KiB.
 
 use std::fmt;
 
 use berth_model::Millis;
-use regex::Regex;
+use regex_automata::meta::Regex;
 
 use super::{Argument, Condition, Expr, Operator, Subject, Value, parse_version};
 
 /// Longest expression ECS accepts.
 pub const MAX_LENGTH: usize = 2000;
+
+/// Most bytes the compiled regular expressions of one expression may take together. It bounds
+/// the memory an expression holds and the CPU compiling it costs (about 10 ms per MiB, in a
+/// release build).
+pub const MAX_REGEX_BYTES: usize = 1 << 20;
 
 /// Deepest nesting of parentheses and negations accepted.
 const MAX_DEPTH: usize = 64;
@@ -48,7 +61,11 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
             found: format!("{} characters", text.chars().count()),
         });
     }
-    let mut p = Parser { src: text, pos: 0 };
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        regex_bytes_left: MAX_REGEX_BYTES,
+    };
     p.skip_ws();
     if p.at_end() {
         return Err(p.error("a condition such as 'attribute:ecs.instance-type == t2.small'"));
@@ -64,6 +81,8 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
 struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// What is left of [`MAX_REGEX_BYTES`] for the regexes not compiled yet.
+    regex_bytes_left: usize,
 }
 
 fn is_word_char(c: char) -> bool {
@@ -331,16 +350,35 @@ impl<'a> Parser<'a> {
             self.pos += end;
             rest[..end].to_owned()
         };
-        match Regex::new(&format!("^(?:{text})$")) {
-            Ok(re) => Ok((text, re)),
-            Err(e) => Err(ParseError {
-                column,
-                expected: "a valid regular expression".into(),
-                found: format!(
-                    "'{text}' ({})",
-                    e.to_string().lines().last().unwrap_or("invalid")
-                ),
-            }),
+        let left = self.regex_bytes_left;
+        let too_big = |text: &str| ParseError {
+            column,
+            expected: format!(
+                "regular expressions that compile to at most {} KiB together (Unicode classes are large: \\w{{20}} alone is over; ASCII ones such as (?-u:\\w) or [a-z0-9_] are small)",
+                MAX_REGEX_BYTES / 1024
+            ),
+            found: format!("'{text}', which needs more than the {left} bytes left"),
+        };
+        let built = Regex::builder()
+            .configure(Regex::config().nfa_size_limit(Some(left)))
+            .build(&format!("^(?:{text})$"));
+        match built {
+            Ok(re) if re.memory_usage() <= left => {
+                self.regex_bytes_left -= re.memory_usage();
+                Ok((text, re))
+            }
+            Ok(_) => Err(too_big(&text)),
+            Err(e) if e.size_limit().is_some() => Err(too_big(&text)),
+            Err(e) => {
+                let why = e
+                    .syntax_error()
+                    .map_or_else(|| e.to_string(), |s| s.to_string());
+                Err(ParseError {
+                    column,
+                    expected: "a valid regular expression".into(),
+                    found: format!("'{text}' ({})", why.lines().last().unwrap_or("invalid")),
+                })
+            }
         }
     }
 

@@ -181,6 +181,66 @@ fn errors_point_at_the_problem_and_say_what_was_expected() {
     );
 }
 
+/// The expression seen against a real server: 76 alternatives of a 200-fold Unicode class,
+/// 1,972 characters, 11 MiB of automaton each (6.9 CPU s and ~900 MiB per request).
+fn regex_bomb() -> String {
+    (0..76)
+        .map(|_| "attribute:a =~ \\w{200}")
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|pair| pair.join(" or "))
+        .collect::<Vec<_>>()
+        .join(" || ")
+}
+
+#[test]
+fn regexes_that_compile_too_big_are_refused_where_they_stand() {
+    let bomb = regex_bomb();
+    assert_eq!(bomb.len(), 1972);
+    let e = parse(&bomb).unwrap_err();
+    assert_eq!(e.column, 16, "{e}");
+    assert!(e.expected.contains("at most 1024 KiB together"), "{e}");
+    assert!(e.found.starts_with("'\\w{200}'"), "{e}");
+    // One regex alone over the budget.
+    assert!(parse("ec2InstanceId =~ \\w{20}").is_err());
+    // Each fits alone, two do not: the budget is the expression's, and the second is refused.
+    let one = "attribute:a =~ \\w{16}";
+    let e = parse(&format!("{one} and task:group =~ \\w{{16}}")).unwrap_err();
+    assert_eq!(e.column, 41, "{e}");
+    assert!(e.found.contains("bytes left"), "{e}");
+    let parsed = parse(one).unwrap();
+    assert!(parsed.regex_bytes() <= MAX_REGEX_BYTES);
+    assert!(parsed.regex_bytes() > MAX_REGEX_BYTES / 2);
+    // The same patterns in ASCII, or without the count, are small and fine, many at once.
+    let ascii = (0..10)
+        .map(|i| format!("attribute:a{i} =~ (?-u:\\w){{200}}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    assert!(parse(&ascii).unwrap().regex_bytes() < MAX_REGEX_BYTES / 2);
+    assert!(parse("attribute:a =~ \\w+ and attribute:b =~ [a-z0-9-]{1,63}").is_ok());
+    // A pattern that is merely wrong still says so.
+    let e = parse("attribute:x =~ 'a{2,1}'").unwrap_err();
+    assert_eq!(e.expected, "a valid regular expression", "{e}");
+}
+
+#[test]
+fn ordinary_regexes_take_a_few_kib() {
+    for pattern in [
+        "g2.*",
+        "t2\\.(micro|small|medium|large)",
+        "us-east-1[ab]",
+        "i-[0-9a-f]+",
+        "service:.*",
+    ] {
+        let e = parse(&format!("attribute:x =~ '{pattern}'")).unwrap();
+        assert!(
+            e.regex_bytes() < 32 * 1024,
+            "{pattern}: {}",
+            e.regex_bytes()
+        );
+    }
+}
+
 #[test]
 fn dates_parse_in_every_documented_form() {
     use super::parser::parse_date;

@@ -11,6 +11,7 @@ use berth_model::command::{
 };
 use berth_model::entity::{Name, TaskDefinition, TaskDefinitionStatus};
 use berth_model::validate::{self, list_len, max_results, one_of, required_str};
+use berth_scheduler::parse_constraint;
 use berth_state::State;
 
 use super::Ctx;
@@ -49,6 +50,7 @@ pub async fn register(
     req: api::RegisterTaskDefinitionRequest,
 ) -> Result<api::RegisterTaskDefinitionResponse, EcsError> {
     let valid = validate::task_definition::register(&req)?;
+    member_of_expressions(&valid.spec)?;
     let command = RegisterTaskDefinition {
         family: valid.family.as_str().into(),
         spec: Arc::new(valid.spec),
@@ -60,6 +62,18 @@ pub async fn register(
         task_definition: Some(render::task_definition(&ctx.arn, &t)),
         tags: Some(render::tags(&t.tags)),
     })
+}
+
+/// The definition's memberOf expressions parse (within the query language's regex budget). A
+/// mistake is refused here, at registration, rather than at every RunTask and reconcile that
+/// uses the revision; and the compiled expressions are kept for them.
+fn member_of_expressions(spec: &api::TaskDefinition) -> Result<(), EcsError> {
+    for (i, c) in spec.placement_constraints.iter().flatten().enumerate() {
+        let kind = c.r#type.as_deref().unwrap_or("memberOf");
+        parse_constraint(kind, c.expression.as_deref())
+            .map_err(|e| EcsError::client(format!("placementConstraints[{i}]: {e}")))?;
+    }
+    Ok(())
 }
 
 pub async fn describe(

@@ -13,6 +13,13 @@
 //! which status each task's framework was last sent. Streams belong to the node the framework
 //! connected to; this first version serves frameworks on the leader.
 //!
+//! Each stream queues at most [`STREAM_CAPACITY`] events. A framework that does not read them
+//! (its connection stalled, or it stopped reading on purpose) would otherwise grow this
+//! server's memory without end, so when its queue is full its stream is closed and dropped
+//! from the hub, and the leader loop disconnects it as if its connection had dropped (a Mesos
+//! master does the same to a lagging scheduler); it can re-subscribe. The hub holds the only
+//! sender of each stream, so a stream it lets go of (lag, re-subscription, teardown) ends.
+//!
 //! Capacity is shared by offering each instance to one framework at a time: the connected,
 //! unsuppressed, unfiltered framework with the smallest dominant share of the cluster (DRF,
 //! Mesos's default), ties by id.
@@ -50,6 +57,7 @@ use berth_raft::Written;
 use berth_scheduler::{Placement, TaskTemplate};
 use berth_state::TaskFilter;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::App;
 
@@ -63,6 +71,11 @@ const RESEND_AFTER: Duration = Duration::from_secs(10);
 /// How long a new leader waits for frameworks to re-subscribe before it treats those without
 /// a stream as disconnected.
 const RESUBSCRIBE_GRACE: Duration = Duration::from_secs(10);
+/// Events queued for one stream before the framework counts as not reading. Events come in
+/// bursts (a RECONCILE of all a framework's tasks queues one UPDATE per task at once), so this
+/// is well above the tasks one framework runs at berth's scale; it bounds a stream nobody
+/// reads to a few MiB (UPDATEs are a few hundred bytes).
+const STREAM_CAPACITY: usize = 16_384;
 /// Declined or timed-out offers' instances are not offered to that framework again for this
 /// long, unless the decline asked otherwise.
 const DEFAULT_REFUSE: Duration = Duration::from_secs(5);
@@ -70,7 +83,8 @@ const DEFAULT_REFUSE: Duration = Duration::from_secs(5);
 /// One framework's open event stream.
 struct Stream {
     id: String,
-    tx: mpsc::UnboundedSender<Bytes>,
+    /// The stream's only sender: the stream ends once the hub drops it.
+    tx: mpsc::Sender<Bytes>,
 }
 
 /// The last status a framework was sent for a task, until acknowledged.
@@ -109,8 +123,31 @@ impl Hub {
 
     /// Sends `event` on `framework`'s stream, if it has one.
     fn send(&self, framework: &str, event: &Event) {
-        if let Some(s) = self.lock().streams.get(framework) {
-            let _ = s.tx.send(Bytes::from(record(event)));
+        self.send_on(framework, None, event);
+    }
+
+    /// Queues `event` on `framework`'s stream (only if that is `stream`, when given), and says
+    /// whether the stream is still open. A stream whose queue is full is closed.
+    fn send_on(&self, framework: &str, stream: Option<&str>, event: &Event) -> bool {
+        let mut hub = self.lock();
+        let queued = match hub.streams.get(framework) {
+            Some(s) if stream.is_none_or(|id| id == s.id) => {
+                s.tx.try_send(Bytes::from(record(event)))
+            }
+            _ => return false,
+        };
+        match queued {
+            Ok(()) => true,
+            // The connection is gone; its `Subscription` is dropped and tidies up.
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(_)) => {
+                hub.streams.remove(framework);
+                tracing::warn!(
+                    framework,
+                    "closed the event stream of a framework that left {STREAM_CAPACITY} events unread; it is disconnected until it subscribes again"
+                );
+                false
+            }
         }
     }
 
@@ -218,7 +255,7 @@ async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
 
 /// An event stream that tells the hub when its connection goes away.
 struct Subscription {
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     app: Arc<App>,
     framework: String,
     stream: String,
@@ -294,8 +331,8 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
         version: 0,
     };
     let stream_id = uuid_string();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(Bytes::from(record(&Event::subscribed(
+    let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+    let _ = tx.try_send(Bytes::from(record(&Event::subscribed(
         FrameworkId::new(id.clone()),
         HEARTBEAT_SECS,
         None,
@@ -308,7 +345,7 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
             id.clone(),
             Stream {
                 id: stream_id.clone(),
-                tx: tx.clone(),
+                tx,
             },
         );
         hub.filters.retain(|(f, _), _| *f != id);
@@ -346,12 +383,17 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
         }
         return plain(status, why);
     }
+    let heartbeats = (app.clone(), id.clone(), stream_id.clone());
     tokio::spawn(async move {
+        let (app, framework, stream) = heartbeats;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(HEARTBEAT_SECS));
         tick.tick().await;
         loop {
             tick.tick().await;
-            if tx.send(Bytes::from(record(&Event::heartbeat()))).is_err() {
+            if !app
+                .mesos
+                .send_on(&framework, Some(&stream), &Event::heartbeat())
+            {
                 break;
             }
         }
@@ -806,8 +848,9 @@ impl MesosLoop {
                 }
                 let since = *leading_since.get_or_insert_with(Instant::now);
                 // Frameworks the state calls connected but that have no stream here (this
-                // server restarted, or leadership moved) had their failover clock stopped:
-                // once they had time to re-subscribe, they are disconnected, and it runs.
+                // server restarted, leadership moved, or the hub closed a stream nobody read)
+                // had their failover clock stopped: once they had time to re-subscribe, they
+                // are disconnected, and it runs.
                 if since.elapsed() >= RESUBSCRIBE_GRACE {
                     orphan_frameworks(&app).await;
                 }
@@ -1133,5 +1176,45 @@ fn send_updates(app: &App) {
                 app.mesos.send(&framework, &e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscriber that reads nothing holds at most [`STREAM_CAPACITY`] events: then its
+    /// stream is closed and leaves the hub, and what it had queued ends with the stream.
+    #[test]
+    fn a_stream_nobody_reads_is_closed_once_its_queue_is_full() {
+        let hub = Hub::default();
+        let (tx, mut rx) = mpsc::channel(STREAM_CAPACITY);
+        hub.lock().streams.insert(
+            "fw".into(),
+            Stream {
+                id: "s1".into(),
+                tx,
+            },
+        );
+        // Heartbeats of an older stream of the framework are not sent on this one.
+        assert!(!hub.send_on("fw", Some("s0"), &Event::heartbeat()));
+        for _ in 0..STREAM_CAPACITY {
+            assert!(hub.send_on("fw", Some("s1"), &Event::heartbeat()));
+        }
+        assert_eq!(hub.connected(), vec!["fw".to_owned()]);
+        assert!(!hub.send_on("fw", None, &Event::heartbeat()));
+        assert!(hub.connected().is_empty(), "a full stream stays in the hub");
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, STREAM_CAPACITY);
+        assert_eq!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected),
+            "the closed stream must end"
+        );
+        // Later events for the framework go nowhere.
+        assert!(!hub.send_on("fw", None, &Event::heartbeat()));
     }
 }
