@@ -12,15 +12,16 @@
 //!
 //! Each command is its own struct (one module per resource) naming what applying it produces,
 //! its [`TypedCommand::Output`]. [`Command`] is the log's sum of them and [`Outcome`] the
-//! Raft response's; callers never see either: they write a `PlaceTasks` and get back a
+//! Raft response's; writers see neither: they write a `PlaceTasks` and get back a
 //! [`Placed`]. A newtype variant is encoded as the struct variant it replaced
 //! (`{"PlaceTasks": {...}}`), so logs and snapshots written before commands were typed still
 //! read; `tests/fixtures/commands-v1.jsonl` holds such a log and `tests/wire.rs` checks it.
 //!
 //! Adding a command: its struct in the module of its resource, its line in the `commands!`
 //! list below (variant and output), and its `Apply` impl in `berth-state`, whose
-//! `State::apply` then asks for its dispatch line. Fields are part of the log format: add them with
-//! `#[serde(default)]`, never rename them.
+//! `State::apply` then asks for its dispatch line. Names and fields are the log format: never
+//! rename them; add a field as `#[serde(default, skip_serializing_if = "Option::is_none")]`
+//! (or an equivalent default) so that entries already logged keep their bytes.
 
 mod clusters;
 mod expire;
