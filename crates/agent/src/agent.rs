@@ -6,9 +6,17 @@
 //! containers). A task the server assigns and nobody supervises gets a supervisor, which
 //! adopts its containers if the runtime still has them; a supervised task whose desired status
 //! turns STOPPED, or that the server no longer assigns, is told to stop; a labelled container
-//! whose task is not assigned any more is stopped and removed. The agent's identity (its
-//! container instance ARN) is kept in `--data-dir`, so a restarted agent re-registers as the
-//! same instance.
+//! whose task is not assigned any more is stopped and removed.
+//!
+//! ```text
+//!  first start:  join token ──POST /v1/agent/join (signed with the token)──► own credential,
+//!                bound to one container instance; kept in <data-dir>/agent.json (0600)
+//!  every start:  RegisterContainerInstance as that instance, signed with its own credential
+//! ```
+//! The agent's identity (its container instance ARN and credential) is kept in `--data-dir`,
+//! so a restarted agent re-registers as the same instance without the token. The log
+//! endpoint answers only requests signed with that same credential, which only this agent
+//! and the servers (which hold it sealed) have.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -22,8 +30,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use berth_api::agent::{AGENT_LOGS_PATH, Assignment, ENDPOINT_ATTRIBUTE};
+use berth_api::agent::{
+    AGENT_LOGS_PATH, AGENT_SIGNING_NAME, Assignment, ENDPOINT_ATTRIBUTE, JoinRequest,
+};
 use berth_api::types as api;
+use berth_auth::{JoinToken, SecretKey};
+use berth_client::{Credentials, Transport, Trust};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -68,6 +80,11 @@ pub struct AgentConfig {
     pub cleanup_wait: Duration,
     /// The program that is the process runtime's shim (the `berth` binary).
     pub shim: PathBuf,
+    /// The join token, for an agent that has not joined yet.
+    pub token: Option<JoinToken>,
+    /// The CA certificate(s) to trust for an `https://` server (PEM), when no join token pins
+    /// one.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl AgentConfig {
@@ -88,6 +105,8 @@ impl AgentConfig {
             poll_wait: Duration::from_secs(10),
             cleanup_wait: Duration::from_secs(600),
             shim: std::env::current_exe().unwrap_or_else(|_| "berth".into()),
+            token: None,
+            ca_pem: None,
         }
     }
 }
@@ -100,13 +119,134 @@ pub enum AgentError {
     Register { server: String, source: ClientError },
     #[error("container instance {0} was deregistered; the agent stops")]
     Deregistered(String),
+    #[error(
+        "this agent has not joined {0} yet (or its credential was revoked): start it with \
+         --token, from `berth join-token create` run by an admin"
+    )]
+    NotJoined(String),
+    #[error("joining through {server}: {source}")]
+    Join { server: String, source: ClientError },
 }
 
-/// What the agent keeps across restarts.
+/// What the agent keeps across restarts (in a file only its user can read: it holds the
+/// instance's secret).
 #[derive(Serialize, Deserialize)]
 struct Identity {
     cluster: String,
     container_instance_arn: String,
+    access_key_id: String,
+    secret_access_key: String,
+    /// SHA-256 (hex) of the server CA the join token pinned, when the server speaks TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_sha256: Option<String>,
+}
+
+impl Identity {
+    fn load(path: &std::path::Path, cluster: &str) -> Option<Identity> {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Identity>(&b).ok())
+            .filter(|i| i.cluster == cluster)
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<(), AgentError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let bytes =
+            serde_json::to_vec_pretty(self).map_err(|e| AgentError::Setup(e.to_string()))?;
+        let tmp = path.with_extension("json.tmp");
+        let saved = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        saved.map_err(|e| AgentError::Setup(format!("saving {}: {e}", path.display())))
+    }
+
+    fn credentials(&self) -> Credentials {
+        Credentials {
+            access_key_id: self.access_key_id.clone(),
+            secret: SecretKey::new(self.secret_access_key.clone()),
+        }
+    }
+
+    fn trust(&self, config: &AgentConfig) -> Result<Trust, AgentError> {
+        match &self.ca_sha256 {
+            Some(hex) => berth_auth::token::decode_hex(hex)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(Trust::Pinned)
+                .ok_or_else(|| {
+                    AgentError::Setup(format!("the saved CA hash '{hex}' is malformed"))
+                }),
+            None => trust_without_pin(config),
+        }
+    }
+}
+
+fn trust_without_pin(config: &AgentConfig) -> Result<Trust, AgentError> {
+    match &config.ca_pem {
+        Some(pem) => Trust::from_pem(pem).map_err(|e| AgentError::Setup(e.to_string())),
+        None => Ok(Trust::PlainHttp),
+    }
+}
+
+/// The agent's own credential: saved from an earlier join, or got now with the join token.
+async fn identity(config: &AgentConfig) -> Result<(Identity, Transport), AgentError> {
+    let path = config.data_dir.join("agent.json");
+    if let Some(saved) = Identity::load(&path, &config.cluster) {
+        let transport =
+            Transport::new(&saved.trust(config)?).map_err(|e| AgentError::Setup(e.to_string()))?;
+        return Ok((saved, transport));
+    }
+    let Some(token) = &config.token else {
+        return Err(AgentError::NotJoined(config.cluster.clone()));
+    };
+    let trust = match token.ca_sha256 {
+        Some(pin) => Trust::Pinned(pin),
+        None => trust_without_pin(config)?,
+    };
+    let transport = Transport::new(&trust).map_err(|e| AgentError::Setup(e.to_string()))?;
+    let joiner = Client::new(
+        transport.clone(),
+        &config.server,
+        &Credentials {
+            access_key_id: token.id.clone(),
+            secret: token.secret.clone(),
+        },
+    );
+    let mut delay = Duration::from_millis(200);
+    let joined = loop {
+        match joiner
+            .join(&JoinRequest {
+                cluster: config.cluster.clone(),
+            })
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) if e.is_transient() && delay < Duration::from_secs(10) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(source) => {
+                return Err(AgentError::Join {
+                    server: config.server.clone(),
+                    source,
+                });
+            }
+        }
+    };
+    let identity = Identity {
+        cluster: joined.cluster,
+        container_instance_arn: joined.container_instance_arn,
+        access_key_id: joined.access_key_id,
+        secret_access_key: joined.secret_access_key,
+        ca_sha256: token.ca_sha256.map(|h| berth_auth::token::encode_hex(&h)),
+    };
+    identity.save(&path)?;
+    Ok((identity, transport))
 }
 
 /// A started agent.
@@ -174,10 +314,12 @@ impl Agent {
                 .unwrap_or_else(|| local.to_string())
         );
 
-        let client = Client::new(&config.server);
+        let (identity, transport) = identity(&config).await?;
+        let client = Client::new(transport.clone(), &config.server, &identity.credentials());
         let instance_arn = register(
             &client,
             &config,
+            &identity,
             &endpoint,
             local.port(),
             &docker_version,
@@ -187,6 +329,8 @@ impl Agent {
         .await?;
         let shared = Arc::new(Shared {
             client,
+            transport,
+            credentials: identity.credentials(),
             instance_arn: instance_arn.clone(),
             runtimes,
             default_runtime,
@@ -259,18 +403,13 @@ fn ports_resource(name: &str, ports: &[u16]) -> api::Resource {
 async fn register(
     client: &Client,
     config: &AgentConfig,
+    identity: &Identity,
     endpoint: &str,
     port: u16,
     docker_version: &Result<String, String>,
     runtimes: &Runtimes,
     default_runtime: RuntimeKind,
 ) -> Result<String, AgentError> {
-    let identity_path = config.data_dir.join("agent.json");
-    let previous: Option<Identity> = std::fs::read(&identity_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|i: &Identity| i.cluster == config.cluster);
-
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
     let cpu = config.cpu.unwrap_or(cores * 1024);
     let memory = config
@@ -335,7 +474,7 @@ async fn register(
         document["availabilityZone"] = az.clone().into();
     }
 
-    let mut request = api::RegisterContainerInstanceRequest {
+    let request = api::RegisterContainerInstanceRequest {
         cluster: Some(config.cluster.clone()),
         instance_identity_document: Some(document.to_string()),
         total_resources: Some(vec![
@@ -349,7 +488,7 @@ async fn register(
             agent_hash: None,
             docker_version: docker_version.as_ref().ok().cloned(),
         }),
-        container_instance_arn: previous.as_ref().map(|p| p.container_instance_arn.clone()),
+        container_instance_arn: Some(identity.container_instance_arn.clone()),
         attributes: Some(
             attributes
                 .into_iter()
@@ -363,34 +502,11 @@ async fn register(
         ..Default::default()
     };
     let mut delay = Duration::from_millis(200);
-    let mut created = false;
     let response: api::RegisterContainerInstanceResponse = loop {
         match client.ecs("RegisterContainerInstance", &request).await {
             Ok(r) => break r,
-            // The saved identity is no longer valid (deregistered): register anew.
-            Err(ClientError::Rejected { status, .. })
-                if status < 500 && request.container_instance_arn.is_some() =>
-            {
-                tracing::info!("the saved container instance is gone; registering a new one");
-                request.container_instance_arn = None;
-            }
-            // As ECS's agent does, an agent joining `default` creates it.
-            Err(ClientError::Rejected { kind, .. })
-                if kind == "ClusterNotFoundException"
-                    && config.cluster == "default"
-                    && !created =>
-            {
-                created = true;
-                let create = api::CreateClusterRequest {
-                    cluster_name: Some("default".into()),
-                    ..Default::default()
-                };
-                if let Err(e) = client
-                    .ecs::<_, api::CreateClusterResponse>("CreateCluster", &create)
-                    .await
-                {
-                    tracing::warn!(error = %e, "creating the default cluster failed");
-                }
+            Err(e) if e.is_unrecognized() => {
+                return Err(AgentError::NotJoined(config.cluster.clone()));
             }
             Err(e) if e.is_transient() && delay < Duration::from_secs(10) => {
                 tokio::time::sleep(delay).await;
@@ -408,16 +524,6 @@ async fn register(
         .container_instance
         .and_then(|i| i.container_instance_arn)
         .ok_or_else(|| AgentError::Setup("RegisterContainerInstance returned no ARN".into()))?;
-    let identity = Identity {
-        cluster: config.cluster.clone(),
-        container_instance_arn: arn.clone(),
-    };
-    let bytes =
-        serde_json::to_vec_pretty(&identity).map_err(|e| AgentError::Setup(e.to_string()))?;
-    let tmp = identity_path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, &identity_path))
-        .map_err(|e| AgentError::Setup(format!("saving {}: {e}", identity_path.display())))?;
     Ok(arn)
 }
 
@@ -469,7 +575,9 @@ async fn discover(shared: &Shared, cluster: &str) -> Client {
         Ok(api::DiscoverPollEndpointResponse {
             endpoint: Some(endpoint),
             ..
-        }) if endpoint.starts_with("http://") => Client::new(&endpoint),
+        }) if endpoint.starts_with("http://") || endpoint.starts_with("https://") => shared
+            .client
+            .at(shared.transport.clone(), endpoint.trim_end_matches('/')),
         other => {
             tracing::warn!(answer = ?other, "DiscoverPollEndpoint gave no usable endpoint; polling the server");
             shared.client.clone()
@@ -588,11 +696,48 @@ fn logs_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Only requests signed with this instance's own credential (the servers hold it) pass.
+fn signed_by_server(shared: &Shared, request: &axum::http::request::Parts) -> Result<(), String> {
+    use berth_auth::sigv4;
+    let authorization = request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("Missing Authentication Token")?;
+    let auth = sigv4::parse_authorization(authorization).map_err(|e| e.to_string())?;
+    if auth.access_key_id != shared.credentials.access_key_id {
+        return Err("The security token included in the request is invalid.".into());
+    }
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let signed = sigv4::Request {
+        method: request.method.as_str(),
+        path_and_query: request.uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: &headers,
+        payload: sigv4::Payload::Bytes(b""),
+    };
+    sigv4::verify(
+        &auth,
+        &signed,
+        AGENT_SIGNING_NAME,
+        &shared.credentials.secret,
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| e.to_string())
+}
+
 async fn logs(
     State(shared): State<Arc<Shared>>,
     Path((task, container)): Path<(String, String)>,
     Query(q): Query<LogsQuery>,
+    request: axum::http::request::Parts,
 ) -> Response {
+    if let Err(why) = signed_by_server(&shared, &request) {
+        return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
+    }
     let found = shared
         .containers
         .lock()

@@ -1,5 +1,5 @@
-//! The agent's client of the server: ECS operations over AWS JSON 1.1, and the native
-//! long-poll and health report.
+//! The agent's client of the server: ECS operations over AWS JSON 1.1, and the native join,
+//! long-poll and health report, all signed (berth-client) with the agent's own credential.
 //!
 //! Agents speak ECS where ECS has an operation, so an agent's traffic is what an ECS agent's
 //! would be. Errors keep the ECS exception name, because the agent decides what to retry by
@@ -7,13 +7,12 @@
 
 use std::time::Duration;
 
-use berth_api::agent::{HEALTH_PATH, HealthReport, POLL_PATH, PollResponse};
+use berth_api::agent::{
+    HEALTH_PATH, HealthReport, JOIN_PATH, JoinRequest, JoinResponse, POLL_PATH, PollResponse,
+};
 use berth_api::protocol::{CONTENT_TYPE, TARGET_PREFIX};
+use berth_client::{Credentials, Transport};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -39,66 +38,71 @@ impl ClientError {
             ClientError::Rejected { status, .. } => *status >= 500 || *status == 429,
         }
     }
+
+    /// The server does not recognise the credential the request was signed with.
+    pub fn is_unrecognized(&self) -> bool {
+        matches!(self, ClientError::Rejected { kind, .. } if kind == "UnrecognizedClientException")
+    }
 }
 
-/// A client of one server endpoint (`http://host:port`).
+impl From<berth_client::ClientError> for ClientError {
+    fn from(e: berth_client::ClientError) -> Self {
+        ClientError::Transport(e.to_string())
+    }
+}
+
+/// A client of one server endpoint, signing as one principal (the agent's own credential,
+/// or a join token while joining).
 #[derive(Clone)]
 pub struct Client {
-    base: String,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    ecs: berth_client::Client,
+    native: berth_client::Client,
 }
 
 impl Client {
-    pub fn new(base: &str) -> Client {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    pub fn new(transport: Transport, base: &str, credentials: &Credentials) -> Client {
+        let ecs = berth_client::Client::new(transport, base, credentials, "us-east-1", "ecs");
         Client {
-            base: base.trim_end_matches('/').to_owned(),
-            http: HttpClient::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector),
+            native: ecs.for_service("berth"),
+            ecs,
         }
     }
 
+    /// The same principal, at another endpoint of the same cluster.
+    pub fn at(&self, transport: Transport, base: &str) -> Client {
+        let credentials = Credentials {
+            access_key_id: self.ecs.access_key_id().to_owned(),
+            secret: self.ecs.secret().clone(),
+        };
+        Client::new(transport, base, &credentials)
+    }
+
     pub fn base(&self) -> &str {
-        &self.base
+        self.ecs.base()
     }
 
     async fn send(
         &self,
-        request: hyper::Request<Full<Bytes>>,
+        client: &berth_client::Client,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, ClientError> {
-        let response = tokio::time::timeout(timeout, async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| ClientError::Transport(format!("{}: {e}", self.base)))?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok((status, body))
-        })
-        .await
-        .map_err(|_| ClientError::Transport(format!("{}: no answer in {timeout:?}", self.base)))?;
-        let (status, body) = response?;
+        let answer = client.send(method, path, headers, body, timeout).await?;
+        let status = answer.status;
         if status < 300 {
-            return Ok(body);
+            return Ok(answer.body);
         }
-        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let parsed: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
         Err(ClientError::Rejected {
             status,
             kind: parsed["__type"]
                 .as_str()
                 .map_or_else(|| format!("HTTP {status}"), str::to_owned),
             message: parsed["message"].as_str().map_or_else(
-                || String::from_utf8_lossy(&body).into_owned(),
+                || String::from_utf8_lossy(&answer.body).into_owned(),
                 str::to_owned,
             ),
         })
@@ -112,14 +116,37 @@ impl Client {
     ) -> Result<Resp, ClientError> {
         let body =
             serde_json::to_vec(request).map_err(|e| ClientError::Transport(e.to_string()))?;
-        let request = hyper::Request::post(format!("{}/", self.base))
-            .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let body = self.send(request, Duration::from_secs(30)).await?;
+        let target = format!("{TARGET_PREFIX}{operation}");
+        let body = self
+            .send(
+                &self.ecs,
+                "POST",
+                "/",
+                &[("content-type", CONTENT_TYPE), ("x-amz-target", &target)],
+                Bytes::from(body),
+                Duration::from_secs(30),
+            )
+            .await?;
         serde_json::from_slice(&body)
             .map_err(|e| ClientError::Transport(format!("unreadable {operation} response: {e}")))
+    }
+
+    /// Exchanges the join token this client signs with for the instance's own credential.
+    pub async fn join(&self, request: &JoinRequest) -> Result<JoinResponse, ClientError> {
+        let body =
+            serde_json::to_vec(request).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let body = self
+            .send(
+                &self.native,
+                "POST",
+                JOIN_PATH,
+                &[("content-type", "application/json")],
+                Bytes::from(body),
+                Duration::from_secs(30),
+            )
+            .await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Transport(format!("unreadable join response: {e}")))
     }
 
     /// The tasks assigned to `instance`, once any changed past `since` (or after `wait`).
@@ -130,28 +157,38 @@ impl Client {
         since: u64,
         wait: Duration,
     ) -> Result<PollResponse, ClientError> {
-        let url = format!(
-            "{}{POLL_PATH}?cluster={}&instance={}&since={since}&wait={}",
-            self.base,
+        let path = format!(
+            "{POLL_PATH}?cluster={}&instance={}&since={since}&wait={}",
             encode(cluster),
             encode(instance),
             wait.as_secs()
         );
-        let request = hyper::Request::get(url)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let body = self.send(request, wait + Duration::from_secs(15)).await?;
+        let body = self
+            .send(
+                &self.native,
+                "GET",
+                &path,
+                &[],
+                Bytes::new(),
+                wait + Duration::from_secs(15),
+            )
+            .await?;
         serde_json::from_slice(&body)
             .map_err(|e| ClientError::Transport(format!("unreadable poll response: {e}")))
     }
 
     pub async fn report_health(&self, report: &HealthReport) -> Result<(), ClientError> {
         let body = serde_json::to_vec(report).map_err(|e| ClientError::Transport(e.to_string()))?;
-        let request = hyper::Request::post(format!("{}{HEALTH_PATH}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        self.send(request, Duration::from_secs(30)).await.map(drop)
+        self.send(
+            &self.native,
+            "POST",
+            HEALTH_PATH,
+            &[("content-type", "application/json")],
+            Bytes::from(body),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(drop)
     }
 }
 

@@ -33,6 +33,10 @@ use crate::spec::{self, Condition, ContainerPlan, Host};
 /// What every supervisor of an agent shares.
 pub(crate) struct Shared {
     pub client: Client,
+    /// How this agent reaches its servers (for the poll endpoint they name).
+    pub transport: berth_client::Transport,
+    /// The instance's own credential (the log endpoint checks signatures against it).
+    pub credentials: berth_client::Credentials,
     pub instance_arn: String,
     pub runtimes: Runtimes,
     pub default_runtime: RuntimeKind,

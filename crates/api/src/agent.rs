@@ -7,6 +7,11 @@
 //!   instance, answered once any of them (or the instance) changed past version `since`, or
 //!   after `wait` seconds. Every poll is also the agent's heartbeat.
 //! - `POST /v1/agent/health`: container health as the runtime sees it ([`HealthReport`]).
+//! - `POST /v1/agent/join`: a join token (the request is signed with it) exchanged for the
+//!   container instance's own credential ([`JoinRequest`], [`JoinResponse`]).
+//!
+//! The server reaches the agent for one thing, container logs, signing with the instance's
+//! own credential for the signing name [`AGENT_SIGNING_NAME`]; nobody else can.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,10 +21,35 @@ use crate::types::{TaskDefinition, TaskOverride};
 pub const POLL_PATH: &str = "/v1/agent/poll";
 /// Path of health reports.
 pub const HEALTH_PATH: &str = "/v1/agent/health";
-/// The container instance attribute that carries the agent's own HTTP address (for logs).
+/// Path of the join-token exchange.
+pub const JOIN_PATH: &str = "/v1/agent/join";
+/// The attribute an agent registers its own HTTP address (for logs) with. Only an agent's own
+/// credential may set it; the server keeps it as the instance's agent endpoint, not as an
+/// attribute, and no other caller can write `berth.` attributes.
 pub const ENDPOINT_ATTRIBUTE: &str = "berth.agent-endpoint";
+/// The SigV4 signing name of the agent's own endpoint (the server signs log requests with it).
+pub const AGENT_SIGNING_NAME: &str = "berth-agent";
 /// The agent's log endpoint: `{endpoint}/v1/logs/{task id}/{container}?follow=BOOL`.
 pub const AGENT_LOGS_PATH: &str = "/v1/logs";
+
+/// What an agent sends to join.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequest {
+    /// The cluster to join (`default` is created if it does not exist, as ECS's agent does).
+    pub cluster: String,
+}
+
+/// The instance's own credential, answered once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinResponse {
+    pub cluster: String,
+    /// The container instance the credential is bound to (register it with this ARN).
+    pub container_instance_arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
 
 /// What a poll answers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

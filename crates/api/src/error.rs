@@ -6,9 +6,12 @@
 
 use serde::Serialize;
 
-/// The exception names berth answers with. The ECS names come from botocore's model; the two
-/// AWS JSON protocol names (`SerializationException`, `UnknownOperationException`) are what
-/// every AWS JSON 1.1 service answers for a body it cannot read or a target it does not know.
+/// The exception names berth answers with. The ECS names come from botocore's model; the AWS
+/// JSON protocol names (`SerializationException`, `UnknownOperationException`) are what every
+/// AWS JSON 1.1 service answers for a body it cannot read or a target it does not know, and the
+/// authentication names (`UnrecognizedClientException`, `InvalidSignatureException`,
+/// `IncompleteSignatureException`, `MissingAuthenticationTokenException`) what it answers a
+/// request whose signature it does not accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     AccessDeniedException,
@@ -19,8 +22,11 @@ pub enum ErrorCode {
     ClusterContainsTasksException,
     ClusterNotFoundException,
     ConflictException,
+    IncompleteSignatureException,
     InvalidParameterException,
+    InvalidSignatureException,
     LimitExceededException,
+    MissingAuthenticationTokenException,
     ResourceInUseException,
     ResourceNotFoundException,
     SerializationException,
@@ -29,6 +35,7 @@ pub enum ErrorCode {
     ServiceNotFoundException,
     TargetNotFoundException,
     UnknownOperationException,
+    UnrecognizedClientException,
     UnsupportedFeatureException,
     UpdateInProgressException,
 }
@@ -47,8 +54,11 @@ impl ErrorCode {
             Self::ClusterContainsTasksException => "ClusterContainsTasksException",
             Self::ClusterNotFoundException => "ClusterNotFoundException",
             Self::ConflictException => "ConflictException",
+            Self::IncompleteSignatureException => "IncompleteSignatureException",
             Self::InvalidParameterException => "InvalidParameterException",
+            Self::InvalidSignatureException => "InvalidSignatureException",
             Self::LimitExceededException => "LimitExceededException",
+            Self::MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
             Self::ResourceInUseException => "ResourceInUseException",
             Self::ResourceNotFoundException => "ResourceNotFoundException",
             Self::SerializationException => "SerializationException",
@@ -57,15 +67,19 @@ impl ErrorCode {
             Self::ServiceNotFoundException => "ServiceNotFoundException",
             Self::TargetNotFoundException => "TargetNotFoundException",
             Self::UnknownOperationException => "UnknownOperationException",
+            Self::UnrecognizedClientException => "UnrecognizedClientException",
             Self::UnsupportedFeatureException => "UnsupportedFeatureException",
             Self::UpdateInProgressException => "UpdateInProgressException",
         }
     }
 
-    /// HTTP status: 500 for a fault on berth's side, 400 for everything the caller can fix.
+    /// HTTP status: 500 for a fault on berth's side; 403 for a caller who is not allowed (or
+    /// sent no credentials at all); 400 for everything else the caller can fix, bad
+    /// signatures included, as AWS JSON services answer them.
     pub fn http_status(self) -> u16 {
         match self {
             Self::ServerException => 500,
+            Self::AccessDeniedException | Self::MissingAuthenticationTokenException => 403,
             _ => 400,
         }
     }

@@ -5,17 +5,24 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use berth_agent::runtime::RuntimeKind;
 use berth_agent::{Agent, AgentConfig};
-use berth_model::command::CreateCluster;
+use berth_auth::JoinToken;
+use berth_client::{Transport, Trust};
+use berth_raft::network::PeerAccess;
 use berth_raft::{Node, NodeOptions};
 use berth_server::agents::Monitor;
-use berth_server::{App, Housekeeping, MesosLoop, ServerConfig, ServiceController, router};
+use berth_server::auth::Keyring;
+use berth_server::tls::Tls;
+use berth_server::{
+    App, Housekeeping, MesosLoop, ServerConfig, ServiceController, bootstrap, router,
+};
 use clap::{Args, Parser, Subcommand};
+
+mod admin;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +45,14 @@ enum Cmd {
     /// Run everything a newcomer needs in one process: a single-node server with local state
     /// and an agent on this host.
     Dev(DevArgs),
+    /// Create, list and delete credentials (needs an admin credential).
+    #[command(subcommand)]
+    Credential(admin::CredentialCmd),
+    /// Create, list and delete join tokens for agents and servers (needs an admin credential).
+    #[command(subcommand)]
+    JoinToken(admin::JoinTokenCmd),
+    /// Print a task's container output.
+    Logs(admin::LogsArgs),
 }
 
 #[derive(Args)]
@@ -58,9 +73,17 @@ struct AgentArgs {
     /// hollow runs nothing and runs every task (for scale tests).
     #[arg(long, value_parser = parse_runtime)]
     runtime: Option<RuntimeKind>,
-    /// Where the agent serves container logs to the server.
-    #[arg(long, default_value = "0.0.0.0:51678")]
-    listen: SocketAddr,
+    /// The join token (from `berth join-token create`), for an agent that has not joined yet.
+    /// Once joined, the agent keeps its own credential in --data-dir.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate(s) (PEM) to trust for an https:// server, when the token pins none.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Where the agent serves container logs to the server (only the server may read them).
+    /// Default: port 51678 on the address it advertises.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// The address the server reaches the agent at (default: the listen address, or this
     /// host's address towards the server when listening on all interfaces).
     #[arg(long)]
@@ -119,7 +142,45 @@ struct ServerArgs {
     #[arg(long = "peer", value_parser = parse_peer)]
     peers: Vec<(u64, String)>,
     #[command(flatten)]
+    security: Security,
+    #[command(flatten)]
     tuning: Tuning,
+}
+
+#[derive(Args)]
+struct Security {
+    /// The cluster secret (base64 of at least 32 random bytes), the same file on every
+    /// server of a cluster. Default: <data-dir>/cluster.secret, created at a single server's
+    /// first start. Required with --peer.
+    #[arg(long, env = "BERTH_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    /// Serve TLS with a certificate issued by the cluster CA (derived from the cluster
+    /// secret; written to <data-dir>/ca.pem for `aws --ca-bundle`).
+    #[arg(long)]
+    tls: bool,
+    /// Serve TLS with this certificate chain (PEM) instead.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) agents and peers trust with --tls-cert (default: the chain's last
+    /// certificate).
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// Another name or address the generated certificate is valid for; repeat for more.
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+    /// Serve plain HTTP on a non-loopback address. Anyone on the path can read every
+    /// request and answer, secrets in task definitions included; refused without this flag.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl Security {
+    fn wants_tls(&self) -> bool {
+        self.tls || self.tls_cert.is_some()
+    }
 }
 
 fn parse_peer(s: &str) -> Result<(u64, String), String> {
@@ -148,6 +209,8 @@ struct DevArgs {
     /// Directory for local state.
     #[arg(long, default_value = "./berth-data", env = "BERTH_DATA_DIR")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    security: Security,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -210,12 +273,16 @@ fn main() -> Result<()> {
                     a.data_dir,
                     a.account_id,
                     membership,
+                    a.security,
                     a.tuning,
                     false,
                 )
                 .await
             }
             Cmd::Agent(a) => run_agent(a).await,
+            Cmd::Credential(c) => admin::credential(c).await,
+            Cmd::JoinToken(c) => admin::join_token(c).await,
+            Cmd::Logs(a) => admin::logs(a).await,
             Cmd::Dev(a) => {
                 let membership = Membership {
                     node_id: 1,
@@ -227,6 +294,7 @@ fn main() -> Result<()> {
                     a.data_dir,
                     "000000000000".into(),
                     membership,
+                    a.security,
                     a.tuning,
                     true,
                 )
@@ -236,20 +304,107 @@ fn main() -> Result<()> {
     })
 }
 
+/// Refuses plain HTTP on an address other hosts can reach, unless asked for by name.
+fn check_exposure(listen: SocketAddr, tls: bool, insecure: bool, what: &str) -> Result<()> {
+    if tls || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !insecure {
+        anyhow::bail!(
+            "{what} {listen} is reachable from other hosts, and without TLS anyone on the \
+             network could read and tamper with every request: add --tls (or --tls-cert and \
+             --tls-key), or --insecure to serve plain HTTP anyway"
+        );
+    }
+    tracing::warn!(
+        "INSECURE: serving plain HTTP on {listen} ({what}); credentials' signatures, task \
+         definitions and their secrets cross the network in the clear"
+    );
+    Ok(())
+}
+
+/// The names a generated server certificate is valid for.
+fn certificate_names(listen: SocketAddr, advertise: &str, extra: &[String]) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    let host = advertise
+        .rsplit_once(':')
+        .map_or(advertise, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    names.push(host.to_owned());
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(h.trim().to_owned());
+    }
+    names.extend(extra.iter().cloned());
+    names.retain(|n| !n.is_empty());
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listen: SocketAddr,
     data_dir: PathBuf,
     account_id: String,
     membership: Membership,
+    security: Security,
     tuning: Tuning,
     dev: bool,
 ) -> Result<()> {
+    let tls_wanted = security.wants_tls();
+    check_exposure(listen, tls_wanted, security.insecure, "--listen")?;
+    if let Some(mesos) = tuning.mesos_listen {
+        check_exposure(mesos, tls_wanted, security.insecure, "--mesos-listen")?;
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let advertise = membership.advertise.unwrap_or_else(|| addr.to_string());
-    let mut options = NodeOptions::single(&data_dir, advertise.clone());
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+
+    let single = membership.peers.is_empty();
+    let secret_path = match &security.cluster_secret_file {
+        Some(p) => p.clone(),
+        None if single => data_dir.join(bootstrap::CLUSTER_SECRET_FILE),
+        None => anyhow::bail!(
+            "--peer needs --cluster-secret-file: the same secret on every server (make one \
+             with `head -c 32 /dev/urandom | base64 > cluster.secret`)"
+        ),
+    };
+    let cluster_secret = bootstrap::cluster_secret(&secret_path, single)?;
+    let tls = match (&security.tls_cert, &security.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            Tls::from_files(cert, key, security.tls_ca.as_deref())
+                .context("loading --tls-cert/--tls-key")?,
+        ),
+        _ if security.tls => Some(
+            Tls::from_cluster_secret(
+                &cluster_secret,
+                &certificate_names(addr, &advertise, &security.tls_sans),
+            )
+            .context("making the server certificate")?,
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let keyring = Keyring::new(cluster_secret);
+    let peers = PeerAccess {
+        transport: Transport::new(&tls.as_ref().map_or(Trust::PlainHttp, Tls::trust))
+            .context("setting up the peer transport")?,
+        credentials: keyring.peer_credentials(membership.node_id),
+        scheme,
+    };
+
+    let mut options = NodeOptions::single(&data_dir, advertise.clone(), peers);
     options.id = membership.node_id;
     if !membership.peers.is_empty() {
         options.initial_members = membership.peers.into_iter().collect();
@@ -275,7 +430,7 @@ async fn serve(
         mesos_cluster: tuning.mesos_cluster.clone(),
         ..ServerConfig::default()
     };
-    let app = App::new(node.clone(), config);
+    let app = App::new(node.clone(), config, keyring, tls.clone());
     Housekeeping::spawn(app.clone());
     ServiceController::spawn(app.clone());
     MesosLoop::spawn(app.clone());
@@ -292,39 +447,62 @@ async fn serve(
             let _ = stop_agent.send(());
         }
     };
+    let server_tls = tls.as_ref().map(|t| t.server.clone());
     if let Some(mesos) = tuning.mesos_listen {
         let listener = tokio::net::TcpListener::bind(mesos)
             .await
             .with_context(|| format!("binding {mesos} (--mesos-listen)"))?;
         tracing::info!(address = %listener.local_addr()?, "serving the Mesos scheduler API");
         let app = app.clone();
+        let server_tls = server_tls.clone();
         tokio::spawn(async move {
             let stopping = app.clone();
-            let served = axum::serve(listener, router(app))
-                .with_graceful_shutdown(async move { stopping.stopping().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the Mesos listener failed");
-            }
+            berth_server::serve::serve(listener, router(app), server_tls, async move {
+                stopping.stopping().await
+            })
+            .await;
         });
     }
-    // Serve first: peers elect a leader through these very endpoints.
-    let server = tokio::spawn(
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown)
-            .into_future(),
-    );
+    // Serve first: peers elect a leader through these very endpoints. Until the admin
+    // credential is on disk, everything but the Raft RPCs waits.
+    let server = tokio::spawn(berth_server::serve::serve(
+        listener,
+        router(app.clone()),
+        server_tls,
+        shutdown,
+    ));
     node.ready(Duration::from_secs(60))
         .await
         .context("waiting for a Raft leader")?;
+    let credentials_path = bootstrap::bootstrap(&app, &data_dir)
+        .await
+        .context("bootstrapping the admin credential")?;
+    let ca_path = data_dir.join("ca.pem");
+    if let Some(tls) = &tls {
+        bootstrap::write_private(&ca_path, tls.ca_pem().as_bytes())
+            .with_context(|| format!("writing {}", ca_path.display()))?;
+    }
+    let endpoint = format!("{scheme}://{addr}");
     if dev {
-        dev_setup(&node).await?;
-        let mut config = AgentConfig::new(format!("http://{addr}"), data_dir.join("agent"));
+        bootstrap::ensure_default_cluster(&app)
+            .await
+            .context("creating the default cluster")?;
+        let token = berth_server::credentials::issue_agent_token(&app, "default", "system/dev")
+            .await
+            .context("making a join token for the dev agent")?;
+        let mut config = AgentConfig::new(endpoint.clone(), data_dir.join("agent"));
         config.reserved_ports.clear();
+        config.token = Some(token);
         let agent = Agent::start(config)
             .await
             .context("starting the dev agent")?;
-        print_welcome(addr, &data_dir, &agent);
+        print_welcome(
+            &endpoint,
+            &data_dir,
+            &credentials_path,
+            tls.as_ref().map(|_| ca_path.as_path()),
+            &agent,
+        );
         // Stop polling when the server stops; its containers keep running.
         tokio::spawn(async move {
             let _ = agent_stopped.await;
@@ -332,13 +510,14 @@ async fn serve(
         });
     } else {
         // One machine-readable line on stdout, so scripts (and tests) using `--listen :0`
-        // learn the port.
-        println!("berth server listening on http://{addr}");
+        // learn the port; then where the admin credential is.
+        println!("berth server listening on {endpoint}");
+        println!("admin credentials: {}", credentials_path.display());
+        if tls.is_some() {
+            println!("CA certificate: {}", ca_path.display());
+        }
     }
-    server
-        .await
-        .context("the HTTP server task")?
-        .context("serving HTTP")?;
+    server.await.context("the HTTP server task")?;
     node.shutdown().await;
     Ok(())
 }
@@ -348,7 +527,32 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
     config.cluster = a.cluster;
     config.attributes = a.attributes;
     config.runtime = a.runtime;
-    config.listen = a.listen;
+    config.token = a
+        .token
+        .as_deref()
+        .map(JoinToken::parse)
+        .transpose()
+        .context("--token")?;
+    config.ca_pem = a
+        .ca_file
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    // Serve logs on the address the server reaches this host at, never on every interface
+    // unless asked to.
+    config.listen = match a.listen {
+        Some(listen) => listen,
+        None => {
+            let ip = a
+                .advertise
+                .as_deref()
+                .and_then(|adv| adv.rsplit_once(':').map_or(Some(adv), |(h, _)| Some(h)))
+                .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
+                .or_else(|| towards(&config.server))
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+            SocketAddr::new(ip, 51678)
+        }
+    };
     config.advertise = a.advertise;
     config.availability_zone = a.availability_zone;
     config.cpu = a.cpu;
@@ -396,56 +600,50 @@ fn towards(server: &str) -> Option<std::net::IpAddr> {
     Some(socket.local_addr().ok()?.ip())
 }
 
-/// Dev mode starts with the `default` cluster so the first command a newcomer types works.
-async fn dev_setup(node: &Arc<Node>) -> Result<()> {
-    if node.state().cluster("default").is_none() {
-        let written = node
-            .write(CreateCluster {
-                name: "default".into(),
-                settings: Vec::new(),
-                configuration: None,
-                service_connect_defaults: None,
-                tags: Vec::new(),
-            })
-            .await
-            .context("creating the default cluster")?;
-        written
-            .result
-            .map_err(|e| anyhow::anyhow!("creating the default cluster: {e}"))?;
-    }
-    Ok(())
-}
-
-fn print_welcome(addr: SocketAddr, data_dir: &std::path::Path, agent: &Agent) {
+fn print_welcome(
+    endpoint: &str,
+    data_dir: &std::path::Path,
+    credentials: &std::path::Path,
+    ca: Option<&std::path::Path>,
+    agent: &Agent,
+) {
     let runtime = match &agent.docker {
         Ok(version) => format!("{version}: tasks run as Docker containers"),
         Err(why) => format!(
             "Docker is unavailable ({why}).\n               Tasks run as host processes (the process runtime)"
         ),
     };
+    let credentials = std::fs::canonicalize(credentials).unwrap_or_else(|_| credentials.to_owned());
+    let ca_line = ca.map_or_else(String::new, |ca| {
+        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_owned());
+        format!("  export AWS_CA_BUNDLE={}\n", ca.display())
+    });
     println!(
         "berth dev is running.
 
-  ECS endpoint:  http://{addr}
+  ECS endpoint:  {endpoint}
   state:         {}  (delete it to start afresh)
+  admin key:     {}  (AWS credentials file)
   agent:         {}
   runtime:       {runtime}
 
-Try it with the AWS CLI (any credentials will do):
+Try it with the AWS CLI, signed with the admin credential berth made at its first start:
 
-  export AWS_ACCESS_KEY_ID=berth AWS_SECRET_ACCESS_KEY=berth AWS_DEFAULT_REGION=us-east-1
-  aws ecs list-clusters --endpoint-url http://{addr}
-  aws ecs register-task-definition --endpoint-url http://{addr} \\
+  export AWS_SHARED_CREDENTIALS_FILE={} AWS_DEFAULT_REGION=us-east-1
+{ca_line}  aws ecs list-clusters --endpoint-url {endpoint}
+  aws ecs register-task-definition --endpoint-url {endpoint} \\
       --family hello --container-definitions '[{{\"name\":\"hello\",\"image\":\"busybox\",\"memory\":64,\"command\":[\"echo\",\"hi\"],\"dockerLabels\":{{\"berth.runtime\":\"process\"}}}}]'
-  aws ecs run-task --endpoint-url http://{addr} --task-definition hello
+  aws ecs run-task --endpoint-url {endpoint} --task-definition hello
 
 The task runs `echo hi` as a host process (the docker label berth.runtime=process); drop the
-label to run it as a Docker container. Its output: curl http://{addr}/v1/tasks/TASK_ID/logs
+label to run it as a Docker container. Its output: berth logs TASK_ID.
 Stopping berth dev leaves running containers alone; the next start re-attaches to them.
 
 Press Ctrl-C to stop.",
         data_dir.display(),
+        credentials.display(),
         agent.instance_arn,
+        credentials.display(),
     );
 }
 

@@ -147,6 +147,9 @@ pub struct TaskDefinition {
     pub delete_requested_at: Option<Millis>,
     pub tags: Vec<Tag>,
     pub version: u64,
+    /// The actor that registered it (ECS `registeredBy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_by: Option<String>,
 }
 
 /// What a task reserves and needs from its container instance.
@@ -215,6 +218,9 @@ pub struct ContainerInstance {
     pub deregistered_at: Option<Millis>,
     pub tags: Vec<Tag>,
     pub version: u64,
+    /// Where its agent serves container logs, as the agent itself registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_endpoint: Option<String>,
 }
 
 impl ContainerInstance {

@@ -6,6 +6,8 @@
 //! - [`requirements`]: what a task needs from an instance;
 //! - [`service`]: services, their deployments and events;
 //! - [`mesos`]: Mesos frameworks and the offers that hold resources for them;
+//! - [`credential`]: who may call berth (credentials, agents' own keys, join tokens);
+//! - [`privileges`]: which host privileges a task definition asks for;
 //! - [`validate`]: ECS requests checked and turned into domain values;
 //! - [`error`]: every refusal, mapped to its ECS exception.
 //!
@@ -13,10 +15,12 @@
 
 pub mod arn;
 pub mod command;
+pub mod credential;
 pub mod entity;
 pub mod error;
 pub mod id;
 pub mod mesos;
+pub mod privileges;
 pub mod requirements;
 pub mod service;
 pub mod time;

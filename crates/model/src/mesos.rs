@@ -35,6 +35,10 @@ pub struct Framework {
     pub disconnected_at: Option<Millis>,
     pub registered_at: Millis,
     pub version: u64,
+    /// The authenticated principal (actor) that registered it: only it may subscribe as
+    /// this framework again, or act for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Framework {

@@ -149,6 +149,9 @@ pub struct Service {
     /// answered with the service instead of an error.
     pub request_digest: u64,
     pub version: u64,
+    /// The actor that created it (ECS `createdBy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl Service {

@@ -21,6 +21,7 @@
 
 mod log_store;
 pub mod network;
+pub mod rpc_check;
 mod state_machine;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use berth_model::command::UnexpectedOutcome;
 use berth_model::{Command, CommandResult, Millis, Outcome, Stamped, TypedCommand};
 use berth_state::State;
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -79,11 +81,17 @@ pub struct NodeOptions {
     /// is empty, the member with the lowest id forms the group; the others wait to be
     /// contacted. Ignored once the log holds a membership.
     pub initial_members: BTreeMap<u64, String>,
+    /// How this node reaches and signs for its peers.
+    pub peers: network::PeerAccess,
 }
 
 impl NodeOptions {
     /// A single-voter group: node 1 at `addr`.
-    pub fn single(data_dir: impl Into<PathBuf>, addr: impl Into<String>) -> Self {
+    pub fn single(
+        data_dir: impl Into<PathBuf>,
+        addr: impl Into<String>,
+        peers: network::PeerAccess,
+    ) -> Self {
         let addr = addr.into();
         Self {
             id: 1,
@@ -94,6 +102,7 @@ impl NodeOptions {
             max_batch: 1024,
             max_inflight: 2,
             initial_members: BTreeMap::from([(1, addr)]),
+            peers,
         }
     }
 }
@@ -204,6 +213,9 @@ impl Node {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             // Keep a tail of the log after each snapshot for followers that lag a little.
             max_in_snapshot_log_to_keep: options.snapshot_every.min(1000),
+            // One chunk: a follower checks a snapshot whole before installing it
+            // (rpc_check), so it must arrive whole.
+            snapshot_max_chunk_size: rpc_check::MAX_SNAPSHOT_BYTES,
             ..Default::default()
         }
         .validate()
@@ -211,7 +223,7 @@ impl Node {
         let raft = Raft::new(
             options.id,
             Arc::new(config),
-            network::Network::default(),
+            network::Network::new(options.peers.clone()),
             log,
             sm,
         )
@@ -253,7 +265,7 @@ impl Node {
             raft,
             published,
             queue: tx,
-            peers: network::Network::default(),
+            peers: network::Network::new(options.peers.clone()),
         }))
     }
 
@@ -298,14 +310,31 @@ impl Node {
         &self,
         command: C,
     ) -> Result<Written<C::Output>, WriteError> {
-        Ok(self.write_command(command.into()).await?.typed()?)
+        Ok(self.write_command(command.into(), None).await?.typed()?)
+    }
+
+    /// [`Node::write`] on behalf of `actor` (`user/alice`, ...), whom history will name.
+    pub async fn write_by<C: TypedCommand>(
+        &self,
+        actor: &str,
+        command: C,
+    ) -> Result<Written<C::Output>, WriteError> {
+        Ok(self
+            .write_command(command.into(), Some(actor.to_owned()))
+            .await?
+            .typed()?)
     }
 
     /// [`Node::write`], untyped: the answer as the Raft response carries it.
-    async fn write_command(&self, command: Command) -> Result<Written, WriteError> {
+    async fn write_command(
+        &self,
+        command: Command,
+        by: Option<String>,
+    ) -> Result<Written, WriteError> {
         let stamped = Stamped {
             at: Millis::now(),
             command,
+            by,
         };
         let mut delay = Duration::from_millis(50);
         for attempt in 0..FORWARD_ATTEMPTS {
@@ -348,6 +377,16 @@ impl Node {
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?
     }
 
+    /// Whether this node leads now: the one question every leader-only loop asks, asked here.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// A signed client of the peer at `addr` (`host:port`), as this node's Raft RPCs use.
+    pub fn peer(&self, addr: &str) -> berth_client::Client {
+        self.peers.access().client(addr)
+    }
+
     /// The leader this node knows of, with its address.
     pub fn leader(&self) -> Option<(u64, String)> {
         let metrics = self.raft.metrics().borrow().clone();
@@ -359,6 +398,21 @@ impl Node {
             .addr
             .clone();
         Some((id, addr))
+    }
+
+    /// Checks a vote request from a peer before it reaches openraft.
+    pub fn check_vote(&self, req: &VoteRequest<u64>) -> Result<(), rpc_check::RpcRefused> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        rpc_check::check_vote(req, &rpc_check::Members(m.membership()))
+    }
+
+    /// Checks an append-entries request from a peer before it reaches openraft.
+    pub fn check_append(
+        &self,
+        req: &AppendEntriesRequest<TypeConfig>,
+    ) -> Result<(), rpc_check::RpcRefused> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        rpc_check::check_append(req, &rpc_check::Members(m.membership()))
     }
 
     /// The Raft handle (for serving peer RPCs and membership changes).

@@ -1,15 +1,17 @@
-//! Raft RPCs between berth servers over HTTP/1.1 with JSON bodies.
+//! Raft RPCs between berth servers over HTTP/1.1 (or TLS) with JSON bodies.
 //!
 //! Each server exposes `POST /v1/raft/{append,vote,snapshot}` (served by `berth-server`, which
-//! hands the request to [`openraft::Raft`]); the reply body is the JSON of
+//! checks the request and hands it to [`openraft::Raft`]); the reply body is the JSON of
 //! `Result<Response, RaftError>`. A transport failure is `Unreachable`, a refusal from the
 //! peer's Raft is a `RemoteError`, as openraft expects.
+//!
+//! Every request is SigV4-signed with the peer key (derived from the cluster secret), body
+//! hash included as a signed header, so a server accepts Raft traffic from its peers only
+//! and checks who is calling before it reads a large body.
 
+use berth_client::{Client, Credentials, Transport};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -33,17 +35,50 @@ pub const SNAPSHOT_PATH: &str = "/v1/raft/snapshot";
 /// Where a follower forwards a client write to the leader.
 pub const WRITE_PATH: &str = "/v1/raft/write";
 
+/// How a server reaches its peers: one connection pool, the peer key, and the scheme
+/// (`https` when the servers speak TLS).
+#[derive(Clone)]
+pub struct PeerAccess {
+    pub transport: Transport,
+    pub credentials: Credentials,
+    pub scheme: &'static str,
+}
+
+impl std::fmt::Debug for PeerAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerAccess")
+            .field("access_key_id", &self.credentials.access_key_id)
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerAccess {
+    /// A signed client of the peer at `addr` (`host:port`).
+    pub fn client(&self, addr: &str) -> Client {
+        Client::new(
+            self.transport.clone(),
+            &format!("{}://{addr}", self.scheme),
+            &self.credentials,
+            "us-east-1",
+            "berth",
+        )
+    }
+}
+
 /// Makes a [`Peer`] per target node; all share one connection pool.
 #[derive(Clone)]
 pub struct Network {
-    client: Client<HttpConnector, Full<Bytes>>,
+    access: PeerAccess,
 }
 
-impl Default for Network {
-    fn default() -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+impl Network {
+    pub fn new(access: PeerAccess) -> Network {
+        Network { access }
+    }
+
+    pub fn access(&self) -> &PeerAccess {
+        &self.access
     }
 }
 
@@ -54,9 +89,35 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             addr: node.addr.clone(),
-            client: self.client.clone(),
+            client: self.access.client(&node.addr),
         }
     }
+}
+
+/// Posts `body` (JSON) to `path` on a peer, signed with its hash, and reads the answer.
+async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
+    let request = client
+        .signed(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            Bytes::from(body),
+            true,
+        )
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .transport()
+        .request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, bytes))
 }
 
 /// Sends a write to the leader at `addr`: `Ok` carries the leader's answer, `Err` a
@@ -67,21 +128,13 @@ pub(crate) async fn forward(
     command: &Stamped,
 ) -> Result<Result<Written, WriteError>, String> {
     let body = serde_json::to_vec(command).map_err(|e| e.to_string())?;
-    let request = hyper::Request::post(format!("http://{addr}{WRITE_PATH}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let response = network
-        .client
-        .request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let (status, bytes) = post(&network.access.client(addr), WRITE_PATH, body).await?;
+    if !(200..300).contains(&status) {
+        return Err(format!(
+            "{addr} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
@@ -89,7 +142,7 @@ pub(crate) async fn forward(
 pub struct Peer {
     target: NodeId,
     addr: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,23 +162,8 @@ impl Peer {
     {
         let unreachable = |e: String| RPCError::Unreachable(Unreachable::new(&TransportError(e)));
         let body = serde_json::to_vec(req).map_err(|e| unreachable(e.to_string()))?;
-        let request = hyper::Request::post(format!("http://{}{path}", self.addr))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?
-            .to_bytes();
-        if !status.is_success() {
+        let (status, bytes) = post(&self.client, path, body).await.map_err(unreachable)?;
+        if !(200..300).contains(&status) {
             return Err(unreachable(format!(
                 "{} answered {status}: {}",
                 self.addr,

@@ -70,10 +70,18 @@ type StoredSnapshot = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
 
 /// The snapshot body: the state plus the Raft bookkeeping that goes with it.
 #[derive(Serialize, Deserialize)]
-struct SnapshotBody {
-    last_applied: Option<LogId<NodeId>>,
-    last_membership: StoredMembership<NodeId, BasicNode>,
-    state: Persisted,
+pub(crate) struct SnapshotBody {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub last_membership: StoredMembership<NodeId, BasicNode>,
+    pub state: Persisted,
+}
+
+/// Decodes a snapshot completely, and rebuilds the state it holds (indexes included), the way
+/// installing it would: a snapshot that passes this installs.
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<SnapshotBody, serde_json::Error> {
+    let body: SnapshotBody = serde_json::from_slice(data)?;
+    let _ = State::restore(body.state.clone(), berth_state::Config::default());
+    Ok(body)
 }
 
 /// The state machine openraft drives.

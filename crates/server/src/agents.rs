@@ -21,35 +21,37 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use berth_api::agent::{
-    AGENT_LOGS_PATH, AssignedPort, Assignment, ENDPOINT_ATTRIBUTE, HEALTH_PATH, HealthReport,
+    AGENT_LOGS_PATH, AGENT_SIGNING_NAME, AssignedPort, Assignment, HEALTH_PATH, HealthReport,
     POLL_PATH, PollResponse,
 };
 use berth_api::protocol::DEFAULT_REGION;
+use berth_api::{EcsError, ErrorCode};
+use berth_auth::action;
+use berth_client::Credentials;
 use berth_model::arn::ArnContext;
 use berth_model::command::{AgentConnectivity, AgentLost, ContainerChange, TaskStateChange};
+use berth_model::credential::CredentialKind;
 use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
 use berth_model::{InstanceId, Millis, TypedCommand};
 use berth_state::State as ClusterState;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::App;
-use crate::ecs::{cluster_param, instance_ref, render, task_ref};
+use crate::auth::Principal;
+use crate::ecs::{Ctx, cluster_param, context, error_response, instance_ref, render, task_ref};
 
 /// Path a follower forwards the heartbeats it received to, on the leader.
-const FORWARD_PATH: &str = "/v1/agent/heartbeats";
+pub(crate) const FORWARD_PATH: &str = "/v1/agent/heartbeats";
 /// Longest wait a poll may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -62,21 +64,11 @@ pub(crate) fn router() -> axum::Router<Arc<App>> {
 }
 
 /// When each agent was last heard from, on this server.
+#[derive(Default)]
 pub struct Heartbeats {
     seen: Mutex<HashMap<InstanceId, Instant>>,
     /// Heard here while a follower, not yet passed on to the leader.
     to_forward: Mutex<HashSet<InstanceId>>,
-    http: Client<HttpConnector, Body>,
-}
-
-impl Default for Heartbeats {
-    fn default() -> Self {
-        Self {
-            seen: Mutex::default(),
-            to_forward: Mutex::default(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
 }
 
 impl Heartbeats {
@@ -200,12 +192,24 @@ async fn forward(app: &App, leader: &str) {
     if ids.is_empty() {
         return;
     }
-    let request = hyper::Request::post(format!("http://{leader}{FORWARD_PATH}"))
-        .header("content-type", "application/json")
-        .body(Body::from(json!(ids).to_string()));
-    let Ok(request) = request else { return };
-    if let Err(e) = app.heartbeats.http.request(request).await {
-        tracing::debug!(error = %e, "forwarding heartbeats to the leader failed");
+    let sent = app
+        .node
+        .peer(leader)
+        .send(
+            "POST",
+            FORWARD_PATH,
+            &[("content-type", "application/json")],
+            bytes::Bytes::from(json!(ids).to_string()),
+            Duration::from_secs(5),
+        )
+        .await;
+    match sent {
+        Ok(answer) if answer.status < 300 => {}
+        Ok(answer) => tracing::debug!(
+            status = answer.status,
+            "the leader refused forwarded heartbeats"
+        ),
+        Err(e) => tracing::debug!(error = %e, "forwarding heartbeats to the leader failed"),
     }
 }
 
@@ -220,6 +224,35 @@ async fn forwarded(State(app): State<Arc<App>>, Json(ids): Json<Vec<String>>) ->
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+/// The refusal of an agent-protocol call on an instance the caller does not act for.
+fn not_yours(what: &str) -> EcsError {
+    EcsError::new(
+        ErrorCode::AccessDeniedException,
+        format!("An agent's credential acts for its own container instance only: {what}"),
+    )
+}
+
+/// Whether `principal` may act for instance `id` of `cluster` in the agent protocol: an agent
+/// only for its own instance; anyone else as far as `action` is allowed.
+pub(crate) fn acts_for(
+    ctx: &Ctx,
+    action: &str,
+    cluster: &str,
+    id: InstanceId,
+) -> Result<(), EcsError> {
+    ctx.authorize(
+        action,
+        &[ctx.arn.container_instance(cluster, id)],
+        Some(cluster),
+    )?;
+    match ctx.principal.agent_instance() {
+        Some((c, own)) if c != cluster || own != id => Err(not_yours(&format!(
+            "container instance {id} in cluster {cluster} is not the one it was issued for"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,6 +280,8 @@ fn assignments_version(state: &ClusterState, id: InstanceId) -> u64 {
 
 async fn poll(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     q: Result<Query<PollQuery>, QueryRejection>,
 ) -> Response {
     let q = match q {
@@ -261,6 +296,17 @@ async fn poll(
         Ok(id) => id,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.message),
     };
+    // The poll is the heartbeat: only the instance's own agent may make it, so nobody can
+    // read another instance's assignments (their secrets) or keep a dead agent "connected".
+    let ctx = context(&app, &headers, principal);
+    if ctx.principal.agent_instance().is_none() {
+        return error_response(not_yours(
+            "polling for assignments needs the credential the agent got when it joined",
+        ));
+    }
+    if let Err(e) = acts_for(&ctx, action::POLL_ASSIGNMENTS, &cluster, id) {
+        return error_response(e);
+    }
     let mut state = app.node.state();
     match state.instance(id) {
         Some(i) if *i.cluster == *cluster => {
@@ -356,14 +402,26 @@ fn assignment(ctx: &ArnContext, state: &ClusterState, t: &Task) -> Option<Assign
 }
 
 /// `POST /v1/agent/health`: container health from the agent, into the task record.
-async fn health(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+async fn health(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let report: HealthReport = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a health report: {e}")),
     };
+    let ctx = context(&app, &headers, principal);
     let result = async {
         let cluster = cluster_param(&Some(report.cluster.clone()))?;
         let id = task_ref(&report.task, &cluster)?;
+        ctx.authorize(
+            action::REPORT_HEALTH,
+            &[ctx.arn.task(&cluster, id)],
+            Some(&cluster),
+        )?;
+        agent_owns_task(&app, &ctx, &cluster, id)?;
         let mut containers = Vec::new();
         for c in &report.containers {
             let health = HealthStatus::parse(&c.health_status).ok_or_else(|| {
@@ -378,22 +436,47 @@ async fn health(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respons
                 ..ContainerChange::default()
             });
         }
-        app.write(TaskStateChange {
-            cluster: cluster.as_str().into(),
-            id,
-            status: None,
-            reason: None,
-            containers,
-            pull_started_at: None,
-            pull_stopped_at: None,
-            execution_stopped_at: None,
-        })
+        app.write_by(
+            &ctx.principal,
+            TaskStateChange {
+                cluster: cluster.as_str().into(),
+                id,
+                status: None,
+                reason: None,
+                containers,
+                pull_started_at: None,
+                pull_stopped_at: None,
+                execution_stopped_at: None,
+            },
+        )
         .await
     }
     .await;
     match result {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.message),
+        Err(e) => error_response(e),
+    }
+}
+
+/// For an agent's credential, checks that task `id` runs on the agent's own instance: an agent
+/// reports on its own tasks only, and a forged report changes nothing.
+pub(crate) fn agent_owns_task(
+    app: &App,
+    ctx: &Ctx,
+    cluster: &str,
+    id: berth_model::TaskId,
+) -> Result<(), EcsError> {
+    let Some((_, own)) = ctx.principal.agent_instance() else {
+        return Ok(());
+    };
+    let state = app.node.state();
+    match state.task(id).filter(|t| *t.cluster == *cluster) {
+        Some(t) if t.instance == Some(own) => Ok(()),
+        Some(_) => Err(not_yours(&format!(
+            "task {id} runs on another container instance"
+        ))),
+        // Unknown tasks are answered as the state machine answers them.
+        None => Ok(()),
     }
 }
 
@@ -409,6 +492,8 @@ struct LogsQuery {
 /// from the agent that runs it.
 async fn logs(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     Path(task): Path<String>,
     q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Response {
@@ -416,10 +501,17 @@ async fn logs(
         Ok(Query(q)) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    let ctx = context(&app, &headers, principal);
     let located = (|| {
         let cluster =
             cluster_param(&q.cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
         let id = task_ref(&task, &cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
+        ctx.authorize(
+            action::GET_TASK_LOGS,
+            &[ctx.arn.task(&cluster, id)],
+            Some(&cluster),
+        )
+        .map_err(|e| (StatusCode::FORBIDDEN, e.message))?;
         let state = app.node.state();
         let t = state
             .task(id)
@@ -446,37 +538,54 @@ async fn logs(
                 ));
             }
         };
-        let endpoint = t
+        // Only where the instance's own agent said it serves logs, over its authenticated
+        // registration (no attribute can point this elsewhere), signed with that agent's
+        // own credential, which only the agent can check.
+        let no_agent = || {
+            (
+                StatusCode::NOT_FOUND,
+                "the task's container instance has no agent of its own registered to serve logs"
+                    .to_owned(),
+            )
+        };
+        let instance = t
             .instance
             .and_then(|i| state.instance(i))
-            .and_then(|i| i.attribute(ENDPOINT_ATTRIBUTE).map(str::to_owned))
-            .ok_or_else(|| {
-                (
-                    StatusCode::NOT_FOUND,
-                    "no agent endpoint is known for the task's container instance".to_owned(),
-                )
-            })?;
-        Ok((endpoint, id, container))
+            .ok_or_else(no_agent)?;
+        let endpoint = instance.agent_endpoint.clone().ok_or_else(no_agent)?;
+        let credential = state
+            .credentials()
+            .find(|c| {
+                matches!(&c.kind, CredentialKind::Agent { instance: i, .. } if *i == instance.id)
+            })
+            .ok_or_else(no_agent)?;
+        let secret = app
+            .keyring
+            .secret_of(credential)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+        let signer = Credentials {
+            access_key_id: credential.access_key_id.clone(),
+            secret,
+        };
+        Ok((endpoint, signer, id, container))
     })();
-    let (endpoint, id, container) = match located {
+    let (endpoint, signer, id, container) = match located {
         Ok(found) => found,
         Err((status, message)) => return error(status, message),
     };
-    let url = format!(
-        "{}{AGENT_LOGS_PATH}/{id}/{container}?follow={}",
-        endpoint.trim_end_matches('/'),
+    let client = berth_client::Client::new(
+        app.agent_transport.clone(),
+        &endpoint,
+        &signer,
+        DEFAULT_REGION,
+        AGENT_SIGNING_NAME,
+    );
+    let path = format!(
+        "{AGENT_LOGS_PATH}/{id}/{}?follow={}",
+        encode_segment(&container),
         q.follow
     );
-    let request = match hyper::Request::get(&url).body(Body::empty()) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                format!("bad agent endpoint {url}: {e}"),
-            );
-        }
-    };
-    match app.heartbeats.http.request(request).await {
+    match client.stream("GET", &path).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
             let mut out = Response::new(Body::new(body.map_err(axum::Error::new)));
@@ -491,4 +600,18 @@ async fn logs(
             format!("the agent at {endpoint} could not be reached: {e}"),
         ),
     }
+}
+
+/// Percent-encodes one path segment (container names are free text).
+fn encode_segment(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -75,12 +75,9 @@ fn touched(state: &State, key: &EntityKey, dirty: &mut HashSet<Key>) {
         EntityKey::Cluster(_)
         | EntityKey::TaskDefinition(..)
         | EntityKey::Framework(_)
-        | EntityKey::Offer(_) => {}
+        | EntityKey::Offer(_)
+        | EntityKey::Credential(_) => {}
     }
-}
-
-async fn is_leader(app: &App) -> bool {
-    app.node.raft().current_leader().await == Some(app.node.id())
 }
 
 async fn run(app: Arc<App>) {
@@ -91,7 +88,7 @@ async fn run(app: Arc<App>) {
     let mut timers: BTreeMap<Key, Millis> = BTreeMap::new();
     let mut next_resync = tokio::time::Instant::now();
     loop {
-        if !is_leader(&app).await {
+        if !app.node.is_leader() {
             // A new leader starts from a full pass.
             dirty.clear();
             timers.clear();

@@ -1,21 +1,29 @@
 //! berth's control-plane server.
 //!
 //! ```text
-//!  POST /                      ECS API (AWS JSON 1.1)      ─┐
-//!  GET  /v1/history/{arn}      native API                   ├─► App ─► Node (Raft) ─► State
-//!  GET  /v1/watch?index=N      native API                   │
-//!  POST /v1/raft/*             Raft RPCs between servers   ─┘
+//!                              ┌ auth: SigV4 (or Mesos Basic) ─► Principal ┐
+//!  POST /                      │ ECS API (AWS JSON 1.1)                     ─┐
+//!  GET  /v1/history/{arn}      │ native API                                  ├─► App ─► Node ─► State
+//!  POST /v1/credentials ...    │ credentials, join tokens                    │     (Raft)
+//!  POST /v1/raft/*             └ Raft RPCs between servers (peer key only)  ─┘
 //! ```
-//! [`router`] builds the whole HTTP surface from an [`App`], so tests can drive it without a
-//! socket; [`Housekeeping`] runs the leader's periodic work (forgetting old STOPPED tasks) and
-//! [`ServiceController`] keeps services at their desired state.
+//! [`router`] builds the whole HTTP surface from an [`App`], every route behind the
+//! authentication layer ([`auth`]), so tests can drive it without a socket; [`serve`] runs it
+//! on a listener (TLS, timeouts); [`Housekeeping`] runs the leader's periodic work
+//! (forgetting old STOPPED tasks) and [`ServiceController`] keeps services at their desired
+//! state.
 
 pub mod agents;
+pub mod auth;
+pub mod bootstrap;
 mod controller;
+pub mod credentials;
 pub mod ecs;
 mod mesos;
 mod native;
 mod pagination;
+pub mod serve;
+pub mod tls;
 
 pub use controller::ServiceController;
 pub use mesos::MesosLoop;
@@ -72,6 +80,15 @@ impl Default for ServerConfig {
 pub struct App {
     pub node: Arc<Node>,
     pub config: ServerConfig,
+    /// The seal key, the peers' key, and credential secrets already unsealed.
+    pub keyring: auth::Keyring,
+    /// This server's TLS, if it speaks TLS (its CA goes into join tokens).
+    pub tls: Option<tls::Tls>,
+    /// True once the bootstrap admin's credential file is written: until then only Raft
+    /// RPCs are answered.
+    bootstrapped: tokio::sync::watch::Sender<bool>,
+    /// How the server reaches agents' own endpoints (container logs).
+    pub agent_transport: berth_client::Transport,
     pub heartbeats: agents::Heartbeats,
     /// The Mesos scheduler API's connections on this node.
     pub mesos: mesos::Hub,
@@ -81,14 +98,38 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(node: Arc<Node>, config: ServerConfig) -> Arc<Self> {
+    pub fn new(
+        node: Arc<Node>,
+        config: ServerConfig,
+        keyring: auth::Keyring,
+        tls: Option<tls::Tls>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             node,
             config,
+            keyring,
+            tls,
+            bootstrapped: tokio::sync::watch::Sender::new(false),
+            agent_transport: berth_client::Transport::new(&berth_client::Trust::PlainHttp)
+                .expect("a plain HTTP transport needs no certificates"),
             heartbeats: agents::Heartbeats::default(),
             mesos: mesos::Hub::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Opens the API: the admin credential is on disk.
+    pub fn set_bootstrapped(&self) {
+        self.bootstrapped.send_replace(true);
+    }
+
+    /// Waits up to `timeout` for [`App::set_bootstrapped`]; whether it happened.
+    pub async fn wait_bootstrapped(&self, timeout: Duration) -> bool {
+        let mut rx = self.bootstrapped.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|b| *b)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Ends every long-poll in progress and refuses to start new ones.
@@ -103,12 +144,19 @@ impl App {
     }
 }
 
-/// The whole HTTP surface of a server.
+/// The whole HTTP surface of a server, every route behind the authentication layer.
 pub fn router(app: Arc<App>) -> Router {
     ecs::router()
         .merge(native::router())
         .merge(agents::router())
+        .merge(credentials::router())
         .merge(mesos::router())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authenticate,
+        ))
+        // Bodies are read, within limits, by the authentication layer.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
 }
 
@@ -124,8 +172,7 @@ impl Housekeeping {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let leader = app.node.raft().current_leader().await;
-                if leader != Some(app.node.id()) {
+                if !app.node.is_leader() {
                     continue;
                 }
                 let now = Millis::now();

@@ -1,7 +1,8 @@
 //! berth's native API (beyond ECS) and the Raft RPC endpoints.
 //!
 //! - `GET /v1/history/{arn}`: the retained versions of a cluster, task definition, container
-//!   instance or task, oldest first, each with the log index that produced it.
+//!   instance or task, oldest first, each with the log index that produced it and who caused
+//!   it (`by`: `user/alice`, `container-instance/<cluster>/<id>`, ...).
 //! - `GET /v1/watch?index=N&timeout=S`: blocks until the state passes index N (or S seconds,
 //!   default 30, at most 300), then returns the new index and what changed since N.
 //! - `GET /v1/health`: this node's applied index and the leader it knows.
@@ -16,8 +17,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use berth_api::protocol::DEFAULT_REGION;
+use berth_auth::action;
 use berth_model::Stamped;
 use berth_model::arn::{ArnContext, ResourceArn, parse_resource_arn};
 use berth_raft::TypeConfig;
@@ -28,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::ecs::render_for_history;
+use crate::auth::Principal;
+use crate::ecs::{error_response, render_for_history};
 
 pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
@@ -62,6 +65,7 @@ macro_rules! query {
 
 async fn history(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(arn): Path<String>,
     q: Result<Query<RegionQuery>, QueryRejection>,
 ) -> Response {
@@ -70,6 +74,25 @@ async fn history(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    let region = ArnContext::new(
+        q.region.as_deref().unwrap_or(DEFAULT_REGION),
+        app.config.account_id.clone(),
+    );
+    let cluster = match &resource {
+        ResourceArn::Cluster(c)
+        | ResourceArn::ContainerInstance(c, _)
+        | ResourceArn::Task(c, _)
+        | ResourceArn::Service(c, _) => Some(c.as_str()),
+        ResourceArn::TaskDefinition(..) => None,
+    };
+    if let Err(e) = principal.authorize(
+        &region,
+        action::GET_HISTORY,
+        &[resource.render(&region)],
+        cluster,
+    ) {
+        return error_response(e);
+    }
     let Some(key) = EntityKey::of(&resource) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -91,6 +114,7 @@ async fn history(
                 "index": v.index,
                 "at": v.at.as_epoch_seconds(),
                 "deleted": v.value.is_none(),
+                "by": v.by.as_deref(),
                 "value": v.value.as_ref().map(|e| render_for_history(&ctx, e)),
             })
         })
@@ -114,9 +138,18 @@ struct Change {
 
 async fn watch(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     q: Result<Query<WatchQuery>, QueryRejection>,
 ) -> Response {
     let q = query!(q);
+    let region = ArnContext::new(
+        q.region.as_deref().unwrap_or(DEFAULT_REGION),
+        app.config.account_id.clone(),
+    );
+    // The change log spans every cluster: watching it is allowed as a whole or not at all.
+    if let Err(e) = principal.authorize(&region, action::WATCH, &[], None) {
+        return error_response(e);
+    }
     let index = q.index.unwrap_or(0);
     let timeout = Duration::from_secs(q.timeout.unwrap_or(30).min(300));
     let state = app.node.wait_beyond(index, timeout).await;
@@ -170,7 +203,7 @@ fn key_arn(state: &berth_state::State, key: &EntityKey) -> Option<ResourceArn> {
             .or_else(from_history)
             .unwrap_or_else(|| ResourceArn::Task("unknown".into(), *id)),
         EntityKey::Service(c, n) => ResourceArn::Service(c.to_string(), n.to_string()),
-        EntityKey::Framework(_) | EntityKey::Offer(_) => return None,
+        EntityKey::Framework(_) | EntityKey::Offer(_) | EntityKey::Credential(_) => return None,
     })
 }
 
@@ -190,19 +223,33 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
+// Raft RPCs reach these handlers from peers only (the authentication layer refuses everyone
+// else); each is still checked before openraft sees it (berth_raft::rpc_check), and refused
+// whole with a 400 if anything in it is off.
+
 async fn raft_append(
     State(app): State<Arc<App>>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Response {
+    if let Err(e) = app.node.check_append(&req) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
     Json(app.node.raft().append_entries(req).await).into_response()
 }
 
 async fn raft_vote(State(app): State<Arc<App>>, Json(req): Json<VoteRequest<u64>>) -> Response {
+    if let Err(e) = app.node.check_vote(&req) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
     Json(app.node.raft().vote(req).await).into_response()
 }
 
-/// A write forwarded by a follower: proposed here only (never forwarded again).
+/// A write forwarded by a follower: checked as the API would, and proposed here only (never
+/// forwarded again).
 async fn raft_write(State(app): State<Arc<App>>, Json(command): Json<Stamped>) -> Response {
+    if let Err(e) = berth_model::validate::command::check(&command.command) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
     Json(app.node.write_local(command).await).into_response()
 }
 
@@ -210,5 +257,8 @@ async fn raft_snapshot(
     State(app): State<Arc<App>>,
     Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Response {
+    if let Err(e) = berth_raft::rpc_check::check_snapshot(&req) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
     Json(app.node.raft().install_snapshot(req).await).into_response()
 }

@@ -43,6 +43,7 @@ fn apply_entries(c: &mut Criterion) {
                     let stamped = Stamped {
                         at: Millis(EPOCH.0 + index as i64),
                         command: command.into(),
+                        by: None,
                     };
                     black_box(w.state.apply(index, &stamped)).ok();
                 }

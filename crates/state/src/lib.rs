@@ -25,6 +25,7 @@ mod query;
 use std::sync::Arc;
 
 use berth_model::arn::ResourceArn;
+use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
 use berth_model::service::{Service, ServiceStatus};
@@ -69,6 +70,8 @@ pub enum EntityKey {
     Framework(String),
     /// An outstanding Mesos offer.
     Offer(OfferId),
+    /// A credential or join token, by access key id.
+    Credential(String),
 }
 
 impl EntityKey {
@@ -94,11 +97,12 @@ pub enum Entity {
     Service(Arc<Service>),
     Framework(Arc<Framework>),
     Offer(Arc<Offer>),
+    Credential(Arc<Credential>),
 }
 
 impl Entity {
-    /// The ARN-level identity of this value; `None` for Mesos frameworks and offers, which
-    /// have no ARN.
+    /// The ARN-level identity of this value; `None` for Mesos frameworks, offers and
+    /// credentials, which have no ECS ARN.
     pub fn resource(&self) -> Option<ResourceArn> {
         Some(match self {
             Entity::Cluster(c) => ResourceArn::Cluster(c.name.to_string()),
@@ -108,7 +112,7 @@ impl Entity {
             Entity::Instance(i) => ResourceArn::ContainerInstance(i.cluster.to_string(), i.id),
             Entity::Task(t) => ResourceArn::Task(t.cluster.to_string(), t.id),
             Entity::Service(s) => ResourceArn::Service(s.cluster.to_string(), s.name.to_string()),
-            Entity::Framework(_) | Entity::Offer(_) => return None,
+            Entity::Framework(_) | Entity::Offer(_) | Entity::Credential(_) => return None,
         })
     }
 }
@@ -120,6 +124,9 @@ pub struct Version {
     pub index: u64,
     pub at: Millis,
     pub value: Option<Entity>,
+    /// The actor whose command made this version (see `Stamped::by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Arc<str>>,
 }
 
 /// Per-family bookkeeping: revisions are never reused, even after deletion.
@@ -175,6 +182,14 @@ pub struct State {
     changes: Vector<(u64, EntityKey)>,
     /// The highest index whose change record was dropped from `changes`.
     changes_floor: u64,
+    /// Credentials and join tokens by access key id.
+    credentials: OrdMap<String, Arc<Credential>>,
+    /// The bootstrap admin's access key id, once the cluster has been bootstrapped (it stays
+    /// set if that credential is deleted later: bootstrapping happens once).
+    bootstrapped: Option<String>,
+    /// The actor of the command being applied (from its `Stamped`), for history and for the
+    /// entities that record who made them.
+    actor: Option<Arc<str>>,
 }
 
 impl Default for State {
@@ -214,6 +229,9 @@ impl State {
             history: HashMap::new(),
             changes: Vector::new(),
             changes_floor: 0,
+            credentials: OrdMap::new(),
+            bootstrapped: None,
+            actor: None,
         }
     }
 
@@ -239,6 +257,7 @@ impl State {
             index: self.index,
             at,
             value,
+            by: self.actor.clone(),
         };
         let entry = self.history.entry(key.clone()).or_default();
         // The commands of one log entry share its index: the entity's version at that index

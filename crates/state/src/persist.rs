@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
 use berth_model::service::Service;
@@ -30,6 +31,10 @@ pub struct Persisted {
     history: Vec<(EntityKey, Vector<Version>)>,
     changes: Vector<(u64, EntityKey)>,
     changes_floor: u64,
+    #[serde(default)]
+    credentials: Vec<Arc<Credential>>,
+    #[serde(default)]
+    bootstrapped: Option<String>,
 }
 
 impl State {
@@ -69,6 +74,8 @@ impl State {
             history,
             changes: self.changes.clone(),
             changes_floor: self.changes_floor,
+            credentials: self.credentials.values().cloned().collect(),
+            bootstrapped: self.bootstrapped.clone(),
         }
     }
 
@@ -109,6 +116,10 @@ impl State {
         }
         s.changes = p.changes;
         s.changes_floor = p.changes_floor;
+        for c in p.credentials {
+            s.credentials.insert(c.access_key_id.clone(), c);
+        }
+        s.bootstrapped = p.bootstrapped;
         s
     }
 }

@@ -717,6 +717,7 @@ fn subscribe(id: &str, cluster: &str, now: Millis) -> SubscribeFramework {
             disconnected_at: None,
             registered_at: now,
             version: 0,
+            owner: None,
         }),
     }
 }
@@ -835,7 +836,11 @@ fn run(config: &Config, steps: &[Step]) -> Result<(State, Log), TestCaseError> {
     let mut now = EPOCH;
     for command in setup() {
         let index = log.len() as u64 + 1;
-        let stamped = Stamped { at: now, command };
+        let stamped = Stamped {
+            at: now,
+            command,
+            by: None,
+        };
         let result = apply_checked(&mut state, index, &stamped)?;
         log.push((index, stamped, result));
     }
@@ -849,6 +854,7 @@ fn run(config: &Config, steps: &[Step]) -> Result<(State, Log), TestCaseError> {
         let stamped = Stamped {
             at: now,
             command: command(&step.op, &state, now),
+            by: None,
         };
         let result = apply_checked(&mut state, index, &stamped)?;
         log.push((index, stamped, result));
@@ -928,7 +934,16 @@ fn the_generator_reaches_every_kind_of_collision() {
         let mut index = 0;
         for command in setup() {
             index += 1;
-            state.apply(index, &Stamped { at: now, command }).unwrap();
+            state
+                .apply(
+                    index,
+                    &Stamped {
+                        at: now,
+                        command,
+                        by: None,
+                    },
+                )
+                .unwrap();
         }
         for step in &steps {
             index += 1;
@@ -939,6 +954,7 @@ fn the_generator_reaches_every_kind_of_collision() {
                 &Stamped {
                     at: now,
                     command: command.clone(),
+                    by: None,
                 },
             );
             match (&command, &result) {

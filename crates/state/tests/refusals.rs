@@ -254,7 +254,11 @@ fn a_refusal_in_a_batch_leaves_the_entry_as_if_it_were_absent() {
     };
     let index = with.index + 1;
     let at = Millis(with.now.0 + 1000);
-    let stamped = |command| berth_model::Stamped { at, command };
+    let stamped = |command| berth_model::Stamped {
+        at,
+        command,
+        by: None,
+    };
     let good = [
         stamped(stop_task("prod", 10).into()),
         stamped(report("prod", 11, Some(TaskStatus::Running)).build().into()),

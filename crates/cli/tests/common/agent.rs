@@ -81,6 +81,7 @@ impl AgentProcess {
     }
 
     fn launch(&mut self) {
+        let token = join_token(&self.server, &self.cluster);
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args([
                 "agent",
@@ -88,6 +89,8 @@ impl AgentProcess {
                 &self.server,
                 "--cluster",
                 &self.cluster,
+                "--token",
+                &token,
             ])
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.data_dir)
@@ -138,6 +141,33 @@ impl AgentProcess {
         self.instance_arn = arn;
         self.ready_line = line;
     }
+}
+
+/// A join token for `cluster` on the server at `endpoint`, made as an admin would: with
+/// `berth join-token create`.
+pub fn join_token(endpoint: &str, cluster: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "join-token",
+            "create",
+            "--endpoint",
+            endpoint,
+            "--cluster",
+            cluster,
+        ])
+        .arg("--credentials-file")
+        .arg(super::credentials_file(endpoint))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .expect("run berth join-token create");
+    assert!(
+        out.status.success(),
+        "berth join-token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    answer["token"].as_str().expect("token").to_owned()
 }
 
 impl Drop for AgentProcess {

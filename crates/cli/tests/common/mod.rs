@@ -1,5 +1,10 @@
 //! Shared by the integration tests: a real `berth` process on a loopback port, and an
-//! official AWS SDK ECS client pointed at it.
+//! official AWS SDK ECS client pointed at it, signing with the admin credential the server
+//! wrote at its first start (tests use real credentials; nothing turns checks off).
+//!
+//! Every server started here registers its endpoint with its credentials file, so the raw
+//! HTTP helpers ([`raw`], [`ecs_raw`], [`get_json`]) sign for whichever server they are
+//! pointed at; [`raw_unsigned`] is for tests of what unsigned requests get.
 #![allow(dead_code)]
 
 pub mod agent;
@@ -21,6 +26,27 @@ use aws_sdk_ecs::types::Resource;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
+
+/// The credentials file of each server these tests started, by endpoint.
+static CREDENTIALS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// The admin credentials file of the server at `endpoint`.
+pub fn credentials_file(endpoint: &str) -> PathBuf {
+    CREDENTIALS
+        .lock()
+        .expect("credentials registry")
+        .iter()
+        .rev()
+        .find(|(e, _)| e == endpoint)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("no berth server was started at {endpoint} by this test"))
+}
+
+/// The admin credential of the server at `endpoint`.
+pub fn admin(endpoint: &str) -> berth_client::Credentials {
+    berth_client::credentials_file::read(&credentials_file(endpoint), "default")
+        .expect("the server's admin.credentials")
+}
 
 /// A `berth server` child process with its own data directory.
 pub struct Berth {
@@ -88,6 +114,16 @@ impl Berth {
             endpoint.starts_with("http://"),
             "unexpected ready line: {line}"
         );
+        let credentials = dir.join("admin.credentials");
+        assert!(
+            credentials.is_file(),
+            "the server announced itself before writing {}",
+            credentials.display()
+        );
+        CREDENTIALS
+            .lock()
+            .expect("credentials registry")
+            .push((endpoint.clone(), credentials));
         Berth {
             child: Some(child),
             endpoint,
@@ -102,9 +138,19 @@ impl Berth {
         self.endpoint.trim_start_matches("http://")
     }
 
-    /// An ECS client for this server (region us-east-1 unless given).
+    /// An ECS client for this server (region us-east-1 unless given), signing as its admin.
     pub fn client(&self) -> Client {
         client(&self.endpoint, "us-east-1")
+    }
+
+    /// An ECS client for this server signing with `credentials`.
+    pub fn client_as(&self, credentials: &berth_client::Credentials) -> Client {
+        client_with(&self.endpoint, "us-east-1", credentials)
+    }
+
+    /// The admin credentials file this server wrote.
+    pub fn credentials_file(&self) -> PathBuf {
+        self.data_dir.join("admin.credentials")
     }
 
     /// SIGKILL: no graceful shutdown, no flush.
@@ -134,28 +180,38 @@ impl Drop for Berth {
     }
 }
 
-/// An official AWS SDK ECS client with dummy credentials and an endpoint override.
+/// An official AWS SDK ECS client with the server's admin credential and an endpoint override.
 pub fn client(endpoint: &str, region: &str) -> Client {
+    client_with(endpoint, region, &admin(endpoint))
+}
+
+/// An official AWS SDK ECS client signing with `credentials`.
+pub fn client_with(
+    endpoint: &str,
+    region: &str,
+    credentials: &berth_client::Credentials,
+) -> Client {
     let http = aws_smithy_http_client::Builder::new().build_http();
     let config = aws_sdk_ecs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
-        .credentials_provider(Credentials::new("AKIDBERTH", "secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            credentials.access_key_id.clone(),
+            credentials.secret.expose().to_owned(),
+            None,
+            None,
+            "test",
+        ))
         .endpoint_url(endpoint)
         .http_client(http)
         .build();
     Client::from_conf(config)
 }
 
-/// `GET path` on a berth server, parsed as JSON (panics on transport errors).
+/// `GET path` on a berth server, signed as its admin, parsed as JSON (panics on transport
+/// errors).
 pub async fn get_json(endpoint: &str, path: &str) -> serde_json::Value {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let uri: hyper::Uri = format!("{endpoint}{path}").parse().expect("uri");
-    let resp = client.get(uri).await.expect("GET");
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    serde_json::from_slice(&body).expect("JSON body")
+    raw(endpoint, "GET", path, &[], b"").await.json()
 }
 
 /// The `X-Amz-Target` prefix of every ECS operation.
@@ -300,7 +356,43 @@ impl RawResponse {
     }
 }
 
+/// A request to the server at `endpoint`, signed with its admin credential (for the ECS API
+/// at `/`, else for berth's native API).
 pub async fn raw(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    raw_as(&admin(endpoint), endpoint, method, path, headers, body).await
+}
+
+/// Like [`raw`], signed with `credentials`.
+pub async fn raw_as(
+    credentials: &berth_client::Credentials,
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let service = if path == "/" { "ecs" } else { "berth" };
+    let client = berth_client::Client::new(
+        berth_client::Transport::new(&berth_client::Trust::PlainHttp).expect("transport"),
+        endpoint,
+        credentials,
+        "us-east-1",
+        service,
+    );
+    let req = client
+        .signed(method, path, headers, Bytes::copy_from_slice(body), false)
+        .expect("signed request");
+    send(req).await
+}
+
+/// A request as it is: no signature unless `headers` carry one.
+pub async fn raw_unsigned(
     endpoint: &str,
     method: &str,
     path: &str,
@@ -313,7 +405,10 @@ pub async fn raw(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+    send(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await
+}
+
+async fn send(req: hyper::Request<Full<Bytes>>) -> RawResponse {
     let resp = http().request(req).await.expect("HTTP request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();

@@ -21,6 +21,10 @@ pub struct RegisterContainerInstance {
     pub attributes: BTreeMap<String, Option<String>>,
     pub version_info: Option<api::VersionInfo>,
     pub tags: Vec<Tag>,
+    /// Where the instance's own agent serves container logs, when the agent itself
+    /// registered (nobody else can set it: the server fetches logs from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_endpoint: Option<String>,
 }
 
 /// Marks an instance INACTIVE. Refused while it has live tasks, unless `force`, which

@@ -24,6 +24,7 @@
 //! (or an equivalent default) so that entries already logged keep their bytes.
 
 mod clusters;
+mod credentials;
 mod expire;
 mod instances;
 mod mesos;
@@ -37,12 +38,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::arn::ResourceArn;
+use crate::credential::Credential;
 use crate::entity::*;
 use crate::mesos::Framework;
 use crate::service::Service;
 use crate::time::Millis;
 
 pub use clusters::*;
+pub use credentials::*;
 pub use expire::*;
 pub use instances::*;
 pub use mesos::*;
@@ -51,11 +54,17 @@ pub use tags::*;
 pub use task_definitions::*;
 pub use tasks::*;
 
-/// A command and the moment its proposer decided it.
+/// A command, the moment its proposer decided it, and who caused it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
     pub at: Millis,
     pub command: Command,
+    /// The actor whose request this command carries out (`user/alice`,
+    /// `container-instance/<cluster>/<id>`, `join-token/<id>`, `system/<what>`); absent for
+    /// berth's own background work and for entries logged before it was recorded. History
+    /// shows it: "who changed what".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// A command's type names what applying it produces. `Node::write` and the test harnesses
@@ -123,6 +132,9 @@ commands! {
         TagResource => (),
         UntagResource => (),
         Expire => (),
+        Bootstrap => Arc<Credential>,
+        CreateCredential => Arc<Credential>,
+        DeleteCredential => Arc<Credential>,
     }
 }
 
@@ -218,6 +230,7 @@ outcomes! {
         Service(Arc<Service>),
         Framework(Arc<Framework>),
         Offers(OffersMade),
+        Credential(Arc<Credential>),
     }
 }
 

@@ -4,6 +4,7 @@
 //! gets an [`Error`] naming the parameter and what was wrong, and never reaches the log. The
 //! wire types make every member optional, so required members are checked here too.
 
+pub mod command;
 pub mod task_definition;
 
 use berth_api::types as api;

@@ -89,6 +89,7 @@ impl World {
             &Stamped {
                 at: self.now,
                 command: command.into(),
+                by: None,
             },
         )
     }
@@ -126,6 +127,7 @@ impl World {
             attributes: host.attributes,
             version_info: None,
             tags: Vec::new(),
+            agent_endpoint: None,
         });
         id
     }

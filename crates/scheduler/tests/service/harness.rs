@@ -160,6 +160,7 @@ impl Harness {
             &Stamped {
                 at: self.now,
                 command: command.into(),
+                by: None,
             },
         )
     }
@@ -204,6 +205,7 @@ impl Harness {
             attributes: host.attributes,
             version_info: None,
             tags: Vec::new(),
+            agent_endpoint: None,
         });
         id
     }
@@ -351,6 +353,7 @@ impl Harness {
             deleted_at: None,
             request_digest: 0,
             version: 0,
+            created_by: None,
         }
     }
 

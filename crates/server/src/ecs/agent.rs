@@ -11,6 +11,7 @@ use berth_model::validate::{self, required_str};
 use super::tasks::task_ref;
 use super::{Ctx, cluster_param};
 use crate::App;
+use crate::agents::agent_owns_task;
 
 fn status(value: Option<&str>, name: &str) -> Result<Option<TaskStatus>, EcsError> {
     value
@@ -30,13 +31,14 @@ fn when(value: Option<f64>) -> Option<Millis> {
 }
 
 pub async fn discover_poll_endpoint(
-    _app: &App,
+    app: &App,
     ctx: &Ctx,
     req: api::DiscoverPollEndpointRequest,
 ) -> Result<api::DiscoverPollEndpointResponse, EcsError> {
     cluster_param(&req.cluster)?;
     let host = ctx.host.as_deref().unwrap_or("127.0.0.1:8642");
-    let endpoint = format!("http://{host}/");
+    let scheme = if app.tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{host}/");
     Ok(api::DiscoverPollEndpointResponse {
         endpoint: Some(endpoint.clone()),
         telemetry_endpoint: Some(endpoint.clone()),
@@ -49,11 +51,12 @@ const ACK: &str = "ACK";
 
 pub async fn submit_task_state_change(
     app: &App,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: api::SubmitTaskStateChangeRequest,
 ) -> Result<api::SubmitTaskStateChangeResponse, EcsError> {
     let cluster = cluster_param(&req.cluster)?;
     let id = task_ref(required_str(&req.task, "task")?, &cluster)?;
+    agent_owns_task(app, ctx, &cluster, id)?;
     let mut containers = Vec::new();
     for c in req.containers.as_deref().unwrap_or_default() {
         containers.push(ContainerChange {
@@ -77,7 +80,7 @@ pub async fn submit_task_state_change(
         pull_stopped_at: when(req.pull_stopped_at),
         execution_stopped_at: when(req.execution_stopped_at),
     };
-    app.write(command).await?;
+    app.write_by(&ctx.principal, command).await?;
     Ok(api::SubmitTaskStateChangeResponse {
         acknowledgment: Some(ACK.into()),
     })
@@ -85,11 +88,12 @@ pub async fn submit_task_state_change(
 
 pub async fn submit_container_state_change(
     app: &App,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: api::SubmitContainerStateChangeRequest,
 ) -> Result<api::SubmitContainerStateChangeResponse, EcsError> {
     let cluster = cluster_param(&req.cluster)?;
     let id = task_ref(required_str(&req.task, "task")?, &cluster)?;
+    agent_owns_task(app, ctx, &cluster, id)?;
     let change = ContainerChange {
         name: required_str(&req.container_name, "containerName")?.to_owned(),
         status: status(req.status.as_deref(), "status")?,
@@ -110,7 +114,7 @@ pub async fn submit_container_state_change(
         pull_stopped_at: None,
         execution_stopped_at: None,
     };
-    app.write(command).await?;
+    app.write_by(&ctx.principal, command).await?;
     Ok(api::SubmitContainerStateChangeResponse {
         acknowledgment: Some(ACK.into()),
     })

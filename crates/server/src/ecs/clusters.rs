@@ -77,7 +77,7 @@ pub async fn create(
         }),
         tags: validate::tags(req.tags.as_deref())?,
     };
-    let cluster = app.write(command).await?;
+    let cluster = app.write_by(&ctx.principal, command).await?;
     Ok(api::CreateClusterResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })
@@ -90,7 +90,9 @@ pub async fn delete(
 ) -> Result<api::DeleteClusterResponse, EcsError> {
     let name = parse_cluster(required_str(&req.cluster, "cluster")?)
         .map_err(|e| EcsError::invalid(e.to_string()))?;
-    let cluster = app.write(DeleteCluster { name: name.into() }).await?;
+    let cluster = app
+        .write_by(&ctx.principal, DeleteCluster { name: name.into() })
+        .await?;
     Ok(api::DeleteClusterResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })
@@ -179,7 +181,7 @@ pub async fn update(
             }
         }),
     };
-    let cluster = app.write(command).await?;
+    let cluster = app.write_by(&ctx.principal, command).await?;
     Ok(api::UpdateClusterResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })
@@ -198,7 +200,7 @@ pub async fn update_settings(
         configuration: None,
         service_connect_defaults: None,
     };
-    let cluster = app.write(command).await?;
+    let cluster = app.write_by(&ctx.principal, command).await?;
     Ok(api::UpdateClusterSettingsResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })

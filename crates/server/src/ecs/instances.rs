@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use berth_api::EcsError;
+use berth_api::agent::ENDPOINT_ATTRIBUTE;
 use berth_api::types::{self as api, enums};
+use berth_api::{EcsError, ErrorCode};
 use berth_model::InstanceId;
 use berth_model::arn::parse_container_instance;
 use berth_model::command::{
@@ -156,9 +157,39 @@ pub async fn register(
         .entry("ecs.os-family".into())
         .or_insert_with(|| Some(os_family.into()));
 
-    let (id, reregister) = match req.container_instance_arn.as_deref() {
-        Some(arn) => (instance_ref(arn, &cluster)?, true),
-        None => (InstanceId(rand::random()), false),
+    // An agent registers its own instance (made when it joined) and nothing else; only it
+    // says where it serves logs.
+    let endpoint = attrs.remove(ENDPOINT_ATTRIBUTE).flatten();
+    let (id, reregister, agent_endpoint) = match ctx.principal.agent_instance() {
+        Some((own_cluster, own)) => {
+            if own_cluster != cluster {
+                return Err(EcsError::new(
+                    ErrorCode::AccessDeniedException,
+                    format!("This agent's credential is for cluster {own_cluster}, not {cluster}"),
+                ));
+            }
+            if let Some(arn) = req.container_instance_arn.as_deref()
+                && instance_ref(arn, &cluster)? != own
+            {
+                return Err(EcsError::new(
+                    ErrorCode::AccessDeniedException,
+                    format!(
+                        "An agent may register only its own container instance ({own}), not {arn}"
+                    ),
+                ));
+            }
+            let endpoint = endpoint.map(|e| agent_endpoint(&e)).transpose()?;
+            (own, app.node.state().instance(own).is_some(), endpoint)
+        }
+        None => {
+            if endpoint.is_some() {
+                return Err(reserved_attribute());
+            }
+            match req.container_instance_arn.as_deref() {
+                Some(arn) => (instance_ref(arn, &cluster)?, true, None),
+                None => (InstanceId(rand::random()), false, None),
+            }
+        }
     };
     let command = RegisterContainerInstance {
         cluster: cluster.as_str().into(),
@@ -169,8 +200,9 @@ pub async fn register(
         attributes: attrs,
         version_info: req.version_info,
         tags: validate::tags(req.tags.as_deref())?,
+        agent_endpoint,
     };
-    let i = app.write(command).await?;
+    let i = app.write_by(&ctx.principal, command).await?;
     app.heartbeats.heard(i.id);
     let state = app.node.state();
     Ok(api::RegisterContainerInstanceResponse {
@@ -193,7 +225,7 @@ pub async fn deregister(
         id,
         force: req.force.unwrap_or(false),
     };
-    let i = app.write(command).await?;
+    let i = app.write_by(&ctx.principal, command).await?;
     Ok(api::DeregisterContainerInstanceResponse {
         container_instance: Some(render::instance(&ctx.arn, &i, None, true)),
     })
@@ -305,7 +337,7 @@ pub async fn update_state(
         ids,
         status: InstanceStatus::parse(status).expect("validated above"),
     };
-    let Partial { done, failures } = app.write(command).await?;
+    let Partial { done, failures } = app.write_by(&ctx.principal, command).await?;
     let state = app.node.state();
     Ok(api::UpdateContainerInstancesStateResponse {
         container_instances: Some(
@@ -369,6 +401,32 @@ fn render_changes(ctx: &Ctx, cluster: &str, changes: &[AttributeChange]) -> Vec<
 }
 
 /// PutAttributes (`put`) or DeleteAttributes: validates, commits, renders what was applied.
+/// `berth.agent-endpoint` is where the server fetches container logs from: only the
+/// instance's own agent sets it, when it registers.
+fn reserved_attribute() -> EcsError {
+    EcsError::invalid(format!(
+        "{ENDPOINT_ATTRIBUTE} is set by the container instance's own agent when it registers; \
+         it cannot be put or registered by anyone else"
+    ))
+}
+
+/// An agent's log endpoint: `http(s)://host:port`, nothing more.
+fn agent_endpoint(value: &str) -> Result<String, EcsError> {
+    let bad = || {
+        EcsError::invalid(format!(
+            "{ENDPOINT_ATTRIBUTE} must be http://HOST:PORT or https://HOST:PORT, not '{}'",
+            validate::shorten(value)
+        ))
+    };
+    let uri: hyper::Uri = value.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    if !scheme_ok || !bare || uri.host().is_none() || uri.port_u16().is_none() {
+        return Err(bad());
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
 async fn change_attributes(
     app: &App,
     ctx: &Ctx,
@@ -376,20 +434,33 @@ async fn change_attributes(
     given: &Option<Vec<api::Attribute>>,
     put: bool,
 ) -> Result<Vec<api::Attribute>, EcsError> {
+    if given
+        .iter()
+        .flatten()
+        .any(|a| a.name.as_deref() == Some(ENDPOINT_ATTRIBUTE))
+    {
+        return Err(reserved_attribute());
+    }
     let cluster = cluster_param(cluster)?;
     let attributes = attribute_changes(required(given, "attributes")?, &cluster, put)?;
     let name = cluster.as_str().into();
     let changes = if put {
-        app.write(PutAttributes {
-            cluster: name,
-            attributes,
-        })
+        app.write_by(
+            &ctx.principal,
+            PutAttributes {
+                cluster: name,
+                attributes,
+            },
+        )
         .await?
     } else {
-        app.write(DeleteAttributes {
-            cluster: name,
-            attributes,
-        })
+        app.write_by(
+            &ctx.principal,
+            DeleteAttributes {
+                cluster: name,
+                attributes,
+            },
+        )
         .await?
     };
     Ok(render_changes(ctx, &cluster, &changes))

@@ -1,12 +1,14 @@
 //! The ECS API edge: `POST /` with `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>`.
 //!
 //! ```text
-//!  headers ─► operation + region ─► parse body (SerializationException) ─► handler ─► JSON
-//!                                                                          └─► EcsError ─► 4xx/5xx
+//!  principal (auth layer) ─► operation + region ─► parse body (SerializationException)
+//!     ─► authorize ecs:<Op> on what it touches (access.rs) ─► handler ─► JSON
+//!                                                               └─► EcsError ─► 4xx/5xx
 //! ```
 //! This module is the one place where requests become handler calls and errors become the ECS
-//! error shape; the handlers (one module per resource) only see typed requests.
+//! error shape; the handlers (one module per resource) only see typed, authorized requests.
 
+mod access;
 mod agent;
 mod clusters;
 mod instances;
@@ -21,12 +23,12 @@ pub(crate) use tasks::task_ref;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use berth_api::protocol::{
     CONTENT_TYPE, DEFAULT_REGION, operation_name, region_from_authorization,
 };
@@ -40,9 +42,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::App;
-
-/// Largest request body accepted.
-const MAX_BODY: usize = 2 * 1024 * 1024;
+use crate::auth::Principal;
+use access::Touches;
 
 /// The cluster every call defaults to when it names none.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -53,6 +54,46 @@ pub struct Ctx {
     pub arn: ArnContext,
     /// The `Host` the caller used, for endpoints handed back to agents.
     pub host: Option<String>,
+    /// Who is calling (the authentication layer put it there).
+    pub principal: Principal,
+}
+
+impl Ctx {
+    /// Allows `action` on `resources` in `cluster`, or answers AccessDeniedException.
+    pub(crate) fn authorize(
+        &self,
+        action: &str,
+        resources: &[String],
+        cluster: Option<&str>,
+    ) -> Result<(), EcsError> {
+        self.principal
+            .authorize(&self.arn, action, resources, cluster)
+    }
+
+    /// Checks that the caller may ask for every host privilege `spec` needs, to register it
+    /// or to run it (in `cluster`).
+    pub(crate) fn allow_privileges(
+        &self,
+        spec: &berth_api::types::TaskDefinition,
+        cluster: Option<&str>,
+        doing: &str,
+    ) -> Result<(), EcsError> {
+        for privilege in berth_model::privileges::privileges(spec) {
+            let action = privilege.action();
+            if self.authorize(action, &[], cluster).is_err() {
+                return Err(EcsError::new(
+                    ErrorCode::AccessDeniedException,
+                    format!(
+                        "{doing} needs the {action} permission ({}), which {} does not have; \
+                         only the admin role has host privileges unless a policy grants them",
+                        privilege.describe(),
+                        self.principal.arn(&self.arn)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn router() -> Router<Arc<App>> {
@@ -61,17 +102,33 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/v1/placement/dry-run", post(dry_run))
 }
 
-async fn ecs(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    respond(handle(&app, &headers, body).await)
+async fn ecs(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(handle(&app, principal, &headers, &body).await)
 }
 
 /// `POST /v1/placement/dry-run`: a RunTask body in, the plan and every instance's verdict out;
 /// nothing is committed. Errors have the ECS shape, as for RunTask itself.
-async fn dry_run(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn dry_run(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
-        let ctx = context(&app, &headers);
-        let body = read_body(body).await?;
-        let plan = tasks::dry_run(&app, &ctx, parse(&body)?).await?;
+        let ctx = context(&app, &headers, principal);
+        let req: berth_api::types::RunTaskRequest = parse(&body)?;
+        let access = req.touches(&ctx.arn);
+        ctx.authorize(
+            berth_auth::action::DRY_RUN_PLACEMENT,
+            &access.resources,
+            access.cluster.as_deref(),
+        )?;
+        let plan = tasks::dry_run(&app, &ctx, req).await?;
         encode(&plan)
     }
     .await;
@@ -83,7 +140,7 @@ async fn dry_run(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
 }
 
 /// The request's context: ARNs in the caller's SigV4 region (default us-east-1).
-fn context(app: &App, headers: &HeaderMap) -> Ctx {
+pub(crate) fn context(app: &App, headers: &HeaderMap, principal: Principal) -> Ctx {
     let region = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -95,13 +152,13 @@ fn context(app: &App, headers: &HeaderMap) -> Ctx {
             .get("host")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        principal,
     }
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, EcsError> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| EcsError::invalid(format!("The request body is larger than {MAX_BODY} bytes")))
+/// An error in the ECS shape, as every AWS JSON 1.1 service answers it.
+pub(crate) fn error_response(e: EcsError) -> Response {
+    respond(Err(e))
 }
 
 /// A handler's result as an HTTP response: the JSON body, or the ECS error shape.
@@ -140,7 +197,12 @@ fn request_id() -> String {
     )
 }
 
-async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, EcsError> {
+async fn handle(
+    app: &App,
+    principal: Principal,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<u8>, EcsError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -155,13 +217,16 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, E
             ),
         )
     })?;
-    let ctx = context(app, headers);
-    let body = read_body(body).await?;
+    let ctx = context(app, headers, principal);
 
     macro_rules! dispatch {
         ($($name:literal => $handler:path),* $(,)?) => {
             match op {
-                $($name => encode(&$handler(app, &ctx, parse(&body)?).await?),)*
+                $($name => {
+                    let request = parse(body)?;
+                    authorize(&ctx, $name, &request)?;
+                    encode(&$handler(app, &ctx, request).await?)
+                })*
                 other => Err(EcsError::new(
                     ErrorCode::UnknownOperationException,
                     format!("Unknown operation '{}': berth does not implement it", other.chars().take(100).collect::<String>()),
@@ -209,6 +274,16 @@ async fn handle(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, E
     }
 }
 
+/// Allows operation `op` on what `request` touches, or answers AccessDeniedException.
+fn authorize<T: Touches>(ctx: &Ctx, op: &str, request: &T) -> Result<(), EcsError> {
+    let access = request.touches(&ctx.arn);
+    ctx.authorize(
+        &format!("ecs:{op}"),
+        &access.resources,
+        access.cluster.as_deref(),
+    )
+}
+
 /// Parses a request body; an empty body is an empty request. Malformed JSON and members of the
 /// wrong type are a SerializationException, as every AWS JSON 1.1 service answers.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
@@ -241,20 +316,34 @@ fn encode<T: Serialize>(response: &T) -> Result<Vec<u8>, EcsError> {
         .map_err(|e| EcsError::server(format!("could not encode the response: {e}")))
 }
 
+/// A write that could not be committed, as the ECS error it is answered with.
+pub(crate) fn unavailable(e: WriteError) -> EcsError {
+    match e {
+        WriteError::NotLeader { leader } => EcsError::server(format!(
+            "This server is not the leader; send the request to {}",
+            leader.map_or_else(
+                || "the leader once one is elected".to_owned(),
+                |(_, addr)| addr
+            )
+        )),
+        WriteError::Unavailable(why) => EcsError::server(why),
+        WriteError::UnexpectedOutcome(bug) => EcsError::server(bug.to_string()),
+    }
+}
+
 impl App {
-    /// Proposes a command and waits for its output (durable, committed, applied).
-    pub(crate) async fn write<C: TypedCommand>(&self, command: C) -> Result<C::Output, EcsError> {
-        let written = self.node.write(command).await.map_err(|e| match e {
-            WriteError::NotLeader { leader } => EcsError::server(format!(
-                "This server is not the leader; send the request to {}",
-                leader.map_or_else(
-                    || "the leader once one is elected".to_owned(),
-                    |(_, addr)| addr
-                )
-            )),
-            WriteError::Unavailable(why) => EcsError::server(why),
-            WriteError::UnexpectedOutcome(bug) => EcsError::server(bug.to_string()),
-        })?;
+    /// Proposes a command on behalf of `principal` (history names it) and waits for its
+    /// output (durable, committed, applied).
+    pub(crate) async fn write_by<C: TypedCommand>(
+        &self,
+        principal: &Principal,
+        command: C,
+    ) -> Result<C::Output, EcsError> {
+        let written = self
+            .node
+            .write_by(&principal.actor(), command)
+            .await
+            .map_err(unavailable)?;
         written.result.map_err(EcsError::from)
     }
 }
@@ -314,6 +403,13 @@ pub(crate) fn render_for_history(
         // Not ECS resources: shown as stored.
         Entity::Framework(f) => serde_json::to_value(&**f),
         Entity::Offer(o) => serde_json::to_value(&**o),
+        // Never the (sealed) secret.
+        Entity::Credential(c) => Ok(serde_json::json!({
+            "accessKeyId": c.access_key_id,
+            "name": c.name,
+            "role": c.role,
+            "createdBy": c.created_by,
+        })),
     };
     value.unwrap_or(serde_json::Value::Null)
 }

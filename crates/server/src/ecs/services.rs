@@ -26,6 +26,7 @@ use berth_model::service::{
     CircuitBreaker, Deployment, DeploymentConfig, DeploymentStatus, RolloutState,
     SchedulingStrategy, Service, ServiceStatus,
 };
+use berth_model::validate::command::valid_service_name;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
 use berth_scheduler::service::deployment_id;
 use berth_scheduler::{parse_constraint, parse_strategy};
@@ -50,15 +51,6 @@ const MAX_PUT_ATTEMPTS: usize = 10;
 const MAX_CLIENT_TOKEN: usize = 36;
 
 // --- references ------------------------------------------------------------------------------
-
-/// A service name: 1-255 letters, digits, hyphens and underscores.
-fn valid_service_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// The cluster and name a `service` parameter refers to. A service ARN that names a cluster
 /// supplies the cluster when the request names none, and must agree with it when it does.
@@ -376,6 +368,7 @@ fn request_digest<T: serde::Serialize>(request: &T) -> u64 {
 /// Returns the service as stored.
 async fn change_service<F>(
     app: &App,
+    ctx: &Ctx,
     cluster: &str,
     name: &str,
     mut decide: F,
@@ -399,7 +392,7 @@ where
             service: Arc::new(next),
             expected_version: current.version,
         };
-        match app.write(command).await {
+        match app.write_by(&ctx.principal, command).await {
             Ok(stored) => return Ok(stored),
             Err(e) if e.code == ErrorCode::ConflictException && attempt < MAX_PUT_ATTEMPTS => {
                 tokio::task::yield_now().await;
@@ -495,6 +488,11 @@ pub async fn create(
         return idempotent(app, ctx, &s, digest);
     }
     let definition = definition(&state, reference)?;
+    ctx.allow_privileges(
+        &definition.spec,
+        Some(&cluster),
+        "Running this task definition in a service",
+    )?;
     let constraints = placement_constraints(
         definition,
         req.placement_constraints.as_deref().unwrap_or_default(),
@@ -521,11 +519,15 @@ pub async fn create(
         deleted_at: None,
         request_digest: digest,
         version: 0,
+        created_by: None,
     };
     let service = match app
-        .write(CreateService {
-            service: Arc::new(service),
-        })
+        .write_by(
+            &ctx.principal,
+            CreateService {
+                service: Arc::new(service),
+            },
+        )
         .await
     {
         Ok(stored) => stored,
@@ -586,7 +588,7 @@ pub async fn update(
         other => other,
     };
 
-    let service = change_service(app, &cluster, &name, |state, current| {
+    let service = change_service(app, ctx, &cluster, &name, |state, current| {
         if current.status != ServiceStatus::Active {
             return Err(berth_model::Error::ServiceNotActive.into());
         }
@@ -600,7 +602,15 @@ pub async fn update(
             EcsError::server(format!("service {name} has no deployment"))
         })?;
         let definition = match reference {
-            Some(r) => definition(state, r)?,
+            Some(r) => {
+                let d = definition(state, r)?;
+                ctx.allow_privileges(
+                    &d.spec,
+                    Some(&cluster),
+                    "Running this task definition in a service",
+                )?;
+                d
+            }
             None => state
                 .task_definition(&primary.family, primary.revision)
                 .ok_or_else(|| {
@@ -683,7 +693,7 @@ pub async fn delete(
 ) -> Result<api::DeleteServiceResponse, EcsError> {
     let (cluster, name) = service_ref(required_str(&req.service, "service")?, &req.cluster)?;
     let force = req.force.unwrap_or(false);
-    let service = change_service(app, &cluster, &name, |_, current| {
+    let service = change_service(app, ctx, &cluster, &name, |_, current| {
         if current.status != ServiceStatus::Active {
             return Err(berth_model::Error::ServiceNotActive.into());
         }

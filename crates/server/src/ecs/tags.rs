@@ -36,18 +36,19 @@ fn current_tags(state: &State, r: &ResourceArn) -> Option<Vec<berth_model::entit
 
 pub async fn tag(
     app: &App,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: api::TagResourceRequest,
 ) -> Result<api::TagResourceResponse, EcsError> {
     let resource = resource(&req.resource_arn)?;
     let tags = validate::tags(Some(required(&req.tags, "tags")?))?;
-    app.write(TagResource { resource, tags }).await?;
+    app.write_by(&ctx.principal, TagResource { resource, tags })
+        .await?;
     Ok(api::TagResourceResponse {})
 }
 
 pub async fn untag(
     app: &App,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: api::UntagResourceRequest,
 ) -> Result<api::UntagResourceResponse, EcsError> {
     let resource = resource(&req.resource_arn)?;
@@ -55,7 +56,8 @@ pub async fn untag(
     for k in &keys {
         tag_key(k)?;
     }
-    app.write(UntagResource { resource, keys }).await?;
+    app.write_by(&ctx.principal, UntagResource { resource, keys })
+        .await?;
     Ok(api::UntagResourceResponse {})
 }
 

@@ -51,13 +51,14 @@ pub async fn register(
 ) -> Result<api::RegisterTaskDefinitionResponse, EcsError> {
     let valid = validate::task_definition::register(&req)?;
     member_of_expressions(&valid.spec)?;
+    ctx.allow_privileges(&valid.spec, None, "Registering this task definition")?;
     let command = RegisterTaskDefinition {
         family: valid.family.as_str().into(),
         spec: Arc::new(valid.spec),
         requirements: valid.requirements,
         tags: valid.tags,
     };
-    let t = app.write(command).await?;
+    let t = app.write_by(&ctx.principal, command).await?;
     Ok(api::RegisterTaskDefinitionResponse {
         task_definition: Some(render::task_definition(&ctx.arn, &t)),
         tags: Some(render::tags(&t.tags)),
@@ -192,7 +193,7 @@ pub async fn deregister(
         family: family.into(),
         revision,
     };
-    let t = app.write(command).await?;
+    let t = app.write_by(&ctx.principal, command).await?;
     Ok(api::DeregisterTaskDefinitionResponse {
         task_definition: Some(render::task_definition(&ctx.arn, &t)),
     })
@@ -209,7 +210,9 @@ pub async fn delete(
         .iter()
         .map(|r| revision_ref(r).map(|(f, rev)| (Name::from(f), rev)))
         .collect::<Result<Vec<_>, _>>()?;
-    let Partial { done, failures } = app.write(DeleteTaskDefinitions { revisions }).await?;
+    let Partial { done, failures } = app
+        .write_by(&ctx.principal, DeleteTaskDefinitions { revisions })
+        .await?;
     Ok(api::DeleteTaskDefinitionsResponse {
         task_definitions: Some(
             done.iter()

@@ -264,6 +264,11 @@ pub async fn run(
 
     let mut state = app.node.state();
     let template = template(&state, &cluster, reference, run_common(&req))?;
+    ctx.allow_privileges(
+        &template.definition.spec,
+        Some(&cluster),
+        "Running this task definition",
+    )?;
     if let Some(token) = &req.client_token
         && let Some(record) = state.client_token(&cluster, token)
     {
@@ -315,7 +320,7 @@ pub async fn run(
         let Placed {
             tasks: ok,
             rejected,
-        } = app.write(command).await?;
+        } = app.write_by(&ctx.principal, command).await?;
         remaining -= ok.len().min(remaining);
         done.extend(ok);
         if remaining == 0 || rejected.is_empty() {
@@ -374,6 +379,11 @@ pub async fn start(
             strategies: None,
         },
     )?;
+    ctx.allow_privileges(
+        &template.definition.spec,
+        Some(&cluster),
+        "Starting this task definition",
+    )?;
     let plan = place(
         &state,
         &template.request(ids.len(), Some(ids), false),
@@ -401,7 +411,7 @@ pub async fn start(
         let Placed {
             tasks: ok,
             rejected,
-        } = app.write(command).await?;
+        } = app.write_by(&ctx.principal, command).await?;
         done = ok;
         failures.extend(
             rejected
@@ -502,7 +512,7 @@ pub async fn stop(
         reason,
         stop_code: Some("UserInitiated".into()),
     };
-    let t = app.write(command).await?;
+    let t = app.write_by(&ctx.principal, command).await?;
     Ok(api::StopTaskResponse {
         task: Some(render::task(&ctx.arn, &t, true)),
     })

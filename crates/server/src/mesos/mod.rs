@@ -33,12 +33,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
+use berth_api::protocol::DEFAULT_REGION;
 use berth_mesos::Resources;
 use berth_mesos::protocol::{MESOS_VERSION, STREAM_ID_HEADER};
 use berth_mesos::recordio::record;
@@ -46,6 +47,7 @@ use berth_mesos::scheduler::{Call, CallType, Event};
 use berth_mesos::v1::{self, FrameworkId, Reason, TaskState};
 use berth_mesos::validate::{check_launch, validate_call, validate_operation};
 use berth_model::TypedCommand;
+use berth_model::arn::ArnContext;
 use berth_model::command::{
     AcceptOffers, FrameworkDisconnected, MakeOffers, OffersMade, RegisterTaskDefinition,
     RemoveFramework, RemoveOffers, StopTask, SubscribeFramework,
@@ -60,6 +62,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::App;
+use crate::auth::Principal;
 
 /// Seconds between HEARTBEAT events.
 const HEARTBEAT_SECS: f64 = 15.0;
@@ -175,13 +178,33 @@ fn plain(status: StatusCode, message: impl Into<String>) -> Response {
     (status, message.into()).into_response()
 }
 
-async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The policy action of a call: `mesos:` and the call's name in PascalCase
+/// (`ACCEPT_INVERSE_OFFERS` is `mesos:AcceptInverseOffers`).
+fn call_action(kind: CallType) -> String {
+    let mut action = String::from("mesos:");
+    for word in kind.as_str().split('_') {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            action.push(first.to_ascii_uppercase());
+            action.extend(chars.map(|c| c.to_ascii_lowercase()));
+        }
+    }
+    action
+}
+
+async fn scheduler(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     // Streams and offers live on the leader: a follower sends frameworks there, as a Mesos
     // master that is not leading does.
     if let Some((leader, addr)) = app.node.leader()
         && leader != app.node.id()
     {
-        let location = format!("http://{addr}{}", berth_mesos::protocol::SCHEDULER_PATH);
+        let scheme = if app.tls.is_some() { "https" } else { "http" };
+        let location = format!("{scheme}://{addr}{}", berth_mesos::protocol::SCHEDULER_PATH);
         return (
             StatusCode::TEMPORARY_REDIRECT,
             [(header::LOCATION, location)],
@@ -204,10 +227,41 @@ async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
             return plain(status, format!("Failed to validate scheduler::Call: {e}"));
         }
     };
+    // Every call is authorized for the cluster frameworks schedule on.
+    let region = ArnContext::new(DEFAULT_REGION, app.config.account_id.clone());
+    if let Err(e) = principal.authorize(
+        &region,
+        &call_action(kind),
+        &[],
+        Some(&app.config.mesos_cluster),
+    ) {
+        return plain(StatusCode::FORBIDDEN, e.message);
+    }
     let stream_id = headers
         .get(STREAM_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let named = call
+        .framework_id
+        .as_ref()
+        .or(call
+            .subscribe
+            .as_ref()
+            .and_then(|s| s.framework_info.id.as_ref()))
+        .map(|f| f.value.clone());
+    // A framework belongs to the principal that registered it: nobody else subscribes as it,
+    // or acts for it. Checked before anything is touched (a refused takeover must not even
+    // disturb the owner's stream).
+    if let Some(id) = &named
+        && let Some(fw) = app.node.state().framework(id)
+        && fw.owner.is_some()
+        && fw.owner.as_deref() != Some(principal.actor().as_str())
+    {
+        return plain(
+            StatusCode::FORBIDDEN,
+            format!("Framework {id} is registered by another principal"),
+        );
+    }
     if kind == CallType::Subscribe {
         if stream_id.is_some() {
             return plain(
@@ -215,9 +269,9 @@ async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
                 "Expecting 'Mesos-Stream-Id' header to be absent on SUBSCRIBE",
             );
         }
-        return subscribe(app, call).await;
+        return subscribe(app, principal, call).await;
     }
-    let Some(framework) = call.framework_id.as_ref().map(|f| f.value.clone()) else {
+    let Some(framework) = named else {
         return plain(
             StatusCode::BAD_REQUEST,
             "Expecting 'framework_id' to be present",
@@ -249,7 +303,7 @@ async fn scheduler(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
             _ => {}
         }
     }
-    handle(&app, &framework, kind, call).await;
+    handle(&app, &principal, &framework, kind, call).await;
     StatusCode::ACCEPTED.into_response()
 }
 
@@ -291,7 +345,7 @@ impl Drop for Subscription {
     }
 }
 
-async fn subscribe(app: Arc<App>, call: Call) -> Response {
+async fn subscribe(app: Arc<App>, principal: Principal, call: Call) -> Response {
     let Some(sub) = call.subscribe else {
         return plain(
             StatusCode::BAD_REQUEST,
@@ -328,6 +382,7 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
         connected: true,
         disconnected_at: None,
         registered_at: Millis::now(),
+        owner: None,
         version: 0,
     };
     let stream_id = uuid_string();
@@ -365,9 +420,12 @@ async fn subscribe(app: Arc<App>, call: Call) -> Response {
     // never sees it connected without a stream.
     let written = app
         .node
-        .write(SubscribeFramework {
-            framework: Arc::new(framework),
-        })
+        .write_by(
+            &principal.actor(),
+            SubscribeFramework {
+                framework: Arc::new(framework),
+            },
+        )
         .await;
     let refused = match written {
         Ok(w) => w
@@ -460,8 +518,14 @@ async fn write_or_warn<C: TypedCommand>(app: &App, command: C) -> Option<C::Outp
     }
 }
 
-/// Carries out one (validated) call of a subscribed framework.
-async fn handle(app: &Arc<App>, framework: &str, kind: CallType, call: Call) {
+/// Carries out one (validated, authorized) call of a subscribed framework.
+async fn handle(
+    app: &Arc<App>,
+    principal: &Principal,
+    framework: &str,
+    kind: CallType,
+    call: Call,
+) {
     match kind {
         CallType::Teardown => {
             write_or_warn(
@@ -476,7 +540,7 @@ async fn handle(app: &Arc<App>, framework: &str, kind: CallType, call: Call) {
         }
         CallType::Accept => {
             if let Some(accept) = call.accept {
-                accept_offers(app, framework, accept).await;
+                accept_offers(app, principal, framework, accept).await;
             }
         }
         CallType::Decline => {
@@ -569,7 +633,12 @@ fn tell(
     }
 }
 
-async fn accept_offers(app: &Arc<App>, framework: &str, accept: berth_mesos::scheduler::Accept) {
+async fn accept_offers(
+    app: &Arc<App>,
+    principal: &Principal,
+    framework: &str,
+    accept: berth_mesos::scheduler::Accept,
+) {
     let refuse = accept.filters.as_ref().map_or(DEFAULT_REFUSE, |f| {
         Duration::from_secs_f64(f.refuse_seconds())
     });
@@ -651,7 +720,7 @@ async fn accept_offers(app: &Arc<App>, framework: &str, accept: berth_mesos::sch
                 continue;
             }
         };
-        match launch_task(app, &fw, &family, info, &needs, &instance).await {
+        match launch_task(app, principal, &fw, &family, info, &needs, &instance).await {
             Ok(t) => tasks.push(t),
             Err(why) => tell(
                 app,
@@ -700,6 +769,7 @@ async fn accept_offers(app: &Arc<App>, framework: &str, accept: berth_mesos::sch
 /// framework's family is reused), on the offers' instance, with the ports it asked for.
 async fn launch_task(
     app: &App,
+    principal: &Principal,
     fw: &Framework,
     family: &str,
     info: &v1::TaskInfo,
@@ -709,6 +779,20 @@ async fn launch_task(
     let request = translate::definition(family, info, needs);
     let valid =
         berth_model::validate::task_definition::register(&request).map_err(|e| e.to_string())?;
+    // A command task is a host process, a privileged container is root on the host: the
+    // framework's principal needs the same permissions an ECS caller would.
+    let region = ArnContext::new(DEFAULT_REGION, app.config.account_id.clone());
+    for privilege in berth_model::privileges::privileges(&valid.spec) {
+        principal
+            .authorize(&region, privilege.action(), &[], Some(&fw.cluster))
+            .map_err(|_| {
+                format!(
+                    "launching this task needs the {} permission ({}), which the framework's principal does not have",
+                    privilege.action(),
+                    privilege.describe()
+                )
+            })?;
+    }
     let _registering = app.mesos.registering.lock().await;
     let state = app.node.state();
     let existing = state
@@ -722,12 +806,15 @@ async fn launch_task(
         None => {
             let written = app
                 .node
-                .write(RegisterTaskDefinition {
-                    family: family.into(),
-                    spec: Arc::new(valid.spec),
-                    requirements: valid.requirements,
-                    tags: Vec::new(),
-                })
+                .write_by(
+                    &principal.actor(),
+                    RegisterTaskDefinition {
+                        family: family.into(),
+                        spec: Arc::new(valid.spec),
+                        requirements: valid.requirements,
+                        tags: Vec::new(),
+                    },
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             written.result.map_err(|e| e.to_string())?
@@ -842,7 +929,7 @@ impl MesosLoop {
                     _ = tick.tick() => {}
                     _ = app.stopping() => return,
                 }
-                if app.node.raft().current_leader().await != Some(app.node.id()) {
+                if !app.node.is_leader() {
                     leading_since = None;
                     continue;
                 }

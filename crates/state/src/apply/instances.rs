@@ -106,6 +106,7 @@ impl Apply for RegisterContainerInstance {
             attributes,
             version_info,
             tags,
+            agent_endpoint,
         } = self;
         state.active_cluster(cluster)?;
         if custom_count(attributes) > MAX_CUSTOM_ATTRIBUTES {
@@ -148,6 +149,9 @@ impl Apply for RegisterContainerInstance {
                     } else {
                         tags.to_vec()
                     },
+                    agent_endpoint: agent_endpoint
+                        .clone()
+                        .or_else(|| old.agent_endpoint.clone()),
                     ..(**old).clone()
                 }
             }
@@ -177,6 +181,7 @@ impl Apply for RegisterContainerInstance {
                 deregistered_at: None,
                 tags: tags.to_vec(),
                 version: 0,
+                agent_endpoint: agent_endpoint.clone(),
             },
         };
         let new = state.put_instance(at, old.as_ref(), new);

@@ -73,15 +73,24 @@ impl Apply for SubscribeFramework {
         if f.id.is_empty() || f.name.is_empty() {
             return Err(Error::invalid("A framework needs an id and a name"));
         }
-        let registered_at = match state.frameworks.get(&f.id) {
+        let actor = state.actor.as_deref().map(str::to_owned);
+        let (registered_at, owner) = match state.frameworks.get(&f.id) {
             Some(old) if old.cluster != f.cluster => {
                 return Err(Error::invalid(format!(
                     "Framework {} is subscribed to cluster {}, not {}",
                     f.id, old.cluster, f.cluster
                 )));
             }
-            Some(old) => old.registered_at,
-            None => at,
+            // A framework belongs to the principal that registered it: nobody else may take
+            // it over by subscribing with its id.
+            Some(old) if old.owner.is_some() && old.owner != actor => {
+                return Err(Error::Conflict(format!(
+                    "Framework {} is registered by another principal",
+                    f.id
+                )));
+            }
+            Some(old) => (old.registered_at, old.owner.clone().or(actor)),
+            None => (at, actor),
         };
         let stored = state.store_framework(
             at,
@@ -89,6 +98,7 @@ impl Apply for SubscribeFramework {
                 connected: true,
                 disconnected_at: None,
                 registered_at,
+                owner,
                 ..f.clone()
             },
         );

@@ -10,6 +10,7 @@
 //! and returns an [`Error`] — never half of one. Each handler checks everything first and
 //! writes last, so an early return leaves the state untouched.
 
+mod credentials;
 mod instances;
 mod mesos;
 mod services;
@@ -40,6 +41,7 @@ impl State {
     /// Applies one command as part of log entry `index`.
     pub fn apply(&mut self, index: u64, stamped: &Stamped) -> CommandResult {
         self.index = self.index.max(index);
+        self.actor = stamped.by.as_deref().map(Arc::from);
         let at = stamped.at;
         match &stamped.command {
             Command::CreateCluster(c) => self.run(c, at),
@@ -69,6 +71,9 @@ impl State {
             Command::TagResource(c) => self.run(c, at),
             Command::UntagResource(c) => self.run(c, at),
             Command::Expire(c) => self.run(c, at),
+            Command::Bootstrap(c) => self.run(c, at),
+            Command::CreateCredential(c) => self.run(c, at),
+            Command::DeleteCredential(c) => self.run(c, at),
         }
     }
 
@@ -369,6 +374,7 @@ impl Apply for Expire {
         state
             .client_tokens
             .retain(|_, record| record.at >= stopped_before);
+        state.expire_credentials(inactive_before);
         Ok(())
     }
 }

@@ -78,7 +78,11 @@ impl Apply for CreateService {
             ));
         }
         state.deployments_runnable(service)?;
-        let stored = state.store_service(at, service);
+        let service = Arc::new(Service {
+            created_by: state.actor.as_deref().map(str::to_owned),
+            ..(**service).clone()
+        });
+        let stored = state.store_service(at, &service);
         Ok(stored)
     }
 }

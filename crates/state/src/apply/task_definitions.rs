@@ -74,6 +74,7 @@ impl Apply for RegisterTaskDefinition {
                 delete_requested_at: None,
                 tags: tags.to_vec(),
                 version: 0,
+                registered_by: state.actor.as_deref().map(str::to_owned),
             },
         );
         Ok(t)

@@ -33,6 +33,7 @@ fn framework(id: &str, cluster: &str) -> Framework {
         disconnected_at: None,
         registered_at: Millis(0),
         version: 0,
+        owner: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn service(cluster: &str, name: &str) -> Service {
         deleted_at: None,
         request_digest: 7,
         version: 0,
+        created_by: None,
     }
 }
 

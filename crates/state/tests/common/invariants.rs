@@ -23,6 +23,7 @@ pub struct Primary {
     pub services: Vec<berth_model::service::Service>,
     pub frameworks: Vec<berth_model::mesos::Framework>,
     pub offers: Vec<berth_model::mesos::Offer>,
+    pub credentials: Vec<berth_model::credential::Credential>,
     pub client_tokens: Vec<(Name, String)>,
     pub history: Vec<(EntityKey, Vec<Version>)>,
     pub changes: Vec<(u64, EntityKey)>,
@@ -44,6 +45,7 @@ impl Primary {
             services: serde_json::from_value(field("services")).unwrap(),
             frameworks: serde_json::from_value(field("frameworks")).unwrap(),
             offers: serde_json::from_value(field("offers")).unwrap(),
+            credentials: serde_json::from_value(field("credentials")).unwrap(),
             client_tokens: tokens.into_iter().map(|(c, t, _)| (c, t)).collect(),
             history: serde_json::from_value(field("history")).unwrap(),
             changes: serde_json::from_value(field("changes")).unwrap(),
@@ -614,6 +616,12 @@ fn entities(p: &Primary) -> BTreeMap<EntityKey, berth_state::Entity> {
     for o in &p.offers {
         out.insert(EntityKey::Offer(o.id), Entity::Offer(Arc::new(o.clone())));
     }
+    for c in &p.credentials {
+        out.insert(
+            EntityKey::Credential(c.access_key_id.clone()),
+            Entity::Credential(Arc::new(c.clone())),
+        );
+    }
     out
 }
 
@@ -627,6 +635,7 @@ fn entity_version(e: &berth_state::Entity) -> u64 {
         Entity::Service(s) => s.version,
         Entity::Framework(f) => f.version,
         Entity::Offer(o) => o.version,
+        Entity::Credential(c) => c.version,
     }
 }
 

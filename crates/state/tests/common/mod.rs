@@ -63,6 +63,7 @@ impl World {
             &Stamped {
                 at: self.now,
                 command: command.into(),
+                by: None,
             },
         );
         check(&self.state);
@@ -80,6 +81,7 @@ impl World {
             &Stamped {
                 at: self.now,
                 command: command.into(),
+                by: None,
             },
         )
     }
@@ -362,6 +364,7 @@ impl InstanceBuilder {
             attributes: self.attributes,
             version_info: self.version_info,
             tags: self.tags,
+            agent_endpoint: None,
         }
     }
 }

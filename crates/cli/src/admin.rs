@@ -1,0 +1,290 @@
+//! The operator's commands that berth's native API serves: credentials, join tokens and task
+//! logs. Each is a signed request (the admin credential file berth wrote at bootstrap, or any
+//! AWS credentials in the environment) and prints the server's JSON answer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use berth_auth::SecretKey;
+use berth_client::{Client, Credentials, Transport, Trust, credentials_file};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+/// How a command reaches the server and signs.
+#[derive(Args)]
+pub struct Connection {
+    /// The server's endpoint.
+    #[arg(long, env = "BERTH_ENDPOINT", default_value = "http://127.0.0.1:8642")]
+    endpoint: String,
+    /// An AWS shared credentials file. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY win when
+    /// both are set.
+    #[arg(
+        long,
+        env = "AWS_SHARED_CREDENTIALS_FILE",
+        default_value = "./berth-data/admin.credentials"
+    )]
+    credentials_file: PathBuf,
+    /// The profile to read from the credentials file.
+    #[arg(long, env = "AWS_PROFILE", default_value = "default")]
+    profile: String,
+    /// CA certificate(s) (PEM) to trust for an https:// endpoint (berth writes
+    /// <data-dir>/ca.pem).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+}
+
+impl Connection {
+    fn client(&self) -> Result<Client> {
+        let credentials = match (
+            std::env::var("AWS_ACCESS_KEY_ID"),
+            std::env::var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Credentials {
+                access_key_id: id,
+                secret: SecretKey::new(secret),
+            },
+            _ => credentials_file::read(&self.credentials_file, &self.profile)?,
+        };
+        let trust = match &self.ca_bundle {
+            Some(path) => Trust::from_pem(
+                &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            )?,
+            None => Trust::PlainHttp,
+        };
+        Ok(Client::new(
+            Transport::new(&trust)?,
+            &self.endpoint,
+            &credentials,
+            "us-east-1",
+            "berth",
+        ))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CredentialCmd {
+    /// Create a credential; its secret is shown this once.
+    Create {
+        /// The principal's name (letters, digits and +=,.@_-).
+        #[arg(long)]
+        name: String,
+        /// admin, read-only, framework or operator:CLUSTER.
+        #[arg(long, conflicts_with = "policy_file")]
+        role: Option<String>,
+        /// An IAM-style policy document (JSON) instead of a role.
+        #[arg(long)]
+        policy_file: Option<PathBuf>,
+        /// Write the credential as an AWS shared credentials file here (0600) too.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List credentials (never their secrets).
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete a credential: requests signed with it are refused from now on.
+    Delete {
+        access_key_id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JoinTokenCmd {
+    /// Create a join token for agents (or, with --server, for servers).
+    Create {
+        /// Agents may join this cluster only.
+        #[arg(long, conflicts_with = "server")]
+        cluster: Option<String>,
+        /// How long the token stays valid, in seconds (0: until deleted).
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+        /// A token for a new server joining the cluster.
+        #[arg(long)]
+        server: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List join tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete a join token.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// `berth logs`: a task's container output.
+#[derive(Args)]
+pub struct LogsArgs {
+    /// The task's id or ARN.
+    task: String,
+    /// The container (needed when the task has several).
+    #[arg(long)]
+    container: Option<String>,
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// Keep printing as the container writes.
+    #[arg(long, short)]
+    follow: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+async fn call(client: &Client, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+    let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    let answer = client
+        .send(
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body,
+            Duration::from_secs(30),
+        )
+        .await?;
+    let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    if answer.status >= 300 {
+        let kind = value["__type"].as_str().unwrap_or("error");
+        let message = value["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(&answer.body).into_owned());
+        bail!("{kind}: {message}");
+    }
+    Ok(value)
+}
+
+fn print(value: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Percent-encodes one path segment.
+fn segment(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub async fn credential(cmd: CredentialCmd) -> Result<()> {
+    match cmd {
+        CredentialCmd::Create {
+            name,
+            role,
+            policy_file,
+            output,
+            connection,
+        } => {
+            let mut body = json!({ "name": name });
+            if let Some(role) = role {
+                body["role"] = role.into();
+            }
+            if let Some(path) = policy_file {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                body["policy"] = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?;
+            }
+            let created =
+                call(&connection.client()?, "POST", "/v1/credentials", Some(body)).await?;
+            if let Some(path) = output {
+                let credentials = Credentials {
+                    access_key_id: created["accessKeyId"].as_str().unwrap_or_default().into(),
+                    secret: SecretKey::new(created["secretAccessKey"].as_str().unwrap_or_default()),
+                };
+                berth_server::bootstrap::write_private(
+                    &path,
+                    credentials_file::render("default", &credentials).as_bytes(),
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print(&created)
+        }
+        CredentialCmd::List { connection } => {
+            print(&call(&connection.client()?, "GET", "/v1/credentials", None).await?)
+        }
+        CredentialCmd::Delete {
+            access_key_id,
+            connection,
+        } => {
+            let path = format!("/v1/credentials/{}", segment(&access_key_id));
+            print(&call(&connection.client()?, "DELETE", &path, None).await?)
+        }
+    }
+}
+
+pub async fn join_token(cmd: JoinTokenCmd) -> Result<()> {
+    match cmd {
+        JoinTokenCmd::Create {
+            cluster,
+            ttl,
+            server,
+            connection,
+        } => {
+            let mut body = json!({ "ttlSeconds": ttl, "server": server });
+            if let Some(cluster) = cluster {
+                body["cluster"] = cluster.into();
+            }
+            print(&call(&connection.client()?, "POST", "/v1/join-tokens", Some(body)).await?)
+        }
+        JoinTokenCmd::List { connection } => {
+            print(&call(&connection.client()?, "GET", "/v1/join-tokens", None).await?)
+        }
+        JoinTokenCmd::Delete { id, connection } => {
+            let path = format!("/v1/join-tokens/{}", segment(&id));
+            print(&call(&connection.client()?, "DELETE", &path, None).await?)
+        }
+    }
+}
+
+pub async fn logs(args: LogsArgs) -> Result<()> {
+    use std::io::Write;
+    let client = args.connection.client()?;
+    let mut path = format!(
+        "/v1/tasks/{}/logs?cluster={}&follow={}",
+        segment(&args.task),
+        segment(&args.cluster),
+        args.follow
+    );
+    if let Some(c) = &args.container {
+        path.push_str(&format!("&container={}", segment(c)));
+    }
+    let response = client.stream("GET", &path).await?;
+    let status = response.status();
+    let mut body = response.into_body();
+    let mut out = std::io::stdout().lock();
+    let mut error = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.context("reading the log stream")?;
+        if let Some(data) = frame.data_ref() {
+            if status.is_success() {
+                out.write_all(data)?;
+                out.flush()?;
+            } else {
+                error.extend_from_slice(data);
+            }
+        }
+    }
+    if !status.is_success() {
+        bail!("{status}: {}", String::from_utf8_lossy(&error));
+    }
+    Ok(())
+}

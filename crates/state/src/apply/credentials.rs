@@ -1,0 +1,150 @@
+//! Credentials and join tokens: made, removed, and forgotten once useless.
+
+use std::sync::Arc;
+
+use berth_model::command::{Bootstrap, CreateCredential, DeleteCredential};
+use berth_model::credential::{Credential, CredentialKind, valid_principal_name};
+use berth_model::{Error, Millis};
+
+use super::Apply;
+use crate::{Entity, EntityKey, State};
+
+impl State {
+    /// A credential by access key id.
+    pub fn credential(&self, access_key_id: &str) -> Option<&Arc<Credential>> {
+        self.credentials.get(access_key_id)
+    }
+
+    /// Every credential and join token, by access key id.
+    pub fn credentials(&self) -> impl Iterator<Item = &Arc<Credential>> {
+        self.credentials.values()
+    }
+
+    /// The bootstrap admin credential, once bootstrapped and while it exists.
+    pub fn bootstrap_admin(&self) -> Option<&Arc<Credential>> {
+        self.bootstrapped
+            .as_deref()
+            .and_then(|id| self.credentials.get(id))
+    }
+
+    /// Whether the cluster has been bootstrapped (its first admin made).
+    pub fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped.is_some()
+    }
+
+    fn store_credential(&mut self, at: Millis, credential: &Credential) -> Arc<Credential> {
+        let stored = Arc::new(Credential {
+            version: self.index,
+            ..credential.clone()
+        });
+        self.credentials
+            .insert(stored.access_key_id.clone(), stored.clone());
+        self.record(
+            EntityKey::Credential(stored.access_key_id.clone()),
+            at,
+            Some(Entity::Credential(stored.clone())),
+        );
+        stored
+    }
+
+    fn check_new_credential(&self, credential: &Credential) -> Result<(), Error> {
+        let id = &credential.access_key_id;
+        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::invalid(
+                "An access key id is 1 to 128 letters and digits",
+            ));
+        }
+        if !valid_principal_name(&credential.name)
+            && !matches!(credential.kind, CredentialKind::Agent { .. })
+        {
+            return Err(Error::invalid(format!(
+                "'{}' is not a principal name",
+                credential.name.chars().take(64).collect::<String>()
+            )));
+        }
+        if self.credentials.contains_key(id) {
+            return Err(Error::Conflict(format!("The access key id {id} is taken")));
+        }
+        credential
+            .policy
+            .check()
+            .map_err(|e| Error::invalid(e.to_string()))
+    }
+
+    /// Forgets join tokens that expired before `before`, and agents' credentials whose
+    /// container instance has been forgotten.
+    pub(crate) fn expire_credentials(&mut self, before: Millis) {
+        let gone: Vec<String> = self
+            .credentials
+            .values()
+            .filter(|c| match &c.kind {
+                CredentialKind::Agent { instance, .. } => {
+                    !self.instances.contains_key(instance) && c.created_at < before
+                }
+                CredentialKind::AgentJoinToken { .. } | CredentialKind::ServerJoinToken => {
+                    c.expires_at.is_some_and(|e| e < before)
+                }
+                CredentialKind::User => false,
+            })
+            .map(|c| c.access_key_id.clone())
+            .collect();
+        for id in gone {
+            self.credentials.remove(&id);
+            self.forget(&EntityKey::Credential(id));
+        }
+    }
+}
+
+impl Apply for Bootstrap {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Credential>, Error> {
+        if state.bootstrapped.is_some() {
+            return Err(Error::Conflict(
+                "The cluster has been bootstrapped already".into(),
+            ));
+        }
+        if self.admin.kind != CredentialKind::User {
+            return Err(Error::invalid("The bootstrap credential must be a user's"));
+        }
+        state.check_new_credential(&self.admin)?;
+        let stored = state.store_credential(at, &self.admin);
+        state.bootstrapped = Some(stored.access_key_id.clone());
+        Ok(stored)
+    }
+}
+
+impl Apply for CreateCredential {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Credential>, Error> {
+        state.check_new_credential(&self.credential)?;
+        if let CredentialKind::Agent { cluster, instance } = &self.credential.kind {
+            state.active_cluster(cluster)?;
+            // One credential per instance, and never one for an instance that exists already:
+            // an agent's key is made with its instance id, before it registers.
+            let taken = state.instances.contains_key(instance)
+                || state.credentials.values().any(|c| {
+                    matches!(&c.kind, CredentialKind::Agent { instance: i, .. } if i == instance)
+                });
+            if taken {
+                return Err(Error::Conflict(format!(
+                    "Container instance id {instance} already has a credential"
+                )));
+            }
+        }
+        Ok(state.store_credential(at, &self.credential))
+    }
+}
+
+impl Apply for DeleteCredential {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Credential>, Error> {
+        let removed = state
+            .credentials
+            .remove(&self.access_key_id)
+            .ok_or_else(|| {
+                Error::ResourceNotFound(format!(
+                    "No credential has the access key id {}",
+                    self.access_key_id.chars().take(128).collect::<String>()
+                ))
+            })?;
+        state.record(EntityKey::Credential(self.access_key_id.clone()), at, None);
+        Ok(removed)
+    }
+}
