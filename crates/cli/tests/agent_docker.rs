@@ -498,15 +498,11 @@ async fn a_web_container_answers_on_its_dynamic_host_port_and_its_logs_are_serve
 
     // Followed, the stream delivers what was written and stays open.
     let path = format!(
-        "{}/v1/tasks/{}/logs?cluster={}&container=web&follow=true",
-        env.server.endpoint,
+        "/v1/tasks/{}/logs?cluster={}&container=web&follow=true",
         id_of(&task),
         env.cluster
     );
-    let response = common::http()
-        .get(path.parse().unwrap())
-        .await
-        .expect("GET logs?follow=true");
+    let response = common::stream_get(&env.server.endpoint, &path).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let mut seen = String::new();

@@ -1,12 +1,13 @@
-//! The server's side of the agent protocol, driven by hand (no agent process, no Docker): the
-//! assignment long-poll and its answers, heartbeats and the connected → disconnected → lost
-//! transitions, health reports, and the logs endpoint's errors.
+//! The server's side of the agent protocol, driven by hand (no agent process, no Docker): an
+//! agent joined with a token and signing with its own credential, the assignment long-poll and
+//! its answers, heartbeats and the connected → disconnected → lost transitions, health
+//! reports, and the logs endpoint's errors.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Berth, ecs_op, raw};
+use common::{Berth, HandAgent, ecs_op, raw};
 use serde_json::{Value, json};
 
 /// Calls an ECS operation and returns its JSON answer, failing on an error answer.
@@ -16,8 +17,9 @@ async fn ok(b: &Berth, op: &str, body: Value) -> Value {
     r.json()
 }
 
-/// A cluster `c` with one instance (ARN returned) and a task definition `app`.
-async fn setup(b: &Berth) -> String {
+/// A cluster `c` with one instance, joined and registered by its agent, and a task definition
+/// `app`. The agent's log endpoint (port 9, discard) answers nothing.
+async fn setup(b: &Berth) -> HandAgent {
     ok(b, "CreateCluster", json!({"clusterName": "c"})).await;
     ok(
         b,
@@ -28,19 +30,7 @@ async fn setup(b: &Berth) -> String {
         ]}),
     )
     .await;
-    let r = ok(
-        b,
-        "RegisterContainerInstance",
-        json!({"cluster": "c", "totalResources": [
-            {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
-            {"name": "MEMORY", "type": "INTEGER", "integerValue": 2048}
-        ], "attributes": [{"name": "berth.agent-endpoint", "value": "http://127.0.0.1:9"}]}),
-    )
-    .await;
-    r["containerInstance"]["containerInstanceArn"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    HandAgent::join(&b.endpoint, "c", "http://127.0.0.1:9").await
 }
 
 async fn run(b: &Berth) -> String {
@@ -58,12 +48,13 @@ fn encode(s: &str) -> String {
     s.replace(':', "%3A").replace('/', "%2F")
 }
 
-async fn poll(b: &Berth, instance: &str, since: u64, wait: u64) -> (u16, Value) {
+/// A poll for `instance`, signed with `agent`'s credential.
+async fn poll(b: &Berth, agent: &HandAgent, instance: &str, since: u64, wait: u64) -> (u16, Value) {
     let path = format!(
         "/v1/agent/poll?cluster=c&instance={}&since={since}&wait={wait}",
         encode(instance)
     );
-    let r = raw(&b.endpoint, "GET", &path, &[], b"").await;
+    let r = agent.call(&b.endpoint, "GET", &path, b"").await;
     (r.status, r.json())
 }
 
@@ -98,9 +89,10 @@ where
 #[tokio::test]
 async fn the_poll_answers_assignments_and_wakes_on_change() {
     let b = Berth::start();
-    let inst = setup(&b).await;
+    let agent = setup(&b).await;
+    let inst = agent.instance_arn.clone();
 
-    let (status, first) = poll(&b, &inst, 0, 0).await;
+    let (status, first) = poll(&b, &agent, &inst, 0, 0).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["instanceStatus"], "ACTIVE");
     assert_eq!(first["tasks"], json!([]));
@@ -108,7 +100,7 @@ async fn the_poll_answers_assignments_and_wakes_on_change() {
 
     // Nothing changed: the poll waits its full time.
     let t = Instant::now();
-    let (_, idle) = poll(&b, &inst, since, 1).await;
+    let (_, idle) = poll(&b, &agent, &inst, since, 1).await;
     assert!(
         t.elapsed() >= Duration::from_millis(900),
         "{:?}",
@@ -120,13 +112,17 @@ async fn the_poll_answers_assignments_and_wakes_on_change() {
     let waiting = {
         let endpoint = b.endpoint.clone();
         let inst = inst.clone();
+        let agent = HandAgent {
+            instance_arn: inst.clone(),
+            credentials: agent.credentials.clone(),
+        };
         tokio::spawn(async move {
             let t = Instant::now();
             let path = format!(
                 "/v1/agent/poll?cluster=c&instance={}&since={since}&wait=30",
                 encode(&inst)
             );
-            let r = raw(&endpoint, "GET", &path, &[], b"").await;
+            let r = agent.call(&endpoint, "GET", &path, b"").await;
             (t.elapsed(), r.json())
         })
     };
@@ -156,59 +152,77 @@ async fn the_poll_answers_assignments_and_wakes_on_change() {
 
     // StopTask: the next poll carries desiredStatus STOPPED.
     ok(&b, "StopTask", json!({"cluster": "c", "task": arn})).await;
-    let (_, stopping) = poll(&b, &inst, since, 10).await;
+    let (_, stopping) = poll(&b, &agent, &inst, since, 10).await;
     assert_eq!(stopping["tasks"][0]["desiredStatus"], "STOPPED");
 
     // Once the agent reports it STOPPED, it is no longer assigned.
-    ok(
-        &b,
-        "SubmitTaskStateChange",
-        json!({"cluster": "c", "task": arn, "status": "STOPPED"}),
-    )
-    .await;
-    let (_, done) = poll(&b, &inst, 0, 0).await;
+    let r = agent
+        .ecs(
+            &b.endpoint,
+            "SubmitTaskStateChange",
+            json!({"cluster": "c", "task": arn, "status": "STOPPED"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (_, done) = poll(&b, &agent, &inst, 0, 0).await;
     assert_eq!(done["tasks"], json!([]));
 }
 
 #[tokio::test]
 async fn bad_polls_are_refused_plainly() {
     let b = Berth::start();
-    let inst = setup(&b).await;
+    let agent = setup(&b).await;
+    let inst = agent.instance_arn.clone();
+    // Another instance than its own: refused (an agent polls for itself only).
     let unknown = inst.replace(
         inst.rsplit('/').next().unwrap(),
         "0123456789abcdef0123456789abcdef",
     );
-    let (status, body) = poll(&b, &unknown, 0, 0).await;
-    assert_eq!(status, 404, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("not registered"));
+    let (status, body) = poll(&b, &agent, &unknown, 0, 0).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["__type"], "AccessDeniedException");
 
-    let r = raw(&b.endpoint, "GET", "/v1/agent/poll?cluster=c", &[], b"").await;
+    let r = agent
+        .call(&b.endpoint, "GET", "/v1/agent/poll?cluster=c", b"")
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.json()["message"].as_str().unwrap().contains("instance"));
-    let r = raw(
-        &b.endpoint,
-        "GET",
-        "/v1/agent/poll?cluster=c&instance=nope&since=x",
-        &[],
-        b"",
-    )
-    .await;
+    let r = agent
+        .call(
+            &b.endpoint,
+            "GET",
+            "/v1/agent/poll?cluster=c&instance=nope&since=x",
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 400);
 
-    // An instance of another cluster is not this cluster's.
+    // Its own instance in another cluster's name: refused too.
     ok(&b, "CreateCluster", json!({"clusterName": "other"})).await;
     let path = format!(
         "/v1/agent/poll?cluster=other&instance={}",
         encode(inst.rsplit('/').next().unwrap())
     );
-    let r = raw(&b.endpoint, "GET", &path, &[], b"").await;
-    assert_eq!(r.status, 404);
+    let r = agent.call(&b.endpoint, "GET", &path, b"").await;
+    assert_eq!(r.status, 403);
+
+    // Its own instance once deregistered: the poll says so (the agent stops).
+    ok(
+        &b,
+        "DeregisterContainerInstance",
+        json!({"cluster": "c", "containerInstance": inst, "force": true}),
+    )
+    .await;
+    let (status, body) = poll(&b, &agent, &inst, 0, 0).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["instanceStatus"], "INACTIVE");
 }
 
 #[tokio::test]
 async fn a_silent_agent_is_disconnected_then_lost() {
     let b = Berth::start_with(&["--agent-heartbeat-timeout", "1", "--agent-lost-after", "2"]);
-    let inst = setup(&b).await;
+    let agent = setup(&b).await;
+    let inst = agent.instance_arn.clone();
     let arn = run(&b).await;
     ok(
         &b,
@@ -232,7 +246,7 @@ async fn a_silent_agent_is_disconnected_then_lost() {
     assert_eq!(task(&b, &arn).await["lastStatus"], "RUNNING");
 
     // Heard from again before the grace period ends: connected, tasks untouched.
-    let (status, _) = poll(&b, &inst, 0, 0).await;
+    let (status, _) = poll(&b, &agent, &inst, 0, 0).await;
     assert_eq!(status, 200);
     assert_eq!(instance(&b, &inst).await["agentConnected"], true);
     assert_eq!(task(&b, &arn).await["lastStatus"], "RUNNING");
@@ -256,11 +270,12 @@ async fn a_silent_agent_is_disconnected_then_lost() {
 #[tokio::test]
 async fn polling_keeps_an_agent_connected() {
     let b = Berth::start_with(&["--agent-heartbeat-timeout", "2", "--agent-lost-after", "1"]);
-    let inst = setup(&b).await;
+    let agent = setup(&b).await;
+    let inst = agent.instance_arn.clone();
     let arn = run(&b).await;
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
-        let (status, _) = poll(&b, &inst, u64::MAX, 1).await;
+        let (status, _) = poll(&b, &agent, &inst, u64::MAX, 1).await;
         assert_eq!(status, 200);
         assert_eq!(instance(&b, &inst).await["agentConnected"], true);
     }
@@ -270,7 +285,7 @@ async fn polling_keeps_an_agent_connected() {
 #[tokio::test]
 async fn health_reports_reach_the_task() {
     let b = Berth::start();
-    setup(&b).await;
+    let agent = setup(&b).await;
     let arn = run(&b).await;
     let report = |container: &str, health: &str| {
         json!({"cluster": "c", "task": arn, "containers": [
@@ -280,15 +295,11 @@ async fn health_reports_reach_the_task() {
     };
     let post = |body: String| {
         let endpoint = b.endpoint.clone();
+        let agent = &agent;
         async move {
-            raw(
-                &endpoint,
-                "POST",
-                "/v1/agent/health",
-                &[("content-type", "application/json")],
-                body.as_bytes(),
-            )
-            .await
+            agent
+                .call(&endpoint, "POST", "/v1/agent/health", body.as_bytes())
+                .await
         }
     };
     assert_eq!(post(report("web", "HEALTHY")).await.status, 204);
@@ -316,7 +327,7 @@ async fn health_reports_reach_the_task() {
 #[tokio::test]
 async fn the_logs_endpoint_explains_what_it_cannot_do() {
     let b = Berth::start();
-    setup(&b).await;
+    let _agent = setup(&b).await;
     let arn = run(&b).await;
     let id = arn.rsplit('/').next().unwrap();
     let get = |path: String| {

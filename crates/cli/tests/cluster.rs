@@ -17,8 +17,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `n` servers that list each other as the initial voters.
+/// Starts `n` servers that list each other as the initial voters and share one cluster secret.
 fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
+    let secret = root.join("cluster.secret");
+    std::fs::write(
+        &secret,
+        berth_auth::ClusterSecret::from_random(*b"berth cluster test secret bytes!").render(),
+    )
+    .unwrap();
     let addrs: Vec<String> = (0..n)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
@@ -33,7 +39,12 @@ fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
         .map(|i| {
             let dir = root.join(format!("node{}", i + 1));
             let listen = addrs[i as usize].clone();
-            let mut args = vec!["--node-id".to_owned(), (i + 1).to_string()];
+            let mut args = vec![
+                "--node-id".to_owned(),
+                (i + 1).to_string(),
+                "--cluster-secret-file".to_owned(),
+                secret.display().to_string(),
+            ];
             for p in &peers {
                 args.push("--peer".into());
                 args.push(p.clone());

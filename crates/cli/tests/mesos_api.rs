@@ -19,6 +19,20 @@ use serde_json::{Value, json};
 
 const PATH: &str = "/api/v1/scheduler";
 
+/// HTTP Basic credentials, as a Mesos framework sends its principal and secret.
+fn basic(credentials: &berth_client::Credentials) -> String {
+    use base64::Engine;
+    let pair = format!(
+        "{}:{}",
+        credentials.access_key_id,
+        credentials.secret.expose()
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// A subscribed framework: its id, stream id, and the events read so far. Dropping it closes
 /// its event stream, as a framework process that dies does.
 struct Framework {
@@ -52,6 +66,7 @@ impl Framework {
             .method("POST")
             .uri(format!("{endpoint}{PATH}"))
             .header("content-type", "application/json")
+            .header("authorization", basic(&common::admin(endpoint)))
             .body(Full::new(Bytes::from(body.to_string())))
             .unwrap();
         let resp = http().request(req).await.expect("subscribe");
@@ -731,6 +746,7 @@ async fn a_second_listener_and_another_cluster() {
     assert_eq!(r.status, 200);
     let _agent = AgentProcess::start(&b.endpoint, "frameworks", &["--runtime", "hollow"]);
     let mesos = format!("http://{listen}");
+    b.also_at(&mesos);
     let r = raw(&mesos, "GET", "/version", &[], b"").await;
     assert_eq!(r.json()["version"], "1.11.0");
     let mut f = Framework::subscribe(&mesos, "elsewhere").await;
@@ -802,7 +818,7 @@ async fn a_docker_task_runs_in_a_container_with_its_port() {
     f.update("web", "TASK_RUNNING").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = raw(
+        let r = common::raw_unsigned(
             &format!("http://127.0.0.1:{port}"),
             "GET",
             "/index.html",

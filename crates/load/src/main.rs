@@ -6,9 +6,11 @@
 //!  phase: C clients, each one keep-alive HTTP/1.1 connection, request → wait → next request
 //!         warm-up W s (not counted), then D s measured: count, errors, req/s, p50/p90/p99/max
 //! ```
-//! Requests are raw AWS JSON 1.1 over hyper (a SigV4-shaped Authorization header carries the
-//! region; berth does not verify signatures yet), so the client costs little CPU next to the
-//! server it measures.
+//! Requests are raw AWS JSON 1.1 over hyper, each SigV4-signed with `--credentials-file` (the
+//! server's `<data-dir>/admin.credentials`) as the AWS SDKs sign them; with `--ca-file` (the
+//! server's `<data-dir>/ca.pem`) they go over TLS. The client costs little CPU next to the
+//! server it measures; each phase reports how much (`cli cpu`, a share of one core), and with
+//! `--server-pid` the server's CPU in the same window (`srv cpu`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use berth_load::Conn;
+use berth_load::{Access, Conn, Endpoint, proc_stats};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
@@ -28,6 +30,8 @@ struct Args {
     /// The server's address (host:port).
     #[arg(long, default_value = "127.0.0.1:8642")]
     addr: SocketAddr,
+    #[command(flatten)]
+    access: Access,
     /// Concurrent clients (one connection each).
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -49,6 +53,10 @@ struct Args {
     /// Print results as JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// The server's pid, to report the CPU it used in each measured window (when it runs on
+    /// this machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -68,8 +76,8 @@ impl std::fmt::Display for Phase {
     }
 }
 
-async fn setup(addr: SocketAddr, instances: usize) -> Result<()> {
-    let mut c = Conn::open(addr).await?;
+async fn setup(endpoint: &Endpoint, instances: usize) -> Result<()> {
+    let mut c = Conn::open(endpoint).await?;
     c.call_json("CreateCluster", json!({"clusterName": "bench"}))
         .await?;
     c.call_json(
@@ -109,8 +117,8 @@ async fn setup(addr: SocketAddr, instances: usize) -> Result<()> {
 }
 
 /// Task ARNs for the read phase: run some tasks if the cluster has few.
-async fn sample_tasks(addr: SocketAddr, want: usize) -> Result<Vec<String>> {
-    let mut c = Conn::open(addr).await?;
+async fn sample_tasks(endpoint: &Endpoint, want: usize) -> Result<Vec<String>> {
+    let mut c = Conn::open(endpoint).await?;
     let mut arns: Vec<String> = Vec::new();
     let listed = c
         .call_json("ListTasks", json!({"cluster": "bench", "maxResults": 100}))
@@ -140,14 +148,14 @@ struct Outcome {
 }
 
 async fn client(
-    addr: SocketAddr,
+    endpoint: Endpoint,
     phase: Phase,
     tasks: Arc<Vec<String>>,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     seed: u64,
 ) -> Result<Outcome> {
-    let mut conn = Conn::open(addr).await?;
+    let mut conn = Conn::open(&endpoint).await?;
     let mut out = Outcome {
         histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         ok: 0,
@@ -199,7 +207,7 @@ async fn client(
             }
         }
         if failed {
-            conn = Conn::open(addr).await?;
+            conn = Conn::open(&endpoint).await?;
         }
     }
     Ok(out)
@@ -209,13 +217,18 @@ fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn run_phase(args: &Args, phase: Phase, tasks: Arc<Vec<String>>) -> Result<Value> {
+async fn run_phase(
+    args: &Args,
+    endpoint: &Endpoint,
+    phase: Phase,
+    tasks: Arc<Vec<String>>,
+) -> Result<Value> {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for i in 0..args.clients {
         handles.push(tokio::spawn(client(
-            args.addr,
+            endpoint.clone(),
             phase,
             tasks.clone(),
             measuring.clone(),
@@ -224,11 +237,20 @@ async fn run_phase(args: &Args, phase: Phase, tasks: Arc<Vec<String>>) -> Result
         )));
     }
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let cpu = || {
+        (
+            proc_stats(std::process::id()).map(|s| s.cpu_s),
+            args.server_pid.and_then(proc_stats).map(|s| s.cpu_s),
+        )
+    };
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let (client0, server0) = cpu();
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let (client1, server1) = cpu();
+    let used = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     stop.store(true, Ordering::Relaxed);
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut ok, mut errors, mut first_error) = (0, 0, None);
@@ -252,6 +274,8 @@ async fn run_phase(args: &Args, phase: Phase, tasks: Arc<Vec<String>>) -> Result
         "p99_ms": ms(0.99),
         "p999_ms": ms(0.999),
         "max_ms": histogram.max() as f64 / 1000.0,
+        "client_cpu_s": used(client0, client1),
+        "server_cpu_s": used(server0, server1),
         "first_error": first_error,
     }))
 }
@@ -263,25 +287,42 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        setup(args.addr, args.instances).await?;
+        let endpoint = args.access.endpoint(args.addr)?;
+        setup(&endpoint, args.instances).await?;
         let tasks = Arc::new(if args.phases.contains(&Phase::DescribeTasks) {
-            sample_tasks(args.addr, 1000).await?
+            sample_tasks(&endpoint, 1000).await?
         } else {
             Vec::new()
         });
         if !args.json {
             println!(
-                "{:<15} {:>7} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
-                "phase", "clients", "ok", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+                "{:<15} {:>7} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "phase",
+                "clients",
+                "ok",
+                "errors",
+                "req/s",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+                "cli cpu",
+                "srv cpu"
             );
         }
         for phase in &args.phases {
-            let r = run_phase(&args, *phase, tasks.clone()).await?;
+            let r = run_phase(&args, &endpoint, *phase, tasks.clone()).await?;
             if args.json {
                 println!("{r}");
             } else {
+                // CPU as a share of one core over the measured window.
+                let share = |key: &str| {
+                    r[key].as_f64().map_or("-".to_owned(), |s| {
+                        format!("{:.0}%", s / r["seconds"].as_f64().unwrap_or(1.0) * 100.0)
+                    })
+                };
                 println!(
-                    "{:<15} {:>7} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    "{:<15} {:>7} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>8}",
                     r["phase"].as_str().unwrap_or_default(),
                     r["clients"],
                     r["ok"],
@@ -291,6 +332,8 @@ fn main() -> Result<()> {
                     r["p90_ms"].as_f64().unwrap_or_default(),
                     r["p99_ms"].as_f64().unwrap_or_default(),
                     r["max_ms"].as_f64().unwrap_or_default(),
+                    share("client_cpu_s"),
+                    share("server_cpu_s"),
                 );
                 if let Some(e) = r["first_error"].as_str() {
                     println!("  first error: {e}");

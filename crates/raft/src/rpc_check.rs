@@ -35,12 +35,14 @@ fn refuse(message: impl Into<String>) -> RpcRefused {
     RpcRefused(message.into())
 }
 
-/// Who may take part: the current configuration's voters and learners.
+/// Who may take part: the current configuration's voters and learners. A node that has no
+/// configuration yet (a fresh server waiting to be contacted by the one that forms the group)
+/// hears from any peer: only servers holding the cluster secret reach this check at all.
 pub struct Members<'a>(pub &'a Membership<u64, BasicNode>);
 
 impl Members<'_> {
     fn contains(&self, id: u64) -> bool {
-        self.0.get_node(&id).is_some()
+        self.0.nodes().next().is_none() || self.0.get_node(&id).is_some()
     }
 }
 
@@ -234,6 +236,11 @@ mod tests {
         );
         assert!(check_vote(&vote(MAX_TERM, 2), &members).is_err());
         assert!(check_vote(&vote(5, 9), &members).is_err(), "not a member");
+        let fresh = Membership::new(vec![], BTreeMap::<u64, BasicNode>::new());
+        assert!(
+            check_vote(&vote(5, 9), &Members(&fresh)).is_ok(),
+            "a node without a configuration waits to be contacted"
+        );
         let ahead = VoteRequest {
             vote: Vote::new(5, 2),
             last_log_id: Some(log_id(6, 10)),

@@ -43,7 +43,7 @@ use crate::App;
 /// Access key ids of the servers themselves start with this (the node id follows).
 pub const PEER_KEY_PREFIX: &str = "BKPEER";
 /// How long a client has to send a request body.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest body of an ECS request.
 pub const MAX_ECS_BODY: usize = 2 * 1024 * 1024;
 /// Largest body of a native or Mesos request.

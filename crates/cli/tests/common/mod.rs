@@ -153,6 +153,14 @@ impl Berth {
         self.data_dir.join("admin.credentials")
     }
 
+    /// Makes the raw helpers sign for this server at `endpoint` too (a second listener).
+    pub fn also_at(&self, endpoint: &str) {
+        CREDENTIALS
+            .lock()
+            .expect("credentials registry")
+            .push((endpoint.to_owned(), self.credentials_file()));
+    }
+
     /// SIGKILL: no graceful shutdown, no flush.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -438,4 +446,122 @@ pub async fn ecs_raw(endpoint: &str, target: Option<&str>, body: &[u8]) -> RawRe
 pub async fn ecs_op(endpoint: &str, op: &str, body: &str) -> RawResponse {
     let target = format!("{TARGET_PREFIX}{op}");
     ecs_raw(endpoint, Some(&target), body.as_bytes()).await
+}
+
+// --- agents by hand -------------------------------------------------------------------------------
+
+/// A join token for agents of `cluster`, made through the native API as an admin.
+pub async fn join_token(endpoint: &str, cluster: &str) -> berth_auth::JoinToken {
+    let body = serde_json::json!({ "cluster": cluster }).to_string();
+    let r = raw(
+        endpoint,
+        "POST",
+        "/v1/join-tokens",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    berth_auth::JoinToken::parse(r.json()["token"].as_str().expect("token")).expect("a token")
+}
+
+/// The server side of an agent, played by hand: joined with a token, registered with its own
+/// credential (which every agent-protocol call of the test then signs with).
+pub struct HandAgent {
+    pub instance_arn: String,
+    pub credentials: berth_client::Credentials,
+}
+
+impl HandAgent {
+    /// Joins `cluster` and registers an instance with 2 vCPU and 2 GiB whose log endpoint is
+    /// `endpoint_attribute` (the agent's own address).
+    pub async fn join(endpoint: &str, cluster: &str, log_endpoint: &str) -> HandAgent {
+        let token = join_token(endpoint, cluster).await;
+        let token_credentials = berth_client::Credentials {
+            access_key_id: token.id.clone(),
+            secret: token.secret.clone(),
+        };
+        let body = serde_json::json!({ "cluster": cluster }).to_string();
+        let r = raw_as(
+            &token_credentials,
+            endpoint,
+            "POST",
+            "/v1/agent/join",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let joined = r.json();
+        let agent = HandAgent {
+            instance_arn: joined["containerInstanceArn"]
+                .as_str()
+                .expect("arn")
+                .to_owned(),
+            credentials: berth_client::Credentials {
+                access_key_id: joined["accessKeyId"].as_str().expect("id").to_owned(),
+                secret: berth_auth::SecretKey::new(
+                    joined["secretAccessKey"].as_str().expect("secret"),
+                ),
+            },
+        };
+        let r = agent
+            .ecs(
+                endpoint,
+                "RegisterContainerInstance",
+                serde_json::json!({"cluster": cluster, "containerInstanceArn": agent.instance_arn,
+                    "totalResources": [
+                        {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
+                        {"name": "MEMORY", "type": "INTEGER", "integerValue": 2048}
+                    ],
+                    "attributes": [{"name": "berth.agent-endpoint", "value": log_endpoint}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        agent
+    }
+
+    /// An ECS call signed with the agent's own credential.
+    pub async fn ecs(&self, endpoint: &str, op: &str, body: serde_json::Value) -> RawResponse {
+        let target = format!("{TARGET_PREFIX}{op}");
+        raw_as(
+            &self.credentials,
+            endpoint,
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", &target),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    /// A native call signed with the agent's own credential.
+    pub async fn call(&self, endpoint: &str, method: &str, path: &str, body: &[u8]) -> RawResponse {
+        raw_as(
+            &self.credentials,
+            endpoint,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+}
+
+/// `GET path` signed as the server's admin, answered as a stream (followed logs).
+pub async fn stream_get(endpoint: &str, path: &str) -> hyper::Response<hyper::body::Incoming> {
+    berth_client::Client::new(
+        berth_client::Transport::new(&berth_client::Trust::PlainHttp).expect("transport"),
+        endpoint,
+        &admin(endpoint),
+        "us-east-1",
+        "berth",
+    )
+    .stream("GET", path)
+    .await
+    .expect("a signed streaming GET")
 }

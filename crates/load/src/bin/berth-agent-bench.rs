@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use berth_load::Conn;
+use berth_load::{Access, Conn};
 use clap::Parser;
 use serde_json::json;
 
@@ -24,6 +24,8 @@ struct Args {
     /// The server's address (host:port).
     #[arg(long, default_value = "127.0.0.1:8642")]
     addr: SocketAddr,
+    #[command(flatten)]
+    access: Access,
     /// The cluster the agent joined.
     #[arg(long, default_value = "default")]
     cluster: String,
@@ -136,7 +138,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let mut c = Conn::open(args.addr).await?;
+    let mut c = Conn::open(&args.access.endpoint(args.addr)?).await?;
     c.call_json(
         "RegisterTaskDefinition",
         json!({

@@ -2,11 +2,14 @@
 //! control plane.
 //!
 //! ```text
-//!  berth-fleet --count N ──► N × berth_agent::Agent (the real agent code, hollow runtime)
+//!  berth-fleet --count N ──► one join token for the cluster (POST /v1/join-tokens, signed
+//!                            with --credentials-file, the server's admin.credentials)
+//!                        ──► N × berth_agent::Agent (the real agent code, hollow runtime)
 //!                              each: its own data dir (identity), log listener on 127.0.0.1:0,
-//!                              RegisterContainerInstance, DiscoverPollEndpoint, long-poll loop,
-//!                              one supervisor per task, Submit*StateChange
-//!  start-up: at most --concurrency registrations in flight (each is a Raft write)
+//!                              joins with the shared token (its own credential, kept in its
+//!                              data dir), RegisterContainerInstance, DiscoverPollEndpoint,
+//!                              long-poll loop, one supervisor per task, Submit*StateChange
+//!  start-up: at most --concurrency agents joining and registering at once (each a Raft write)
 //!  stdout:   `fleet ready: N agents` once all are registered; then run until SIGINT/SIGTERM
 //! ```
 //! A `berth agent` process per simulated host would cost ~12 MiB each, so 1,000 of them would
@@ -23,7 +26,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use berth_agent::runtime::RuntimeKind;
 use berth_agent::{Agent, AgentConfig};
+use berth_auth::JoinToken;
+use berth_client::{Client, Transport};
+use berth_load::{Access, REGION};
+use bytes::Bytes;
 use clap::Parser;
+use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -34,6 +42,9 @@ struct Args {
     /// The server's endpoint.
     #[arg(long, default_value = "http://127.0.0.1:8642")]
     server: String,
+    /// The join token is made with this credential; the agents then sign with their own.
+    #[command(flatten)]
+    access: Access,
     /// The cluster the agents join (it must exist, unless it is `default`).
     #[arg(long, default_value = "default")]
     cluster: String,
@@ -69,11 +80,56 @@ struct Args {
     threads: usize,
 }
 
-fn config(args: &Args, i: usize) -> AgentConfig {
+/// What every agent shares: the join token and the CA to trust.
+struct Join {
+    token: JoinToken,
+    ca_pem: Option<Vec<u8>>,
+}
+
+/// One join token for the cluster, which all the agents use (an agent that joined before, with
+/// the same --data-dir, does not need it).
+async fn join_token(args: &Args) -> Result<Join> {
+    let client = Client::new(
+        Transport::new(&args.access.trust()?)?,
+        &args.server,
+        &args.access.credentials()?,
+        REGION,
+        "berth",
+    );
+    let body = json!({"cluster": args.cluster, "ttlSeconds": 3600});
+    let answer = client
+        .send(
+            "POST",
+            "/v1/join-tokens",
+            &[("content-type", "application/json")],
+            Bytes::from(body.to_string()),
+            Duration::from_secs(30),
+        )
+        .await?;
+    let v: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    if answer.status != 200 {
+        bail!(
+            "creating a join token answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    let token = v["token"]
+        .as_str()
+        .with_context(|| format!("no token in the answer: {v}"))?;
+    Ok(Join {
+        token: JoinToken::parse(token)?,
+        ca_pem: args.access.ca_pem()?,
+    })
+}
+
+fn config(args: &Args, join: &Join, i: usize) -> AgentConfig {
     let mut c = AgentConfig::new(
         args.server.clone(),
         args.data_dir.join(format!("agent-{i:04}")),
     );
+    c.token = Some(join.token.clone());
+    c.ca_pem = join.ca_pem.clone();
     c.cluster = args.cluster.clone();
     c.runtime = Some(RuntimeKind::Hollow);
     c.cpu = Some(args.cpu);
@@ -92,13 +148,14 @@ fn rss_mib() -> f64 {
 /// Starts every agent, `concurrency` registrations at a time. On the first failure the
 /// agents already started are shut down and the error returned.
 async fn start_all(args: &Args) -> Result<Vec<(usize, Agent)>> {
+    let join = join_token(args).await?;
     let mut started = Vec::with_capacity(args.count);
     let mut starting = JoinSet::new();
     let mut next = 0;
     let mut failure = None;
     loop {
         while failure.is_none() && next < args.count && starting.len() < args.concurrency.max(1) {
-            let config = config(args, next);
+            let config = config(args, &join, next);
             let i = next;
             starting.spawn(async move { (i, Agent::start(config).await) });
             next += 1;

@@ -39,14 +39,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use berth_load::{Conn, ProcStats, proc_stats};
+use berth_client::Transport;
+use berth_load::{Access, Conn, ProcStats, proc_stats};
 use berth_mesos::recordio::Decoder;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::header::HeaderValue;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -57,14 +56,15 @@ const LONG_REFUSE: f64 = 3600.0;
 /// them.
 const HOLD_AT_MOST: Duration = Duration::from_secs(7);
 
-type Http = Client<HttpConnector, Full<Bytes>>;
-
 #[derive(Parser)]
 #[command(about = "Mesos scheduler API benchmark: offer cycle and LAUNCH → TASK_RUNNING")]
 struct Args {
     /// The server's address (host:port).
     #[arg(long, default_value = "127.0.0.1:8642")]
     addr: SocketAddr,
+    /// Frameworks authenticate with HTTP Basic (access key id : secret) of this credential.
+    #[command(flatten)]
+    access: Access,
     /// The cluster frameworks schedule on (the server's --mesos-cluster); only read, for the
     /// cross-checks.
     #[arg(long, default_value = "default")]
@@ -230,8 +230,10 @@ fn round1(x: f64) -> f64 {
 /// One framework's side of the API: its identity, and calls sent in the background.
 #[derive(Clone)]
 struct Api {
-    http: Http,
+    http: Transport,
     uri: String,
+    /// HTTP Basic, as a Mesos framework authenticates.
+    authorization: HeaderValue,
     index: usize,
     id: String,
     stream: String,
@@ -251,6 +253,7 @@ impl Api {
                 return;
             };
             let req = hyper::Request::post(&api.uri)
+                .header("authorization", api.authorization.clone())
                 .header("content-type", "application/json")
                 .header("mesos-stream-id", &api.stream)
                 .body(Full::new(Bytes::from(body.to_string())))
@@ -313,8 +316,9 @@ impl Api {
 /// Subscribes a framework; returns its API handle and its events, each with when its chunk
 /// arrived.
 async fn subscribe(
-    http: &Http,
+    http: &Transport,
     uri: &str,
+    authorization: &HeaderValue,
     index: usize,
     args: &Args,
     book: Arc<Mutex<Book>>,
@@ -328,6 +332,7 @@ async fn subscribe(
         }}
     });
     let req = hyper::Request::post(uri)
+        .header("authorization", authorization.clone())
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))?;
     let resp = http.request(req).await.context("SUBSCRIBE")?;
@@ -386,6 +391,7 @@ async fn subscribe(
     let api = Api {
         http: http.clone(),
         uri: uri.to_owned(),
+        authorization: authorization.clone(),
         index,
         id,
         stream,
@@ -778,7 +784,8 @@ async fn main() -> Result<()> {
     watched.extend(args.fleet_pid.map(|p| ("fleet", p)));
     let watched = Watched(watched);
 
-    let mut ecs = Conn::open(args.addr).await?;
+    let endpoint = args.access.endpoint(args.addr)?;
+    let mut ecs = Conn::open(&endpoint).await?;
     let cl = ecs
         .call_json("DescribeClusters", json!({"clusters": [args.cluster]}))
         .await?;
@@ -798,10 +805,11 @@ async fn main() -> Result<()> {
         cpu.insert("idle".into(), watched.delta(&before));
     }
 
-    let http: Http = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(args.connections * args.frameworks)
-        .build_http();
-    let uri = format!("http://{}{PATH}", args.addr);
+    // A pool that keeps every idle connection (up to --connections per framework are busy).
+    let http = Transport::new(&args.access.trust()?)?;
+    let uri = format!("{}{PATH}", endpoint.base_url());
+    let mut authorization = HeaderValue::from_str(&endpoint.basic_authorization())?;
+    authorization.set_sensitive(true);
     let book = Arc::new(Mutex::new(Book {
         offers: vec![[0; 5]; args.frameworks],
         offer_events: vec![[0; 5]; args.frameworks],
@@ -813,7 +821,7 @@ async fn main() -> Result<()> {
     let mut apis = Vec::new();
     let mut drivers = Vec::new();
     for i in 0..args.frameworks {
-        let (api, events) = subscribe(&http, &uri, i, &args, book.clone()).await?;
+        let (api, events) = subscribe(&http, &uri, &authorization, i, &args, book.clone()).await?;
         let budget = args.tasks / args.frameworks + usize::from(i < args.tasks % args.frameworks);
         let driver = Driver {
             api: api.clone(),

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use berth_load::{Conn, ProcStats, proc_stats};
+use berth_load::{Access, Conn, ProcStats, proc_stats};
 use clap::Parser;
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -34,6 +34,8 @@ struct Args {
     /// The server's address (host:port).
     #[arg(long, default_value = "127.0.0.1:8642")]
     addr: SocketAddr,
+    #[command(flatten)]
+    access: Access,
     /// The cluster (created if missing; the agents must have joined it).
     #[arg(long, default_value = "svc-bench")]
     cluster: String,
@@ -416,10 +418,11 @@ async fn main() -> Result<()> {
     watched.extend(args.fleet_pid.map(|p| ("fleet", p)));
     let watched = Watched(watched);
 
-    let mut c = Conn::open(args.addr).await?;
+    let endpoint = args.access.endpoint(args.addr)?;
+    let mut c = Conn::open(&endpoint).await?;
     let mut conns = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        conns.push(Conn::open(args.addr).await?);
+        conns.push(Conn::open(&endpoint).await?);
     }
     let cl = c
         .call_json("CreateCluster", json!({"clusterName": args.cluster}))

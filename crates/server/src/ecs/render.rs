@@ -100,8 +100,29 @@ pub fn task_definition(ctx: &ArnContext, t: &TaskDefinition) -> api::TaskDefinit
     out.registered_at = Some(seconds(t.registered_at));
     out.deregistered_at = t.deregistered_at.map(seconds);
     out.delete_requested_at = t.delete_requested_at.map(seconds);
-    out.registered_by = Some(format!("arn:{}:iam::{}:root", ctx.partition, ctx.account));
+    out.registered_by = Some(actor_arn(ctx, t.registered_by.as_deref()));
     out
+}
+
+/// The ARN of the actor a change was recorded under (`Stamped::by`): a user, a container
+/// instance's agent, or, for berth's own work and changes recorded before actors were, the
+/// account's root.
+pub(crate) fn actor_arn(ctx: &ArnContext, actor: Option<&str>) -> String {
+    let root = || format!("arn:{}:iam::{}:root", ctx.partition, ctx.account);
+    let Some((kind, rest)) = actor.and_then(|a| a.split_once('/')) else {
+        return root();
+    };
+    match kind {
+        "user" => format!("arn:{}:iam::{}:user/{rest}", ctx.partition, ctx.account),
+        "container-instance" => match rest.split_once('/') {
+            Some((cluster, id)) => id
+                .parse()
+                .map(|id| ctx.container_instance(cluster, id))
+                .unwrap_or_else(|_| root()),
+            None => root(),
+        },
+        _ => root(),
+    }
 }
 
 fn int_resource(name: &str, value: i64) -> api::Resource {
@@ -352,7 +373,7 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
             r#type: Some("ECS".into()),
         }),
         tags: Some(Vec::new()),
-        created_by: Some(format!("arn:{}:iam::{}:root", ctx.partition, ctx.account)),
+        created_by: Some(actor_arn(ctx, s.created_by.as_deref())),
         enable_ecs_managed_tags: Some(s.enable_ecs_managed_tags),
         propagate_tags: Some(s.propagate_tags.clone().unwrap_or_else(|| "NONE".into())),
         enable_execute_command: Some(s.enable_execute_command),
