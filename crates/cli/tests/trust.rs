@@ -961,3 +961,95 @@ async fn slow_headers_and_stalled_bodies_are_cut_off() {
     );
     serves_writes(&b, "still-serving").await;
 }
+
+// --- TLS ---------------------------------------------------------------------------------------
+
+/// Over TLS: the admin's tools trust the CA the server wrote; an agent trusts exactly the CA
+/// its join token pins, and refuses a server whose certificate authority is another.
+#[tokio::test]
+async fn agents_join_over_tls_pinning_the_ca_their_token_names() {
+    let b = Berth::start_with(&["--tls"]);
+    assert!(b.endpoint.starts_with("https://"), "{}", b.endpoint);
+    let ca = std::fs::read(b.data_dir.join("ca.pem")).expect("ca.pem written at start");
+    assert!(String::from_utf8_lossy(&ca).starts_with("-----BEGIN CERTIFICATE-----"));
+    serves_writes(&b, "default").await;
+
+    // Without the CA, a client cannot even connect.
+    let blind = berth_client::Client::new(
+        berth_client::Transport::new(&berth_client::Trust::PlainHttp).unwrap(),
+        &b.endpoint,
+        &common::admin(&b.endpoint),
+        "us-east-1",
+        "berth",
+    );
+    let err = blind
+        .send(
+            "GET",
+            "/v1/credentials",
+            &[],
+            bytes::Bytes::new(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    // The join token carries the CA's hash; the agent pins it and registers over TLS.
+    let token = common::agent::join_token(&b.endpoint, "default");
+    let parsed = berth_auth::JoinToken::parse(&token).unwrap();
+    assert_eq!(
+        parsed.ca_sha256,
+        Some(berth_client::sha256(
+            &berth_client::Trust::from_pem(&ca)
+                .map(|t| match t {
+                    berth_client::Trust::Ca(c) => c[0].to_vec(),
+                    _ => unreachable!(),
+                })
+                .unwrap()
+        ))
+    );
+    let agent =
+        common::agent::AgentProcess::start(&b.endpoint, "default", &["--runtime", "hollow"]);
+    let d = ecs_op(
+        &b.endpoint,
+        "DescribeContainerInstances",
+        &json!({"containerInstances": [agent.instance_arn]}).to_string(),
+    )
+    .await
+    .json();
+    assert_eq!(d["containerInstances"][0]["agentConnected"], true, "{d}");
+
+    // A token pinning another CA: the agent refuses the server's certificate.
+    let forged = format!("bj1.{}.{}.{}", parsed.id, parsed.secret.expose(), "ab".repeat(32));
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["agent", "--server", &b.endpoint, "--runtime", "hollow"])
+        .args(["--listen", "127.0.0.1:0", "--token", &forged, "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run berth agent");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("certificate authority does not match"),
+        "{stderr}"
+    );
+}
+
+/// A plain HTTP listener on an address other hosts reach is refused without --insecure.
+#[test]
+fn plain_http_on_a_network_address_needs_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["server", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run berth server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure"), "{stderr}");
+}

@@ -146,7 +146,9 @@ impl AgentProcess {
 /// A join token for `cluster` on the server at `endpoint`, made as an admin would: with
 /// `berth join-token create`.
 pub fn join_token(endpoint: &str, cluster: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let credentials = super::credentials_file(endpoint);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
         .args([
             "join-token",
             "create",
@@ -156,7 +158,13 @@ pub fn join_token(endpoint: &str, cluster: &str) -> String {
             cluster,
         ])
         .arg("--credentials-file")
-        .arg(super::credentials_file(endpoint))
+        .arg(&credentials);
+    if endpoint.starts_with("https://") {
+        command
+            .arg("--ca-bundle")
+            .arg(credentials.with_file_name("ca.pem"));
+    }
+    let out = command
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()

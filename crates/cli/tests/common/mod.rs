@@ -42,6 +42,18 @@ pub fn credentials_file(endpoint: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no berth server was started at {endpoint} by this test"))
 }
 
+/// How to reach the server at `endpoint`: over TLS it trusts the CA the server wrote beside its
+/// credentials (`ca.pem`), as `aws --ca-bundle` would.
+pub fn transport(endpoint: &str) -> berth_client::Transport {
+    let trust = if endpoint.starts_with("https://") {
+        let ca = credentials_file(endpoint).with_file_name("ca.pem");
+        berth_client::Trust::from_pem(&std::fs::read(&ca).expect("ca.pem")).expect("a CA")
+    } else {
+        berth_client::Trust::PlainHttp
+    };
+    berth_client::Transport::new(&trust).expect("transport")
+}
+
 /// The admin credential of the server at `endpoint`.
 pub fn admin(endpoint: &str) -> berth_client::Credentials {
     berth_client::credentials_file::read(&credentials_file(endpoint), "default")
@@ -111,7 +123,7 @@ impl Berth {
             .expect("address on the ready line")
             .to_owned();
         assert!(
-            endpoint.starts_with("http://"),
+            endpoint.starts_with("http://") || endpoint.starts_with("https://"),
             "unexpected ready line: {line}"
         );
         let credentials = dir.join("admin.credentials");
@@ -387,7 +399,7 @@ pub async fn raw_as(
 ) -> RawResponse {
     let service = if path == "/" { "ecs" } else { "berth" };
     let client = berth_client::Client::new(
-        berth_client::Transport::new(&berth_client::Trust::PlainHttp).expect("transport"),
+        transport(endpoint),
         endpoint,
         credentials,
         "us-east-1",
@@ -396,7 +408,7 @@ pub async fn raw_as(
     let req = client
         .signed(method, path, headers, Bytes::copy_from_slice(body), false)
         .expect("signed request");
-    send(req).await
+    send(transport(endpoint), req).await
 }
 
 /// A request as it is: no signature unless `headers` carry one.
@@ -413,11 +425,13 @@ pub async fn raw_unsigned(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    send(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await
+    let transport =
+        berth_client::Transport::new(&berth_client::Trust::PlainHttp).expect("transport");
+    send(transport, req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await
 }
 
-async fn send(req: hyper::Request<Full<Bytes>>) -> RawResponse {
-    let resp = http().request(req).await.expect("HTTP request");
+async fn send(transport: berth_client::Transport, req: hyper::Request<Full<Bytes>>) -> RawResponse {
+    let resp = transport.request(req).await.expect("HTTP request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp
@@ -555,7 +569,7 @@ impl HandAgent {
 /// `GET path` signed as the server's admin, answered as a stream (followed logs).
 pub async fn stream_get(endpoint: &str, path: &str) -> hyper::Response<hyper::body::Incoming> {
     berth_client::Client::new(
-        berth_client::Transport::new(&berth_client::Trust::PlainHttp).expect("transport"),
+        transport(endpoint),
         endpoint,
         &admin(endpoint),
         "us-east-1",
