@@ -1,8 +1,17 @@
 """Fixtures for berth's end-to-end tests with the real AWS clients (boto3 and aws-cli v1).
 
-Every test gets a fresh `berth server` on a free port with its own data directory. The clients
-talk to it with dummy credentials in us-east-1, and never see the user's AWS configuration:
-all AWS_* variables are scrubbed and the config/credentials files point at empty temp files.
+Every test gets a fresh `berth server` on a free port with its own data directory. Every
+request but `GET /v1/health` must be signed, so the clients sign with the admin credential
+of the berth they talk to: the `[default]` profile of `<data-dir>/admin.credentials`, which
+berth writes at its first start before answering anything. boto3 gets that key explicitly;
+aws-cli reads the file through AWS_SHARED_CREDENTIALS_FILE, as a user would. Which file goes
+with which endpoint is known from the processes the test started (`start_berth`): a client
+never signs with a key the server does not know, unless a test means it to.
+
+The clients never see the user's AWS configuration: all AWS_* variables are scrubbed, the
+config file points at an empty temp file, and so does the credentials file for anything not
+pointed at a berth's own. Raw HTTP calls to berth's native API (`/v1/...`) are signed with
+botocore's own SigV4 signer (`BerthApi`), never by hand.
 
 Run from the repository root:
 
@@ -13,32 +22,86 @@ Run from the repository root:
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import queue
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import boto3
+import botocore.credentials
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 ARN_PREFIX = f"arn:aws:ecs:{REGION}:{ACCOUNT}:"
-ACCESS_KEY = "AKIDBERTHE2ETEST"
-SECRET_KEY = "berth-e2e-secret"
+ADMIN_CREDENTIALS_FILE = "admin.credentials"
 
 READY_TIMEOUT = 20.0
-SERVER_READY = re.compile(r"^berth server listening on (http://127\.0\.0\.1:\d+)$")
+SERVER_READY = re.compile(r"^berth server listening on (https?://127\.0\.0\.1:\d+)$")
+SERVER_ADMIN = re.compile(r"^admin credentials: (.+)$")
+SERVER_CA = re.compile(r"^CA certificate: (.+)$")
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access key: its id, its secret, and the AWS shared credentials file holding it
+    (profile `default`), if there is one."""
+
+    access_key_id: str
+    secret_access_key: str
+    file: Path | None = None
+
+    @classmethod
+    def from_file(cls, path: Path, profile: str = "default") -> "Credentials":
+        """Reads a profile of an AWS shared credentials file (what berth writes)."""
+        parser = configparser.ConfigParser()
+        try:
+            read = parser.read(path)
+        except configparser.Error as e:
+            pytest.fail(f"{path} is not an AWS shared credentials file: {e}", pytrace=False)
+        if not read:
+            pytest.fail(f"no credentials file at {path}", pytrace=False)
+        if not parser.has_section(profile):
+            pytest.fail(f"{path} has no [{profile}] profile: {path.read_text()!r}", pytrace=False)
+        section = parser[profile]
+        for key in ("aws_access_key_id", "aws_secret_access_key"):
+            if not section.get(key):
+                pytest.fail(f"{path} [{profile}] has no {key}", pytrace=False)
+        return cls(section["aws_access_key_id"], section["aws_secret_access_key"], path)
+
+    def write(self, path: Path) -> "Credentials":
+        """These credentials as an AWS shared credentials file at `path` ([default])."""
+        path.write_text(
+            "[default]\n"
+            f"aws_access_key_id = {self.access_key_id}\n"
+            f"aws_secret_access_key = {self.secret_access_key}\n"
+        )
+        path.chmod(0o600)
+        return Credentials(self.access_key_id, self.secret_access_key, path)
+
+    def botocore(self) -> botocore.credentials.Credentials:
+        return botocore.credentials.Credentials(self.access_key_id, self.secret_access_key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,10 +122,9 @@ def aws_config_files(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def aws_env(aws_config_files) -> dict[str, str]:
-    """The AWS_* variables every client in this suite runs with (and no others)."""
+    """The AWS_* variables every client in this suite runs with (and no others). No access
+    key: each client is given the one of the berth it calls (see `cli_env_for`)."""
     return {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
         **aws_config_files,
@@ -118,7 +180,24 @@ class BerthProcess:
     lines: "queue.Queue[str | None]" = field(default_factory=queue.Queue)
     stdout: list[str] = field(default_factory=list)
     endpoint: str = ""
+    # The CA certificate to trust for an https:// endpoint (`berth server --tls`).
+    ca_bundle: Path | None = None
     stopped: bool = False
+
+    @property
+    def admin_credentials_file(self) -> Path:
+        """Where berth writes its admin credential (before it answers any request)."""
+        return self.data_dir / ADMIN_CREDENTIALS_FILE
+
+    @property
+    def admin(self) -> Credentials:
+        """The admin credential berth made at its first start, read from its data dir."""
+        return Credentials.from_file(self.admin_credentials_file)
+
+    def api(self, credentials: Credentials | None = None) -> "BerthApi":
+        """berth's native API (`/v1/...`), signed with `credentials` (default: admin)."""
+        assert self.endpoint, "the test has not learned this berth's endpoint yet"
+        return BerthApi(self.endpoint, credentials or self.admin, ca_bundle=self.ca_bundle)
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -178,15 +257,36 @@ class BerthProcess:
 
 
 @pytest.fixture
-def start_berth(berth_bin, tmp_path):
+def berth_processes() -> list[BerthProcess]:
+    """Every berth the test started (by `start_berth`), in order: how a client finds the
+    admin credential of the endpoint it is pointed at."""
+    return []
+
+
+def process_at(processes: list[BerthProcess], endpoint: str) -> BerthProcess:
+    """The berth the test started that serves `endpoint` (the last one, after a restart)."""
+    for p in reversed(processes):
+        if p.endpoint == endpoint:
+            return p
+    known = [p.endpoint for p in processes if p.endpoint]
+    pytest.fail(
+        f"no berth started by this test serves {endpoint} (known endpoints: {known}); set "
+        "`.endpoint` on the process start_berth returned before making clients for it",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def start_berth(berth_bin, tmp_path, berth_processes):
     """Factory: start_berth("server" | "dev", *extra_args, data_dir=None, env=None) -> BerthProcess.
 
-    The caller reads its stdout (`read_until`). Without `data_dir` each start gets a new one.
+    The caller reads its stdout (`read_until`) and sets `.endpoint`. Without `data_dir` each
+    start gets a new one.
 
     Every process started here is checked at teardown: one that died during the test (a
     crash) fails the test with its stderr; all are stopped.
     """
-    started: list[BerthProcess] = []
+    started = berth_processes
 
     def start(
         mode: str,
@@ -233,16 +333,49 @@ def start_berth(berth_bin, tmp_path):
         )
 
 
-@pytest.fixture
-def berth_server(start_berth) -> BerthProcess:
-    """A fresh `berth server` on a free port; `.endpoint` is its http:// URL."""
-    p = start_berth("server")
+def wait_server_ready(p: BerthProcess, tls: bool = False) -> BerthProcess:
+    """Reads what `berth server` prints when ready: `berth server listening on URL`, then
+    `admin credentials: PATH` (and `CA certificate: PATH` with --tls). Sets `.endpoint` (and
+    `.ca_bundle`); checks the files are where berth says, in its data directory."""
     first = p.read_until(lambda line: True)
-    assert len(first) == 1
     m = SERVER_READY.match(first[0])
     assert m, f"unexpected first stdout line from berth server: {first[0]!r}"
-    p.endpoint = m.group(1)
+    endpoint = m.group(1)
+    assert endpoint.startswith("https://" if tls else "http://"), endpoint
+    (admin_line,) = p.read_until(lambda line: True)
+    m = SERVER_ADMIN.match(admin_line)
+    assert m, f"berth server should say where the admin credential is, got {admin_line!r}"
+    assert Path(m.group(1)).resolve() == p.admin_credentials_file.resolve(), admin_line
+    if tls:
+        (ca_line,) = p.read_until(lambda line: True)
+        m = SERVER_CA.match(ca_line)
+        assert m, f"berth server --tls should say where its CA certificate is, got {ca_line!r}"
+        p.ca_bundle = Path(m.group(1)).resolve()
+        assert p.ca_bundle == (p.data_dir / "ca.pem").resolve(), ca_line
+        assert p.ca_bundle.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    # Written (0600) before the ready lines: a client can use it at once.
+    assert p.admin_credentials_file.stat().st_mode & 0o077 == 0, "admin.credentials is not 0600"
+    p.admin  # parses, or fails the test saying why
+    p.endpoint = endpoint
     return p
+
+
+@pytest.fixture
+def start_server(start_berth) -> Callable[..., BerthProcess]:
+    """Factory: start_server(*extra_args, tls=False, **start_berth_kwargs) -> a ready
+    `berth server` (`.endpoint` set, and `.ca_bundle` with tls)."""
+
+    def start(*extra: str, tls: bool = False, **kwargs) -> BerthProcess:
+        args = ("--tls", *extra) if tls else extra
+        return wait_server_ready(start_berth("server", *args, **kwargs), tls=tls)
+
+    return start
+
+
+@pytest.fixture
+def berth_server(start_server) -> BerthProcess:
+    """A fresh `berth server` on a free port; `.endpoint` is its http:// URL."""
+    return start_server()
 
 
 @pytest.fixture
@@ -250,45 +383,180 @@ def endpoint(berth_server) -> str:
     return berth_server.endpoint
 
 
+@pytest.fixture
+def admin(berth_server) -> Credentials:
+    """The admin credential of the test's `berth server`."""
+    return berth_server.admin
+
+
+# --------------------------------------------------------------------------------------------
+# berth's native API, signed with botocore
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body.strip() else None
+
+    @property
+    def error_type(self) -> str | None:
+        """The `__type` of an error answer (AWS JSON protocol), if any."""
+        try:
+            value = self.json()
+        except ValueError:
+            return None
+        return value.get("__type") if isinstance(value, dict) else None
+
+
+def sign(
+    method: str,
+    url: str,
+    credentials: Credentials,
+    service: str = "berth",
+    region: str = REGION,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+):
+    """A request signed by botocore's own SigV4 signer (what every AWS client does): a
+    prepared request whose url, headers and body are to be sent exactly as they are."""
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    SigV4Auth(credentials.botocore(), service, region).add_auth(request)
+    return request.prepare()
+
+
+def send(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    ca_bundle: Path | None = None,
+    timeout: float = 30,
+) -> HttpAnswer:
+    """Sends one HTTP request with urllib; an error status is an answer, not an exception."""
+    request = urllib.request.Request(url, data=body or None, headers=headers, method=method)
+    context = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as r:
+            return HttpAnswer(r.status, dict(r.headers.items()), r.read())
+    except urllib.error.HTTPError as e:
+        with e:
+            return HttpAnswer(e.code, dict(e.headers.items()), e.read())
+
+
+@dataclass
+class BerthApi:
+    """berth's native API at `endpoint`, every request signed with `credentials` for the
+    signing name `berth` (`service`) by botocore."""
+
+    endpoint: str
+    credentials: Credentials
+    region: str = REGION
+    service: str = "berth"
+    ca_bundle: Path | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> HttpAnswer:
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = dict(headers or {})
+        if body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        prepared = sign(
+            method,
+            f"{self.endpoint}{path}",
+            self.credentials,
+            self.service,
+            self.region,
+            data,
+            headers,
+        )
+        return send(
+            method,
+            prepared.url,
+            dict(prepared.headers.items()),
+            prepared.body or b"",
+            self.ca_bundle,
+            timeout,
+        )
+
+    def ok(self, method: str, path: str, body: Any = None, timeout: float = 30) -> HttpAnswer:
+        """request(), failing the test unless the answer is 2xx."""
+        r = self.request(method, path, body, timeout=timeout)
+        if not 200 <= r.status < 300:
+            pytest.fail(
+                f"{method} {path} answered {r.status}: {r.body[:2000]!r}", pytrace=False
+            )
+        return r
+
+    def get_json(self, path: str, timeout: float = 30) -> Any:
+        return self.ok("GET", path, timeout=timeout).json()
+
+
 # --------------------------------------------------------------------------------------------
 # Clients
 # --------------------------------------------------------------------------------------------
 
 
-def make_ecs_client(endpoint: str, region: str = REGION):
-    """A stock boto3 ECS client against berth: dummy credentials, no retries."""
-    session = boto3.session.Session(
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=region,
-    )
+def make_ecs_client(
+    endpoint: str,
+    credentials: Credentials | None,
+    region: str = REGION,
+    config: Config | None = None,
+    verify: str | bool | None = None,
+):
+    """A stock boto3 ECS client against berth, signing with `credentials` (None: unsigned),
+    no retries."""
+    base = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+    if credentials is None:
+        session = boto3.session.Session(region_name=region)
+        base = base.merge(Config(signature_version=botocore.UNSIGNED))
+    else:
+        session = boto3.session.Session(
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            region_name=region,
+        )
     return session.client(
         "ecs",
         endpoint_url=endpoint,
-        config=Config(
-            retries={"total_max_attempts": 1},
-            connect_timeout=5,
-            read_timeout=30,
-        ),
+        config=base.merge(config) if config else base,
+        verify=verify,
     )
 
 
 @pytest.fixture
-def ecs(endpoint):
-    """boto3 ECS client for the test's berth server."""
-    return make_ecs_client(endpoint)
+def ecs(berth_server):
+    """boto3 ECS client for the test's berth server, signed with its admin credential."""
+    return make_ecs_client(berth_server.endpoint, berth_server.admin)
 
 
 @pytest.fixture
-def ecs_at():
-    """ecs_at(endpoint, region="us-east-1") -> a boto3 ECS client for a berth the test started."""
-    return make_ecs_client
+def ecs_at(berth_processes):
+    """ecs_at(endpoint, region="us-east-1", credentials=None) -> a boto3 ECS client for a
+    berth the test started, signed with `credentials` (default: that berth's admin)."""
+
+    def make(endpoint: str, region: str = REGION, credentials: Credentials | None = None):
+        p = process_at(berth_processes, endpoint)
+        verify = str(p.ca_bundle) if p.ca_bundle else None
+        return make_ecs_client(endpoint, credentials or p.admin, region, verify=verify)
+
+    return make
 
 
 @pytest.fixture
-def ecs_factory(endpoint):
+def ecs_factory(berth_server):
     """make(region) -> a boto3 ECS client for the test's server in another region."""
-    return lambda region=REGION: make_ecs_client(endpoint, region)
+    return lambda region=REGION: make_ecs_client(berth_server.endpoint, berth_server.admin, region)
 
 
 AWS_CLI = Path(sys.executable).parent / "aws"
@@ -317,11 +585,29 @@ def aws_cli_path() -> Path:
 
 @pytest.fixture(scope="session")
 def cli_env(aws_env) -> dict[str, str]:
-    """The environment aws-cli subprocesses run with: the user's minus AWS_*, plus ours."""
+    """The environment aws-cli subprocesses run with: the user's minus AWS_*, plus ours. It
+    holds no credentials (the credentials file is empty): see `cli_env_for`."""
     env = scrubbed_environ()
     env.update(aws_env)
     env["AWS_PAGER"] = ""
     return env
+
+
+@pytest.fixture
+def cli_env_for(cli_env) -> Callable[[Path], dict[str, str]]:
+    """cli_env_for(credentials_file) -> aws-cli's environment signing with the [default]
+    profile of that AWS shared credentials file (as a user pointed at berth's would)."""
+
+    def env(credentials_file: Path) -> dict[str, str]:
+        return {**cli_env, "AWS_SHARED_CREDENTIALS_FILE": str(credentials_file)}
+
+    return env
+
+
+@pytest.fixture
+def server_cli_env(berth_server, cli_env_for) -> dict[str, str]:
+    """aws-cli's environment for the test's berth server: its admin credentials file."""
+    return cli_env_for(berth_server.admin_credentials_file)
 
 
 def aws_command(endpoint: str, args: tuple[str, ...]) -> list[str]:
@@ -353,20 +639,30 @@ def run_aws(
 
 @pytest.fixture
 def aws_argv(endpoint) -> Callable[..., list[str]]:
-    """aws_argv("ecs", "wait", ...) -> argv, for running the CLI in the background (Popen)."""
+    """aws_argv("ecs", "wait", ...) -> argv, for running the CLI in the background (Popen,
+    with `server_cli_env`)."""
     return lambda *args: aws_command(endpoint, args)
 
 
 @pytest.fixture
-def aws_at(cli_env) -> Callable[..., CliResult]:
-    """aws_at(endpoint, "ecs", "list-clusters") -> CliResult, for a berth started by the test."""
-    return lambda endpoint, *args, timeout=60: run_aws(endpoint, cli_env, args, timeout)
+def aws_at(berth_processes, cli_env_for) -> Callable[..., CliResult]:
+    """aws_at(endpoint, "ecs", "list-clusters", credentials_file=None) -> CliResult, for a
+    berth started by the test; signed with that berth's admin credentials file unless
+    another file is given."""
+
+    def run(endpoint: str, *args: str, timeout: float = 60, credentials_file: Path | None = None):
+        p = process_at(berth_processes, endpoint)
+        extra = ("--ca-bundle", str(p.ca_bundle)) if p.ca_bundle else ()
+        env = cli_env_for(credentials_file or p.admin_credentials_file)
+        return run_aws(endpoint, env, (*args, *extra), timeout)
+
+    return run
 
 
 @pytest.fixture
-def aws_run(endpoint, cli_env) -> Callable[..., CliResult]:
+def aws_run(endpoint, server_cli_env) -> Callable[..., CliResult]:
     """aws_run("ecs", "list-clusters") -> CliResult(returncode, stdout, stderr): for errors."""
-    return lambda *args, timeout=60: run_aws(endpoint, cli_env, args, timeout)
+    return lambda *args, timeout=60: run_aws(endpoint, server_cli_env, args, timeout)
 
 
 @pytest.fixture
@@ -384,3 +680,67 @@ def aws(aws_run):
         return r.json()
 
     return call
+
+
+# --------------------------------------------------------------------------------------------
+# berth's own CLI: credentials
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def berth_cli(berth_bin, tmp_path) -> Callable[..., subprocess.CompletedProcess]:
+    """berth_cli("credential", "list", ...) -> CompletedProcess: the berth binary as an
+    operator runs it, without any AWS_* variable of the user's."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+        return subprocess.run(
+            [str(berth_bin), *args],
+            env={**scrubbed_environ(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
+
+    return run
+
+
+@pytest.fixture
+def new_credential(berth_cli, tmp_path) -> Callable[..., Credentials]:
+    """new_credential(berth, name, role) -> Credentials: `berth credential create --name NAME
+    --role ROLE --output FILE`, signed with that berth's admin credentials file. The JSON it
+    prints and the file it writes must agree."""
+
+    def create(p: BerthProcess, name: str, role: str) -> Credentials:
+        out = tmp_path / f"{name}.credentials"
+        args = [
+            "credential",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--output",
+            str(out),
+            "--endpoint",
+            p.endpoint,
+            "--credentials-file",
+            str(p.admin_credentials_file),
+        ]
+        if p.ca_bundle:
+            args += ["--ca-bundle", str(p.ca_bundle)]
+        r = berth_cli(*args)
+        assert r.returncode == 0, f"berth {' '.join(args)} failed ({r.returncode}):\n{r.stderr}"
+        created = json.loads(r.stdout)
+        assert created["name"] == name, created
+        assert created["role"] == role, created
+        from_file = Credentials.from_file(out)
+        assert (from_file.access_key_id, from_file.secret_access_key) == (
+            created["accessKeyId"],
+            created["secretAccessKey"],
+        ), (created, out.read_text())
+        assert out.stat().st_mode & 0o077 == 0, f"{out} should be readable by its owner only"
+        return from_file
+
+    return create

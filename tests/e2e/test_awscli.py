@@ -59,7 +59,7 @@ def agent_reports(aws, task_arn: str, status: str, exit_code: int | None = None)
     assert out == {"acknowledgment": "ACK"}
 
 
-def test_core_flow_with_the_aws_cli(aws, aws_run, aws_argv, cli_env, tmp_path):
+def test_core_flow_with_the_aws_cli(aws, aws_run, aws_argv, server_cli_env, tmp_path):
     # create-cluster
     cluster = aws("ecs", "create-cluster", "--cluster-name", "cli")["cluster"]
     assert cluster["clusterArn"] == f"{ARN}:cluster/cli"
@@ -179,7 +179,7 @@ def test_core_flow_with_the_aws_cli(aws, aws_run, aws_argv, cli_env, tmp_path):
     # `aws ecs wait tasks-stopped` polls (every 6 s, per the model) until the agent reports.
     waiter = subprocess.Popen(
         aws_argv("ecs", "wait", "tasks-stopped", "--cluster", "cli", "--tasks", *arns),
-        env=cli_env,
+        env=server_cli_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

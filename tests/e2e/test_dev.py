@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ARN = "arn:aws:ecs:us-east-1:000000000000"
@@ -48,11 +47,17 @@ def example_commands(welcome: str) -> list[str]:
 def run_as_printed(command: str, export: str, cli_env: dict[str, str]):
     """Runs one printed command in bash after the printed `export` line, with this venv's
     `aws` first on PATH. Credentials and region come only from the printed `export`; the
-    user's AWS configuration stays out (empty config files)."""
+    user's AWS configuration stays out (an empty config file)."""
     env = {
         k: v
         for k, v in cli_env.items()
-        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        if k
+        not in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        )
     }
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return subprocess.run(
@@ -82,6 +87,11 @@ def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
     exports = [c for c in commands if c.strip().startswith("export ")]
     awss = [c for c in commands if c.strip().startswith("aws ")]
     assert len(exports) == 1, f"expected one export line in the welcome text:\n{welcome}"
+    # The export names the admin credential berth wrote, by its absolute path, so the
+    # example works from any directory; and the region.
+    (export,) = exports
+    assert f"AWS_SHARED_CREDENTIALS_FILE={dev.admin_credentials_file.resolve()}" in export, export
+    assert "AWS_DEFAULT_REGION=us-east-1" in export, export
     (register,) = [c for c in awss if "register-task-definition" in c]
     # The printed commands already name the real endpoint: nothing to substitute.
     assert f"--endpoint-url {dev.endpoint}" in register
@@ -117,7 +127,7 @@ def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
     task = wait_stopped(ecs, run_arns[0])
     assert task["containers"][0]["exitCode"] == 0, task
     assert task["stopCode"] == "EssentialContainerExited", task
-    assert logs(dev.endpoint, run_arns[0]) == "hi\n"
+    assert logs(dev, run_arns[0]) == "hi\n"
 
 
 def wait_stopped(ecs, arn: str, timeout: float = 60) -> dict:
@@ -130,10 +140,10 @@ def wait_stopped(ecs, arn: str, timeout: float = 60) -> dict:
         time.sleep(0.2)
 
 
-def logs(endpoint: str, arn: str) -> str:
+def logs(dev, arn: str) -> str:
+    """The task's container output, from berth's native API (signed, as admin)."""
     task_id = arn.rsplit("/", 1)[1]
-    with urllib.request.urlopen(f"{endpoint}/v1/tasks/{task_id}/logs", timeout=30) as r:
-        return r.read().decode()
+    return dev.api().ok("GET", f"/v1/tasks/{task_id}/logs").body.decode()
 
 
 def test_dev_without_docker_says_so_and_runs_process_tasks(start_berth, ecs_at):
@@ -166,7 +176,7 @@ def test_dev_without_docker_says_so_and_runs_process_tasks(start_berth, ecs_at):
     task = wait_stopped(ecs, arn)
     assert task["containers"][0]["exitCode"] == 4, task
     assert task["stopCode"] == "EssentialContainerExited", task
-    assert "from-process" in logs(dev.endpoint, arn)
+    assert "from-process" in logs(dev, arn)
 
 
 def test_dev_keeps_its_state_across_restarts(start_berth, aws_at, ecs_at):

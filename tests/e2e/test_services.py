@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from conftest import BerthApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:ecs:us-east-1:000000000000"
@@ -165,6 +166,7 @@ class Dev:
     endpoint: str
     ecs: Any
     instance_arn: str
+    api: BerthApi  # the native API (/v1/...), signed with the admin credential
     cli: Callable[..., Any]  # cli("ecs", ...) -> CliResult
 
 
@@ -187,6 +189,7 @@ def dev(docker_engine, start_berth, ecs_at, aws_at):
             endpoint=p.endpoint,
             ecs=ecs,
             instance_arn=instance_arn,
+            api=p.api(),
             cli=lambda *args, timeout=120: aws_at(p.endpoint, *args, timeout=timeout),
         )
     finally:
@@ -329,10 +332,10 @@ def steady_service(ecs, name: str, revision: str) -> dict:
     return wait_for(f"service {name} steady on {revision}", probe)
 
 
-def service_history(endpoint: str, arn: str) -> list[dict]:
-    """The retained versions of a service, oldest first (berth's `GET /v1/history/{arn}`)."""
-    with urllib.request.urlopen(f"{endpoint}/v1/history/{arn}", timeout=30) as r:
-        return json.load(r)["versions"]
+def service_history(api: BerthApi, arn: str) -> list[dict]:
+    """The retained versions of an entity, oldest first (berth's `GET /v1/history/{arn}`,
+    signed)."""
+    return api.get_json(f"/v1/history/{arn}")["versions"]
 
 
 def http_get(port: int, timeout: float = 10) -> str:
@@ -492,7 +495,7 @@ def check_bounds(
 
 
 def replay_bounds(
-    endpoint: str,
+    api: BerthApi,
     ecs,
     name: str,
     since_revision: str,
@@ -507,7 +510,7 @@ def replay_bounds(
     service_arn = describe_service(ecs, name)["serviceArn"]
     starts = [
         v["index"]
-        for v in service_history(endpoint, service_arn)
+        for v in service_history(api, service_arn)
         if v.get("value") and v["value"]["deployments"]
         and v["value"]["deployments"][0]["taskDefinition"] == since_revision
     ]
@@ -515,7 +518,7 @@ def replay_bounds(
     start = starts[0]
     arns = set(list_task_arns(ecs, name, "RUNNING")) | set(list_task_arns(ecs, name, "STOPPED"))
     versions = sorted(
-        ((v["index"], arn, v.get("value")) for arn in arns for v in service_history(endpoint, arn)),
+        ((v["index"], arn, v.get("value")) for arn in arns for v in service_history(api, arn)),
         key=lambda v: v[0],
     )
     low = math.ceil(DESIRED * min_percent / 100)
@@ -754,7 +757,7 @@ def test_rolling_update_stays_within_bounds(dev, min_percent, max_percent, healt
     took = time.monotonic() - t0
     seen = check_bounds(sampler.samples, min_percent, max_percent, health_checked, t0)
     exact = replay_bounds(
-        dev.endpoint, ecs, "web", rev2, min_percent, max_percent, health_checked
+        dev.api, ecs, "web", rev2, min_percent, max_percent, health_checked
     )
     mixed = [
         s for s in sampler.samples if len({t["taskDefinitionArn"] for t in s.tasks}) == 2
@@ -839,7 +842,7 @@ def test_circuit_breaker_rolls_back_a_broken_image(dev):
             if seen_rollback is None:
                 seen_rollback = head
                 # The service's versions so far, read at once (berth keeps the last 32).
-                history = service_history(dev.endpoint, sample.service["serviceArn"])
+                history = service_history(dev.api, sample.service["serviceArn"])
         if (
             seen_rollback
             and len(deployments) == 1
@@ -864,7 +867,7 @@ def test_circuit_breaker_rolls_back_a_broken_image(dev):
     ), seen_rollback
     # minimumHealthyPercent 100: the three tasks of revision 1 served throughout.
     check_bounds(sampler.samples, 100, 200, False, t0)
-    replay_bounds(dev.endpoint, ecs, "web", broken, 100, 200, False)
+    replay_bounds(dev.api, ecs, "web", broken, 100, 200, False)
 
     # The broken deployment went FAILED (the version of the service that tripped the breaker):
     # the rollback deployment PRIMARY, the failed one ACTIVE, FAILED, with its failures.

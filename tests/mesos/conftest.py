@@ -8,6 +8,13 @@ thread (launch, kill, decline, revive, reconcile, stop) and waits on what the ca
 recorded, each wait with a deadline and, when it fails, everything the framework saw and the
 tail of berth's log.
 
+berth authenticates every request. A framework authenticates as Mesos frameworks do, with a
+principal and a secret (pymesos sends them as HTTP Basic): an access key id and its secret.
+By default that is a `framework`-role credential made with `berth credential create` (as an
+operator would make one per framework); boto3 signs with the admin credential `berth dev`
+wrote to `<data-dir>/admin.credentials`, and the authentication tests use other principals
+too.
+
 pymesos is installed as its notes say (shared/notes/mesos-http-api.md), by scripts/test.sh:
 
     /usr/bin/python3 -m venv --system-site-packages .venv-mesos   # Debian's python3-http-parser
@@ -28,6 +35,8 @@ its data directory, and the containers labelled with its instance ARN.
 
 from __future__ import annotations
 
+import base64
+import configparser
 import json
 import os
 import queue
@@ -36,6 +45,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -49,8 +59,6 @@ from pymesos import MesosSchedulerDriver, Scheduler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
-ACCESS_KEY = "AKIDBERTHMESOSTEST"
-SECRET_KEY = "berth-mesos-secret"
 CLUSTER = "default"
 IMAGE = "berth-test/busybox:latest"
 LABEL_INSTANCE = "com.berth.instance-arn"
@@ -92,10 +100,36 @@ def _isolate_from_user_aws_config(tmp_path_factory):
         yield
 
 
-def make_ecs_client(endpoint: str):
-    """A stock boto3 ECS client against berth: dummy credentials, no retries."""
+@dataclass(frozen=True)
+class Credentials:
+    """An access key: its id and secret (a framework's principal and secret), and the AWS
+    shared credentials file holding it, if any."""
+
+    access_key_id: str
+    secret_access_key: str
+    file: Path | None = None
+
+    @classmethod
+    def from_file(cls, path: Path) -> "Credentials":
+        """The [default] profile of an AWS shared credentials file (what berth writes)."""
+        parser = configparser.ConfigParser()
+        if not parser.read(path) or not parser.has_section("default"):
+            pytest.fail(f"no [default] profile in a credentials file at {path}", pytrace=False)
+        section = parser["default"]
+        return cls(section["aws_access_key_id"], section["aws_secret_access_key"], path)
+
+    def basic(self) -> str:
+        """The Authorization header pymesos sends for principal=id, secret=secret."""
+        raw = f"{self.access_key_id}:{self.secret_access_key}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+def make_ecs_client(endpoint: str, credentials: Credentials):
+    """A stock boto3 ECS client against berth, signing with `credentials`, no retries."""
     session = boto3.session.Session(
-        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        region_name=REGION,
     )
     return session.client(
         "ecs",
@@ -128,22 +162,78 @@ def berth_bin() -> Path:
 @dataclass
 class Dev:
     """A running `berth dev`: its ECS endpoint, the Mesos master address (host:port), a boto3
-    client, and its single container instance."""
+    client (signed as admin), and its single container instance."""
 
     args: list[str]
     proc: subprocess.Popen
     log_path: Path
     data_dir: Path
+    berth_bin: Path
     lines: "queue.Queue[str | None]" = field(default_factory=queue.Queue)
     endpoint: str = ""
     stopped: bool = False
     ecs: Any = None
     instance: dict = field(default_factory=dict)
+    _framework_principal: "Credentials | None" = None
 
     @property
     def master(self) -> str:
         """What pymesos takes as its master: the dev server's host:port."""
         return self.endpoint.removeprefix("http://")
+
+    @property
+    def admin_credentials_file(self) -> Path:
+        return self.data_dir / "admin.credentials"
+
+    @property
+    def admin(self) -> Credentials:
+        """The admin credential `berth dev` wrote at its first start."""
+        return Credentials.from_file(self.admin_credentials_file)
+
+    @property
+    def framework_principal(self) -> Credentials:
+        """The principal frameworks authenticate as by default: one `framework`-role
+        credential, made the first time it is asked for."""
+        if self._framework_principal is None:
+            self._framework_principal = self.create_credential("frameworks")
+        return self._framework_principal
+
+    def create_credential(self, name: str, role: str = "framework") -> Credentials:
+        """`berth credential create --name NAME --role ROLE --output FILE`, as an operator
+        makes a framework's principal and secret (signed with the admin credential)."""
+        out = self.data_dir.parent / f"{name}.credentials"
+        args = [
+            str(self.berth_bin),
+            "credential",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--output",
+            str(out),
+            "--endpoint",
+            self.endpoint,
+            "--credentials-file",
+            str(self.admin_credentials_file),
+        ]
+        p = subprocess.run(
+            args,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert p.returncode == 0, f"{' '.join(args)} failed ({p.returncode}):\n{p.stderr}"
+        created = json.loads(p.stdout)
+        credentials = Credentials.from_file(out)
+        assert (credentials.access_key_id, credentials.secret_access_key) == (
+            created["accessKeyId"],
+            created["secretAccessKey"],
+        ), created
+        assert created["role"] == role, created
+        return credentials
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -327,14 +417,14 @@ def dev(berth_bin, tmp_path) -> Iterable[Dev]:
             cwd=tmp_path,
             env=env,
         )
-    d = Dev(args=args, proc=proc, log_path=log_path, data_dir=data_dir)
+    d = Dev(args=args, proc=proc, log_path=log_path, data_dir=data_dir, berth_bin=berth_bin)
     threading.Thread(target=d._pump, daemon=True).start()
     try:
         lines = d.wait_ready()
         endpoints = [m.group(1) for m in map(ENDPOINT_LINE.match, lines) if m]
         assert len(endpoints) == 1, "no ECS endpoint in the welcome text:\n" + "\n".join(lines)
         d.endpoint = endpoints[0]
-        d.ecs = make_ecs_client(d.endpoint)
+        d.ecs = make_ecs_client(d.endpoint, d.admin)
         # The dev agent registers itself; wait until it is there and connected.
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
@@ -459,9 +549,14 @@ class Recorder(Scheduler):
         return f"the framework saw {len(events)} events (last {last}):\n" + "\n".join(lines)
 
 
+# The default of Framework's `credentials`: a framework-role credential of the dev's.
+DEV_FRAMEWORK = object()
+
+
 class Framework:
     """One pymesos framework: MesosSchedulerDriver + Recorder, run in a thread of its own
-    (`driver.run()`, as a framework's main would)."""
+    (`driver.run()`, as a framework's main would). It authenticates with `credentials` as its
+    principal and secret (default: a framework-role credential of the dev's; None: none)."""
 
     def __init__(
         self,
@@ -470,6 +565,7 @@ class Framework:
         framework_id: str | None = None,
         failover_timeout: float = 60.0,
         implicit_acknowledgements: bool = True,
+        credentials: Any = DEV_FRAMEWORK,
     ) -> None:
         self.dev = dev
         self.name = name
@@ -482,12 +578,17 @@ class Framework:
         }
         if framework_id:
             info["id"] = {"value": framework_id}
+        if credentials is DEV_FRAMEWORK:
+            credentials = dev.framework_principal
+        self.credentials: Credentials | None = credentials
         self.driver = MesosSchedulerDriver(
             self.sched,
             info,
             dev.master,
             use_addict=False,
             implicit_acknowledgements=implicit_acknowledgements,
+            principal=credentials.access_key_id if credentials else None,
+            secret=credentials.secret_access_key if credentials else None,
         )
         self.thread: threading.Thread | None = None
         self.stopped = False
@@ -638,14 +739,15 @@ class Framework:
 
 @pytest.fixture
 def framework(dev) -> Iterable[Callable[..., Framework]]:
-    """Factory: framework(name=None, framework_id=None, ...) -> a started pymesos framework.
-    Frameworks still running when the test ends are stopped without failover (TEARDOWN)."""
+    """Factory: framework(name=None, framework_id=None, credentials=..., start=True, ...) -> a
+    started pymesos framework (not yet started with start=False). Frameworks still running
+    when the test ends are stopped without failover (TEARDOWN)."""
     made: list[Framework] = []
 
-    def make(name: str | None = None, **kwargs) -> Framework:
+    def make(name: str | None = None, start: bool = True, **kwargs) -> Framework:
         fw = Framework(dev, name or f"fw-{uuid.uuid4().hex[:8]}", **kwargs)
         made.append(fw)
-        return fw.start()
+        return fw.start() if start else fw
 
     yield make
     for fw in made:
@@ -695,6 +797,33 @@ def command_task(
     }
 
 
-def version(endpoint: str) -> dict:
-    with urllib.request.urlopen(f"{endpoint}/version", timeout=10) as r:
+def version(endpoint: str, credentials: Credentials | None) -> dict:
+    """GET /version, as a framework's principal (HTTP Basic, as pymesos authenticates)."""
+    headers = {"Authorization": credentials.basic()} if credentials else {}
+    request = urllib.request.Request(f"{endpoint}/version", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as r:
         return json.loads(r.read())
+
+
+def scheduler_call(
+    endpoint: str, credentials: Credentials | None, call: dict, stream_id: str | None = None
+) -> tuple[int, str]:
+    """One POST /api/v1/scheduler call outside pymesos (HTTP Basic as pymesos sends it):
+    answers the status and body."""
+    headers = {"Content-Type": "application/json"}
+    if credentials:
+        headers["Authorization"] = credentials.basic()
+    if stream_id:
+        headers["Mesos-Stream-Id"] = stream_id
+    request = urllib.request.Request(
+        f"{endpoint}/api/v1/scheduler",
+        data=json.dumps(call).encode(),
+        headers=headers,
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.read().decode(errors="replace")

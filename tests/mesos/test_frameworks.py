@@ -17,6 +17,14 @@ and gets the update it missed); TEARDOWN killing the framework's tasks; a `conta
 task on Docker (skipped without a Docker Engine, except under CI); an update the framework
 does not acknowledge sent again with the same uuid, and no more once acknowledged.
 
+Authentication: every framework here authenticates with a principal and secret (pymesos's
+`principal`/`secret`, sent as HTTP Basic): an access key id and its secret (the admin's, or
+one made with `berth credential create --role framework`). A framework without credentials,
+with a wrong secret or an unknown principal is refused (401); a principal without the
+`mesos:*` permissions is refused (403); a second principal can neither SUBSCRIBE with the
+first framework's id nor call for it, while the first framework keeps running undisturbed;
+and a `framework`-role principal runs containers, but not on the host's network (admin only).
+
 Where berth reports a task gone, the process runtime's own pid records are checked too: the
 command must really be dead (and, across a failover, really still alive).
 """
@@ -32,10 +40,13 @@ import pytest
 from conftest import (
     IMAGE,
     LABEL_INSTANCE,
+    PATIENCE,
     TERMINAL_STATES,
+    Credentials,
     command_task,
     new_task_id,
     resource,
+    scheduler_call,
     version,
 )
 
@@ -76,7 +87,7 @@ def check_update(status: dict, offer: dict) -> None:
 
 def test_subscribe_and_offer_from_the_dev_agent(dev, framework):
     # pymesos reads /version first and converts each dotted part with int().
-    v = version(dev.endpoint)["version"]
+    v = version(dev.endpoint, dev.admin)["version"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", v), v
     assert tuple(int(n) for n in v.split(".")) >= (1, 0, 0), v
 
@@ -568,3 +579,170 @@ def test_a_framework_and_run_task_compete_without_over_commit(dev, framework):
     assert {t["group"] for t in live} >= {"mesos:sharing", "family:ecs-side"}
     assert len([t for t in live if t["group"] == "mesos:sharing"]) == len(launched)
     assert len([t for t in live if t["group"] == "family:ecs-side"]) == len(ecs_placed)
+
+
+# --------------------------------------------------------------------------------------------
+# Authentication
+# --------------------------------------------------------------------------------------------
+
+
+def expect_refused(fw, status: int) -> str:
+    """Starts `fw` (made with start=False), whose SUBSCRIBE berth must refuse with HTTP
+    `status`. pymesos's I/O thread then dies with RuntimeError("Failed with HTTP <status>:
+    <body>") and re-raises it in the main thread (via SIGINT): it is caught here. Answers the
+    error's text."""
+    with pytest.raises(RuntimeError) as info:
+        fw.start()
+        deadline = time.monotonic() + PATIENCE
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    message = str(info.value)
+    assert f"Failed with HTTP {status}" in message, message
+    fw.thread.join(PATIENCE)
+    assert not fw.thread.is_alive(), "pymesos should have stopped after the refusal"
+    assert fw.sched.all("registered") == [], fw.sched.summary()
+    assert fw.sched.all("offers") == [], fw.sched.summary()
+    fw.stopped = True
+    return message
+
+
+def test_a_framework_without_credentials_is_refused(dev, framework):
+    message = expect_refused(framework("anonymous", credentials=None, start=False), 401)
+    assert "Missing Authentication Token" in message, message
+
+    # The answer a Mesos master gives: 401 with a Basic challenge.
+    status, body = scheduler_call(
+        dev.endpoint,
+        None,
+        {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": "x"}}},
+    )
+    assert status == 401, body
+
+    # The same framework with a framework principal's credentials subscribes.
+    fw = framework("anonymous", credentials=dev.create_credential("framework"))
+    assert fw.registered()
+    assert fw.offer()
+
+
+def test_a_framework_with_a_wrong_secret_is_refused(dev, framework):
+    good = dev.create_credential("framework")
+    wrong = Credentials(good.access_key_id, good.secret_access_key + "x")
+    message = expect_refused(framework("forger", credentials=wrong, start=False), 401)
+    assert "principal or secret is not valid" in message, message
+
+    # An unknown principal is refused alike.
+    stranger = Credentials("AKIDNOSUCHPRINCIPAL0", good.secret_access_key)
+    expect_refused(framework("stranger", credentials=stranger, start=False), 401)
+
+
+def test_a_principal_without_mesos_permissions_is_refused(dev, framework):
+    reader = dev.create_credential("auditor", role="read-only")
+    message = expect_refused(framework("reader", credentials=reader, start=False), 403)
+    assert "mesos:Subscribe" in message, message
+
+
+def test_another_principal_cannot_take_over_a_framework(dev, framework):
+    # Another framework principal, and another admin (a principal of its own too).
+    intruders = [dev.create_credential("intruder"), dev.create_credential("other-admin", "admin")]
+    owner = framework("owned", failover_timeout=120)
+    framework_id = owner.registered()
+    offer = owner.offer()
+    task = command_task(offer, "sleep 600", task_id=new_task_id("owned"))
+    task_id = task["task_id"]["value"]
+    owner.driver.launchTasks(offer["id"], [task])
+    owner.status(task_id, "TASK_RUNNING")
+    stream_id = owner.driver.stream_id
+    assert stream_id, "pymesos should hold the stream id of its subscription"
+
+    # Each subscribing with the owner's framework id: refused, before anything is touched.
+    for who in intruders:
+        thief = framework("owned", framework_id=framework_id, credentials=who, start=False)
+        message = expect_refused(thief, 403)
+        assert f"Framework {framework_id} is registered by another principal" in message, message
+        assert thief.sched.all("reregistered") == [], thief.sched.summary()
+
+        # Nor may it call for the framework on the owner's stream (here KILL of its task).
+        status, body = scheduler_call(
+            dev.endpoint,
+            who,
+            {
+                "type": "KILL",
+                "framework_id": {"value": framework_id},
+                "kill": {"task_id": {"value": task_id}},
+            },
+            stream_id=stream_id,
+        )
+        assert status == 403, (status, body)
+
+    # The owner noticed nothing: still subscribed on the same stream, its task running.
+    owner.assert_none("disconnected", for_seconds=1)
+    assert owner.sched.all("reregistered") == [], owner.sched.summary()
+    assert owner.driver.stream_id == stream_id
+    assert [s["state"] for s in owner.statuses(task_id)].count("TASK_KILLED") == 0
+    (running,) = dev.wait_ecs(
+        "the owner's task RUNNING",
+        lambda ts: [t for t in ts if t["lastStatus"] == "RUNNING"],
+        owner.group,
+    )
+    assert len(dev.running_commands()) == 1, "the owner's `sleep 600` should still run"
+
+    # And it still controls its framework: its KILL goes through.
+    owner.driver.killTask({"value": task_id})
+    owner.status(task_id, "TASK_KILLED")
+    dev.wait_ecs(
+        "the killed task STOPPED",
+        lambda ts: ts and all(t["lastStatus"] == "STOPPED" for t in ts),
+        owner.group,
+    )
+    assert running["taskArn"] in [t["taskArn"] for t in dev.ecs_tasks(owner.group)]
+
+
+def test_a_framework_role_principal_runs_containers_without_host_privileges(
+    dev, framework, docker_engine
+):
+    fw = framework("role-docker", credentials=dev.create_credential("framework"))
+    fw.registered()
+    offer = fw.offer()
+    docker = command_task(
+        offer,
+        "echo hello from docker; exit 0",
+        task_id=new_task_id("bridge"),
+        container={"type": "DOCKER", "docker": {"image": IMAGE, "network": "BRIDGE"}},
+    )
+    # The host's network is a host privilege: only admin has it.
+    host = command_task(
+        offer,
+        "exit 0",
+        task_id=new_task_id("host"),
+        container={"type": "DOCKER", "docker": {"image": IMAGE, "network": "HOST"}},
+    )
+    fw.driver.launchTasks(offer["id"], [docker, host])
+    fw.status(docker["task_id"]["value"], "TASK_FINISHED")
+    error = fw.status(host["task_id"]["value"], ["TASK_ERROR", "TASK_DROPPED"])
+    assert error["state"] == "TASK_ERROR", error
+    assert "berth:UseHostNamespaces" in error.get("message", ""), error
+    assert [s["state"] for s in fw.statuses(host["task_id"]["value"])] == ["TASK_ERROR"]
+
+
+def test_a_framework_role_principal_runs_command_tasks(dev, framework):
+    fw = framework("role", credentials=dev.create_credential("framework"))
+    fw.registered()
+    offer = fw.offer()
+    task = command_task(offer, "echo hello; exit 0", task_id=new_task_id("role"))
+    task_id = task["task_id"]["value"]
+    fw.driver.launchTasks(offer["id"], [task])
+    fw.status(task_id, "TASK_RUNNING")
+    fw.status(task_id, "TASK_FINISHED")
+
+
+@pytest.mark.xfail(
+    reason="berth answers GET /version only to an authenticated caller (401 otherwise); a "
+    "Mesos master serves it to anyone, and pymesos reads it without credentials, so pymesos "
+    "never learns the version (driver.version stays None)",
+    strict=False,
+)
+def test_pymesos_reads_the_version_without_credentials(dev, framework):
+    fw = framework("versioned")
+    fw.registered()
+    assert fw.driver.version, "pymesos could not read /version"
+    assert version(dev.endpoint, None)["version"] == fw.driver.version

@@ -72,6 +72,11 @@ pub fn privileges(spec: &api::TaskDefinition) -> BTreeSet<Privilege> {
             needs.insert(Privilege::HostProcess);
         }
     }
+    // A host process is in the host's namespaces whatever the network mode says: asking for
+    // it is the one permission that matters (a Mesos command task is exactly this).
+    if needs.contains(&Privilege::HostProcess) {
+        needs.remove(&Privilege::HostNamespaces);
+    }
     needs
 }
 
@@ -104,15 +109,25 @@ mod tests {
             "containerDefinitions": [{"name": "x", "image": "busybox", "memory": 64,
                 "privileged": true,
                 "linuxParameters": {"capabilities": {"add": ["ALL"]},
-                                    "devices": [{"hostPath": "/dev/sda"}]},
-                "dockerLabels": {"berth.runtime": "process"}}],
+                                    "devices": [{"hostPath": "/dev/sda"}]}}],
             "volumes": [{"name": "root", "host": {"sourcePath": "/"}},
                         {"name": "sock", "host": {"sourcePath": "/var/run/docker.sock"}}]
         }));
-        assert_eq!(
-            privileges(&t),
-            Privilege::ALL.into_iter().collect::<BTreeSet<_>>()
-        );
+        let all_but_process: BTreeSet<_> = Privilege::ALL
+            .into_iter()
+            .filter(|p| *p != Privilege::HostProcess)
+            .collect();
+        assert_eq!(privileges(&t), all_but_process);
+    }
+
+    #[test]
+    fn a_host_process_needs_that_permission_alone() {
+        let t = spec(serde_json::json!({
+            "family": "cmd", "networkMode": "host",
+            "containerDefinitions": [{"name": "x", "image": "i", "memory": 8,
+                "dockerLabels": {"berth.runtime": "process"}}]
+        }));
+        assert_eq!(privileges(&t), BTreeSet::from([Privilege::HostProcess]));
     }
 
     #[test]

@@ -106,29 +106,34 @@ pub fn cluster_secret(path: &Path, create: bool) -> Result<ClusterSecret, Bootst
     }
 }
 
-/// A new credential: its access key id, its secret (to hand out once) and the stored value.
-pub fn new_credential(
-    app: &App,
-    kind: KeyKind,
-    name: String,
-    credential_kind: CredentialKind,
-    policy: berth_auth::Policy,
-    role: Option<String>,
-    created_by: &str,
-    expires_at: Option<Millis>,
-) -> (Credentials, Credential) {
-    let access_key_id = new_access_key_id(kind, rand::random());
+/// What a new credential is: everything but its (random) access key id and secret.
+pub struct NewCredential {
+    /// What its access key id says it is.
+    pub key: KeyKind,
+    pub name: String,
+    pub kind: CredentialKind,
+    pub policy: berth_auth::Policy,
+    pub role: Option<String>,
+    /// The actor creating it.
+    pub created_by: String,
+    pub expires_at: Option<Millis>,
+}
+
+/// A new credential: its access key id and secret (to hand out once), and the stored value
+/// with the secret sealed.
+pub fn new_credential(app: &App, spec: NewCredential) -> (Credentials, Credential) {
+    let access_key_id = new_access_key_id(spec.key, rand::random());
     let secret = SecretKey::from_random(rand::random());
     let credential = Credential {
         sealed_secret: app.keyring.seal(&access_key_id, &secret),
         access_key_id: access_key_id.clone(),
-        name,
-        kind: credential_kind,
-        policy: std::sync::Arc::new(policy),
-        role,
+        name: spec.name,
+        kind: spec.kind,
+        policy: std::sync::Arc::new(spec.policy),
+        role: spec.role,
         created_at: Millis::now(),
-        created_by: Some(created_by.to_owned()),
-        expires_at,
+        created_by: Some(spec.created_by),
+        expires_at: spec.expires_at,
         version: 0,
     };
     (
@@ -168,13 +173,15 @@ pub async fn bootstrap(app: &App, data_dir: &Path) -> Result<PathBuf, BootstrapE
         if app.node.is_leader() {
             let (_, credential) = new_credential(
                 app,
-                KeyKind::User,
-                ADMIN_NAME.to_owned(),
-                CredentialKind::User,
-                Role::Admin.policy(),
-                Some(Role::Admin.to_string()),
-                "system/bootstrap",
-                None,
+                NewCredential {
+                    key: KeyKind::User,
+                    name: ADMIN_NAME.to_owned(),
+                    kind: CredentialKind::User,
+                    policy: Role::Admin.policy(),
+                    role: Some(Role::Admin.to_string()),
+                    created_by: "system/bootstrap".into(),
+                    expires_at: None,
+                },
             );
             match app
                 .node

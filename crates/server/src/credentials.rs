@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use crate::App;
 use crate::auth::Principal;
-use crate::bootstrap::new_credential;
+use crate::bootstrap::{NewCredential, new_credential};
 use crate::ecs::{DEFAULT_CLUSTER, context, error_response};
 
 /// Where a joining server gets the cluster secret.
@@ -146,13 +146,15 @@ async fn create(
             };
             let (credentials, credential) = new_credential(
                 &app,
-                KeyKind::User,
-                req.name,
-                CredentialKind::User,
-                policy,
-                role,
-                &principal.actor(),
-                None,
+                NewCredential {
+                    key: KeyKind::User,
+                    name: req.name,
+                    kind: CredentialKind::User,
+                    policy,
+                    role,
+                    created_by: principal.actor(),
+                    expires_at: None,
+                },
             );
             let stored = app
                 .write_by(&principal, CreateCredential { credential })
@@ -311,13 +313,15 @@ async fn issue_token(
     let expires_at = ttl.map(|t| Millis::now().saturating_add_ms(t.as_millis() as i64));
     let (credentials, credential) = new_credential(
         app,
-        KeyKind::JoinToken,
-        if server { "server-join" } else { "agent-join" }.to_owned(),
-        kind,
-        policy,
-        None,
-        actor,
-        expires_at,
+        NewCredential {
+            key: KeyKind::JoinToken,
+            name: if server { "server-join" } else { "agent-join" }.to_owned(),
+            kind,
+            policy,
+            role: None,
+            created_by: actor.to_owned(),
+            expires_at,
+        },
     );
     let stored = app
         .node
@@ -423,16 +427,18 @@ async fn join_agent(
         let instance = InstanceId(rand::random());
         let (credentials, credential) = new_credential(
             &app,
-            KeyKind::Agent,
-            format!("{cluster}/{instance}"),
-            CredentialKind::Agent {
-                cluster: cluster.as_str().into(),
-                instance,
+            NewCredential {
+                key: KeyKind::Agent,
+                name: format!("{cluster}/{instance}"),
+                kind: CredentialKind::Agent {
+                    cluster: cluster.as_str().into(),
+                    instance,
+                },
+                policy: agent_policy(&cluster),
+                role: None,
+                created_by: principal.actor(),
+                expires_at: None,
             },
-            agent_policy(&cluster),
-            None,
-            &principal.actor(),
-            None,
         );
         app.write_by(&principal, CreateCredential { credential })
             .await?;

@@ -427,7 +427,11 @@ pub async fn raw_unsigned(
     }
     let transport =
         berth_client::Transport::new(&berth_client::Trust::PlainHttp).expect("transport");
-    send(transport, req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await
+    send(
+        transport,
+        req.body(Full::new(Bytes::copy_from_slice(body))).unwrap(),
+    )
+    .await
 }
 
 async fn send(transport: berth_client::Transport, req: hyper::Request<Full<Bytes>>) -> RawResponse {

@@ -431,9 +431,7 @@ mod tests {
     #[test]
     fn tags_follow_the_resource() {
         let req = api::TagResourceRequest {
-            resource_arn: Some(format!(
-                "arn:aws:ecs:us-east-1:000000000000:service/prod/web"
-            )),
+            resource_arn: Some("arn:aws:ecs:us-east-1:000000000000:service/prod/web".into()),
             ..Default::default()
         };
         let access = req.touches(&ctx());

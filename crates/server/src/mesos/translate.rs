@@ -131,6 +131,8 @@ pub fn definition(
     let network_mode = match docker {
         Some(d) => {
             container.image = Some(d.image.clone());
+            // Carried over, so the framework's principal needs the permission for it.
+            container.privileged = d.privileged.filter(|p| *p);
             match d.network() {
                 DockerNetwork::Bridge | DockerNetwork::User => {
                     container.port_mappings = Some(
