@@ -125,9 +125,9 @@ pub fn check_append(
     if let Some(commit) = &req.leader_commit {
         check_log_id("leader_commit", commit, term)?;
     }
-    let mut expected = req.prev_log_id.map_or(0, |p| p.index + 1);
+    let first = req.prev_log_id.map_or(0, |p| p.index + 1);
     let mut last_term = req.prev_log_id.map_or(0, |p| p.leader_id.term);
-    for entry in &req.entries {
+    for (expected, entry) in (first..).zip(&req.entries) {
         check_log_id("an entry", &entry.log_id, term)?;
         if entry.log_id.index != expected {
             return Err(refuse(format!(
@@ -139,7 +139,6 @@ pub fn check_append(
             return Err(refuse("entry terms go backwards"));
         }
         last_term = entry.log_id.leader_id.term;
-        expected += 1;
         if let EntryPayload::Membership(m) = &entry.payload {
             check_membership("a membership entry", m)?;
         }
