@@ -516,6 +516,84 @@ async fn roles_allow_what_they_say_and_nothing_more() {
     );
 }
 
+/// A task that names no runtime runs as a host process on an agent without Docker: a caller
+/// who may not run host processes does not get it placed there, cannot StartTask it there,
+/// and cannot relabel the agent to pretend otherwise.
+#[tokio::test]
+async fn tasks_of_callers_without_host_process_rights_stay_off_process_agents() {
+    let b = Berth::start();
+    let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"c"}"#).await;
+    assert_eq!(r.status, 200);
+    let plain = json!({"family": "plain", "containerDefinitions": [
+        {"name": "x", "image": "busybox", "memory": 32}]});
+    ecs_op(&b.endpoint, "RegisterTaskDefinition", &plain.to_string()).await;
+    let agent = HandAgent::join_with(
+        &b.endpoint,
+        "c",
+        "http://127.0.0.1:9",
+        &[("berth.default-runtime", "process")],
+    )
+    .await;
+    let operator = credential(&b, "ops-c", "operator:c").await;
+    let r = ecs_as(
+        &operator,
+        &b,
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "plain"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["tasks"], json!([]), "{v}");
+    assert_eq!(v["failures"][0]["reason"], "ATTRIBUTE", "{v}");
+    let r = ecs_as(
+        &operator,
+        &b,
+        "StartTask",
+        json!({"cluster": "c", "taskDefinition": "plain", "containerInstances": [agent.instance_arn]}),
+    )
+    .await;
+    let message = refused(&r, 403, "AccessDeniedException");
+    assert!(message.contains("berth:RunHostProcess"), "{message}");
+    for op in ["PutAttributes", "DeleteAttributes"] {
+        let r = ecs_as(
+            &operator,
+            &b,
+            op,
+            json!({"cluster": "c", "attributes": [{"name": "berth.default-runtime",
+                "value": "docker", "targetId": agent.instance_arn}]}),
+        )
+        .await;
+        r.expect_error("InvalidParameterException");
+    }
+    // A service of the operator's carries the same guard.
+    let r = ecs_as(
+        &operator,
+        &b,
+        "CreateService",
+        json!({"cluster": "c", "serviceName": "s", "taskDefinition": "plain", "desiredCount": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["service"]["placementConstraints"][0]["expression"],
+        berth_model::privileges::NOT_ON_HOST_PROCESS_AGENTS
+    );
+    // The admin may.
+    let r = ecs_op(
+        &b.endpoint,
+        "RunTask",
+        r#"{"cluster":"c","taskDefinition":"plain"}"#,
+    )
+    .await;
+    assert_eq!(
+        r.json()["tasks"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.json()
+    );
+}
+
 // --- the agent protocol -------------------------------------------------------------------------
 
 async fn two_agents(b: &Berth) -> (HandAgent, HandAgent, String) {

@@ -14,6 +14,21 @@ use berth_auth::Privilege;
 /// The docker label that picks a task's runtime on the agent (`docker`, `process`, `hollow`).
 pub const RUNTIME_LABEL: &str = "berth.runtime";
 
+/// Where a task that names no runtime may go for a caller that may not run host processes:
+/// not to an agent whose default runtime is the process runtime (one without Docker), where
+/// it would run as a host process all the same. Agents register `berth.default-runtime`, and
+/// only an agent can set `berth.` attributes.
+pub const NOT_ON_HOST_PROCESS_AGENTS: &str = "not(attribute:berth.default-runtime == process)";
+
+/// Whether some container of `spec` names its runtime with [`RUNTIME_LABEL`].
+pub fn names_runtime(spec: &api::TaskDefinition) -> bool {
+    spec.container_definitions.iter().flatten().any(|c| {
+        c.docker_labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(RUNTIME_LABEL))
+    })
+}
+
 /// What `spec` asks of its host beyond an ordinary container.
 pub fn privileges(spec: &api::TaskDefinition) -> BTreeSet<Privilege> {
     let mut needs = BTreeSet::new();

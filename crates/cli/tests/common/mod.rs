@@ -494,6 +494,16 @@ impl HandAgent {
     /// Joins `cluster` and registers an instance with 2 vCPU and 2 GiB whose log endpoint is
     /// `endpoint_attribute` (the agent's own address).
     pub async fn join(endpoint: &str, cluster: &str, log_endpoint: &str) -> HandAgent {
+        Self::join_with(endpoint, cluster, log_endpoint, &[]).await
+    }
+
+    /// Like [`HandAgent::join`], registering `attributes` (name, value) too.
+    pub async fn join_with(
+        endpoint: &str,
+        cluster: &str,
+        log_endpoint: &str,
+        attributes: &[(&str, &str)],
+    ) -> HandAgent {
         let token = join_token(endpoint, cluster).await;
         let token_credentials = berth_client::Credentials {
             access_key_id: token.id.clone(),
@@ -523,6 +533,13 @@ impl HandAgent {
                 ),
             },
         };
+        let mut attrs =
+            vec![serde_json::json!({"name": "berth.agent-endpoint", "value": log_endpoint})];
+        attrs.extend(
+            attributes
+                .iter()
+                .map(|(name, value)| serde_json::json!({"name": name, "value": value})),
+        );
         let r = agent
             .ecs(
                 endpoint,
@@ -532,7 +549,7 @@ impl HandAgent {
                         {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
                         {"name": "MEMORY", "type": "INTEGER", "integerValue": 2048}
                     ],
-                    "attributes": [{"name": "berth.agent-endpoint", "value": log_endpoint}]}),
+                    "attributes": attrs}),
             )
             .await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

@@ -183,7 +183,10 @@ pub async fn register(
         }
         None => {
             if endpoint.is_some() {
-                return Err(reserved_attribute());
+                return Err(reserved_attribute(ENDPOINT_ATTRIBUTE));
+            }
+            if let Some(name) = attrs.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
+                return Err(reserved_attribute(name));
             }
             match req.container_instance_arn.as_deref() {
                 Some(arn) => (instance_ref(arn, &cluster)?, true, None),
@@ -401,12 +404,16 @@ fn render_changes(ctx: &Ctx, cluster: &str, changes: &[AttributeChange]) -> Vec<
 }
 
 /// PutAttributes (`put`) or DeleteAttributes: validates, commits, renders what was applied.
-/// `berth.agent-endpoint` is where the server fetches container logs from: only the
-/// instance's own agent sets it, when it registers.
-fn reserved_attribute() -> EcsError {
+/// Attributes in the `berth.` namespace are what an instance's own agent says of itself
+/// (where it serves logs, which runtimes it has): placement and log fetching trust them, so
+/// only the agent sets them, when it registers.
+const RESERVED_PREFIX: &str = "berth.";
+
+fn reserved_attribute(name: &str) -> EcsError {
     EcsError::invalid(format!(
-        "{ENDPOINT_ATTRIBUTE} is set by the container instance's own agent when it registers; \
-         it cannot be put or registered by anyone else"
+        "{} is in the berth. namespace, which the container instance's own agent sets when it \
+         registers; it cannot be put, deleted or registered by anyone else",
+        validate::shorten(name)
     ))
 }
 
@@ -434,12 +441,13 @@ async fn change_attributes(
     given: &Option<Vec<api::Attribute>>,
     put: bool,
 ) -> Result<Vec<api::Attribute>, EcsError> {
-    if given
+    if let Some(name) = given
         .iter()
         .flatten()
-        .any(|a| a.name.as_deref() == Some(ENDPOINT_ATTRIBUTE))
+        .filter_map(|a| a.name.as_deref())
+        .find(|n| n.starts_with(RESERVED_PREFIX))
     {
-        return Err(reserved_attribute());
+        return Err(reserved_attribute(name));
     }
     let cluster = cluster_param(cluster)?;
     let attributes = attribute_changes(required(given, "attributes")?, &cluster, put)?;

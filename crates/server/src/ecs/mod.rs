@@ -70,6 +70,24 @@ impl Ctx {
             .authorize(&self.arn, action, resources, cluster)
     }
 
+    /// Whether a task of `spec` started by the caller in `cluster` must stay off agents whose
+    /// default runtime is the process runtime: it names no runtime, and the caller may not run
+    /// host processes.
+    pub(crate) fn kept_off_host_process_agents(
+        &self,
+        spec: &berth_api::types::TaskDefinition,
+        cluster: &str,
+    ) -> bool {
+        !berth_model::privileges::names_runtime(spec)
+            && self
+                .authorize(
+                    berth_auth::Privilege::HostProcess.action(),
+                    &[],
+                    Some(cluster),
+                )
+                .is_err()
+    }
+
     /// Checks that the caller may ask for every host privilege `spec` needs, to register it
     /// or to run it (in `cluster`).
     pub(crate) fn allow_privileges(

@@ -289,6 +289,27 @@ fn placement_constraints(
     Ok(given.to_vec())
 }
 
+/// For a caller who may not run host processes, a service whose tasks name no runtime keeps
+/// off agents that would run them as host processes: a constraint saying so is added to the
+/// service (and shows in DescribeServices).
+fn guard_host_process_agents(
+    ctx: &Ctx,
+    spec: &api::TaskDefinition,
+    cluster: &str,
+    constraints: &mut Vec<api::PlacementConstraint>,
+) {
+    let guard = berth_model::privileges::NOT_ON_HOST_PROCESS_AGENTS;
+    let present = constraints
+        .iter()
+        .any(|c| c.expression.as_deref() == Some(guard));
+    if !present && ctx.kept_off_host_process_agents(spec, cluster) {
+        constraints.push(api::PlacementConstraint {
+            r#type: Some("memberOf".into()),
+            expression: Some(guard.into()),
+        });
+    }
+}
+
 /// Placement strategies as given, each parsed to prove it valid. A DAEMON service has none:
 /// it puts one task on every instance.
 fn placement_strategy(
@@ -493,10 +514,11 @@ pub async fn create(
         Some(&cluster),
         "Running this task definition in a service",
     )?;
-    let constraints = placement_constraints(
+    let mut constraints = placement_constraints(
         definition,
         req.placement_constraints.as_deref().unwrap_or_default(),
     )?;
+    guard_host_process_agents(ctx, &definition.spec, &cluster, &mut constraints);
     let now = Millis::now();
     let service = Service {
         cluster: cluster.as_str().into(),
@@ -620,12 +642,13 @@ pub async fn update(
                     ))
                 })?,
         };
-        let constraints = placement_constraints(
+        let mut constraints = placement_constraints(
             definition,
             req.placement_constraints
                 .as_deref()
                 .unwrap_or(&current.placement_constraints),
         )?;
+        guard_host_process_agents(ctx, &definition.spec, &cluster, &mut constraints);
         let strategies = placement_strategy(
             req.placement_strategy
                 .as_deref()

@@ -263,12 +263,15 @@ pub async fn run(
     let request_digest = digest(&serde_json::to_vec(&req).unwrap_or_default());
 
     let mut state = app.node.state();
-    let template = template(&state, &cluster, reference, run_common(&req))?;
+    let mut template = template(&state, &cluster, reference, run_common(&req))?;
     ctx.allow_privileges(
         &template.definition.spec,
         Some(&cluster),
         "Running this task definition",
     )?;
+    if ctx.kept_off_host_process_agents(&template.definition.spec, &cluster) {
+        template.constraints.push(host_process_guard()?);
+    }
     if let Some(token) = &req.client_token
         && let Some(record) = state.client_token(&cluster, token)
     {
@@ -384,6 +387,27 @@ pub async fn start(
         Some(&cluster),
         "Starting this task definition",
     )?;
+    if ctx.kept_off_host_process_agents(&template.definition.spec, &cluster) {
+        let guard =
+            berth_scheduler::query::parse(berth_model::privileges::NOT_ON_HOST_PROCESS_AGENTS)
+                .map_err(|e| EcsError::server(e.to_string()))?;
+        for id in &ids {
+            let on_process_agent = state
+                .instance(*id)
+                .is_some_and(|i| !berth_scheduler::instance_matches(&state, i, &guard));
+            if on_process_agent {
+                return Err(EcsError::new(
+                    berth_api::ErrorCode::AccessDeniedException,
+                    format!(
+                        "Container instance {id} runs tasks that name no runtime as host \
+                         processes (its agent has no Docker): starting one there needs the \
+                         {} permission",
+                        berth_auth::Privilege::HostProcess.action()
+                    ),
+                ));
+            }
+        }
+    }
     let plan = place(
         &state,
         &template.request(ids.len(), Some(ids), false),
@@ -483,6 +507,15 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
         "instances": instances,
         "failures": plan_failures(ctx, &cluster, &plan.rejections),
     }))
+}
+
+/// The constraint that keeps a task off agents that would run it as a host process.
+fn host_process_guard() -> Result<Constraint, EcsError> {
+    parse_constraint(
+        "memberOf",
+        Some(berth_model::privileges::NOT_ON_HOST_PROCESS_AGENTS),
+    )
+    .map_err(EcsError::server)
 }
 
 /// A task reference that must belong to `cluster` when its ARN names one.
