@@ -19,6 +19,11 @@ fn free_port() -> u16 {
 
 /// Starts `n` servers that list each other as the initial voters and share one cluster secret.
 fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
+    start_cluster_with(root, n, &[])
+}
+
+/// Like [`start_cluster`], with `extra` flags for every server.
+fn start_cluster_with(root: &std::path::Path, n: u64, extra: &[&str]) -> Vec<Option<Berth>> {
     let secret = root.join("cluster.secret");
     std::fs::write(
         &secret,
@@ -45,6 +50,7 @@ fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
                 "--cluster-secret-file".to_owned(),
                 secret.display().to_string(),
             ];
+            args.extend(extra.iter().map(|s| s.to_string()));
             for p in &peers {
                 args.push("--peer".into());
                 args.push(p.clone());
@@ -89,6 +95,48 @@ async fn caught_up(node: &Berth, index: u64) {
             node.endpoint
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Over TLS, servers given only the cluster secret derive the same CA, so they trust each
+/// other's certificates: they elect a leader, forward writes to it and replicate them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_over_tls_trust_each_other_through_the_cluster_secret() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_cluster_with(root.path(), 3, &["--tls"]);
+    let cas: Vec<Vec<u8>> = nodes
+        .iter()
+        .flatten()
+        .map(|n| std::fs::read(n.data_dir.join("ca.pem")).unwrap())
+        .collect();
+    assert!(
+        cas.windows(2).all(|w| w[0] == w[1]),
+        "one CA for the cluster"
+    );
+    let leader = leader_of(&nodes).await;
+    let follower = nodes[(1..=3).find(|id| *id != leader).unwrap() as usize - 1]
+        .as_ref()
+        .unwrap();
+    assert!(follower.endpoint.starts_with("https://"));
+    let r = common::ecs_op(
+        &follower.endpoint,
+        "CreateCluster",
+        r#"{"clusterName":"tls"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let index = get_json(&follower.endpoint, "/v1/health").await["index"]
+        .as_u64()
+        .unwrap();
+    for n in nodes.iter().flatten() {
+        caught_up(n, index).await;
+        let r = common::ecs_op(&n.endpoint, "DescribeClusters", r#"{"clusters":["tls"]}"#).await;
+        assert_eq!(
+            r.json()["clusters"][0]["status"],
+            "ACTIVE",
+            "{}",
+            n.endpoint
+        );
     }
 }
 

@@ -1160,3 +1160,48 @@ fn plain_http_on_a_network_address_needs_insecure() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--insecure"), "{stderr}");
 }
+
+/// A server join token gets a new server what it needs to join (the cluster secret), and
+/// nothing else can: not an agent's token, not an unsigned request.
+#[tokio::test]
+async fn a_server_join_token_and_only_it_hands_out_the_cluster_secret() {
+    let b = Berth::start();
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        "/v1/join-tokens",
+        &[("content-type", "application/json")],
+        br#"{"server": true, "ttlSeconds": 60}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let token = berth_auth::JoinToken::parse(r.json()["token"].as_str().unwrap()).unwrap();
+    let as_token = Credentials {
+        access_key_id: token.id.clone(),
+        secret: token.secret.clone(),
+    };
+    let r = raw_as(&as_token, &b.endpoint, "POST", "/v1/servers/join", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let file = std::fs::read_to_string(b.data_dir.join("cluster.secret")).unwrap();
+    assert_eq!(r.json()["clusterSecret"], file.trim());
+    // The token does nothing else.
+    let r = raw_as(&as_token, &b.endpoint, "GET", "/v1/credentials", &[], b"").await;
+    refused(&r, 403, "AccessDeniedException");
+    // An agent's join token cannot get the secret.
+    let agent_token = common::join_token(&b.endpoint, "default").await;
+    let r = raw_as(
+        &Credentials {
+            access_key_id: agent_token.id,
+            secret: agent_token.secret,
+        },
+        &b.endpoint,
+        "POST",
+        "/v1/servers/join",
+        &[],
+        b"",
+    )
+    .await;
+    refused(&r, 403, "AccessDeniedException");
+    let r = raw_unsigned(&b.endpoint, "POST", "/v1/servers/join", &[], b"").await;
+    refused(&r, 403, "MissingAuthenticationTokenException");
+}
