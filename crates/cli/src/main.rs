@@ -499,7 +499,7 @@ async fn serve(
         print_welcome(
             &endpoint,
             &data_dir,
-            &credentials_path,
+            credentials_path.as_deref(),
             tls.as_ref().map(|_| ca_path.as_path()),
             &agent,
         );
@@ -512,7 +512,10 @@ async fn serve(
         // One machine-readable line on stdout, so scripts (and tests) using `--listen :0`
         // learn the port; then where the admin credential is.
         println!("berth server listening on {endpoint}");
-        println!("admin credentials: {}", credentials_path.display());
+        match &credentials_path {
+            Some(path) => println!("admin credentials: {}", path.display()),
+            None => println!("admin credentials: none (the bootstrap admin was deleted)"),
+        }
         if tls.is_some() {
             println!("CA certificate: {}", ca_path.display());
         }
@@ -603,10 +606,18 @@ fn towards(server: &str) -> Option<std::net::IpAddr> {
 fn print_welcome(
     endpoint: &str,
     data_dir: &std::path::Path,
-    credentials: &std::path::Path,
+    credentials: Option<&std::path::Path>,
     ca: Option<&std::path::Path>,
     agent: &Agent,
 ) {
+    let Some(credentials) = credentials else {
+        println!(
+            "berth dev is running at {endpoint} (state in {}); its bootstrap admin credential was \
+             deleted, so sign with a credential of your own.",
+            data_dir.display()
+        );
+        return;
+    };
     let runtime = match &agent.docker {
         Ok(version) => format!("{version}: tasks run as Docker containers"),
         Err(why) => format!(

@@ -1205,3 +1205,37 @@ async fn a_server_join_token_and_only_it_hands_out_the_cluster_secret() {
     let r = raw_unsigned(&b.endpoint, "POST", "/v1/servers/join", &[], b"").await;
     refused(&r, 403, "MissingAuthenticationTokenException");
 }
+
+/// Deleting the bootstrap admin (after making another admin) is final: its key is refused at
+/// once, and a restarted server neither makes a new one nor leaves the old file behind.
+#[tokio::test]
+async fn a_deleted_bootstrap_admin_stays_deleted_across_restarts() {
+    let mut b = Berth::start();
+    let bootstrap = common::admin(&b.endpoint);
+    let second = credential(&b, "second-admin", "admin").await;
+    let path = format!("/v1/credentials/{}", bootstrap.access_key_id);
+    let r = raw_as(&second, &b.endpoint, "DELETE", &path, &[], b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = ecs_as(&bootstrap, &b, "ListClusters", json!({})).await;
+    refused(&r, 400, "UnrecognizedClientException");
+
+    let listen = b.addr().to_owned();
+    b.kill();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["server", "--listen", &listen, "--data-dir"])
+        .arg(&b.data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.starts_with("berth server listening on"), "{ready}");
+    let second_line = lines.next().unwrap().unwrap();
+    assert!(second_line.contains("none"), "{second_line}");
+    assert!(!b.data_dir.join("admin.credentials").exists());
+    let r = ecs_as(&second, &b, "ListClusters", json!({})).await;
+    assert_eq!(r.status, 200, "the other admin still works");
+    let _ = child.kill();
+    let _ = child.wait();
+}

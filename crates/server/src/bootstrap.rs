@@ -146,8 +146,8 @@ pub fn new_credential(app: &App, spec: NewCredential) -> (Credentials, Credentia
 }
 
 /// Makes sure the cluster has its bootstrap admin, writes its credential file, and opens the
-/// API. Returns the file's path.
-pub async fn bootstrap(app: &App, data_dir: &Path) -> Result<PathBuf, BootstrapError> {
+/// API. Returns the file's path (none once the bootstrap admin has been deleted).
+pub async fn bootstrap(app: &App, data_dir: &Path) -> Result<Option<PathBuf>, BootstrapError> {
     let path = data_dir.join(ADMIN_CREDENTIALS_FILE);
     loop {
         let state = app.node.state();
@@ -168,7 +168,20 @@ pub async fn bootstrap(app: &App, data_dir: &Path) -> Result<PathBuf, BootstrapE
                 write_private(&path, text.as_bytes()).map_err(io(&path))?;
             }
             app.set_bootstrapped();
-            return Ok(path);
+            return Ok(Some(path));
+        }
+        if state.is_bootstrapped() {
+            // The bootstrap admin was deleted since: its file must not linger as if it worked.
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::warn!(
+                    path = %path.display(),
+                    "the bootstrap admin credential was deleted; removed its file"
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+            app.set_bootstrapped();
+            return Ok(None);
         }
         if app.node.is_leader() {
             let (_, credential) = new_credential(
