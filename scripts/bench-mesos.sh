@@ -40,16 +40,21 @@ target/release/berth server --listen 127.0.0.1:0 --data-dir "$dir/data" \
   --agent-heartbeat-timeout 3600 >"$dir/ready" 2>"$dir/server.log" &
 server=$!
 for _ in $(seq 1 100); do [ -s "$dir/ready" ] && break; sleep 0.1; done
-addr=$(sed -n 's|.*http://||p' "$dir/ready")
+addr=$(sed -n 's|.*listening on http://||p' "$dir/ready")
 [ -n "$addr" ] || fail "the server did not start"
-curl -sf -X POST "http://$addr/" -H 'content-type: application/x-amz-json-1.1' \
+# The server writes its admin credential before the ready line: everything below signs with it
+# (berth-fleet makes one join token with it, and its agents join with that).
+creds="$dir/data/admin.credentials"
+key() { sed -n "s/^$1 *= *//p" "$creds"; }
+curl -sf --aws-sigv4 aws:amz:us-east-1:ecs --user "$(key aws_access_key_id):$(key aws_secret_access_key)" \
+  -X POST "http://$addr/" -H 'content-type: application/x-amz-json-1.1' \
   -H 'x-amz-target: AmazonEC2ContainerServiceV20141113.CreateCluster' \
   -d '{"clusterName":"default"}' >/dev/null || fail "CreateCluster failed"
 
 # berth-fleet's default size (8192 CPU units, 16 GiB): each instance takes dozens of the
 # benchmark's 0.1-cpu tasks, so every offer can be accepted.
-target/release/berth-fleet --server "http://$addr" --cluster default --count "$instances" \
-  --data-dir "$dir/fleet" >"$dir/fleet.out" 2>"$dir/fleet.log" &
+target/release/berth-fleet --server "http://$addr" --credentials-file "$creds" \
+  --cluster default --count "$instances" --data-dir "$dir/fleet" >"$dir/fleet.out" 2>"$dir/fleet.log" &
 fleet=$!
 for _ in $(seq 1 1200); do
   grep -q '^fleet ready' "$dir/fleet.out" 2>/dev/null && break
@@ -62,7 +67,8 @@ grep "^registered" "$dir/fleet.log" || true
 echo "server, $instances agents and the client share $(nproc) cores"
 
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-target/release/berth-mesos-bench --addr "$addr" --cluster default --frameworks "$frameworks" \
-  --server-pid "$server" --fleet-pid "$fleet" ${BENCH_ARGS:-} || fail "the benchmark failed"
+target/release/berth-mesos-bench --addr "$addr" --credentials-file "$creds" --cluster default \
+  --frameworks "$frameworks" --server-pid "$server" --fleet-pid "$fleet" ${BENCH_ARGS:-} \
+  || fail "the benchmark failed"
 # Offers are Raft entries; what they cost on disk is part of the picture.
 echo "server data directory after the benchmark: $(du -sm "$dir/data" | cut -f1) MiB"

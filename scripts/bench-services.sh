@@ -41,16 +41,22 @@ target/release/berth server --listen 127.0.0.1:0 --data-dir "$dir/data" \
   --agent-heartbeat-timeout 3600 >"$dir/ready" 2>"$dir/server.log" &
 server=$!
 for _ in $(seq 1 100); do [ -s "$dir/ready" ] && break; sleep 0.1; done
-addr=$(sed -n 's|.*http://||p' "$dir/ready")
+addr=$(sed -n 's|.*listening on http://||p' "$dir/ready")
 [ -n "$addr" ] || fail "the server did not start"
-curl -sf -X POST "http://$addr/" -H 'content-type: application/x-amz-json-1.1' \
+# The server writes its admin credential before the ready line: everything below signs with it
+# (berth-fleet makes one join token with it, and its agents join with that).
+creds="$dir/data/admin.credentials"
+key() { sed -n "s/^$1 *= *//p" "$creds"; }
+curl -sf --aws-sigv4 aws:amz:us-east-1:ecs --user "$(key aws_access_key_id):$(key aws_secret_access_key)" \
+  -X POST "http://$addr/" -H 'content-type: application/x-amz-json-1.1' \
   -H 'x-amz-target: AmazonEC2ContainerServiceV20141113.CreateCluster' \
   -d "{\"clusterName\":\"$cluster\"}" >/dev/null || fail "CreateCluster failed"
 
 # 8192 CPU units and 16 GiB per instance: 32 tasks of 256 CPU / 128 MiB each, so 1,000
 # instances hold 100 × 100 tasks twice over, as the rolling update at maximumPercent 200 needs.
-target/release/berth-fleet --server "http://$addr" --cluster "$cluster" --count "$instances" \
-  --cpu 8192 --memory 16384 --zones 3 --data-dir "$dir/fleet" >"$dir/fleet.out" 2>"$dir/fleet.log" &
+target/release/berth-fleet --server "http://$addr" --credentials-file "$creds" \
+  --cluster "$cluster" --count "$instances" --cpu 8192 --memory 16384 --zones 3 \
+  --data-dir "$dir/fleet" >"$dir/fleet.out" 2>"$dir/fleet.log" &
 fleet=$!
 for _ in $(seq 1 1200); do
   grep -q '^fleet ready' "$dir/fleet.out" 2>/dev/null && break
@@ -63,6 +69,6 @@ grep "^registered" "$dir/fleet.log" || true
 echo "server, $instances agents and the client share $(nproc) cores"
 
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-target/release/berth-service-bench --addr "$addr" --cluster "$cluster" \
+target/release/berth-service-bench --addr "$addr" --credentials-file "$creds" --cluster "$cluster" \
   --services "$services" --tasks-per-service "$tasks" \
   --server-pid "$server" --fleet-pid "$fleet" ${BENCH_ARGS:-} || fail "the benchmark failed"

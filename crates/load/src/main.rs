@@ -8,9 +8,11 @@
 //! ```
 //! Requests are raw AWS JSON 1.1 over hyper, each SigV4-signed with `--credentials-file` (the
 //! server's `<data-dir>/admin.credentials`) as the AWS SDKs sign them; with `--ca-file` (the
-//! server's `<data-dir>/ca.pem`) they go over TLS. The client costs little CPU next to the
-//! server it measures; each phase reports how much (`cli cpu`, a share of one core), and with
-//! `--server-pid` the server's CPU in the same window (`srv cpu`).
+//! server's `<data-dir>/ca.pem`) they go over TLS. On one machine the client takes CPU from the
+//! server it measures (signing is ~9 µs a request), so each phase reports its share
+//! (`cli cpu`, of one core), with `--server-pid` the server's in the same window (`srv cpu`),
+//! and every process's on the machine (`all cpu`, up to 100 % × cores), which tells whether
+//! something else competed for the cores.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use berth_load::{Access, Conn, Endpoint, proc_stats};
+use berth_load::{Access, Conn, Endpoint, machine_cpu_s, proc_stats};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
@@ -241,15 +243,16 @@ async fn run_phase(
         (
             proc_stats(std::process::id()).map(|s| s.cpu_s),
             args.server_pid.and_then(proc_stats).map(|s| s.cpu_s),
+            machine_cpu_s(),
         )
     };
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let (client0, server0) = cpu();
+    let (client0, server0, machine0) = cpu();
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let (client1, server1) = cpu();
+    let (client1, server1, machine1) = cpu();
     let used = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     stop.store(true, Ordering::Relaxed);
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -276,6 +279,7 @@ async fn run_phase(
         "max_ms": histogram.max() as f64 / 1000.0,
         "client_cpu_s": used(client0, client1),
         "server_cpu_s": used(server0, server1),
+        "machine_cpu_s": used(machine0, machine1),
         "first_error": first_error,
     }))
 }
@@ -296,7 +300,7 @@ fn main() -> Result<()> {
         });
         if !args.json {
             println!(
-                "{:<15} {:>7} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "{:<15} {:>7} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 "phase",
                 "clients",
                 "ok",
@@ -307,7 +311,8 @@ fn main() -> Result<()> {
                 "p99 ms",
                 "max ms",
                 "cli cpu",
-                "srv cpu"
+                "srv cpu",
+                "all cpu"
             );
         }
         for phase in &args.phases {
@@ -322,11 +327,11 @@ fn main() -> Result<()> {
                     })
                 };
                 println!(
-                    "{:<15} {:>7} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>8}",
+                    "{:<15} {:>7} {:>9} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>8} {:>8}",
                     r["phase"].as_str().unwrap_or_default(),
-                    r["clients"],
-                    r["ok"],
-                    r["errors"],
+                    args.clients,
+                    r["ok"].as_u64().unwrap_or_default(),
+                    r["errors"].as_u64().unwrap_or_default(),
                     r["per_second"].as_f64().unwrap_or_default(),
                     r["p50_ms"].as_f64().unwrap_or_default(),
                     r["p90_ms"].as_f64().unwrap_or_default(),
@@ -334,6 +339,7 @@ fn main() -> Result<()> {
                     r["max_ms"].as_f64().unwrap_or_default(),
                     share("client_cpu_s"),
                     share("server_cpu_s"),
+                    share("machine_cpu_s"),
                 );
                 if let Some(e) = r["first_error"].as_str() {
                     println!("  first error: {e}");
