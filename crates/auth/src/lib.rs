@@ -20,6 +20,7 @@
 //! - [`secret`]: access key ids, secrets, the cluster secret, sealing secrets at rest.
 //! - [`token`]: join tokens for agents and servers.
 
+mod canonical;
 pub mod policy;
 pub mod roles;
 pub mod secret;

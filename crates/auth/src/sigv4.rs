@@ -25,6 +25,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::canonical;
 use crate::secret::SecretKey;
 
 /// The only algorithm berth accepts.
@@ -264,12 +265,10 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    fn values(&self, name: &str) -> impl Iterator<Item = &'a str> {
-        let headers = self.headers;
-        let name = name.to_owned();
-        headers
+    fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        self.headers
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
 }
@@ -284,13 +283,32 @@ pub fn format_amz_date(t: SystemTime) -> String {
         .unwrap_or_else(|_| "00000000T000000Z".into())
 }
 
+/// Parses exactly `YYYYMMDDTHHMMSSZ` (fixed width, digits only), so the signed string is the
+/// one re-created.
 fn parse_amz_date(value: &str) -> Option<SystemTime> {
-    let t = time::PrimitiveDateTime::parse(value, AMZ_DATE)
-        .ok()?
-        .assume_utc();
-    // Strict: exactly the canonical spelling, so the signed string is what we re-create.
-    let back = t.format(AMZ_DATE).ok()?;
-    (back == value).then(|| t.into())
+    let b = value.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u16> {
+        b[range].iter().try_fold(0u16, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u16::from(d - b'0'))
+        })
+    };
+    let month = time::Month::try_from(u8::try_from(number(4..6)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::from(number(0..4)?),
+        month,
+        u8::try_from(number(6..8)?).ok()?,
+    )
+    .ok()?;
+    let at = time::Time::from_hms(
+        u8::try_from(number(9..11)?).ok()?,
+        u8::try_from(number(11..13)?).ok()?,
+        u8::try_from(number(13..15)?).ok()?,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, at).assume_utc().into())
 }
 
 /// Checks that `auth` (parsed from `request`'s `Authorization` header) is a valid signature
@@ -353,12 +371,9 @@ pub fn verify(
         });
     }
 
-    // Exactly the signed headers (x-amz-date is added by the signer from `signed_at`).
+    // Exactly the signed headers, in the order they were listed (sorted).
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
-        if *name == "x-amz-date" {
-            continue;
-        }
         let before = headers.len();
         headers.extend(request.values(name).map(|v| (*name, v)));
         if headers.len() == before {
@@ -367,32 +382,71 @@ pub fn verify(
             )));
         }
     }
-    let body = match request.payload {
-        Payload::Bytes(b) => SignableBody::Bytes(b),
+    let payload_hash = match request.payload {
+        Payload::Bytes(b) => {
+            canonical::hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
+        }
         Payload::Sha256Hex(h) => {
-            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let h = h.as_bytes();
+            if h.len() != 64 || !h.iter().all(u8::is_ascii_hexdigit) {
                 return Err(incomplete("x-amz-content-sha256 must be a SHA-256 in hex"));
             }
-            SignableBody::Precomputed(h.to_ascii_lowercase())
+            let mut lower = [0u8; 64];
+            for (l, b) in lower.iter_mut().zip(h) {
+                *l = b.to_ascii_lowercase();
+            }
+            lower
         }
     };
-    let expected = signature(
-        auth.access_key_id,
-        secret,
-        auth.region,
+    let signed = canonical::Signed {
+        method: request.method,
+        path_and_query: request.path_and_query,
+        headers: &headers,
+        signed_headers: &auth.signed_headers,
+        payload_hash: &payload_hash,
+        amz_date: date,
+        region: auth.region,
         service,
-        signed_at,
-        request.method,
-        request.path_and_query,
-        headers.into_iter(),
-        body,
-        verification_settings(),
-    )?;
-    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    };
+    let expected = match canonical::signature(&signed, secret.expose()) {
+        Some(fast) => fast.to_vec(),
+        None => sdk_signature(auth.access_key_id, secret, &signed, signed_at)?.into_bytes(),
+    };
+    if bool::from(expected.as_slice().ct_eq(auth.signature.as_bytes())) {
         Ok(())
     } else {
         Err(SigV4Error::Mismatch)
     }
+}
+
+/// The signature as `aws-sigv4` makes it: the definition the fast path is checked against,
+/// and the answer for every request that needs real canonicalization.
+pub(crate) fn sdk_signature(
+    access_key_id: &str,
+    secret: &SecretKey,
+    signed: &canonical::Signed<'_>,
+    signed_at: SystemTime,
+) -> Result<String, SigV4Error> {
+    // The signer adds x-amz-date itself, from `signed_at`.
+    let headers = signed
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != "x-amz-date")
+        .copied();
+    let hash = std::str::from_utf8(signed.payload_hash)
+        .map_err(|_| incomplete("x-amz-content-sha256 must be a SHA-256 in hex"))?;
+    signature(
+        access_key_id,
+        secret,
+        signed.region,
+        signed.service,
+        signed_at,
+        signed.method,
+        signed.path_and_query,
+        headers,
+        SignableBody::Precomputed(hash.to_owned()),
+        verification_settings(),
+    )
 }
 
 /// Verification signs exactly the headers the caller listed: none is excluded.
@@ -504,13 +558,11 @@ impl Signer {
 
 /// The lowercase hex SHA-256 of `bytes`, as `x-amz-content-sha256` carries it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    canonical::hex(digest.as_ref())
+        .iter()
+        .map(|b| char::from(*b))
+        .collect()
 }
 
 fn shorten(s: &str) -> String {

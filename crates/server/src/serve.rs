@@ -12,8 +12,9 @@
 //! axum's own `serve` has no timer, so a client that sends its headers one byte a minute held
 //! a connection (and a file descriptor) forever. hyper's header timeout alone would also cut
 //! off every keep-alive connection idle for as long, which clients such as pymesos do not
-//! expect of a server; so the head deadline starts at a request's first byte ([`Guarded`]) and
-//! hyper's own timer only bounds idleness.
+//! expect of a server, and it arms a timer for every request; so [`Guarded`] keeps both
+//! deadlines itself: the head deadline starts at a request's first byte, and one lazily
+//! re-armed timer per connection serves both.
 
 use std::future::Future;
 use std::io;
@@ -26,11 +27,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -57,11 +59,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut http = hyper::server::conn::http1::Builder::new();
-    // Counted by hyper from the end of one response: with Guarded timing request heads, this
-    // is the idle limit.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(IDLE_TIMEOUT)
-        .keep_alive(true);
+    // No hyper timer: Guarded keeps both deadlines, with one timer per connection.
+    http.keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -157,21 +156,64 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Requests {
     }
 }
 
-/// A connection's IO that cuts off a client which starts a request head and does not finish
-/// it within [`HEADER_READ_TIMEOUT`]: the deadline is armed by the first byte read between
-/// requests and dropped once hyper has the whole head (the request reaches [`Requests`]).
+/// A connection's IO with its two deadlines: a client that starts a request head must finish
+/// it within [`HEADER_READ_TIMEOUT`] of its first byte, and a connection idle between
+/// requests for [`IDLE_TIMEOUT`] is closed. Whether a request is in progress comes from
+/// [`Requests`] (hyper has the whole head once it calls the service).
+///
+/// One timer serves the connection's whole life and is re-armed lazily: it may fire early
+/// (then the real deadline is computed again), never late. A busy connection therefore
+/// costs a clock read per request, not a timer registration.
 struct Guarded<IO> {
     io: IO,
     between_requests: Arc<AtomicBool>,
-    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the last read found the connection between requests.
+    was_between: bool,
+    /// When the connection last became idle (opened, or a response was ready).
+    idle_since: Instant,
+    /// When the first byte of the request head being read arrived.
+    head_started: Option<Instant>,
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<IO> Guarded<IO> {
     fn new(io: IO, between_requests: Arc<AtomicBool>) -> Self {
+        let now = Instant::now();
         Guarded {
             io,
             between_requests,
-            head_deadline: None,
+            was_between: true,
+            idle_since: now,
+            head_started: None,
+            timer: Box::pin(tokio::time::sleep_until(now + IDLE_TIMEOUT)),
+        }
+    }
+
+    /// Whether the deadline of what the connection waits for has passed; otherwise the timer
+    /// is armed to wake the connection no later than that deadline.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Option<&'static str> {
+        let (deadline, why) = match self.head_started {
+            Some(started) => (
+                started + HEADER_READ_TIMEOUT,
+                "the request head did not arrive in time",
+            ),
+            None => (
+                self.idle_since + IDLE_TIMEOUT,
+                "the connection was idle too long",
+            ),
+        };
+        loop {
+            if deadline <= Instant::now() {
+                return Some(why);
+            }
+            if self.timer.deadline() > deadline || self.timer.is_elapsed() {
+                self.timer.as_mut().reset(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
+            // It fired for an earlier deadline that no longer holds: re-arm it.
+            self.timer.as_mut().reset(deadline);
         }
     }
 }
@@ -182,31 +224,27 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let waiting_for_head = self.between_requests.load(Ordering::Acquire);
-        if !waiting_for_head {
-            self.head_deadline = None;
+        let between = self.between_requests.load(Ordering::Acquire);
+        if between != self.was_between {
+            // A request arrived, or its response is ready: either way no head is being read.
+            self.head_started = None;
+            if between {
+                self.idle_since = Instant::now();
+            }
         }
+        self.was_between = between;
         let before = buf.filled().len();
-        let read = Pin::new(&mut self.io).poll_read(cx, buf);
-        match read {
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if waiting_for_head && buf.filled().len() > before && self.head_deadline.is_none() {
-                    self.head_deadline = Some(Box::pin(tokio::time::sleep(HEADER_READ_TIMEOUT)));
+                if between && buf.filled().len() > before && self.head_started.is_none() {
+                    self.head_started = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => {
-                if waiting_for_head
-                    && let Some(deadline) = self.head_deadline.as_mut()
-                    && deadline.as_mut().poll(cx).is_ready()
-                {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the request head did not arrive in time",
-                    )));
-                }
-                Poll::Pending
-            }
+            Poll::Pending if between => match self.expired(cx) {
+                Some(why) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why))),
+                None => Poll::Pending,
+            },
             other => other,
         }
     }
@@ -239,5 +277,82 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn connection() -> (DuplexStream, Guarded<DuplexStream>, Arc<AtomicBool>) {
+        let (client, server) = tokio::io::duplex(64);
+        let between = Arc::new(AtomicBool::new(true));
+        (client, Guarded::new(server, between.clone()), between)
+    }
+
+    /// Reads for `wait` (paused time): `None` if nothing happened by then.
+    async fn read_for(
+        conn: &mut Guarded<DuplexStream>,
+        wait: Duration,
+    ) -> Option<io::Result<usize>> {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(wait, conn.read(&mut buf)).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+        let (_client, mut conn, _) = connection();
+        assert!(read_for(&mut conn, IDLE_TIMEOUT - SECOND).await.is_none());
+        let closed = read_for(&mut conn, 2 * SECOND).await.expect("closed");
+        assert_eq!(closed.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_started_head_must_finish_in_time() {
+        let (mut client, mut conn, _) = connection();
+        // Idle for most of the idle timeout: the head deadline starts at its first byte.
+        assert!(
+            read_for(&mut conn, IDLE_TIMEOUT - 2 * SECOND)
+                .await
+                .is_none()
+        );
+        client.write_all(b"GET / HT").await.expect("write");
+        assert_eq!(
+            read_for(&mut conn, SECOND)
+                .await
+                .expect("read")
+                .expect("bytes"),
+            8
+        );
+        assert!(
+            read_for(&mut conn, HEADER_READ_TIMEOUT - 2 * SECOND)
+                .await
+                .is_none()
+        );
+        let cut = read_for(&mut conn, 2 * SECOND).await.expect("cut off");
+        assert_eq!(cut.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_have_no_deadline_and_restart_the_idle_clock() {
+        let (mut client, mut conn, between) = connection();
+        client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        assert!(read_for(&mut conn, SECOND).await.expect("read").is_ok());
+        // The head is complete: the request is served, for as long as it takes.
+        between.store(false, Ordering::Release);
+        let r = read_for(&mut conn, 2 * IDLE_TIMEOUT).await;
+        assert!(r.is_none(), "{r:?}");
+        // The response is ready: a full idle timeout starts now, not at the head.
+        between.store(true, Ordering::Release);
+        assert!(read_for(&mut conn, IDLE_TIMEOUT - SECOND).await.is_none());
+        let closed = read_for(&mut conn, 2 * SECOND).await.expect("closed");
+        assert_eq!(closed.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }
