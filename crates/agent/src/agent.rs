@@ -42,6 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::{Client, ClientError};
+use crate::endpoints::{Endpoints, EndpointsError};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::hollow::HollowRuntime;
 use crate::runtime::process::ProcessRuntime;
@@ -54,8 +55,10 @@ pub const DEFAULT_RESERVED_PORTS: &[u16] = &[22, 2375, 2376, 51678, 51679];
 /// How an agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// The server's endpoint, `http://host:port`.
-    pub server: String,
+    /// The cluster's servers, `http://host:port` or `https://host:port` (at least one). The
+    /// agent talks to one at a time and moves on to the next when it fails
+    /// ([`crate::endpoints`]).
+    pub servers: Vec<String>,
     pub cluster: String,
     /// Custom attributes to register.
     pub attributes: Vec<(String, String)>,
@@ -90,7 +93,7 @@ pub struct AgentConfig {
 impl AgentConfig {
     pub fn new(server: impl Into<String>, data_dir: impl Into<PathBuf>) -> AgentConfig {
         AgentConfig {
-            server: server.into(),
+            servers: vec![server.into()],
             cluster: "default".into(),
             attributes: Vec::new(),
             data_dir: data_dir.into(),
@@ -115,6 +118,9 @@ impl AgentConfig {
 pub enum AgentError {
     #[error("{0}")]
     Setup(String),
+    /// The servers the agent was given: none, or one that is not a server URL.
+    #[error(transparent)]
+    Servers(#[from] EndpointsError),
     #[error("registering with {server}: {source}")]
     Register { server: String, source: ClientError },
     #[error("container instance {0} was deregistered; the agent stops")]
@@ -193,8 +199,13 @@ fn trust_without_pin(config: &AgentConfig) -> Result<Trust, AgentError> {
     }
 }
 
-/// The agent's own credential: saved from an earlier join, or got now with the join token.
-async fn identity(config: &AgentConfig) -> Result<(Identity, Transport), AgentError> {
+/// The agent's own credential: saved from an earlier join, or got now with the join token
+/// from whichever of `endpoints` answers. A CA the token pins holds for all of them: the
+/// servers of a cluster share its CA.
+async fn identity(
+    config: &AgentConfig,
+    endpoints: &Endpoints,
+) -> Result<(Identity, Transport), AgentError> {
     let path = config.data_dir.join("agent.json");
     if let Some(saved) = Identity::load(&path, &config.cluster) {
         let transport =
@@ -211,7 +222,7 @@ async fn identity(config: &AgentConfig) -> Result<(Identity, Transport), AgentEr
     let transport = Transport::new(&trust).map_err(|e| AgentError::Setup(e.to_string()))?;
     let joiner = Client::new(
         transport.clone(),
-        &config.server,
+        endpoints.clone(),
         &Credentials {
             access_key_id: token.id.clone(),
             secret: token.secret.clone(),
@@ -232,7 +243,7 @@ async fn identity(config: &AgentConfig) -> Result<(Identity, Transport), AgentEr
             }
             Err(source) => {
                 return Err(AgentError::Join {
-                    server: config.server.clone(),
+                    server: joiner.base(),
                     source,
                 });
             }
@@ -264,6 +275,7 @@ pub struct Agent {
 impl Agent {
     /// Connects the runtimes, registers the host and starts polling.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        let endpoints = Endpoints::new(&config.servers)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             AgentError::Setup(format!("creating {}: {e}", config.data_dir.display()))
         })?;
@@ -314,8 +326,8 @@ impl Agent {
                 .unwrap_or_else(|| local.to_string())
         );
 
-        let (identity, transport) = identity(&config).await?;
-        let client = Client::new(transport.clone(), &config.server, &identity.credentials());
+        let (identity, transport) = identity(&config, &endpoints).await?;
+        let client = Client::new(transport.clone(), endpoints, &identity.credentials());
         let instance_arn = register(
             &client,
             &config,
@@ -514,7 +526,7 @@ async fn register(
             }
             Err(source) => {
                 return Err(AgentError::Register {
-                    server: config.server.clone(),
+                    server: client.base(),
                     source,
                 });
             }
@@ -561,25 +573,35 @@ async fn holdings(shared: &Shared) -> HashMap<String, Vec<(RuntimeKind, Existing
 }
 
 /// Where to poll, as DiscoverPollEndpoint says (as ECS's agent asks); the server the agent
-/// was given when the answer is unusable.
+/// was given when the answer is unusable. A berth server names itself, so an agent given
+/// several servers polls through all of them, failing over as every other call does, rather
+/// than stay with the one that happened to answer.
 async fn discover(shared: &Shared, cluster: &str) -> Client {
     let request = api::DiscoverPollEndpointRequest {
         cluster: Some(cluster.to_owned()),
         container_instance: Some(shared.instance_arn.clone()),
     };
-    match shared
+    let answer = shared
         .client
         .ecs::<_, api::DiscoverPollEndpointResponse>("DiscoverPollEndpoint", &request)
-        .await
-    {
+        .await;
+    if shared.client.server_count() > 1 {
+        return shared.client.clone();
+    }
+    let named = match &answer {
         Ok(api::DiscoverPollEndpointResponse {
             endpoint: Some(endpoint),
             ..
-        }) if endpoint.starts_with("http://") || endpoint.starts_with("https://") => shared
-            .client
-            .at(shared.transport.clone(), endpoint.trim_end_matches('/')),
-        other => {
-            tracing::warn!(answer = ?other, "DiscoverPollEndpoint gave no usable endpoint; polling the server");
+        }) => Endpoints::new(&[endpoint]).ok(),
+        _ => None,
+    };
+    match named {
+        Some(endpoints) => shared.client.at(shared.transport.clone(), endpoints),
+        None => {
+            tracing::warn!(
+                ?answer,
+                "DiscoverPollEndpoint gave no usable endpoint; polling the server"
+            );
             shared.client.clone()
         }
     }
@@ -611,7 +633,14 @@ async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), Agent
                 return Err(AgentError::Deregistered(shared.instance_arn.clone()));
             }
             Err(e) => {
-                tracing::warn!(error = %e, "polling the server failed; retrying in {delay:?}");
+                // A transient error has been met on every server already (the client fails
+                // over); anything else, one server said.
+                let what = if e.is_transient() {
+                    "polling failed on every server"
+                } else {
+                    "polling was refused"
+                };
+                tracing::warn!(error = %e, "{what}; retrying in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 continue;

@@ -4,7 +4,13 @@
 //! Agents speak ECS where ECS has an operation, so an agent's traffic is what an ECS agent's
 //! would be. Errors keep the ECS exception name, because the agent decides what to retry by
 //! it: transport failures and server errors are retried, client errors are not.
+//!
+//! A client knows every server the agent was given and fails over between them
+//! ([`crate::endpoints`]): a call that fails transiently on one server goes to the next at
+//! once, and only when every server has failed it once does the error reach the caller, whose
+//! own backoff then applies. So losing one server costs one failed attempt, not a backoff.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::agent::{
@@ -15,6 +21,8 @@ use berth_client::{Credentials, Transport};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::endpoints::{Endpoints, Failover};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -31,7 +39,8 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Worth trying again: the server was unreachable, overloaded or had no leader.
+    /// Worth trying again, here or on another server: the server was unreachable, overloaded
+    /// or had no leader.
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Transport(_) => true,
@@ -51,61 +60,136 @@ impl From<berth_client::ClientError> for ClientError {
     }
 }
 
-/// A client of one server endpoint, signing as one principal (the agent's own credential,
-/// or a join token while joining).
+/// One server, as the agent signs for it: for ECS (`ecs`) and for the native API (`berth`).
 #[derive(Clone)]
-pub struct Client {
+struct Server {
     ecs: berth_client::Client,
     native: berth_client::Client,
 }
 
+/// Which API a request is for (they differ in signing name).
+#[derive(Debug, Clone, Copy)]
+enum Api {
+    Ecs,
+    Native,
+}
+
+/// A client of the cluster's servers, signing as one principal (the agent's own credential,
+/// or a join token while joining). Its clones share which server is current.
+#[derive(Clone)]
+pub struct Client {
+    servers: Arc<[Server]>,
+    endpoints: Arc<Mutex<Endpoints>>,
+}
+
 impl Client {
-    pub fn new(transport: Transport, base: &str, credentials: &Credentials) -> Client {
-        let ecs = berth_client::Client::new(transport, base, credentials, "us-east-1", "ecs");
+    /// A client of `endpoints`, every one reached through `transport`: the servers of one
+    /// cluster share its CA, so a CA pinned by a join token holds for all of them.
+    pub fn new(transport: Transport, endpoints: Endpoints, credentials: &Credentials) -> Client {
+        let servers = endpoints
+            .urls()
+            .iter()
+            .map(|base| {
+                let ecs = berth_client::Client::new(
+                    transport.clone(),
+                    base,
+                    credentials,
+                    "us-east-1",
+                    "ecs",
+                );
+                Server {
+                    native: ecs.for_service("berth"),
+                    ecs,
+                }
+            })
+            .collect();
         Client {
-            native: ecs.for_service("berth"),
-            ecs,
+            servers,
+            endpoints: Arc::new(Mutex::new(endpoints)),
         }
     }
 
-    /// The same principal, at another endpoint of the same cluster.
-    pub fn at(&self, transport: Transport, base: &str) -> Client {
+    /// The same principal, at other endpoints of the same cluster.
+    pub fn at(&self, transport: Transport, endpoints: Endpoints) -> Client {
+        let ecs = &self.servers[0].ecs;
         let credentials = Credentials {
-            access_key_id: self.ecs.access_key_id().to_owned(),
-            secret: self.ecs.secret().clone(),
+            access_key_id: ecs.access_key_id().to_owned(),
+            secret: ecs.secret().clone(),
         };
-        Client::new(transport, base, &credentials)
+        Client::new(transport, endpoints, &credentials)
     }
 
-    pub fn base(&self) -> &str {
-        self.ecs.base()
+    /// The server calls go to now.
+    pub fn base(&self) -> String {
+        let endpoints = self.endpoints.lock().expect("endpoints lock");
+        endpoints.url(endpoints.current()).to_owned()
     }
 
+    /// How many servers this client fails over between.
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Sends a request to the current server and, when it fails transiently, to the next,
+    /// until one answers or every server has failed once; then the last failure is returned,
+    /// and the caller backs off before it tries again.
+    ///
+    /// Retrying on another server after a timeout may apply a write twice: the first server
+    /// may have committed it before the agent gave up on it. What the agent sends is safe to
+    /// repeat. SubmitTaskStateChange, SubmitContainerStateChange and health reports each
+    /// become one `TaskStateChange`, whose statuses only move forward and whose other fields
+    /// are set to the values sent: the same report applied again leaves the task as it was
+    /// (the apply returns the old task, with no new version). A supervisor sends its reports
+    /// one at a time, so a repeat never overtakes a newer report of the same task. A repeated
+    /// RegisterContainerInstance names the agent's own instance, which it registers again with
+    /// the same resources and attributes. A repeated join mints a second credential that is
+    /// never used (the agent keeps the one it got), as a retry on the same server already
+    /// could. The poll and DiscoverPollEndpoint write nothing but the instance's
+    /// connectivity, which is idempotent.
     async fn send(
         &self,
-        client: &berth_client::Client,
+        api: Api,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, ClientError> {
-        let answer = client.send(method, path, headers, body, timeout).await?;
-        let status = answer.status;
-        if status < 300 {
-            return Ok(answer.body);
+        let mut at = self.endpoints.lock().expect("endpoints lock").current();
+        let mut attempts = 0;
+        loop {
+            let server = &self.servers[at];
+            let client = match api {
+                Api::Ecs => &server.ecs,
+                Api::Native => &server.native,
+            };
+            let error = match send_to(client, method, path, headers, body.clone(), timeout).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if !e.is_transient() => return Err(e),
+                Err(e) => e,
+            };
+            attempts += 1;
+            let next = {
+                let mut endpoints = self.endpoints.lock().expect("endpoints lock");
+                let next = endpoints.failed(at);
+                if let Failover::Switched { from, to } = next {
+                    tracing::warn!(
+                        "server {} unreachable ({error}); trying {}",
+                        endpoints.url(from),
+                        endpoints.url(to)
+                    );
+                }
+                next
+            };
+            match next {
+                Failover::Switched { to, .. } | Failover::AlreadyMoved { to }
+                    if attempts < self.servers.len() =>
+                {
+                    at = to;
+                }
+                _ => return Err(error),
+            }
         }
-        let parsed: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-        Err(ClientError::Rejected {
-            status,
-            kind: parsed["__type"]
-                .as_str()
-                .map_or_else(|| format!("HTTP {status}"), str::to_owned),
-            message: parsed["message"].as_str().map_or_else(
-                || String::from_utf8_lossy(&answer.body).into_owned(),
-                str::to_owned,
-            ),
-        })
     }
 
     /// Calls one ECS operation.
@@ -119,7 +203,7 @@ impl Client {
         let target = format!("{TARGET_PREFIX}{operation}");
         let body = self
             .send(
-                &self.ecs,
+                Api::Ecs,
                 "POST",
                 "/",
                 &[("content-type", CONTENT_TYPE), ("x-amz-target", &target)],
@@ -137,7 +221,7 @@ impl Client {
             serde_json::to_vec(request).map_err(|e| ClientError::Transport(e.to_string()))?;
         let body = self
             .send(
-                &self.native,
+                Api::Native,
                 "POST",
                 JOIN_PATH,
                 &[("content-type", "application/json")],
@@ -165,7 +249,7 @@ impl Client {
         );
         let body = self
             .send(
-                &self.native,
+                Api::Native,
                 "GET",
                 &path,
                 &[],
@@ -180,7 +264,7 @@ impl Client {
     pub async fn report_health(&self, report: &HealthReport) -> Result<(), ClientError> {
         let body = serde_json::to_vec(report).map_err(|e| ClientError::Transport(e.to_string()))?;
         self.send(
-            &self.native,
+            Api::Native,
             "POST",
             HEALTH_PATH,
             &[("content-type", "application/json")],
@@ -190,6 +274,33 @@ impl Client {
         .await
         .map(drop)
     }
+}
+
+/// One request to one server: the answer's body, or the error it was answered with.
+async fn send_to(
+    client: &berth_client::Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, ClientError> {
+    let answer = client.send(method, path, headers, body, timeout).await?;
+    let status = answer.status;
+    if status < 300 {
+        return Ok(answer.body);
+    }
+    let parsed: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    Err(ClientError::Rejected {
+        status,
+        kind: parsed["__type"]
+            .as_str()
+            .map_or_else(|| format!("HTTP {status}"), str::to_owned),
+        message: parsed["message"].as_str().map_or_else(
+            || String::from_utf8_lossy(&answer.body).into_owned(),
+            str::to_owned,
+        ),
+    })
 }
 
 /// Percent-encodes a query value (ARNs carry `:` and `/`).
@@ -207,7 +318,89 @@ fn encode(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::*;
+    use axum::http::StatusCode;
+    use berth_auth::SecretKey;
+
+    /// A server that answers every request with `status` and an ECS-shaped body.
+    async fn answering(status: StatusCode) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(move || async move {
+            let body = if status.is_success() {
+                r#"{"acknowledgment":"ACK"}"#.to_owned()
+            } else {
+                format!(
+                    r#"{{"__type":"Status{}","message":"as asked"}}"#,
+                    status.as_u16()
+                )
+            };
+            (status, body)
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    /// An address nothing listens on.
+    fn unreachable() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
+    fn client(urls: &[String]) -> Client {
+        let transport = Transport::new(&berth_client::Trust::PlainHttp).unwrap();
+        let credentials = Credentials {
+            access_key_id: "BKIATEST".into(),
+            secret: SecretKey::new("secret"),
+        };
+        Client::new(transport, Endpoints::new(urls).unwrap(), &credentials)
+    }
+
+    async fn call(c: &Client) -> Result<serde_json::Value, ClientError> {
+        c.ecs("SubmitTaskStateChange", &serde_json::json!({})).await
+    }
+
+    #[tokio::test]
+    async fn a_call_moves_on_from_a_lost_server_at_once_and_stays_on_the_next() {
+        let (dead, live) = (unreachable(), answering(StatusCode::OK).await);
+        let c = client(&[dead, live.clone(), answering(StatusCode::OK).await]);
+        let started = std::time::Instant::now();
+        assert_eq!(call(&c).await.unwrap()["acknowledgment"], "ACK");
+        assert!(started.elapsed() < Duration::from_secs(2), "no backoff");
+        assert_eq!(c.base(), live);
+        // Clones share the current server; later calls go straight there.
+        assert_eq!(c.clone().base(), live);
+        call(&c).await.unwrap();
+        assert_eq!(c.base(), live);
+    }
+
+    #[tokio::test]
+    async fn a_server_error_moves_on_and_a_client_error_does_not() {
+        let busy = answering(StatusCode::SERVICE_UNAVAILABLE).await;
+        let live = answering(StatusCode::OK).await;
+        let c = client(&[busy, live.clone()]);
+        call(&c).await.unwrap();
+        assert_eq!(c.base(), live);
+
+        let refusing = answering(StatusCode::BAD_REQUEST).await;
+        let c = client(&[refusing.clone(), live]);
+        let err = call(&c).await.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Rejected { status: 400, .. }),
+            "{err:?}"
+        );
+        assert_eq!(c.base(), refusing, "a refusal is not a reason to move on");
+    }
+
+    #[tokio::test]
+    async fn when_every_server_fails_once_the_caller_gets_the_error() {
+        let c = client(&[unreachable(), unreachable(), unreachable()]);
+        let err = call(&c).await.unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        // One round: back at the first server, where the caller's next attempt goes.
+        let first = c.endpoints.lock().unwrap().url(0).to_owned();
+        assert_eq!(c.base(), first);
+    }
 
     #[test]
     fn query_values_are_percent_encoded() {

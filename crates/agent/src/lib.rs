@@ -12,9 +12,12 @@
 //! The agent keeps no state of its own that matters: what should run comes from the server,
 //! what does run is read back from the runtime (containers and processes carry labels naming
 //! their task and container), so a restarted agent re-attaches instead of starting over.
+//! Given several servers of one cluster, it talks to one at a time and moves on to the next
+//! when that one fails ([`endpoints`]).
 
 pub mod agent;
 pub mod client;
+pub mod endpoints;
 pub mod runtime;
 pub mod spec;
 mod task;

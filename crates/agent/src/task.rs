@@ -642,7 +642,10 @@ impl Supervisor {
     }
 }
 
-/// Calls `f` until it succeeds or fails for a reason retrying cannot fix.
+/// Calls `f` until it succeeds or fails for a reason retrying cannot fix. Each failed call has
+/// tried every server once already (the client fails over at once), so the backoff here
+/// applies only once all of them failed; repeating a report, on the same server or another,
+/// is safe (see `Client::send`).
 async fn retry<T, F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,

@@ -97,6 +97,9 @@ impl std::fmt::Display for ErrorCode {
 pub struct EcsError {
     pub code: ErrorCode,
     pub message: String,
+    /// A `ServerException` that is temporary (no quorum, no leader): answered 503, which
+    /// every AWS SDK retries.
+    unavailable: bool,
 }
 
 impl EcsError {
@@ -104,6 +107,25 @@ impl EcsError {
         Self {
             code,
             message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// `ServerException` answered 503 Service Unavailable: the cluster cannot take the request
+    /// now (no leader, no quorum) and a retry may succeed.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            unavailable: true,
+            ..Self::server(message)
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> u16 {
+        if self.unavailable {
+            503
+        } else {
+            self.code.http_status()
         }
     }
 
@@ -151,5 +173,9 @@ mod tests {
         assert!(v.get("code").is_none());
         assert_eq!(err.code.http_status(), 400);
         assert_eq!(ErrorCode::ServerException.http_status(), 500);
+        let no_quorum = EcsError::unavailable("no quorum");
+        assert_eq!(no_quorum.code, ErrorCode::ServerException);
+        assert_eq!(no_quorum.http_status(), 503);
+        assert_eq!(EcsError::server("bug").http_status(), 500);
     }
 }

@@ -57,9 +57,17 @@ enum Cmd {
 
 #[derive(Args)]
 struct AgentArgs {
-    /// The server's endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:8642", env = "BERTH_SERVER")]
-    server: String,
+    /// The cluster's servers: repeat the flag or separate them with commas. The agent talks to
+    /// one and moves on to the next when it is unreachable.
+    #[arg(
+        long = "server",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8642",
+        env = "BERTH_SERVER",
+        value_delimiter = ',',
+        value_parser = parse_server
+    )]
+    servers: Vec<String>,
     /// The cluster to join.
     #[arg(long, default_value = "default", env = "BERTH_CLUSTER")]
     cluster: String,
@@ -85,7 +93,7 @@ struct AgentArgs {
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// The address the server reaches the agent at (default: the listen address, or this
-    /// host's address towards the server when listening on all interfaces).
+    /// host's address towards the first server when listening on all interfaces).
     #[arg(long)]
     advertise: Option<String>,
     /// Reported as the ecs.availability-zone attribute.
@@ -114,6 +122,10 @@ fn parse_attribute(s: &str) -> Result<(String, String), String> {
         return Err(format!("'{s}' has no attribute name"));
     }
     Ok((k.to_owned(), v.to_owned()))
+}
+
+fn parse_server(s: &str) -> Result<String, String> {
+    berth_agent::endpoints::parse_server(s).map_err(|e| e.to_string())
 }
 
 fn parse_runtime(s: &str) -> Result<RuntimeKind, String> {
@@ -226,6 +238,18 @@ struct Tuning {
     /// Build a Raft snapshot after this many log entries.
     #[arg(long, default_value_t = 20_000)]
     snapshot_every: u64,
+    /// Milliseconds between a Raft leader's heartbeats.
+    #[arg(long, default_value_t = 50)]
+    raft_heartbeat_ms: u64,
+    /// The shortest Raft election timeout in milliseconds (each election draws one up to twice
+    /// this). A lost leader is replaced 3–4 election timeouts after its last heartbeat; keep it
+    /// well above the disk's fsync latency and at least twice the heartbeat.
+    #[arg(long, default_value_t = 100)]
+    raft_election_timeout_ms: u64,
+    /// Milliseconds a write may wait for a quorum before it is answered 503 ServerException
+    /// (its outcome then unknown: retry with the same clientToken).
+    #[arg(long, default_value_t = 5000)]
+    write_timeout_ms: u64,
     /// Seconds without a heartbeat before an agent is marked disconnected (no placements).
     #[arg(long, default_value_t = 30)]
     agent_heartbeat_timeout: u64,
@@ -419,6 +443,11 @@ async fn serve(
     }
     options.state.history_versions = tuning.history_versions;
     options.snapshot_every = tuning.snapshot_every;
+    options.timing = berth_raft::Timing {
+        heartbeat: Duration::from_millis(tuning.raft_heartbeat_ms),
+        election_timeout: Duration::from_millis(tuning.raft_election_timeout_ms),
+        write_timeout: Duration::from_millis(tuning.write_timeout_ms),
+    };
     let node = Node::open(options)
         .await
         .with_context(|| format!("opening the state in {}", data_dir.display()))?;
@@ -526,7 +555,8 @@ async fn serve(
 }
 
 async fn run_agent(a: AgentArgs) -> Result<()> {
-    let mut config = AgentConfig::new(a.server, a.data_dir);
+    let mut config = AgentConfig::new("", a.data_dir);
+    config.servers = a.servers;
     config.cluster = a.cluster;
     config.attributes = a.attributes;
     config.runtime = a.runtime;
@@ -551,7 +581,7 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
                 .as_deref()
                 .and_then(|adv| adv.rsplit_once(':').map_or(Some(adv), |(h, _)| Some(h)))
                 .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
-                .or_else(|| towards(&config.server))
+                .or_else(|| config.servers.first().and_then(|s| towards(s)))
                 .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
             SocketAddr::new(ip, 51678)
         }
@@ -564,8 +594,11 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
     config.poll_wait = Duration::from_secs(a.poll_wait.max(1));
     config.cleanup_wait = Duration::from_secs(a.cleanup_wait);
     if config.advertise.is_none() && config.listen.ip().is_unspecified() {
-        config.advertise =
-            towards(&config.server).map(|ip| format!("{ip}:{}", config.listen.port()));
+        config.advertise = config
+            .servers
+            .first()
+            .and_then(|s| towards(s))
+            .map(|ip| format!("{ip}:{}", config.listen.port()));
     }
     let shutdown = shutdown_signal()?;
     let agent = Agent::start(config).await.context("starting the agent")?;

@@ -34,7 +34,11 @@ pub use tls::{Trust, sha256};
 /// Why a request got no answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    /// The server could not be reached, or the connection failed (TLS included).
+    /// No connection could be made (refused, unreachable, TLS handshake failed): the request
+    /// never left, so sending it elsewhere cannot apply it twice.
+    #[error("{0}")]
+    Unconnected(String),
+    /// The connection failed once the request may have been sent, or the answer was cut off.
     #[error("{0}")]
     Transport(String),
     /// No answer in time.
@@ -83,10 +87,14 @@ impl Transport {
         request: hyper::Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
         let uri = request.uri().to_string();
-        self.http
-            .request(request)
-            .await
-            .map_err(|e| ClientError::Transport(format!("{uri}: {}", error_chain(&e))))
+        self.http.request(request).await.map_err(|e| {
+            let why = format!("{uri}: {}", error_chain(&e));
+            if e.is_connect() {
+                ClientError::Unconnected(why)
+            } else {
+                ClientError::Transport(why)
+            }
+        })
     }
 }
 

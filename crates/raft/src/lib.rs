@@ -83,6 +83,55 @@ pub struct NodeOptions {
     pub initial_members: BTreeMap<u64, String>,
     /// How this node reaches and signs for its peers.
     pub peers: network::PeerAccess,
+    /// Heartbeats, elections and how long a write may wait.
+    pub timing: Timing,
+}
+
+/// How fast a group notices a lost leader, and how long a client waits for an answer.
+///
+/// openraft makes a follower that heard from a leader wait out the leader's lease
+/// (`election_timeout_max`, twice the timeout here) and then a random election timeout (one to
+/// two times it) before it stands, so a leader's loss is noticed 3–4 election timeouts after
+/// its last heartbeat.
+/// The defaults put that at 300–400 ms: far above this machine's fsync (~2 ms) and loopback
+/// round trip, so a busy leader is not deposed by accident, and below the half second a
+/// failover may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How often a leader reminds its followers that it leads.
+    pub heartbeat: Duration,
+    /// The shortest election timeout; each election draws one up to twice this.
+    pub election_timeout: Duration,
+    /// How long a write waits to be acknowledged before its caller is told the outcome is
+    /// unknown (it may still be applied later; callers retry with an idempotency token).
+    pub write_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(100),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timing {
+    /// Refuses timings openraft cannot keep: a heartbeat must come well within an election
+    /// timeout, or followers stand against a healthy leader.
+    pub fn check(&self) -> Result<(), String> {
+        if self.heartbeat.is_zero() || self.write_timeout.is_zero() {
+            return Err("the heartbeat interval and the write timeout must be positive".into());
+        }
+        if self.election_timeout < self.heartbeat * 2 {
+            return Err(format!(
+                "the election timeout ({:?}) must be at least twice the heartbeat interval ({:?})",
+                self.election_timeout, self.heartbeat
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl NodeOptions {
@@ -103,6 +152,7 @@ impl NodeOptions {
             max_inflight: 2,
             initial_members: BTreeMap::from([(1, addr)]),
             peers,
+            timing: Timing::default(),
         }
     }
 }
@@ -134,14 +184,31 @@ pub enum WriteError {
     /// The node is shutting down or its storage failed.
     #[error("the write could not be committed: {0}")]
     Unavailable(String),
+    /// No quorum acknowledged the write in time. It may still take effect later (when a
+    /// quorum is back); a retry with the operation's idempotency token is safe.
+    #[error(
+        "no quorum acknowledged the write within {waited:?}; it may or may not take effect: \
+         retry, with the same clientToken where the operation takes one"
+    )]
+    Unacknowledged { waited: Duration },
     /// The command was committed and applied, but answered with an outcome of another kind
     /// than its type names: a bug, or a leader running a version that answers it differently.
     #[error(transparent)]
     UnexpectedOutcome(#[from] UnexpectedOutcome),
 }
 
-/// How many times a write is tried (locally, then at the leader) across an election.
-const FORWARD_ATTEMPTS: usize = 6;
+/// A node's view of its group (see [`Node::standing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Standing {
+    /// The leader this node knows, if any.
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// Whether a write sent here can commit now: this node leads and heard from a quorum
+    /// recently, or follows a leader it hears from.
+    pub quorum: bool,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
 
 /// The result of an acknowledged write: the command's output (`Written<Placed>` for a
 /// `PlaceTasks`), or its refusal. `Written<Outcome>` is the untyped form a forwarded write
@@ -182,6 +249,7 @@ pub struct Node {
     published: Arc<Published>,
     queue: mpsc::UnboundedSender<Pending>,
     peers: network::Network,
+    timing: Timing,
 }
 
 impl Node {
@@ -205,11 +273,14 @@ impl Node {
             }
         })?;
         let published = sm.published();
+        let timing = options.timing;
+        timing.check().map_err(OpenError::Raft)?;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let config = openraft::Config {
             cluster_name: "berth".into(),
-            heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            heartbeat_interval: millis(timing.heartbeat),
+            election_timeout_min: millis(timing.election_timeout),
+            election_timeout_max: millis(timing.election_timeout) * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             // Keep a tail of the log after each snapshot for followers that lag a little.
             max_in_snapshot_log_to_keep: options.snapshot_every.min(1000),
@@ -266,6 +337,7 @@ impl Node {
             published,
             queue: tx,
             peers: network::Network::new(options.peers.clone()),
+            timing,
         }))
     }
 
@@ -325,7 +397,9 @@ impl Node {
             .typed()?)
     }
 
-    /// [`Node::write`], untyped: the answer as the Raft response carries it.
+    /// [`Node::write`], untyped: the answer as the Raft response carries it. Bounded by the
+    /// write timeout: a group without a quorum answers `Unacknowledged` rather than hold the
+    /// caller until the quorum is back.
     async fn write_command(
         &self,
         command: Command,
@@ -336,35 +410,87 @@ impl Node {
             command,
             by,
         };
-        let mut delay = Duration::from_millis(50);
-        for attempt in 0..FORWARD_ATTEMPTS {
-            match self.write_local(stamped.clone()).await {
-                Err(WriteError::NotLeader { leader }) => {
-                    if let Some((_, addr)) = &leader {
-                        match network::forward(&self.peers, addr, &stamped).await {
-                            Ok(Ok(written)) => {
-                                self.wait_beyond(
-                                    written.index.saturating_sub(1),
-                                    Duration::from_secs(5),
-                                )
-                                .await;
-                                return Ok(written);
-                            }
-                            Ok(Err(WriteError::NotLeader { .. })) | Err(_) => {}
-                            Ok(Err(other)) => return Err(other),
-                        }
+        let waited = self.timing.write_timeout;
+        tokio::time::timeout(waited, self.write_until_answered(stamped))
+            .await
+            .unwrap_or(Err(WriteError::Unacknowledged { waited }))
+    }
+
+    /// Proposes here, or at the leader this node knows, until one answers. A write is tried
+    /// again only where it certainly was not appended: refused by a node that does not lead,
+    /// truncated by a new leader (openraft answers those `ForwardToLeader`), or never sent
+    /// because the leader's port was closed. Between attempts it waits for the group to name
+    /// another leader, so a failover costs one election, not a backoff schedule.
+    async fn write_until_answered(&self, stamped: Stamped) -> Result<Written, WriteError> {
+        loop {
+            let leader = match self.write_local(stamped.clone()).await {
+                Err(WriteError::NotLeader { leader }) => leader,
+                answered => return answered,
+            };
+            if let Some((_, addr)) = &leader {
+                match network::forward(&self.peers, addr, &stamped).await {
+                    Ok(Ok(written)) => {
+                        // The caller's next read here must see its write.
+                        self.wait_beyond(
+                            written.index.saturating_sub(1),
+                            self.timing.write_timeout,
+                        )
+                        .await;
+                        return Ok(written);
                     }
-                    if attempt + 1 == FORWARD_ATTEMPTS {
-                        return Err(WriteError::NotLeader { leader });
+                    Ok(Err(WriteError::NotLeader { .. })) | Err(network::Forwarded::Unsent(_)) => {}
+                    Ok(Err(refused)) => return Err(refused),
+                    Err(network::Forwarded::Unanswered(why)) => {
+                        return Err(WriteError::Unavailable(format!(
+                            "the leader at {addr} did not answer ({why}); the write may or may not \
+                             take effect"
+                        )));
                     }
-                    // An election may be under way: give it time.
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
                 }
-                other => return other,
             }
+            self.leader_change(leader.map(|(id, _)| id)).await;
         }
-        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Waits until this node knows a leader other than `previous` (or any leader, when
+    /// `previous` is `None`), for at most one election timeout: a leader that is merely slow
+    /// to answer is tried again after that.
+    async fn leader_change(&self, previous: Option<u64>) {
+        let mut metrics = self.raft.metrics();
+        let _ = tokio::time::timeout(
+            self.timing.election_timeout,
+            metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != previous),
+        )
+        .await;
+    }
+
+    /// Where this node stands in its group: what `/v1/health` reports. A leader proves its
+    /// quorum with one heartbeat round (bounded by two election timeouts): openraft's own
+    /// quorum-ack metric is only refreshed when something else changes.
+    pub async fn standing(&self) -> Standing {
+        let m = self.raft.metrics().borrow().clone();
+        let quorum = match m.current_leader {
+            None => false,
+            Some(leader) if leader == self.id => matches!(
+                tokio::time::timeout(
+                    self.timing.election_timeout * 2,
+                    self.raft.ensure_linearizable()
+                )
+                .await,
+                Ok(Ok(_))
+            ),
+            // A follower hears from its leader, which had a quorum to be elected; once the
+            // leader falls silent the follower stands for election and names no leader.
+            Some(_) => true,
+        };
+        let membership = m.membership_config.membership();
+        Standing {
+            leader: m.current_leader,
+            term: m.current_term,
+            quorum,
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+        }
     }
 
     /// Proposes a command on this node only (the leader's side of a forwarded write).
@@ -481,5 +607,35 @@ async fn batcher(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_that_would_depose_a_healthy_leader_are_refused() {
+        assert_eq!(Timing::default().check(), Ok(()));
+        let ms = Duration::from_millis;
+        let fast_heartbeat = Timing {
+            heartbeat: ms(60),
+            election_timeout: ms(100),
+            ..Timing::default()
+        };
+        let err = fast_heartbeat.check().unwrap_err();
+        assert!(err.contains("twice the heartbeat"), "{err}");
+        for zero in [
+            Timing {
+                heartbeat: Duration::ZERO,
+                ..Timing::default()
+            },
+            Timing {
+                write_timeout: Duration::ZERO,
+                ..Timing::default()
+            },
+        ] {
+            assert!(zero.check().is_err(), "{zero:?}");
+        }
     }
 }

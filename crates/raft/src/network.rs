@@ -94,8 +94,26 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// Why a request to a peer has no answer: whether it may have been acted on decides whether a
+/// write can be sent again.
+#[derive(Debug)]
+pub(crate) enum Forwarded {
+    /// It never left: no connection could be made (or it could not be built).
+    Unsent(String),
+    /// It may have arrived: the connection failed afterwards, or the answer was unreadable.
+    Unanswered(String),
+}
+
+impl Forwarded {
+    fn reason(self) -> String {
+        match self {
+            Forwarded::Unsent(why) | Forwarded::Unanswered(why) => why,
+        }
+    }
+}
+
 /// Posts `body` (JSON) to `path` on a peer, signed with its hash, and reads the answer.
-async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
+async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), Forwarded> {
     let request = client
         .signed(
             "POST",
@@ -104,38 +122,41 @@ async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(u16, Bytes)
             Bytes::from(body),
             true,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Forwarded::Unsent(e.to_string()))?;
     let response = client
         .transport()
         .request(request)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            berth_client::ClientError::Unconnected(why) => Forwarded::Unsent(why),
+            other => Forwarded::Unanswered(other.to_string()),
+        })?;
     let status = response.status().as_u16();
     let bytes = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Forwarded::Unanswered(e.to_string()))?
         .to_bytes();
     Ok((status, bytes))
 }
 
-/// Sends a write to the leader at `addr`: `Ok` carries the leader's answer, `Err` a
-/// transport failure.
+/// Sends a write to the leader at `addr`: `Ok` carries the leader's answer.
 pub(crate) async fn forward(
     network: &Network,
     addr: &str,
     command: &Stamped,
-) -> Result<Result<Written, WriteError>, String> {
-    let body = serde_json::to_vec(command).map_err(|e| e.to_string())?;
+) -> Result<Result<Written, WriteError>, Forwarded> {
+    let body = serde_json::to_vec(command).map_err(|e| Forwarded::Unsent(e.to_string()))?;
     let (status, bytes) = post(&network.access.client(addr), WRITE_PATH, body).await?;
     if !(200..300).contains(&status) {
-        return Err(format!(
+        // Refused before it was proposed (authentication, validation): nothing was applied.
+        return Ok(Err(WriteError::Unavailable(format!(
             "{addr} answered {status}: {}",
             String::from_utf8_lossy(&bytes)
-        ));
+        ))));
     }
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    serde_json::from_slice(&bytes).map_err(|e| Forwarded::Unanswered(e.to_string()))
 }
 
 /// The connection to one peer.
@@ -162,7 +183,9 @@ impl Peer {
     {
         let unreachable = |e: String| RPCError::Unreachable(Unreachable::new(&TransportError(e)));
         let body = serde_json::to_vec(req).map_err(|e| unreachable(e.to_string()))?;
-        let (status, bytes) = post(&self.client, path, body).await.map_err(unreachable)?;
+        let (status, bytes) = post(&self.client, path, body)
+            .await
+            .map_err(|e| unreachable(e.reason()))?;
         if !(200..300).contains(&status) {
             return Err(unreachable(format!(
                 "{} answered {status}: {}",

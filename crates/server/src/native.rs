@@ -5,7 +5,8 @@
 //!   it (`by`: `user/alice`, `container-instance/<cluster>/<id>`, ...).
 //! - `GET /v1/watch?index=N&timeout=S`: blocks until the state passes index N (or S seconds,
 //!   default 30, at most 300), then returns the new index and what changed since N.
-//! - `GET /v1/health`: this node's applied index and the leader it knows.
+//! - `GET /v1/health`: this node's applied index, the leader and term it knows, the voters,
+//!   and whether it can reach a quorum (503 when it cannot).
 //! - `POST /v1/raft/{append,vote,snapshot}`: Raft RPCs from peer servers;
 //!   `POST /v1/raft/write`: a client write a follower forwards to the leader.
 
@@ -207,20 +208,32 @@ fn key_arn(state: &berth_state::State, key: &EntityKey) -> Option<ResourceArn> {
     })
 }
 
+/// Liveness and standing: 200 with `"status": "ok"` while a write sent here can commit, 503
+/// with `"status": "no-quorum"` when it cannot (no leader known, or a leader that no
+/// quorum answers), so a load balancer or an operator's probe sees the difference.
 async fn health(State(app): State<Arc<App>>) -> Response {
     let state = app.node.state();
+    let standing = app.node.standing().await;
     let metrics = app.node.raft().metrics().borrow().clone();
-    Json(json!({
-        "status": "ok",
+    let status = if standing.quorum {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Json(json!({
+        "status": if standing.quorum { "ok" } else { "no-quorum" },
         "node": app.node.id(),
         "index": state.index(),
-        "leader": metrics.current_leader,
-        "term": metrics.current_term,
+        "leader": standing.leader,
+        "term": standing.term,
+        "quorum": standing.quorum,
+        "voters": standing.voters,
+        "learners": standing.learners,
         "last_log_index": metrics.last_log_index,
         "snapshot_index": metrics.snapshot.map(|l| l.index),
         "purged_index": metrics.purged.map(|l| l.index),
-    }))
-    .into_response()
+    }));
+    (status, body).into_response()
 }
 
 // Raft RPCs reach these handlers from peers only (the authentication layer refuses everyone

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod cluster;
 pub mod docker;
 
 use std::io::{BufRead, BufReader};

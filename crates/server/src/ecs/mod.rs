@@ -184,8 +184,7 @@ fn respond(result: Result<Vec<u8>, EcsError>) -> Response {
     let mut response = match result {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
         Err(e) => {
-            let status =
-                StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
             let mut r = (status, e.body()).into_response();
             r.headers_mut().insert(
                 "x-amzn-errortype",
@@ -334,17 +333,21 @@ fn encode<T: Serialize>(response: &T) -> Result<Vec<u8>, EcsError> {
         .map_err(|e| EcsError::server(format!("could not encode the response: {e}")))
 }
 
-/// A write that could not be committed, as the ECS error it is answered with.
+/// A write that could not be committed, as the ECS error it is answered with: 503 where the
+/// group could not commit it now, 500 for a fault.
 pub(crate) fn unavailable(e: WriteError) -> EcsError {
     match e {
-        WriteError::NotLeader { leader } => EcsError::server(format!(
+        WriteError::NotLeader { leader } => EcsError::unavailable(format!(
             "This server is not the leader; send the request to {}",
             leader.map_or_else(
                 || "the leader once one is elected".to_owned(),
                 |(_, addr)| addr
             )
         )),
-        WriteError::Unavailable(why) => EcsError::server(why),
+        WriteError::Unavailable(why) => EcsError::unavailable(why),
+        unacknowledged @ WriteError::Unacknowledged { .. } => {
+            EcsError::unavailable(unacknowledged.to_string())
+        }
         WriteError::UnexpectedOutcome(bug) => EcsError::server(bug.to_string()),
     }
 }

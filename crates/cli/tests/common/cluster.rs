@@ -1,0 +1,97 @@
+//! Several `berth server` processes forming one Raft group on loopback, through
+//! configuration alone (`--node-id`, `--peer`, one cluster secret).
+
+use std::time::{Duration, Instant};
+
+use super::{Berth, get_json};
+
+/// A free loopback port (bound and released: another process could take it in between, which
+/// on a test machine does not happen in practice).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `n` servers that list each other as the initial voters and share one cluster secret.
+pub fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
+    start_cluster_with(root, n, &[])
+}
+
+/// Like [`start_cluster`], with `extra` flags for every server.
+pub fn start_cluster_with(root: &std::path::Path, n: u64, extra: &[&str]) -> Vec<Option<Berth>> {
+    let secret = root.join("cluster.secret");
+    std::fs::write(
+        &secret,
+        berth_auth::ClusterSecret::from_random(*b"berth cluster test secret bytes!").render(),
+    )
+    .unwrap();
+    let addrs: Vec<String> = (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let peers: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect();
+    // The servers wait for each other's votes before printing their ready lines, so start
+    // them all before waiting on any.
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let dir = root.join(format!("node{}", i + 1));
+            let listen = addrs[i as usize].clone();
+            let mut args = vec![
+                "--node-id".to_owned(),
+                (i + 1).to_string(),
+                "--cluster-secret-file".to_owned(),
+                secret.display().to_string(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            for p in &peers {
+                args.push("--peer".into());
+                args.push(p.clone());
+            }
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Berth::launch(&dir, &listen, &args)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| Some(h.join().unwrap()))
+        .collect()
+}
+
+pub async fn leader_of(nodes: &[Option<Berth>]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for n in nodes.iter().flatten() {
+            let h = get_json(&n.endpoint, "/v1/health").await;
+            if let Some(l) = h["leader"].as_u64() {
+                return l;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `node` has applied at least `index`.
+pub async fn caught_up(node: &Berth, index: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_json(&node.endpoint, "/v1/health").await["index"]
+        .as_u64()
+        .unwrap_or(0)
+        < index
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not catch up to {index}",
+            node.endpoint
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
