@@ -31,6 +31,10 @@ pub mod action {
     pub const POLL_ASSIGNMENTS: &str = "berth:PollAssignments";
     /// An agent's container health report.
     pub const REPORT_HEALTH: &str = "berth:ReportHealth";
+    /// The servers of the Raft group, who leads, how far each has replicated.
+    pub const LIST_RAFT_PEERS: &str = "berth:ListRaftPeers";
+    /// Taking a server out of the Raft group.
+    pub const REMOVE_RAFT_PEER: &str = "berth:RemoveRaftPeer";
 }
 
 /// What a task can ask of its host beyond an ordinary container. Each is its own action, so a
@@ -180,6 +184,7 @@ impl Role {
                     action::WATCH,
                     action::DRY_RUN_PLACEMENT,
                     action::GET_TASK_LOGS,
+                    action::LIST_RAFT_PEERS,
                 ],
                 &["*"],
             )],

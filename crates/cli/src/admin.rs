@@ -1,5 +1,5 @@
-//! The operator's commands that berth's native API serves: credentials, join tokens and task
-//! logs. Each is a signed request (the admin credential file berth wrote at bootstrap, or any
+//! The operator's commands that berth's native API serves: credentials, join tokens, task
+//! logs and the servers' Raft group. Each is a signed request (the admin credential file berth wrote at bootstrap, or any
 //! AWS credentials in the environment) and prints the server's JSON answer.
 
 use std::path::PathBuf;
@@ -226,6 +226,57 @@ pub async fn credential(cmd: CredentialCmd) -> Result<()> {
             connection,
         } => {
             let path = format!("/v1/credentials/{}", segment(&access_key_id));
+            print(&call(&connection.client()?, "DELETE", &path, None).await?)
+        }
+    }
+}
+
+/// `berth operator ...`: the control plane itself.
+#[derive(Subcommand)]
+pub enum OperatorCmd {
+    /// The Raft group of the servers.
+    #[command(subcommand)]
+    Raft(RaftCmd),
+}
+
+#[derive(Subcommand)]
+pub enum RaftCmd {
+    /// The servers of the group: id, address, voter or learner, who leads, and (from the
+    /// leader) how far each has replicated.
+    ListPeers {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Take a server out of the group (a dead one, before a replacement joins under a new
+    /// id). Refused when the voters left would not have a caught-up quorum, unless --force.
+    RemovePeer {
+        /// The server's node id.
+        id: u64,
+        /// Remove it even if the remaining voters cannot form a quorum now.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+pub async fn operator(cmd: OperatorCmd) -> Result<()> {
+    match cmd {
+        OperatorCmd::Raft(RaftCmd::ListPeers { connection }) => print(
+            &call(
+                &connection.client()?,
+                "GET",
+                "/v1/operator/raft/peers",
+                None,
+            )
+            .await?,
+        ),
+        OperatorCmd::Raft(RaftCmd::RemovePeer {
+            id,
+            force,
+            connection,
+        }) => {
+            let path = format!("/v1/operator/raft/peers/{id}?force={force}");
             print(&call(&connection.client()?, "DELETE", &path, None).await?)
         }
     }

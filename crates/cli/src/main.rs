@@ -53,6 +53,10 @@ enum Cmd {
     JoinToken(admin::JoinTokenCmd),
     /// Print a task's container output.
     Logs(admin::LogsArgs),
+    /// Look at and change the control plane (the servers' Raft group; needs an admin
+    /// credential).
+    #[command(subcommand)]
+    Operator(admin::OperatorCmd),
 }
 
 #[derive(Args)]
@@ -143,16 +147,25 @@ struct ServerArgs {
     /// Account id used in ARNs.
     #[arg(long, default_value = "000000000000", env = "BERTH_ACCOUNT_ID")]
     account_id: String,
-    /// This server's Raft node id (stable across restarts).
-    #[arg(long, default_value_t = 1)]
-    node_id: u64,
+    /// This server's Raft node id (stable across restarts; default 1). Unique in the group:
+    /// a server replacing a dead one joins under a new id.
+    #[arg(long)]
+    node_id: Option<u64>,
     /// The address other servers reach this one at (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
     /// A voter of a new multi-server cluster, as ID=HOST:PORT; repeat for each, this server
     /// included. Without any, the server is a single-voter group.
-    #[arg(long = "peer", value_parser = parse_peer)]
+    #[arg(long = "peer", value_parser = parse_peer, conflicts_with = "join")]
     peers: Vec<(u64, String)>,
+    /// Join a running cluster through one of its servers (`http(s)://HOST:PORT`): get the
+    /// cluster secret with --join-token, become a learner, catch up, then a voter. Needs
+    /// --node-id. Ignored once this server's data directory holds the group.
+    #[arg(long, requires_all = ["join_token", "node_id"])]
+    join: Option<String>,
+    /// A server join token (`berth join-token create --server`), for --join.
+    #[arg(long, env = "BERTH_SERVER_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
     #[command(flatten)]
     security: Security,
     #[command(flatten)]
@@ -211,6 +224,8 @@ struct Membership {
     node_id: u64,
     advertise: Option<String>,
     peers: Vec<(u64, String)>,
+    /// The server to join through, and the server join token.
+    join: Option<(String, String)>,
 }
 
 #[derive(Args)]
@@ -288,9 +303,10 @@ fn main() -> Result<()> {
         match cli.command {
             Cmd::Server(a) => {
                 let membership = Membership {
-                    node_id: a.node_id,
+                    node_id: a.node_id.unwrap_or(1),
                     advertise: a.advertise,
                     peers: a.peers,
+                    join: a.join.zip(a.join_token),
                 };
                 serve(
                     a.listen,
@@ -306,12 +322,14 @@ fn main() -> Result<()> {
             Cmd::Agent(a) => run_agent(a).await,
             Cmd::Credential(c) => admin::credential(c).await,
             Cmd::JoinToken(c) => admin::join_token(c).await,
+            Cmd::Operator(c) => admin::operator(c).await,
             Cmd::Logs(a) => admin::logs(a).await,
             Cmd::Dev(a) => {
                 let membership = Membership {
                     node_id: 1,
                     advertise: None,
                     peers: Vec::new(),
+                    join: None,
                 };
                 serve(
                     a.listen,
@@ -395,15 +413,22 @@ async fn serve(
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
 
-    let single = membership.peers.is_empty();
+    let single = membership.peers.is_empty() && membership.join.is_none();
     let secret_path = match &security.cluster_secret_file {
         Some(p) => p.clone(),
-        None if single => data_dir.join(bootstrap::CLUSTER_SECRET_FILE),
+        None if single || membership.join.is_some() => {
+            data_dir.join(bootstrap::CLUSTER_SECRET_FILE)
+        }
         None => anyhow::bail!(
             "--peer needs --cluster-secret-file: the same secret on every server (make one \
              with `head -c 32 /dev/urandom | base64 > cluster.secret`)"
         ),
     };
+    if let Some((via, token)) = &membership.join
+        && !secret_path.exists()
+    {
+        fetch_cluster_secret(via, token, &secret_path).await?;
+    }
     let cluster_secret = bootstrap::cluster_secret(&secret_path, single)?;
     let tls = match (&security.tls_cert, &security.tls_key) {
         (Some(cert), Some(key)) => Some(
@@ -438,6 +463,9 @@ async fn serve(
                 options.id
             );
         }
+    } else if membership.join.is_some() {
+        // A joining server forms nothing: the leader adds it.
+        options.initial_members.clear();
     } else {
         options.initial_members = [(options.id, advertise)].into_iter().collect();
     }
@@ -500,6 +528,15 @@ async fn serve(
         server_tls,
         shutdown,
     ));
+    if let Some((via, _)) = &membership.join {
+        let via = via.split_once("://").map_or(via.as_str(), |(_, rest)| rest);
+        let via = via.trim_end_matches('/');
+        let members = node
+            .join(via)
+            .await
+            .with_context(|| format!("joining the cluster through {via}"))?;
+        tracing::info!(?members, "joined the cluster as a voter");
+    }
     node.ready(Duration::from_secs(60))
         .await
         .context("waiting for a Raft leader")?;
@@ -552,6 +589,46 @@ async fn serve(
     server.await.context("the HTTP server task")?;
     node.shutdown().await;
     Ok(())
+}
+
+/// Exchanges a server join token at `via` for the cluster secret, written to `path` (0600).
+/// A token that pins the cluster CA is checked against the server's certificate.
+async fn fetch_cluster_secret(via: &str, token: &str, path: &std::path::Path) -> Result<()> {
+    let token = berth_auth::JoinToken::parse(token).context("--join-token")?;
+    let trust = token.ca_sha256.map_or(Trust::PlainHttp, Trust::Pinned);
+    let client = berth_client::Client::new(
+        Transport::new(&trust)?,
+        via,
+        &berth_client::Credentials {
+            access_key_id: token.id.clone(),
+            secret: token.secret.clone(),
+        },
+        "us-east-1",
+        "berth",
+    );
+    let answer = client
+        .send(
+            "POST",
+            berth_server::credentials::SERVER_JOIN_PATH,
+            &[],
+            bytes::Bytes::new(),
+            Duration::from_secs(30),
+        )
+        .await
+        .with_context(|| format!("asking {via} for the cluster secret"))?;
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    let Some(secret) = body["clusterSecret"]
+        .as_str()
+        .filter(|_| answer.status == 200)
+    else {
+        anyhow::bail!(
+            "{via} did not hand out the cluster secret ({}): {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+    };
+    bootstrap::write_private(path, format!("{secret}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn run_agent(a: AgentArgs) -> Result<()> {

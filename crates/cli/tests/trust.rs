@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use berth_auth::{ClusterSecret, SecretKey, Signer};
 use berth_client::Credentials;
-use common::{Berth, HandAgent, TARGET_PREFIX, ecs_op, raw, raw_as, raw_unsigned};
+use common::{Berth, HandAgent, TARGET_PREFIX, credential, ecs_op, raw, raw_as, raw_unsigned};
 use serde_json::{Value, json};
 
 // --- helpers ---------------------------------------------------------------------------------
@@ -92,25 +92,6 @@ async fn serves_writes(b: &Berth, name: &str) {
         "{}",
         r.json()
     );
-}
-
-/// A credential made by the admin, with `role`.
-async fn credential(b: &Berth, name: &str, role: &str) -> Credentials {
-    let body = json!({ "name": name, "role": role }).to_string();
-    let r = raw(
-        &b.endpoint,
-        "POST",
-        "/v1/credentials",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let v = r.json();
-    Credentials {
-        access_key_id: v["accessKeyId"].as_str().unwrap().into(),
-        secret: SecretKey::new(v["secretAccessKey"].as_str().unwrap()),
-    }
 }
 
 async fn ecs_as(c: &Credentials, b: &Berth, op: &str, body: Value) -> common::RawResponse {

@@ -20,11 +20,12 @@
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+pub mod membership;
 pub mod network;
 pub mod rpc_check;
 mod state_machine;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +35,12 @@ use berth_model::{Command, CommandResult, Millis, Outcome, Stamped, TypedCommand
 use berth_state::State;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
-use openraft::{BasicNode, Raft, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 pub use log_store::LogStore;
+pub use membership::{Member, MembershipChange, MembershipError};
 pub use state_machine::{Published, StateMachine};
 
 /// The commands of one Raft entry.
@@ -197,6 +199,9 @@ pub enum WriteError {
     UnexpectedOutcome(#[from] UnexpectedOutcome),
 }
 
+/// Longest a joining server may take to catch up before it is promoted.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A node's view of its group (see [`Node::standing`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Standing {
@@ -250,6 +255,8 @@ pub struct Node {
     queue: mpsc::UnboundedSender<Pending>,
     peers: network::Network,
     timing: Timing,
+    /// Where peers reach this node.
+    addr: String,
 }
 
 impl Node {
@@ -338,6 +345,7 @@ impl Node {
             queue: tx,
             peers: network::Network::new(options.peers.clone()),
             timing,
+            addr: options.addr.clone(),
         }))
     }
 
@@ -491,6 +499,179 @@ impl Node {
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
         }
+    }
+
+    /// Changes who is in the group: here when this node leads, else at the leader it knows.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<Vec<Member>, MembershipError> {
+        if self.is_leader() {
+            return self.change_membership_here(change).await;
+        }
+        let Some((_, addr)) = self.leader() else {
+            return Err(MembershipError::NoLeader);
+        };
+        network::change_membership(&self.peers, &addr, network::MEMBERSHIP_PATH, &change)
+            .await
+            .map_err(|e| MembershipError::Failed(format!("the leader at {addr}: {}", e.reason())))?
+    }
+
+    /// Asks the group that the server at `via` (`host:port`) belongs to to take this node as
+    /// a voter, unless it already is one. Retried while the group has no leader or the server
+    /// cannot be reached; a refusal is final.
+    pub async fn join(&self, via: &str) -> Result<Vec<Member>, MembershipError> {
+        if self.configuration().voters.contains(&self.id) {
+            return Ok(self.members());
+        }
+        let change = MembershipChange::AddVoter {
+            id: self.id,
+            addr: self.addr.clone(),
+        };
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let failure =
+                match network::change_membership(&self.peers, via, network::JOIN_PATH, &change)
+                    .await
+                {
+                    Ok(Ok(members)) => return Ok(members),
+                    Ok(Err(refused @ MembershipError::Refused(_))) => return Err(refused),
+                    Ok(Err(other)) => other,
+                    Err(unreached) => {
+                        MembershipError::Failed(format!("{via}: {}", unreached.reason()))
+                    }
+                };
+            if delay > Duration::from_secs(5) {
+                return Err(failure);
+            }
+            tracing::warn!(error = %failure, "joining through {via} failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+
+    /// Changes the membership on this node, which must lead (the leader's side of a
+    /// forwarded change: never forwarded again). The rules are `membership::check`'s; a new
+    /// server is a learner until it has caught up, so it never holds back a quorum.
+    pub async fn change_membership_here(
+        &self,
+        change: MembershipChange,
+    ) -> Result<Vec<Member>, MembershipError> {
+        if !self.is_leader() {
+            return Err(MembershipError::NoLeader);
+        }
+        let caught_up = match &change {
+            MembershipChange::RemoveVoter { .. } => self.caught_up_voters().await,
+            MembershipChange::AddVoter { .. } => BTreeSet::new(),
+        };
+        if !membership::check(&self.configuration(), &caught_up, &change)? {
+            return Ok(self.members());
+        }
+        let failed = |e: String| MembershipError::Failed(e);
+        let bound = |what: &'static str, within: Duration| {
+            move |_| MembershipError::Failed(format!("{what} did not finish within {within:?}"))
+        };
+        let commit = self.timing.write_timeout;
+        match change {
+            MembershipChange::AddVoter { id, addr } => {
+                tokio::time::timeout(
+                    CATCH_UP_TIMEOUT,
+                    self.raft.add_learner(id, BasicNode { addr }, true),
+                )
+                .await
+                .map_err(bound("catching the new server up", CATCH_UP_TIMEOUT))?
+                .map_err(|e| failed(e.to_string()))?;
+                tokio::time::timeout(
+                    commit,
+                    self.raft
+                        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false),
+                )
+                .await
+                .map_err(bound("promoting the new server", commit))?
+                .map_err(|e| failed(e.to_string()))?;
+            }
+            MembershipChange::RemoveVoter { id, .. } => {
+                tokio::time::timeout(
+                    commit,
+                    self.raft.change_membership(
+                        ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                        false,
+                    ),
+                )
+                .await
+                .map_err(bound("removing the voter", commit))?
+                .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        Ok(self.members())
+    }
+
+    /// The voters holding a fresh entry: the leader appends an empty one and gives the
+    /// followers two election timeouts to acknowledge it. One that is down or cut off does
+    /// not; one that merely was not written to lately does.
+    async fn caught_up_voters(&self) -> BTreeSet<u64> {
+        let voters = self.configuration().voters;
+        let probe = tokio::time::timeout(
+            self.timing.write_timeout,
+            self.raft.client_write(Batch {
+                commands: Vec::new(),
+            }),
+        )
+        .await;
+        let Ok(Ok(written)) = probe else {
+            // Not even a quorum holds it: only this node is known to be current.
+            return BTreeSet::from([self.id]);
+        };
+        let index = written.log_id.index;
+        let holds = |m: &openraft::RaftMetrics<u64, BasicNode>, voter: u64| {
+            voter == self.id
+                || m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&voter).copied().flatten())
+                    .is_some_and(|matched| matched.index >= index)
+        };
+        let mut metrics = self.raft.metrics();
+        let _ = tokio::time::timeout(
+            self.timing.election_timeout * 2,
+            metrics.wait_for(|m| voters.iter().all(|v| holds(m, *v))),
+        )
+        .await;
+        let m = metrics.borrow().clone();
+        voters.into_iter().filter(|v| holds(&m, *v)).collect()
+    }
+
+    /// The current configuration: every member's address, and which are voters.
+    pub fn configuration(&self) -> membership::Configuration {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let membership = m.membership();
+        membership::Configuration {
+            nodes: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect(),
+            voters: membership.voter_ids().collect(),
+        }
+    }
+
+    /// Every member as this node sees it; how far each has replicated only on the leader.
+    pub fn members(&self) -> Vec<Member> {
+        let m = self.raft.metrics().borrow().clone();
+        let config = self.configuration();
+        config
+            .nodes
+            .into_iter()
+            .map(|(id, addr)| Member {
+                id,
+                addr,
+                voter: config.voters.contains(&id),
+                leader: m.current_leader == Some(id),
+                matched: match &m.replication {
+                    Some(_) if id == self.id => m.last_log_index,
+                    Some(r) => r.get(&id).copied().flatten().map(|l| l.index),
+                    None => None,
+                },
+            })
+            .collect()
     }
 
     /// Proposes a command on this node only (the leader's side of a forwarded write).

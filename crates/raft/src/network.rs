@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 
 use berth_model::Stamped;
 
-use crate::{TypeConfig, WriteError, Written};
+use crate::{Member, MembershipChange, MembershipError, TypeConfig, WriteError, Written};
 
 type NodeId = u64;
 
@@ -34,6 +34,11 @@ pub const VOTE_PATH: &str = "/v1/raft/vote";
 pub const SNAPSHOT_PATH: &str = "/v1/raft/snapshot";
 /// Where a follower forwards a client write to the leader.
 pub const WRITE_PATH: &str = "/v1/raft/write";
+/// Where a membership change is carried out: at the leader (a follower forwards it there).
+pub const MEMBERSHIP_PATH: &str = "/v1/raft/membership";
+/// Where a joining server asks any server of the group to be added; that server carries the
+/// change to the leader.
+pub const JOIN_PATH: &str = "/v1/raft/join";
 
 /// How a server reaches its peers: one connection pool, the peer key, and the scheme
 /// (`https` when the servers speak TLS).
@@ -105,7 +110,7 @@ pub(crate) enum Forwarded {
 }
 
 impl Forwarded {
-    fn reason(self) -> String {
+    pub(crate) fn reason(self) -> String {
         match self {
             Forwarded::Unsent(why) | Forwarded::Unanswered(why) => why,
         }
@@ -152,6 +157,25 @@ pub(crate) async fn forward(
     if !(200..300).contains(&status) {
         // Refused before it was proposed (authentication, validation): nothing was applied.
         return Ok(Err(WriteError::Unavailable(format!(
+            "{addr} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ))));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Forwarded::Unanswered(e.to_string()))
+}
+
+/// Sends a membership change to `path` (`MEMBERSHIP_PATH` or `JOIN_PATH`) at the server at
+/// `addr`: `Ok` carries its answer.
+pub(crate) async fn change_membership(
+    network: &Network,
+    addr: &str,
+    path: &str,
+    change: &MembershipChange,
+) -> Result<Result<Vec<Member>, MembershipError>, Forwarded> {
+    let body = serde_json::to_vec(change).map_err(|e| Forwarded::Unsent(e.to_string()))?;
+    let (status, bytes) = post(&network.access.client(addr), path, body).await?;
+    if !(200..300).contains(&status) {
+        return Ok(Err(MembershipError::Refused(format!(
             "{addr} answered {status}: {}",
             String::from_utf8_lossy(&bytes)
         ))));

@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod ecs;
 mod mesos;
 mod native;
+mod operator;
 mod pagination;
 pub mod serve;
 pub mod tls;
@@ -148,6 +149,7 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     ecs::router()
         .merge(native::router())
+        .merge(operator::router())
         .merge(agents::router())
         .merge(credentials::router())
         .merge(mesos::router())

@@ -412,6 +412,26 @@ pub async fn raw_as(
     send(transport(endpoint), req).await
 }
 
+/// A new credential with one of the ready roles (`read-only`, `operator:CLUSTER`, ...), made
+/// through `b` as its admin.
+pub async fn credential(b: &Berth, name: &str, role: &str) -> berth_client::Credentials {
+    let body = serde_json::json!({ "name": name, "role": role }).to_string();
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        "/v1/credentials",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    berth_client::Credentials {
+        access_key_id: v["accessKeyId"].as_str().unwrap().into(),
+        secret: berth_auth::SecretKey::new(v["secretAccessKey"].as_str().unwrap()),
+    }
+}
+
 /// A request as it is: no signature unless `headers` carry one.
 pub async fn raw_unsigned(
     endpoint: &str,
