@@ -278,10 +278,13 @@ def process_at(processes: list[BerthProcess], endpoint: str) -> BerthProcess:
 
 @pytest.fixture
 def start_berth(berth_bin, tmp_path, berth_processes):
-    """Factory: start_berth("server" | "dev", *extra_args, data_dir=None, env=None) -> BerthProcess.
+    """Factory: start_berth("server" | "dev", *extra_args, data_dir=None, env=None,
+    defaults=False) -> BerthProcess.
 
     The caller reads its stdout (`read_until`) and sets `.endpoint`. Without `data_dir` each
-    start gets a new one.
+    start gets a new one. With `defaults=True` berth gets no `--listen`/`--data-dir` at all
+    and runs in a fresh empty working directory, as a newcomer runs it (its state then lands
+    in `./berth-data` there; it listens on the default port).
 
     Every process started here is checked at teardown: one that died during the test (a
     crash) fails the test with its stderr; all are stopped.
@@ -294,11 +297,19 @@ def start_berth(berth_bin, tmp_path, berth_processes):
         listen: str = "127.0.0.1:0",
         data_dir: Path | None = None,
         env: dict[str, str] | None = None,
+        defaults: bool = False,
     ) -> BerthProcess:
         n = len(started)
-        data_dir = data_dir or tmp_path / f"berth-{mode}-{n}"
         log_path = tmp_path / f"berth-{mode}-{n}.stderr.log"
-        args = [str(berth_bin), mode, "--listen", listen, "--data-dir", str(data_dir), *extra]
+        cwd = tmp_path
+        if defaults:
+            cwd = tmp_path / f"fresh-{n}"
+            cwd.mkdir()
+            data_dir = cwd / "berth-data"
+            args = [str(berth_bin), mode, *extra]
+        else:
+            data_dir = data_dir or tmp_path / f"berth-{mode}-{n}"
+            args = [str(berth_bin), mode, "--listen", listen, "--data-dir", str(data_dir), *extra]
         env = {**scrubbed_environ(), **(env or {})}
         env.setdefault("RUST_LOG", "info,openraft=warn")
         env.setdefault("RUST_BACKTRACE", "1")
@@ -309,7 +320,7 @@ def start_berth(berth_bin, tmp_path, berth_processes):
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
-                cwd=tmp_path,
+                cwd=cwd,
                 env=env,
             )
         p = BerthProcess(args=args, proc=proc, log_path=log_path, data_dir=data_dir)

@@ -10,13 +10,22 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ARN = "arn:aws:ecs:us-east-1:000000000000"
 ENDPOINT_LINE = re.compile(r"^\s*ECS endpoint:\s+(http://127\.0\.0\.1:\d+)\s*$")
 WELCOME_END = "Press Ctrl-C to stop."
+# A Docker endpoint that does not exist: berth dev then runs tasks as host processes.
+DOCKER_NOWHERE = "unix:///nonexistent/berth-test-docker.sock"
 
 
-def start_dev(start_berth, data_dir: Path | None = None, env: dict[str, str] | None = None):
-    p = start_berth("dev", data_dir=data_dir, env=env)
+def start_dev(
+    start_berth,
+    data_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    defaults: bool = False,
+):
+    p = start_berth("dev", data_dir=data_dir, env=env, defaults=defaults)
     lines = p.read_until(lambda line: line.strip() == WELCOME_END)
     endpoints = [m.group(1) for m in map(ENDPOINT_LINE.match, lines) if m]
     assert len(endpoints) == 1, "the welcome text must show the ECS endpoint once:\n" + "\n".join(
@@ -81,8 +90,9 @@ def test_dev_prints_its_endpoint_and_has_the_default_cluster(start_berth, aws_at
     assert default["clusterName"] == "default" and default["status"] == "ACTIVE"
 
 
-def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
-    dev, welcome = start_dev(start_berth)
+def run_welcome_example(dev, welcome: str, cli_env, ecs_at):
+    """Runs every command of the welcome text's example exactly as printed and checks what
+    each answers, down to the task's output."""
     commands = example_commands(welcome)
     exports = [c for c in commands if c.strip().startswith("export ")]
     awss = [c for c in commands if c.strip().startswith("aws ")]
@@ -130,6 +140,26 @@ def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
     assert logs(dev, run_arns[0]) == "hi\n"
 
 
+def test_dev_welcome_example_works_as_printed(start_berth, cli_env, ecs_at):
+    dev, welcome = start_dev(start_berth)
+    run_welcome_example(dev, welcome, cli_env, ecs_at)
+
+
+@pytest.mark.parametrize("docker", ["with Docker", "without Docker"])
+def test_the_readme_quick_start_works_verbatim_from_a_fresh_directory(
+    start_berth, cli_env, ecs_at, docker
+):
+    """`berth dev` with no flags at all, in an empty working directory (its state in the
+    relative default `./berth-data`), then the welcome example as printed: the README's
+    quick start, with a Docker Engine and without one."""
+    env = {} if docker == "with Docker" else {"DOCKER_HOST": DOCKER_NOWHERE}
+    dev, welcome = start_dev(start_berth, env=env, defaults=True)
+    assert dev.endpoint == "http://127.0.0.1:8642", welcome
+    assert ("Docker is unavailable" in welcome) == (docker == "without Docker"), welcome
+    run_welcome_example(dev, welcome, cli_env, ecs_at)
+    dev.stop()
+
+
 def wait_stopped(ecs, arn: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -148,7 +178,7 @@ def logs(dev, arn: str) -> str:
 
 def test_dev_without_docker_says_so_and_runs_process_tasks(start_berth, ecs_at):
     dev, welcome = start_dev(
-        start_berth, env={"DOCKER_HOST": "unix:///nonexistent/berth-test-docker.sock"}
+        start_berth, env={"DOCKER_HOST": DOCKER_NOWHERE}
     )
     assert "Docker is unavailable" in welcome, welcome
     ecs = ecs_at(dev.endpoint)

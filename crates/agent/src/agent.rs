@@ -274,8 +274,13 @@ pub struct Agent {
 
 impl Agent {
     /// Connects the runtimes, registers the host and starts polling.
-    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+    pub async fn start(mut config: AgentConfig) -> Result<Agent, AgentError> {
         let endpoints = Endpoints::new(&config.servers)?;
+        // Sandboxes and shims outlive the working directory they were started from (the
+        // process shim changes to `/`): every path below the data directory is absolute.
+        config.data_dir = std::path::absolute(&config.data_dir).map_err(|e| {
+            AgentError::Setup(format!("resolving {}: {e}", config.data_dir.display()))
+        })?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             AgentError::Setup(format!("creating {}: {e}", config.data_dir.display()))
         })?;

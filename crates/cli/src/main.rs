@@ -346,6 +346,11 @@ fn main() -> Result<()> {
     })
 }
 
+/// `path` made absolute against the working directory (without touching the file system).
+fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
 /// Refuses plain HTTP on an address other hosts can reach, unless asked for by name.
 fn check_exposure(listen: SocketAddr, tls: bool, insecure: bool, what: &str) -> Result<()> {
     if tls || listen.ip().is_loopback() {
@@ -400,6 +405,21 @@ async fn serve(
     tuning: Tuning,
     dev: bool,
 ) -> Result<()> {
+    // Every path from a relative flag is resolved once, here, against the directory berth
+    // was started in; nothing later depends on the working directory.
+    let data_dir = absolute(&data_dir)?;
+    let mut security = security;
+    for path in [
+        &mut security.cluster_secret_file,
+        &mut security.tls_cert,
+        &mut security.tls_key,
+        &mut security.tls_ca,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = absolute(path)?;
+    }
     let tls_wanted = security.wants_tls();
     check_exposure(listen, tls_wanted, security.insecure, "--listen")?;
     if let Some(mesos) = tuning.mesos_listen {
