@@ -265,6 +265,12 @@ struct Tuning {
     /// (its outcome then unknown: retry with the same clientToken).
     #[arg(long, default_value_t = 5000)]
     write_timeout_ms: u64,
+    /// Serve every ECS Describe*/List* linearizably: after a read barrier confirmed by a
+    /// quorum (one heartbeat round), so it sees every write acknowledged before it on any
+    /// server. Without it, only requests with the header `x-berth-read-consistency:
+    /// linearizable` are.
+    #[arg(long)]
+    linearizable_reads: bool,
     /// Seconds without a heartbeat before an agent is marked disconnected (no placements).
     #[arg(long, default_value_t = 30)]
     agent_heartbeat_timeout: u64,
@@ -505,6 +511,7 @@ async fn serve(
         heartbeat_timeout: Duration::from_secs(tuning.agent_heartbeat_timeout),
         agent_lost_after: Duration::from_secs(tuning.agent_lost_after),
         mesos_cluster: tuning.mesos_cluster.clone(),
+        linearizable_reads: tuning.linearizable_reads,
         ..ServerConfig::default()
     };
     let app = App::new(node.clone(), config, keyring, tls.clone());

@@ -1,7 +1,8 @@
 //! Honest failover: a server that cannot reach a quorum says so on `/v1/health` and answers
 //! writes within the configured bound with a 503 `ServerException` whose message says the
 //! outcome is unknown, instead of holding the caller until the quorum is back; once it is
-//! back the same server takes writes again.
+//! back the same server takes writes again. Linearizable reads (a read barrier confirmed by a
+//! quorum) are refused without a quorum and see the latest acknowledged write on any server.
 
 mod common;
 
@@ -54,6 +55,26 @@ async fn create_cluster(endpoint: &str, name: &str) -> (RawResponse, Duration) {
     .await
     .expect("a write without quorum must be answered, not held");
     (answer, started.elapsed())
+}
+
+/// DescribeClusters of `name` through `endpoint`, linearizable (the read-barrier header) or
+/// as the server serves it by default.
+async fn describe_cluster(endpoint: &str, name: &str, linearizable: bool) -> RawResponse {
+    let target = format!("{}DescribeClusters", common::TARGET_PREFIX);
+    let mut headers = vec![
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target.as_str()),
+    ];
+    if linearizable {
+        headers.push(("x-berth-read-consistency", "linearizable"));
+    }
+    let body = format!(r#"{{"clusters":["{name}"]}}"#);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        raw(endpoint, "POST", "/", &headers, body.as_bytes()),
+    )
+    .await
+    .expect("a read without quorum must be answered, not held")
 }
 
 /// Asserts the answer to a write that no quorum acknowledged.
@@ -109,6 +130,25 @@ async fn a_leader_without_quorum_says_so_and_bounds_its_writes() {
     health_until(&leader_endpoint, "the lost quorum", no_quorum).await;
     let (answer, took) = create_cluster(&leader_endpoint, "alone").await;
     expect_unacknowledged(&answer, took);
+    // A plain read is served from the leader's state; a linearizable one cannot be
+    // confirmed by a quorum, and says so within the bound rather than risk a stale answer.
+    let plain = describe_cluster(&leader_endpoint, "before", false).await;
+    assert_eq!(
+        plain.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&plain.body)
+    );
+    let started = Instant::now();
+    let strict = describe_cluster(&leader_endpoint, "before", true).await;
+    assert_eq!(
+        strict.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&strict.body)
+    );
+    assert_eq!(strict.json()["__type"], "ServerException");
+    assert!(started.elapsed() < WRITE_TIMEOUT + Duration::from_secs(3));
 
     // One follower comes back: a quorum again, and the same server takes writes.
     nodes[followers[0]].as_mut().unwrap().restart();
@@ -152,4 +192,11 @@ async fn a_follower_whose_leader_and_peer_died_says_so_and_bounds_its_writes() {
     assert!(health(&endpoint).await.json()["leader"].is_null());
     let (answer, took) = create_cluster(&endpoint, "alone").await;
     expect_unacknowledged(&answer, took);
+    let strict = describe_cluster(&endpoint, "default", true).await;
+    assert_eq!(
+        strict.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&strict.body)
+    );
 }

@@ -33,7 +33,7 @@ use std::time::Duration;
 use berth_model::command::UnexpectedOutcome;
 use berth_model::{Command, CommandResult, Millis, Outcome, Stamped, TypedCommand};
 use berth_state::State;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::{BasicNode, ChangeMembers, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -515,6 +515,49 @@ impl Node {
         network::change_membership(&self.peers, &addr, network::MEMBERSHIP_PATH, &change)
             .await
             .map_err(|e| MembershipError::Failed(format!("the leader at {addr}: {}", e.reason())))?
+    }
+
+    /// A read barrier (Raft's read-index): waits until this node has applied everything the
+    /// group had committed when it was called, as the leader confirms with a heartbeat round
+    /// to a quorum. A read of this node's state afterwards sees every write acknowledged
+    /// before the call, on any server. Bounded by the write timeout; without a quorum it
+    /// fails rather than serve what may be stale.
+    pub async fn read_barrier(&self) -> Result<(), WriteError> {
+        let waited = self.timing.write_timeout;
+        let barrier = async {
+            let index = if self.is_leader() {
+                self.leader_read_index().await?
+            } else {
+                let Some((_, addr)) = self.leader() else {
+                    return Err(WriteError::NotLeader { leader: None });
+                };
+                network::read_index(&self.peers, &addr)
+                    .await
+                    .map_err(|e| WriteError::Unavailable(format!("{addr}: {}", e.reason())))??
+            };
+            if index > 0 {
+                let mut applied = self.published.subscribe();
+                let _ = applied.wait_for(|i| *i >= index).await;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(waited, barrier)
+            .await
+            .unwrap_or(Err(WriteError::Unacknowledged { waited }))
+    }
+
+    /// The leader's side of a read barrier: the commit index a quorum confirms this node
+    /// still leads at (0 for an empty log).
+    pub async fn leader_read_index(&self) -> Result<u64, WriteError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(read) => Ok(read.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(WriteError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                })
+            }
+            Err(other) => Err(WriteError::Unavailable(other.to_string())),
+        }
     }
 
     /// Asks the group that the server at `via` (`host:port`) belongs to to take this node as

@@ -36,6 +36,8 @@ pub const SNAPSHOT_PATH: &str = "/v1/raft/snapshot";
 pub const WRITE_PATH: &str = "/v1/raft/write";
 /// Where a membership change is carried out: at the leader (a follower forwards it there).
 pub const MEMBERSHIP_PATH: &str = "/v1/raft/membership";
+/// Where a follower asks the leader for a read index (a linearizable read's barrier).
+pub const READ_INDEX_PATH: &str = "/v1/raft/read-index";
 /// Where a joining server asks any server of the group to be added; that server carries the
 /// change to the leader.
 pub const JOIN_PATH: &str = "/v1/raft/join";
@@ -176,6 +178,26 @@ pub(crate) async fn change_membership(
     let (status, bytes) = post(&network.access.client(addr), path, body).await?;
     if !(200..300).contains(&status) {
         return Ok(Err(MembershipError::Refused(format!(
+            "{addr} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ))));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Forwarded::Unanswered(e.to_string()))
+}
+
+/// Asks the leader at `addr` for its read index: `Ok` carries the leader's answer.
+pub(crate) async fn read_index(
+    network: &Network,
+    addr: &str,
+) -> Result<Result<u64, WriteError>, Forwarded> {
+    let (status, bytes) = post(
+        &network.access.client(addr),
+        READ_INDEX_PATH,
+        b"{}".to_vec(),
+    )
+    .await?;
+    if !(200..300).contains(&status) {
+        return Ok(Err(WriteError::Unavailable(format!(
             "{addr} answered {status}: {}",
             String::from_utf8_lossy(&bytes)
         ))));

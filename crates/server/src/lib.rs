@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub service_resync_interval: Duration,
     /// The cluster Mesos frameworks schedule on.
     pub mesos_cluster: String,
+    /// Serve every ECS Describe/List linearizably (a read barrier first), not only those
+    /// that ask with the `x-berth-read-consistency: linearizable` header.
+    pub linearizable_reads: bool,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             heartbeat_check_interval: Duration::from_secs(1),
             service_resync_interval: Duration::from_secs(30),
             mesos_cluster: ecs::DEFAULT_CLUSTER.to_owned(),
+            linearizable_reads: false,
         }
     }
 }

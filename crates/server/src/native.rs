@@ -24,7 +24,7 @@ use berth_auth::action;
 use berth_model::Stamped;
 use berth_model::arn::{ArnContext, ResourceArn, parse_resource_arn};
 use berth_raft::TypeConfig;
-use berth_raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH, WRITE_PATH};
+use berth_raft::network::{APPEND_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH, WRITE_PATH};
 use berth_state::{Entity, EntityKey};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route(VOTE_PATH, post(raft_vote))
         .route(SNAPSHOT_PATH, post(raft_snapshot))
         .route(WRITE_PATH, post(raft_write))
+        .route(READ_INDEX_PATH, post(raft_read_index))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -264,6 +265,11 @@ async fn raft_write(State(app): State<Arc<App>>, Json(command): Json<Stamped>) -
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
     Json(app.node.write_local(command).await).into_response()
+}
+
+/// A follower's read barrier: this leader's read index, confirmed with a quorum.
+async fn raft_read_index(State(app): State<Arc<App>>) -> Response {
+    Json(app.node.leader_read_index().await).into_response()
 }
 
 async fn raft_snapshot(

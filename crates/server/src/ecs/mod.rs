@@ -242,6 +242,9 @@ async fn handle(
                 $($name => {
                     let request = parse(body)?;
                     authorize(&ctx, $name, &request)?;
+                    if linearizable(app, op, headers) {
+                        app.node.read_barrier().await.map_err(unavailable)?;
+                    }
                     encode(&$handler(app, &ctx, request).await?)
                 })*
                 other => Err(EcsError::new(
@@ -333,15 +336,31 @@ fn encode<T: Serialize>(response: &T) -> Result<Vec<u8>, EcsError> {
         .map_err(|e| EcsError::server(format!("could not encode the response: {e}")))
 }
 
+/// The header that asks for a linearizable read (`linearizable`), or for the server's
+/// default (anything else).
+pub const READ_CONSISTENCY_HEADER: &str = "x-berth-read-consistency";
+
+/// Whether operation `op` is a read that must see every write acknowledged before it, on
+/// whichever server it reaches: asked for by the header, or by the server's configuration.
+/// Other reads are served from this server's applied state, which on a follower may trail
+/// the leader by a moment.
+fn linearizable(app: &App, op: &str, headers: &HeaderMap) -> bool {
+    let read = op.starts_with("Describe") || op.starts_with("List");
+    read && (app.config.linearizable_reads
+        || headers
+            .get(READ_CONSISTENCY_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"linearizable")))
+}
+
 /// A write that could not be committed, as the ECS error it is answered with: 503 where the
 /// group could not commit it now, 500 for a fault.
 pub(crate) fn unavailable(e: WriteError) -> EcsError {
     match e {
         WriteError::NotLeader { leader } => EcsError::unavailable(format!(
-            "This server is not the leader; send the request to {}",
+            "No leader could take the request ({}); retry",
             leader.map_or_else(
-                || "the leader once one is elected".to_owned(),
-                |(_, addr)| addr
+                || "none is elected now".to_owned(),
+                |(_, addr)| format!("the leader known here, {addr}, did not")
             )
         )),
         WriteError::Unavailable(why) => EcsError::unavailable(why),
