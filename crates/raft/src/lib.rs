@@ -19,9 +19,11 @@
 // its type rather than boxing it at every boundary.
 #![allow(clippy::result_large_err)]
 
+mod batcher;
 mod log_store;
 pub mod membership;
 pub mod network;
+pub mod rpc;
 pub mod rpc_check;
 mod state_machine;
 
@@ -33,11 +35,11 @@ use std::time::Duration;
 use berth_model::command::UnexpectedOutcome;
 use berth_model::{Command, CommandResult, Millis, Outcome, Stamped, TypedCommand};
 use berth_state::State;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::{BasicNode, ChangeMembers, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use log_store::LogStore;
 pub use membership::{Member, MembershipChange, MembershipError};
@@ -213,6 +215,11 @@ pub struct Standing {
     pub quorum: bool,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// The last index in this node's log, the last one a snapshot holds, and the last one
+    /// purged from the log.
+    pub last_log_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
 }
 
 /// The result of an acknowledged write: the command's output (`Written<Placed>` for a
@@ -242,17 +249,12 @@ impl Written {
     }
 }
 
-struct Pending {
-    command: Stamped,
-    reply: oneshot::Sender<Result<Written, WriteError>>,
-}
-
 /// A running berth Raft node.
 pub struct Node {
     id: u64,
     raft: BerthRaft,
     published: Arc<Published>,
-    queue: mpsc::UnboundedSender<Pending>,
+    queue: mpsc::UnboundedSender<batcher::Pending>,
     peers: network::Network,
     timing: Timing,
     /// Where peers reach this node.
@@ -332,7 +334,7 @@ impl Node {
         }
 
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(batcher(
+        tokio::spawn(batcher::run(
             raft.clone(),
             rx,
             options.max_batch.max(1),
@@ -498,6 +500,9 @@ impl Node {
             quorum,
             voters: membership.voter_ids().collect(),
             learners: membership.learner_ids().collect(),
+            last_log_index: m.last_log_index,
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
         }
     }
 
@@ -721,7 +726,7 @@ impl Node {
     pub async fn write_local(&self, command: Stamped) -> Result<Written, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.queue
-            .send(Pending { command, reply })
+            .send(batcher::Pending { command, reply })
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?;
         rx.await
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?
@@ -751,13 +756,13 @@ impl Node {
     }
 
     /// Checks a vote request from a peer before it reaches openraft.
-    pub fn check_vote(&self, req: &VoteRequest<u64>) -> Result<(), rpc_check::RpcRefused> {
+    fn check_vote(&self, req: &VoteRequest<u64>) -> Result<(), rpc_check::RpcRefused> {
         let m = self.raft.metrics().borrow().membership_config.clone();
         rpc_check::check_vote(req, &rpc_check::Members(m.membership()))
     }
 
     /// Checks an append-entries request from a peer before it reaches openraft.
-    pub fn check_append(
+    fn check_append(
         &self,
         req: &AppendEntriesRequest<TypeConfig>,
     ) -> Result<(), rpc_check::RpcRefused> {
@@ -765,72 +770,9 @@ impl Node {
         rpc_check::check_append(req, &rpc_check::Members(m.membership()))
     }
 
-    /// The Raft handle (for serving peer RPCs and membership changes).
-    pub fn raft(&self) -> &BerthRaft {
-        &self.raft
-    }
-
     /// Stops Raft. Pending writes fail with `Unavailable`.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
-    }
-}
-
-/// Collects queued writes into Raft entries: while up to `max_inflight` entries are being
-/// committed, new writes queue; each entry takes everything queued (up to `max_batch`).
-async fn batcher(
-    raft: BerthRaft,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-    max_batch: usize,
-    max_inflight: usize,
-) {
-    let inflight = Arc::new(Semaphore::new(max_inflight));
-    loop {
-        let Ok(permit) = inflight.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut commands = Vec::with_capacity(16);
-        let mut replies = Vec::with_capacity(16);
-        commands.push(first.command);
-        replies.push(first.reply);
-        while commands.len() < max_batch {
-            match rx.try_recv() {
-                Ok(p) => {
-                    commands.push(p.command);
-                    replies.push(p.reply);
-                }
-                Err(_) => break,
-            }
-        }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let outcome = raft.client_write(Batch { commands }).await;
-            drop(permit);
-            match outcome {
-                Ok(resp) => {
-                    let index = resp.log_id.index;
-                    for (reply, result) in replies.into_iter().zip(resp.data) {
-                        let _ = reply.send(Ok(Written { index, result }));
-                    }
-                }
-                Err(e) => {
-                    let err = match e {
-                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                            WriteError::NotLeader {
-                                leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
-                            }
-                        }
-                        other => WriteError::Unavailable(other.to_string()),
-                    };
-                    for reply in replies {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                }
-            }
-        });
     }
 }
 

@@ -7,26 +7,24 @@
 //!   default 30, at most 300), then returns the new index and what changed since N.
 //! - `GET /v1/health`: this node's applied index, the leader and term it knows, the voters,
 //!   and whether it can reach a quorum (503 when it cannot).
-//! - `POST /v1/raft/{append,vote,snapshot}`: Raft RPCs from peer servers;
-//!   `POST /v1/raft/write`: a client write a follower forwards to the leader.
+//! - `POST /v1/raft/*`: calls between servers (Raft RPCs, forwarded writes, read barriers,
+//!   membership changes), answered by `berth_raft::rpc`; only peers get this far.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use berth_api::protocol::DEFAULT_REGION;
 use berth_auth::action;
-use berth_model::Stamped;
 use berth_model::arn::{ArnContext, ResourceArn, parse_resource_arn};
-use berth_raft::TypeConfig;
-use berth_raft::network::{APPEND_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH, WRITE_PATH};
 use berth_state::{Entity, EntityKey};
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -35,15 +33,13 @@ use crate::auth::Principal;
 use crate::ecs::{error_response, render_for_history};
 
 pub(crate) fn router() -> Router<Arc<App>> {
-    Router::new()
+    let router = Router::new()
         .route("/v1/history/{*arn}", get(history))
         .route("/v1/watch", get(watch))
-        .route("/v1/health", get(health))
-        .route(APPEND_PATH, post(raft_append))
-        .route(VOTE_PATH, post(raft_vote))
-        .route(SNAPSHOT_PATH, post(raft_snapshot))
-        .route(WRITE_PATH, post(raft_write))
-        .route(READ_INDEX_PATH, post(raft_read_index))
+        .route("/v1/health", get(health));
+    berth_raft::rpc::PATHS
+        .into_iter()
+        .fold(router, |router, path| router.route(path, post(peer_call)))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -215,7 +211,6 @@ fn key_arn(state: &berth_state::State, key: &EntityKey) -> Option<ResourceArn> {
 async fn health(State(app): State<Arc<App>>) -> Response {
     let state = app.node.state();
     let standing = app.node.standing().await;
-    let metrics = app.node.raft().metrics().borrow().clone();
     let status = if standing.quorum {
         StatusCode::OK
     } else {
@@ -230,54 +225,17 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "quorum": standing.quorum,
         "voters": standing.voters,
         "learners": standing.learners,
-        "last_log_index": metrics.last_log_index,
-        "snapshot_index": metrics.snapshot.map(|l| l.index),
-        "purged_index": metrics.purged.map(|l| l.index),
+        "last_log_index": standing.last_log_index,
+        "snapshot_index": standing.snapshot_index,
+        "purged_index": standing.purged_index,
     }));
     (status, body).into_response()
 }
 
-// Raft RPCs reach these handlers from peers only (the authentication layer refuses everyone
-// else); each is still checked before openraft sees it (berth_raft::rpc_check), and refused
-// whole with a 400 if anything in it is off.
-
-async fn raft_append(
-    State(app): State<Arc<App>>,
-    Json(req): Json<AppendEntriesRequest<TypeConfig>>,
-) -> Response {
-    if let Err(e) = app.node.check_append(&req) {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    Json(app.node.raft().append_entries(req).await).into_response()
-}
-
-async fn raft_vote(State(app): State<Arc<App>>, Json(req): Json<VoteRequest<u64>>) -> Response {
-    if let Err(e) = app.node.check_vote(&req) {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    Json(app.node.raft().vote(req).await).into_response()
-}
-
-/// A write forwarded by a follower: checked as the API would, and proposed here only (never
-/// forwarded again).
-async fn raft_write(State(app): State<Arc<App>>, Json(command): Json<Stamped>) -> Response {
-    if let Err(e) = berth_model::validate::command::check(&command.command) {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    Json(app.node.write_local(command).await).into_response()
-}
-
-/// A follower's read barrier: this leader's read index, confirmed with a quorum.
-async fn raft_read_index(State(app): State<Arc<App>>) -> Response {
-    Json(app.node.leader_read_index().await).into_response()
-}
-
-async fn raft_snapshot(
-    State(app): State<Arc<App>>,
-    Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
-) -> Response {
-    if let Err(e) = berth_raft::rpc_check::check_snapshot(&req) {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    Json(app.node.raft().install_snapshot(req).await).into_response()
+/// A call from a peer (Raft RPCs, forwarded writes, read barriers, membership changes): the
+/// authentication layer let only peers through; `berth_raft` checks and answers it.
+async fn peer_call(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response {
+    let answer = app.node.serve_peer(uri.path(), &body).await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(CONTENT_TYPE, "application/json")], answer.body).into_response()
 }

@@ -3,22 +3,20 @@
 //! ```text
 //!  GET    /v1/operator/raft/peers               berth:ListRaftPeers   → {leader, members}
 //!  DELETE /v1/operator/raft/peers/{id}[?force]  berth:RemoveRaftPeer  → {leader, members}
-//!  POST   /v1/raft/join        peers only: a joining server's AddVoter, carried to the leader
-//!  POST   /v1/raft/membership  peers only: a change, carried out here (the leader)
 //! ```
-//! A joining server holds the cluster secret (from a server join token), so it signs as a
-//! peer; what a change may do is `berth_raft::membership`'s decision, made on the leader.
+//! A joining server holds the cluster secret (from a server join token) and asks to be added
+//! through `berth_raft`'s peer calls; what any change may do is `berth_raft::membership`'s
+//! decision, made on the leader.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use berth_api::{EcsError, ErrorCode};
 use berth_auth::roles::action;
-use berth_raft::network::{JOIN_PATH, MEMBERSHIP_PATH};
 use berth_raft::{Member, MembershipChange, MembershipError};
 use serde::Deserialize;
 use serde_json::json;
@@ -31,8 +29,6 @@ pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/operator/raft/peers", get(list_peers))
         .route("/v1/operator/raft/peers/{id}", delete(remove_peer))
-        .route(JOIN_PATH, post(join))
-        .route(MEMBERSHIP_PATH, post(change_here))
 }
 
 fn answer(app: &App, result: Result<Vec<Member>, MembershipError>) -> Response {
@@ -86,24 +82,4 @@ async fn remove_peer(
     let change = MembershipChange::RemoveVoter { id, force };
     let result = app.node.change_membership(change).await;
     answer(&app, result)
-}
-
-/// A joining server's request to become a voter: only `AddVoter`, for the server itself
-/// (the peer layer let it in with the cluster secret), carried to the leader.
-async fn join(State(app): State<Arc<App>>, Json(change): Json<MembershipChange>) -> Response {
-    let result = match change {
-        add @ MembershipChange::AddVoter { .. } => app.node.change_membership(add).await,
-        MembershipChange::RemoveVoter { .. } => Err(MembershipError::Refused(
-            "a joining server can only ask to be added".into(),
-        )),
-    };
-    Json(result).into_response()
-}
-
-/// A change forwarded by a follower: carried out here, never forwarded again.
-async fn change_here(
-    State(app): State<Arc<App>>,
-    Json(change): Json<MembershipChange>,
-) -> Response {
-    Json(app.node.change_membership_here(change).await).into_response()
 }
