@@ -1577,7 +1577,7 @@ async fn services_can_be_tagged() {
             .resource_arn(&ghost)
             .send()
             .await,
-        "InvalidParameterException",
+        "ServiceNotFoundException",
     );
     let (code, _) = common::expect_one_of(
         ecs.tag_resource()

@@ -5,6 +5,7 @@
 //! - [`id`], [`arn`], [`time`]: identity and time as the ECS API shows them;
 //! - [`requirements`]: what a task needs from an instance;
 //! - [`service`]: services, their deployments and events;
+//! - [`instance_type`]: the CPU and memory of common EC2 instance types;
 //! - [`mesos`]: Mesos frameworks and the offers that hold resources for them;
 //! - [`credential`]: who may call berth (credentials, agents' own keys, join tokens);
 //! - [`privileges`]: which host privileges a task definition asks for;
@@ -19,6 +20,7 @@ pub mod credential;
 pub mod entity;
 pub mod error;
 pub mod id;
+pub mod instance_type;
 pub mod mesos;
 pub mod privileges;
 pub mod requirements;

@@ -238,6 +238,13 @@ pub fn register(req: &api::RegisterTaskDefinitionRequest) -> Result<ValidTaskDef
         )));
     }
     let names = container_names(defs)?;
+    // A container without an image is a mistake in the definition whatever else it asks for,
+    // so it is a ClientException before anything berth cannot provide is refused.
+    for (c, name) in defs.iter().zip(&names) {
+        if c.image.as_deref().is_none_or(str::is_empty) {
+            image(&At::container(name), None)?;
+        }
+    }
     let task = At::task();
 
     // Task-level members.
@@ -2272,6 +2279,17 @@ mod tests {
             ],
         );
         client(one(json!({"image": ""})), &["Container 'web'", "image"]);
+        // Before anything berth cannot provide is refused.
+        client(
+            task(
+                vec![ctr("web", json!({"image": null}))],
+                json!({"requiresCompatibilities": ["FARGATE"]}),
+            ),
+            &[
+                "Container 'web'",
+                "Container.image should not be null or empty",
+            ],
+        );
         client(
             one(json!({"image": "a".repeat(256)})),
             &["Container 'web'", "256 characters", "255"],

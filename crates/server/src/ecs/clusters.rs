@@ -91,7 +91,13 @@ pub async fn delete(
     let name = parse_cluster(required_str(&req.cluster, "cluster")?)
         .map_err(|e| EcsError::invalid(e.to_string()))?;
     let cluster = app
-        .write_by(&ctx.principal, DeleteCluster { name: name.into() })
+        .write_in(
+            &ctx.principal,
+            &name,
+            DeleteCluster {
+                name: name.as_str().into(),
+            },
+        )
         .await?;
     Ok(api::DeleteClusterResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
@@ -168,7 +174,7 @@ pub async fn update(
     let name = parse_cluster(required_str(&req.cluster, "cluster")?)
         .map_err(|e| EcsError::invalid(e.to_string()))?;
     let command = UpdateCluster {
-        name: name.into(),
+        name: name.as_str().into(),
         settings: req
             .settings
             .as_deref()
@@ -181,7 +187,7 @@ pub async fn update(
             }
         }),
     };
-    let cluster = app.write_by(&ctx.principal, command).await?;
+    let cluster = app.write_in(&ctx.principal, &name, command).await?;
     Ok(api::UpdateClusterResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })
@@ -195,12 +201,12 @@ pub async fn update_settings(
     let name = cluster_param(&Some(required_str(&req.cluster, "cluster")?.to_owned()))?;
     let given = validate::required(&req.settings, "settings")?;
     let command = UpdateCluster {
-        name: name.into(),
+        name: name.as_str().into(),
         settings: Some(settings(Some(given))?),
         configuration: None,
         service_connect_defaults: None,
     };
-    let cluster = app.write_by(&ctx.principal, command).await?;
+    let cluster = app.write_in(&ctx.principal, &name, command).await?;
     Ok(api::UpdateClusterSettingsResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })

@@ -21,7 +21,7 @@ use berth_scheduler::{instance_matches, query};
 use serde::Deserialize;
 
 use super::render;
-use super::{Ctx, active_cluster, cluster_param};
+use super::{Ctx, active_cluster, existing_cluster};
 use crate::App;
 use crate::pagination;
 
@@ -81,30 +81,42 @@ fn integer(r: &api::Resource) -> Result<i64, EcsError> {
     Ok(v)
 }
 
-fn resources(total: Option<&[api::Resource]>) -> Result<Resources, EcsError> {
+/// The resources an instance registers: what `totalResources` gives, and where it leaves CPU
+/// or MEMORY out (tools that register a host from its EC2 identity document alone send none),
+/// what the document's instance type has. A type berth does not know registers 0 for what is
+/// missing, which the second value names (for the log); registration is never refused for it.
+fn resources(
+    total: Option<&[api::Resource]>,
+    instance_type: Option<&str>,
+) -> Result<(Resources, Option<&'static str>), EcsError> {
     let mut out = Resources::default();
-    let (mut cpu, mut memory) = (false, false);
+    let (mut cpu, mut memory) = (None, None);
     for r in total.unwrap_or_default() {
         match required_str(&r.name, "totalResources.name")? {
-            "CPU" => {
-                out.cpu = integer(r)?;
-                cpu = true;
-            }
-            "MEMORY" => {
-                out.memory = integer(r)?;
-                memory = true;
-            }
+            "CPU" => cpu = Some(integer(r)?),
+            "MEMORY" => memory = Some(integer(r)?),
             "PORTS" => out.ports = ports(r)?,
             "PORTS_UDP" => out.udp_ports = ports(r)?,
             _ => out.other.push(r.clone()),
         }
     }
-    if !cpu || !memory {
-        return Err(EcsError::invalid(
-            "totalResources must include CPU (in CPU units, 1024 per vCPU) and MEMORY (in MiB)",
-        ));
-    }
-    Ok(out)
+    let zeroed = match (cpu, memory) {
+        (Some(_), Some(_)) => None,
+        (None, None) => Some("CPU and MEMORY"),
+        (None, Some(_)) => Some("CPU"),
+        (Some(_), None) => Some("MEMORY"),
+    };
+    let zeroed = match instance_type.and_then(berth_model::instance_type::capacity) {
+        Some(capacity) if zeroed.is_some() => {
+            cpu = cpu.or(Some(capacity.cpu));
+            memory = memory.or(Some(capacity.memory));
+            None
+        }
+        _ => zeroed,
+    };
+    out.cpu = cpu.unwrap_or(0);
+    out.memory = memory.unwrap_or(0);
+    Ok((out, zeroed))
 }
 
 fn attributes(
@@ -127,7 +139,7 @@ pub async fn register(
     ctx: &Ctx,
     req: api::RegisterContainerInstanceRequest,
 ) -> Result<api::RegisterContainerInstanceResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let doc: IdentityDocument = match req.instance_identity_document.as_deref() {
         None | Some("") => IdentityDocument::default(),
         Some(s) => serde_json::from_str(s).map_err(|e| {
@@ -136,7 +148,9 @@ pub async fn register(
             ))
         })?,
     };
-    let resources = resources(req.total_resources.as_deref())?;
+    let (resources, zeroed) =
+        resources(req.total_resources.as_deref(), doc.instance_type.as_deref())?;
+    let instance_type = doc.instance_type.clone();
     let mut attrs = attributes(req.attributes.as_deref())?;
     let mut builtin = |name: &str, value: Option<&String>| {
         if let Some(v) = value {
@@ -205,8 +219,18 @@ pub async fn register(
         tags: validate::tags(req.tags.as_deref())?,
         agent_endpoint,
     };
-    let i = app.write_by(&ctx.principal, command).await?;
+    let i = app.write_in(&ctx.principal, &cluster, command).await?;
     app.heartbeats.heard(i.id);
+    if let Some(zeroed) = zeroed {
+        tracing::warn!(
+            container_instance = %ctx.arn.container_instance(&i.cluster, i.id),
+            ec2_instance_id = i.ec2_instance_id.as_deref().unwrap_or("(none)"),
+            instance_type = instance_type.as_deref().unwrap_or("(none)"),
+            "registered with no {zeroed}: totalResources left it out and berth does not know \
+             the size of the instance type; tasks that need it will not be placed there until \
+             the instance registers again with totalResources"
+        );
+    }
     let state = app.node.state();
     Ok(api::RegisterContainerInstanceResponse {
         container_instance: Some(render::instance(&ctx.arn, &i, state.usage(i.id), true)),
@@ -218,7 +242,7 @@ pub async fn deregister(
     ctx: &Ctx,
     req: api::DeregisterContainerInstanceRequest,
 ) -> Result<api::DeregisterContainerInstanceResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let id = instance_ref(
         required_str(&req.container_instance, "containerInstance")?,
         &cluster,
@@ -228,7 +252,7 @@ pub async fn deregister(
         id,
         force: req.force.unwrap_or(false),
     };
-    let i = app.write_by(&ctx.principal, command).await?;
+    let i = app.write_in(&ctx.principal, &cluster, command).await?;
     Ok(api::DeregisterContainerInstanceResponse {
         container_instance: Some(render::instance(&ctx.arn, &i, None, true)),
     })
@@ -240,7 +264,7 @@ pub async fn list(
     req: api::ListContainerInstancesRequest,
 ) -> Result<api::ListContainerInstancesResponse, EcsError> {
     const OP: &str = "ListContainerInstances";
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let max = max_results(req.max_results, 100, 100)?;
     let status = req
         .status
@@ -283,7 +307,7 @@ pub async fn describe(
     ctx: &Ctx,
     req: api::DescribeContainerInstancesRequest,
 ) -> Result<api::DescribeContainerInstancesResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let refs = required(&req.container_instances, "containerInstances")?;
     list_len(refs, "containerInstances", true, 100)?;
     let mut include_tags = false;
@@ -323,7 +347,7 @@ pub async fn update_state(
     ctx: &Ctx,
     req: api::UpdateContainerInstancesStateRequest,
 ) -> Result<api::UpdateContainerInstancesStateResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let refs = required(&req.container_instances, "containerInstances")?;
     list_len(refs, "containerInstances", true, 10)?;
     let status = one_of(
@@ -340,7 +364,7 @@ pub async fn update_state(
         ids,
         status: InstanceStatus::parse(status).expect("validated above"),
     };
-    let Partial { done, failures } = app.write_by(&ctx.principal, command).await?;
+    let Partial { done, failures } = app.write_in(&ctx.principal, &cluster, command).await?;
     let state = app.node.state();
     Ok(api::UpdateContainerInstancesStateResponse {
         container_instances: Some(
@@ -449,12 +473,13 @@ async fn change_attributes(
     {
         return Err(reserved_attribute(name));
     }
-    let cluster = cluster_param(cluster)?;
+    let cluster = existing_cluster(app, cluster)?;
     let attributes = attribute_changes(required(given, "attributes")?, &cluster, put)?;
     let name = cluster.as_str().into();
     let changes = if put {
-        app.write_by(
+        app.write_in(
             &ctx.principal,
+            &cluster,
             PutAttributes {
                 cluster: name,
                 attributes,
@@ -462,8 +487,9 @@ async fn change_attributes(
         )
         .await?
     } else {
-        app.write_by(
+        app.write_in(
             &ctx.principal,
+            &cluster,
             DeleteAttributes {
                 cluster: name,
                 attributes,
@@ -502,7 +528,7 @@ pub async fn list_attributes(
     req: api::ListAttributesRequest,
 ) -> Result<api::ListAttributesResponse, EcsError> {
     const OP: &str = "ListAttributes";
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     one_of(
         required_str(&req.target_type, "targetType")?,
         enums::TARGET_TYPE,

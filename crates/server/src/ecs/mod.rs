@@ -379,13 +379,58 @@ impl App {
         principal: &Principal,
         command: C,
     ) -> Result<C::Output, EcsError> {
+        self.write(principal, command, None).await
+    }
+
+    /// Like [`App::write_by`], for a command in `cluster`: a refusal because the cluster does
+    /// not exist (or was deleted) names it.
+    pub(crate) async fn write_in<C: TypedCommand>(
+        &self,
+        principal: &Principal,
+        cluster: &str,
+        command: C,
+    ) -> Result<C::Output, EcsError> {
+        self.write(principal, command, Some(cluster)).await
+    }
+
+    async fn write<C: TypedCommand>(
+        &self,
+        principal: &Principal,
+        command: C,
+        cluster: Option<&str>,
+    ) -> Result<C::Output, EcsError> {
         let written = self
             .node
             .write_by(&principal.actor(), command)
             .await
             .map_err(unavailable)?;
-        written.result.map_err(EcsError::from)
+        written.result.map_err(|e| match (e, cluster) {
+            (berth_model::Error::ClusterNotFound, Some(name)) => cluster_not_found(name),
+            (berth_model::Error::ClusterInactive, Some(name)) => cluster_inactive(name),
+            (e, _) => e.into(),
+        })
     }
+}
+
+/// ClusterNotFoundException for a cluster that was never created, naming it (the state
+/// machine's refusal does not know the name the caller used).
+pub(crate) fn cluster_not_found(name: &str) -> EcsError {
+    EcsError::new(
+        ErrorCode::ClusterNotFoundException,
+        format!(
+            "Cluster not found: {name}. Create it with CreateCluster, or name one that ListClusters shows."
+        ),
+    )
+}
+
+/// ClusterNotFoundException for a deleted (INACTIVE) cluster, naming it.
+pub(crate) fn cluster_inactive(name: &str) -> EcsError {
+    EcsError::new(
+        ErrorCode::ClusterNotFoundException,
+        format!(
+            "Cluster not found: {name} is INACTIVE (it was deleted). Create it again or name an active cluster."
+        ),
+    )
 }
 
 /// A `cluster` parameter: short name or ARN, `default` when absent.
@@ -396,6 +441,14 @@ pub(crate) fn cluster_param(value: &Option<String>) -> Result<String, EcsError> 
     }
 }
 
+/// A `cluster` parameter that must name an ACTIVE cluster: its name, or the
+/// ClusterNotFoundException naming it, before anything else about the request is looked up.
+pub(crate) fn existing_cluster(app: &App, value: &Option<String>) -> Result<String, EcsError> {
+    let name = cluster_param(value)?;
+    active_cluster(&app.node.state(), &name)?;
+    Ok(name)
+}
+
 /// The named cluster, if it exists and is ACTIVE in `state`.
 pub(crate) fn active_cluster<'a>(
     state: &'a ClusterState,
@@ -404,8 +457,8 @@ pub(crate) fn active_cluster<'a>(
     use berth_model::entity::ClusterStatus;
     match state.cluster(name) {
         Some(c) if c.status == ClusterStatus::Active => Ok(c),
-        Some(_) => Err(berth_model::Error::ClusterInactive.into()),
-        None => Err(berth_model::Error::ClusterNotFound.into()),
+        Some(_) => Err(cluster_inactive(name)),
+        None => Err(cluster_not_found(name)),
     }
 }
 

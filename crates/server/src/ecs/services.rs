@@ -35,7 +35,7 @@ use berth_state::State;
 use super::render;
 use super::task_definitions::{resolve, runnable};
 use super::tasks::{MAX_CONSTRAINTS, MAX_STRATEGIES, digest, launch_type};
-use super::{Ctx, active_cluster, cluster_param};
+use super::{Ctx, active_cluster, cluster_param, existing_cluster};
 use crate::App;
 use crate::pagination;
 
@@ -413,7 +413,7 @@ where
             service: Arc::new(next),
             expected_version: current.version,
         };
-        match app.write_by(&ctx.principal, command).await {
+        match app.write_in(&ctx.principal, cluster, command).await {
             Ok(stored) => return Ok(stored),
             Err(e) if e.code == ErrorCode::ConflictException && attempt < MAX_PUT_ATTEMPTS => {
                 tokio::task::yield_now().await;
@@ -440,7 +440,7 @@ pub async fn create(
     ctx: &Ctx,
     req: api::CreateServiceRequest,
 ) -> Result<api::CreateServiceResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let name = required_str(&req.service_name, "serviceName")?;
     if !valid_service_name(name) {
         return Err(EcsError::invalid(format!(
@@ -544,8 +544,9 @@ pub async fn create(
         created_by: None,
     };
     let service = match app
-        .write_by(
+        .write_in(
             &ctx.principal,
+            &cluster,
             CreateService {
                 service: Arc::new(service),
             },
@@ -589,6 +590,7 @@ pub async fn update(
     req: api::UpdateServiceRequest,
 ) -> Result<api::UpdateServiceResponse, EcsError> {
     let (cluster, name) = service_ref(required_str(&req.service, "service")?, &req.cluster)?;
+    active_cluster(&app.node.state(), &cluster)?;
     Unsupported {
         capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         load_balancers: req.load_balancers.as_deref(),
@@ -715,6 +717,7 @@ pub async fn delete(
     req: api::DeleteServiceRequest,
 ) -> Result<api::DeleteServiceResponse, EcsError> {
     let (cluster, name) = service_ref(required_str(&req.service, "service")?, &req.cluster)?;
+    active_cluster(&app.node.state(), &cluster)?;
     let force = req.force.unwrap_or(false);
     let service = change_service(app, ctx, &cluster, &name, |_, current| {
         if current.status != ServiceStatus::Active {
@@ -752,7 +755,7 @@ pub async fn describe(
     ctx: &Ctx,
     req: api::DescribeServicesRequest,
 ) -> Result<api::DescribeServicesResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let refs = required(&req.services, "services")?;
     list_len(refs, "services", true, MAX_DESCRIBE)?;
     let mut include_tags = false;
@@ -795,7 +798,7 @@ pub async fn list(
     req: api::ListServicesRequest,
 ) -> Result<api::ListServicesResponse, EcsError> {
     const OP: &str = "ListServices";
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let max = max_results(req.max_results, 10, 100)?;
     // Every service berth runs is on registered instances, which it reports as EC2.
     let launch_type_matches = match req.launch_type.as_deref() {

@@ -1,14 +1,14 @@
 //! TagResource, UntagResource, ListTagsForResource.
 
-use berth_api::EcsError;
 use berth_api::types as api;
+use berth_api::{EcsError, ErrorCode};
 use berth_model::arn::{ResourceArn, parse_resource_arn};
 use berth_model::command::{TagResource, UntagResource};
 use berth_model::validate::{self, required, required_str, tag_key};
 use berth_state::State;
 
-use super::Ctx;
 use super::render;
+use super::{Ctx, cluster_not_found};
 use crate::App;
 
 fn resource(value: &Option<String>) -> Result<ResourceArn, EcsError> {
@@ -16,21 +16,54 @@ fn resource(value: &Option<String>) -> Result<ResourceArn, EcsError> {
         .map_err(|e| EcsError::invalid(e.to_string()))
 }
 
-fn current_tags(state: &State, r: &ResourceArn) -> Option<Vec<berth_model::entity::Tag>> {
+/// The current tags of a resource, or the error ECS answers ListTagsForResource with when it
+/// is not there: ClusterNotFoundException when the cluster it names (or is) does not exist,
+/// ServiceNotFoundException for a missing service, InvalidParameterException otherwise.
+fn current_tags(state: &State, r: &ResourceArn) -> Result<Vec<berth_model::entity::Tag>, EcsError> {
+    let in_cluster = |cluster: &str| match state.cluster(cluster) {
+        Some(_) => Ok(()),
+        None => Err(cluster_not_found(cluster)),
+    };
+    let missing = |what: String| {
+        EcsError::invalid(format!("The specified resource could not be found: {what}"))
+    };
     match r {
-        ResourceArn::Cluster(name) => state.cluster(name).map(|c| c.tags.clone()),
-        ResourceArn::TaskDefinition(f, rev) => {
-            state.task_definition(f, *rev).map(|t| t.tags.clone())
+        ResourceArn::Cluster(name) => state
+            .cluster(name)
+            .map(|c| c.tags.clone())
+            .ok_or_else(|| cluster_not_found(name)),
+        ResourceArn::TaskDefinition(f, rev) => state
+            .task_definition(f, *rev)
+            .map(|t| t.tags.clone())
+            .ok_or_else(|| missing(format!("task definition {f}:{rev}"))),
+        ResourceArn::ContainerInstance(c, id) => {
+            in_cluster(c)?;
+            state
+                .instance(*id)
+                .filter(|i| *i.cluster == **c)
+                .map(|i| i.tags.clone())
+                .ok_or_else(|| missing(format!("container instance {id} in cluster {c}")))
         }
-        ResourceArn::ContainerInstance(c, id) => state
-            .instance(*id)
-            .filter(|i| *i.cluster == **c)
-            .map(|i| i.tags.clone()),
-        ResourceArn::Task(c, id) => state
-            .task(*id)
-            .filter(|t| *t.cluster == **c)
-            .map(|t| t.tags.clone()),
-        ResourceArn::Service(c, name) => state.service(c, name).map(|s| s.tags.clone()),
+        ResourceArn::Task(c, id) => {
+            in_cluster(c)?;
+            state
+                .task(*id)
+                .filter(|t| *t.cluster == **c)
+                .map(|t| t.tags.clone())
+                .ok_or_else(|| missing(format!("task {id} in cluster {c}")))
+        }
+        ResourceArn::Service(c, name) => {
+            in_cluster(c)?;
+            state
+                .service(c, name)
+                .map(|s| s.tags.clone())
+                .ok_or_else(|| {
+                    EcsError::new(
+                        ErrorCode::ServiceNotFoundException,
+                        format!("Service not found: {name} in cluster {c}."),
+                    )
+                })
+        }
     }
 }
 
@@ -68,8 +101,7 @@ pub async fn list(
 ) -> Result<api::ListTagsForResourceResponse, EcsError> {
     let resource = resource(&req.resource_arn)?;
     let state = app.node.state();
-    let tags = current_tags(&state, &resource)
-        .ok_or_else(|| EcsError::invalid("The specified resource could not be found."))?;
+    let tags = current_tags(&state, &resource)?;
     Ok(api::ListTagsForResourceResponse {
         tags: Some(render::tags(&tags)),
     })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
-use berth_model::arn::parse_task_definition;
+use berth_model::arn::{ResourceArn, parse_task_definition};
 use berth_model::command::{
     DeleteTaskDefinitions, DeregisterTaskDefinition, Partial, RegisterTaskDefinition,
 };
@@ -176,7 +176,7 @@ fn revision_ref(reference: &str) -> Result<(String, u32), EcsError> {
     match parse_task_definition(reference) {
         Ok((family, Some(revision))) => Ok((family, revision)),
         Ok((_, None)) => Err(EcsError::invalid(format!(
-            "'{}' names no revision: use family:revision or the full ARN",
+            "Revision is missing: '{}' names a family only; give family:revision or the full ARN",
             validate::shorten(reference)
         ))),
         Err(e) => Err(EcsError::invalid(e.to_string())),
@@ -199,6 +199,9 @@ pub async fn deregister(
     })
 }
 
+/// The failure reason of a DeleteTaskDefinitions item that is not a revision's identifier.
+const INVALID_IDENTIFIER: &str = "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.";
+
 pub async fn delete(
     app: &App,
     ctx: &Ctx,
@@ -206,25 +209,51 @@ pub async fn delete(
 ) -> Result<api::DeleteTaskDefinitionsResponse, EcsError> {
     let refs = validate::required(&req.task_definitions, "taskDefinitions")?;
     list_len(refs, "taskDefinitions", true, 10)?;
-    let revisions = refs
+    // Each item fails on its own, as ECS answers: one that is not a revision's identifier
+    // here, one that is not registered or still ACTIVE in the state machine.
+    let parsed: Vec<Option<(Name, u32)>> = refs
         .iter()
-        .map(|r| revision_ref(r).map(|(f, rev)| (Name::from(f), rev)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let Partial { done, failures } = app
-        .write_by(&ctx.principal, DeleteTaskDefinitions { revisions })
-        .await?;
+        .map(|r| revision_ref(r).ok().map(|(f, rev)| (Name::from(f), rev)))
+        .collect();
+    let revisions: Vec<(Name, u32)> = parsed.iter().flatten().cloned().collect();
+    let Partial { done, failures } = if revisions.is_empty() {
+        Partial {
+            done: Vec::new(),
+            failures: Vec::new(),
+        }
+    } else {
+        app.write_by(&ctx.principal, DeleteTaskDefinitions { revisions })
+            .await?
+    };
+    // Failures in the order the items were given: the state machine reports at most one per
+    // revision, in the order it was sent them.
+    let mut from_state = failures.iter().peekable();
+    let mut rendered = Vec::new();
+    for (given, parsed) in refs.iter().zip(&parsed) {
+        match parsed {
+            None => rendered.push(api::Failure {
+                arn: Some(given.clone()),
+                reason: Some(INVALID_IDENTIFIER.into()),
+                detail: None,
+            }),
+            Some((family, revision)) => {
+                if let Some(f) = from_state.next_if(|f| {
+                    matches!(&f.resource, Some(ResourceArn::TaskDefinition(fam, rev))
+                        if fam.as_str() == &**family && rev == revision)
+                }) {
+                    rendered.push(render::failure(&ctx.arn, f));
+                }
+            }
+        }
+    }
+    rendered.extend(from_state.map(|f| render::failure(&ctx.arn, f)));
     Ok(api::DeleteTaskDefinitionsResponse {
         task_definitions: Some(
             done.iter()
                 .map(|t| render::task_definition(&ctx.arn, t))
                 .collect(),
         ),
-        failures: Some(
-            failures
-                .iter()
-                .map(|f| render::failure(&ctx.arn, f))
-                .collect(),
-        ),
+        failures: Some(rendered),
     })
 }
 

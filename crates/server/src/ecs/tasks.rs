@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::render;
 use super::task_definitions::{resolve, runnable};
-use super::{Ctx, active_cluster, cluster_param};
+use super::{Ctx, active_cluster, existing_cluster};
 use crate::App;
 use crate::pagination;
 
@@ -256,7 +256,7 @@ pub async fn run(
     ctx: &Ctx,
     req: api::RunTaskRequest,
 ) -> Result<api::RunTaskResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let reference = required_str(&req.task_definition, "taskDefinition")?;
     check_run_request(&req)?;
     let count = req.count.unwrap_or(1) as usize;
@@ -323,7 +323,7 @@ pub async fn run(
         let Placed {
             tasks: ok,
             rejected,
-        } = app.write_by(&ctx.principal, command).await?;
+        } = app.write_in(&ctx.principal, &cluster, command).await?;
         remaining -= ok.len().min(remaining);
         done.extend(ok);
         if remaining == 0 || rejected.is_empty() {
@@ -357,7 +357,7 @@ pub async fn start(
     ctx: &Ctx,
     req: api::StartTaskRequest,
 ) -> Result<api::StartTaskResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let reference = required_str(&req.task_definition, "taskDefinition")?;
     let refs = required(&req.container_instances, "containerInstances")?;
     list_len(refs, "containerInstances", true, 10)?;
@@ -435,7 +435,7 @@ pub async fn start(
         let Placed {
             tasks: ok,
             rejected,
-        } = app.write_by(&ctx.principal, command).await?;
+        } = app.write_in(&ctx.principal, &cluster, command).await?;
         done = ok;
         failures.extend(
             rejected
@@ -457,7 +457,7 @@ pub async fn start(
 /// committing it, and says for every instance whether it was chosen, passed over (and by which
 /// strategy) or rejected (and why).
 pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<Value, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let reference = required_str(&req.task_definition, "taskDefinition")?;
     check_run_request(&req)?;
     let count = req.count.unwrap_or(1) as usize;
@@ -536,7 +536,7 @@ pub async fn stop(
     ctx: &Ctx,
     req: api::StopTaskRequest,
 ) -> Result<api::StopTaskResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let id = task_ref(required_str(&req.task, "task")?, &cluster)?;
     let reason = req.reason.map(|r| r.chars().take(255).collect::<String>());
     let command = StopTask {
@@ -545,7 +545,7 @@ pub async fn stop(
         reason,
         stop_code: Some("UserInitiated".into()),
     };
-    let t = app.write_by(&ctx.principal, command).await?;
+    let t = app.write_in(&ctx.principal, &cluster, command).await?;
     Ok(api::StopTaskResponse {
         task: Some(render::task(&ctx.arn, &t, true)),
     })
@@ -556,7 +556,7 @@ pub async fn describe(
     ctx: &Ctx,
     req: api::DescribeTasksRequest,
 ) -> Result<api::DescribeTasksResponse, EcsError> {
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let refs = required(&req.tasks, "tasks")?;
     list_len(refs, "tasks", true, 100)?;
     let mut include_tags = false;
@@ -592,7 +592,7 @@ pub async fn list(
     req: api::ListTasksRequest,
 ) -> Result<api::ListTasksResponse, EcsError> {
     const OP: &str = "ListTasks";
-    let cluster = cluster_param(&req.cluster)?;
+    let cluster = existing_cluster(app, &req.cluster)?;
     let max = max_results(req.max_results, 100, 100)?;
     let desired = one_of(
         req.desired_status.as_deref().unwrap_or("RUNNING"),
