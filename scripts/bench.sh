@@ -11,18 +11,44 @@
 # BENCH_SERVER=PATH runs another `berth` binary as the server: one built from before
 # authentication (BENCHMARKS.md's baseline) writes no credential and ignores signatures, so
 # berth-load signs with a throwaway key. BENCH_ARGS adds arguments to berth-load (e.g. --json).
+# BENCH_VOTERS=N (N > 1) starts N servers as one Raft group instead (`berth-failover --hold`:
+# loopback, one cluster secret, every server durable) and points berth-load at the leader, so
+# every RunTask is committed by a quorum of N without a forwarding hop; `srv cpu` is then the
+# leader's (plain HTTP only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 seconds=${2:-10}
 clients=${3:-64}
 server_bin=${BENCH_SERVER:-target/release/berth}
+voters=${BENCH_VOTERS:-1}
 tls=()
 [ -n "${BENCH_TLS:-}" ] && tls=(--tls)
+if [ "$voters" -gt 1 ] && [ -n "${BENCH_TLS:-}" ]; then
+  echo "BENCH_VOTERS and BENCH_TLS do not combine" >&2; exit 1
+fi
 
 cargo build --release --locked -p berth -p berth-load >/dev/null
 for run in $(seq 1 "$runs"); do
   dir=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
+  if [ "$voters" -gt 1 ]; then
+    # Prints `leader ID HOST:PORT PID CREDENTIALS-FILE` once the group is healthy.
+    target/release/berth-failover --berth "$server_bin" --servers "$voters" --hold \
+      -- --agent-heartbeat-timeout 3600 >"$dir/ready" 2>"$dir/server.log" &
+    group=$!
+    for _ in $(seq 1 600); do [ -s "$dir/ready" ] && break; sleep 0.1; done
+    read -r _ leader addr server credentials <"$dir/ready" || true
+    if [ -z "${addr:-}" ]; then
+      echo "the servers did not start" >&2; cat "$dir/server.log" >&2; kill "$group" 2>/dev/null; exit 1
+    fi
+    echo "run $run/$runs ($voters voters, berth-load to the leader: node $leader at $addr)"
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
+    target/release/berth-load --addr "$addr" --credentials-file "$credentials" \
+      --clients "$clients" --duration "$seconds" --warmup 2 --server-pid "$server" ${BENCH_ARGS:-}
+    kill "$group"; wait "$group" || true
+    rm -rf "$dir"
+    continue
+  fi
   # berth-load registers container instances with no agent behind them: keep them connected.
   "$server_bin" server --listen 127.0.0.1:0 --data-dir "$dir/data" --agent-heartbeat-timeout 3600 \
     "${tls[@]}" >"$dir/ready" 2>"$dir/server.log" &

@@ -96,9 +96,10 @@ pub struct NodeOptions {
 /// openraft makes a follower that heard from a leader wait out the leader's lease
 /// (`election_timeout_max`, twice the timeout here) and then a random election timeout (one to
 /// two times it) before it stands, so a leader's loss is noticed 3–4 election timeouts after
-/// its last heartbeat. The defaults put that at 300–400 ms: far above an fsync (0.24 ms
-/// median, 2.4 ms max on the development VM) and a loopback round trip, so a busy leader is
-/// not deposed by accident, and below the half second a failover may take.
+/// its last heartbeat, checked on a tick of 1.5 heartbeats. The defaults put that at
+/// 300–400 ms plus up to a 75 ms tick: far above an fsync (0.24 ms median, 2.4 ms max on the
+/// development VM) and a loopback round trip, so a busy leader is not deposed by accident, and
+/// below the half second a failover may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// How often a leader reminds its followers that it leads.
@@ -302,7 +303,7 @@ impl Node {
         let raft = Raft::new(
             options.id,
             Arc::new(config),
-            network::Network::new(options.peers.clone()),
+            network::Network::new(options.peers.clone(), timing.heartbeat),
             log,
             sm,
         )
@@ -344,7 +345,7 @@ impl Node {
             raft,
             published,
             queue: tx,
-            peers: network::Network::new(options.peers.clone()),
+            peers: network::Network::new(options.peers.clone(), timing.heartbeat),
             timing,
             addr: options.addr.clone(),
         }))
