@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::agent::AgentProcess;
 use common::cluster::{leader_of, start_cluster_with};
-use common::{Berth, ecs_op, get_json};
+use common::{Berth, ecs_op, eventually, get_json};
 use serde_json::{Value, json};
 
 const CLUSTER: &str = "ha";
@@ -26,19 +26,6 @@ async fn ok(b: &Berth, op: &str, body: Value) -> Value {
         String::from_utf8_lossy(&r.body)
     );
     r.json()
-}
-
-/// Polls `check` every 100 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn task(b: &Berth, arn: &str) -> Value {
@@ -162,6 +149,12 @@ async fn setup(extra: &[&str]) -> Setup {
             "1",
         ],
     );
+    // The agent registered through the leader; a follower plans on its own applied state,
+    // which may trail by a moment (reads are not linearizable by default).
+    eventually(Duration::from_secs(15), "the instance known to a follower", || async {
+        instance(&servers[1], &agent.instance_arn).await["agentConnected"] == true
+    })
+    .await;
     let task = run(&servers[1]).await;
     eventually(Duration::from_secs(15), "the task RUNNING", || async {
         self::task(&servers[1], &task).await["lastStatus"] == "RUNNING"

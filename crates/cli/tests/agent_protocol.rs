@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Berth, HandAgent, ecs_op, raw};
+use common::{Berth, HandAgent, ecs_op, eventually, raw};
 use serde_json::{Value, json};
 
 /// Calls an ECS operation and returns its JSON answer, failing on an error answer.
@@ -71,19 +71,6 @@ async fn instance(b: &Berth, arn: &str) -> Value {
     )
     .await;
     r["containerInstances"][0].clone()
-}
-
-/// Polls `check` every 100 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::agent::AgentProcess;
-use common::{Berth, ecs_op};
+use common::{Berth, ecs_op, eventually};
 use serde_json::{Value, json};
 
 const CLUSTER: &str = "svc";
@@ -19,19 +19,6 @@ async fn ok(b: &Berth, op: &str, body: Value) -> Value {
     let r = ecs_op(&b.endpoint, op, &body.to_string()).await;
     assert_eq!(r.status, 200, "{op}: {}", String::from_utf8_lossy(&r.body));
     r.json()
-}
-
-/// Polls `check` every 100 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A hollow agent in `zone` with the given extra flags.

@@ -146,6 +146,11 @@ impl Berth {
         }
     }
 
+    /// The server process's id while it runs (for SIGSTOP, SIGCONT and SIGTERM).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The `host:port` the server listens on.
     pub fn addr(&self) -> &str {
         self.endpoint.trim_start_matches("http://")
@@ -429,6 +434,22 @@ pub async fn credential(b: &Berth, name: &str, role: &str) -> berth_client::Cred
     berth_client::Credentials {
         access_key_id: v["accessKeyId"].as_str().unwrap().into(),
         secret: berth_auth::SecretKey::new(v["secretAccessKey"].as_str().unwrap()),
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
