@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs berth's whole test suite on a fresh machine: Rust unit, property and integration tests
-# (against a real `berth` process with the official AWS SDK), then the Python end-to-end tests
-# (boto3 and aws-cli, unmodified), then the Mesos framework tests (pymesos, unmodified).
+# (against a real `berth` process with the official AWS SDK; the fault suite runs clusters of
+# real servers through crashes, pauses, partitions, full disks and clock jumps), then the
+# Python end-to-end tests (boto3 and aws-cli, unmodified), then the Mesos framework tests
+# (pymesos, unmodified).
 # Installs what the tests need into .venv-test and .venv-mesos first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,32 @@ if [ "$mesos_tests" = true ]; then
   fi
   .venv-mesos/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
     -r tests/mesos/requirements.txt
+fi
+
+log "Fault-suite tools (Debian's iproute2, nftables and libfaketime)"
+# The fault suite (crates/cli/tests/faults.rs) partitions servers in network namespaces with
+# nftables and gives one server its own wall clock with libfaketime; both need root.
+fault_tools_ready() {
+  command -v ip >/dev/null 2>&1 && command -v nft >/dev/null 2>&1 &&
+    [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]
+}
+if ! fault_tools_ready; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    if ! apt_out=$(
+      apt-get update -qq 2>&1 &&
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          iproute2 nftables libfaketime 2>&1
+    ); then
+      printf '%s\n' "$apt_out" >&2
+      exit 1
+    fi
+  elif [ "${CI:-}" = true ]; then
+    echo "CI must run the fault suite: it needs root with apt-get (iproute2, nftables, libfaketime)" >&2
+    exit 1
+  else
+    echo "no root or apt-get: the fault tests that need them will say so and skip"
+    export BERTH_FAULTS_MINIMAL=1
+  fi
 fi
 
 log "Test image (berth-test/busybox, built from Debian's busybox-static; no registry needed)"

@@ -613,7 +613,16 @@ async fn serve(
             println!("CA certificate: {}", ca_path.display());
         }
     }
-    server.await.context("the HTTP server task")?;
+    tokio::select! {
+        served = server => served.context("the HTTP server task")?,
+        why = node.stopped() => {
+            app.begin_shutdown();
+            anyhow::bail!(
+                "the Raft core stopped ({why}); exiting so that this server is restarted once \
+                 the cause is fixed (its log on disk is intact)"
+            );
+        }
+    }
     node.shutdown().await;
     Ok(())
 }

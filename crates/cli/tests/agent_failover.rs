@@ -151,9 +151,11 @@ async fn setup(extra: &[&str]) -> Setup {
     );
     // The agent registered through the leader; a follower plans on its own applied state,
     // which may trail by a moment (reads are not linearizable by default).
-    eventually(Duration::from_secs(15), "the instance known to a follower", || async {
-        instance(&servers[1], &agent.instance_arn).await["agentConnected"] == true
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the instance known to a follower",
+        || async { instance(&servers[1], &agent.instance_arn).await["agentConnected"] == true },
+    )
     .await;
     let task = run(&servers[1]).await;
     eventually(Duration::from_secs(15), "the task RUNNING", || async {

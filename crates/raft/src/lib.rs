@@ -732,6 +732,19 @@ impl Node {
             .map_err(|_| WriteError::Unavailable("the node is shutting down".into()))?
     }
 
+    /// Resolves if openraft stops this node's Raft core for good — a storage error such as a
+    /// full disk — with the reason. The node can then neither lead nor follow nor recover by
+    /// itself; its process should exit, so that a supervisor restarts it once the cause is
+    /// fixed (the log on disk is intact: a failed append was never acknowledged).
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        let reason = match metrics.wait_for(|m| m.running_state.is_err()).await {
+            Ok(m) => m.running_state.clone().err().map(|e| e.to_string()),
+            Err(_) => None,
+        };
+        reason.unwrap_or_else(|| "the Raft core is gone".into())
+    }
+
     /// Whether this node leads now: the one question every leader-only loop asks, asked here.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.id)
