@@ -225,3 +225,49 @@ def test_dev_keeps_its_state_across_restarts(start_berth, aws_at, ecs_at):
     assert sorted(r.json()["clusterArns"]) == [f"{ARN}:cluster/default", f"{ARN}:cluster/mine"]
     r = aws_at(second.endpoint, "ecs", "list-task-definitions")
     assert r.json()["taskDefinitionArns"] == [f"{ARN}:task-definition/hello:1"]
+
+
+def test_dev_keeps_its_own_and_ecs_reserved_ports_off_limits(start_berth, ecs_at):
+    """The dev agent registers the ports ECS's agent reserves (22, 2375, 2376, 51678, 51679)
+    and the server's own port, so a task asking for one of them is not placed there (it would
+    fail to start on a port already taken)."""
+    dev, _ = start_dev(start_berth)
+    own_port = int(dev.endpoint.rsplit(":", 1)[1])
+    ecs = ecs_at(dev.endpoint)
+    (instance,) = ecs.describe_container_instances(
+        containerInstances=ecs.list_container_instances()["containerInstanceArns"]
+    )["containerInstances"]
+    (ports,) = [r for r in instance["registeredResources"] if r["name"] == "PORTS"]
+    reserved = {int(p) for p in ports["stringSetValue"]}
+    assert {22, 2375, 2376, 51678, 51679, own_port} <= reserved, reserved
+
+    ecs.register_task_definition(
+        family="squatter",
+        containerDefinitions=[
+            {
+                "name": "web",
+                "image": "busybox",
+                "memory": 32,
+                "command": ["sleep", "60"],
+                "portMappings": [{"containerPort": 80, "hostPort": own_port}],
+                "dockerLabels": {"berth.runtime": "process"},
+            }
+        ],
+    )
+    out = ecs.run_task(taskDefinition="squatter")
+    assert out["tasks"] == [], out
+    (failure,) = out["failures"]
+    assert failure["reason"] == "RESOURCE:PORTS", failure
+
+
+def test_logs_carry_no_colour_codes_when_not_on_a_terminal(start_berth):
+    """stderr redirected to a file (as every service manager does) gets plain text: here the
+    loud warning of a server serving plain HTTP on all interfaces."""
+    server = start_berth("server", "--insecure", listen="0.0.0.0:0")
+    server.read_until(lambda line: "listening on" in line)
+    deadline = time.monotonic() + 10
+    while "INSECURE" not in server.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no INSECURE warning in the server's stderr"
+        time.sleep(0.05)
+    text = server.log_path.read_text(errors="replace")
+    assert "\x1b[" not in text, "ANSI colour codes in a redirected log:\n" + text[-2000:]

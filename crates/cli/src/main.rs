@@ -299,6 +299,9 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour for a person at a terminal; plain text for the files service managers and
+        // redirections write.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -584,7 +587,9 @@ async fn serve(
             .await
             .context("making a join token for the dev agent")?;
         let mut config = AgentConfig::new(endpoint.clone(), data_dir.join("agent"));
-        config.reserved_ports.clear();
+        // The ports ECS's agent reserves, and this server's own: a task must not be placed
+        // on a port that is already taken here.
+        config.reserved_ports.push(addr.port());
         config.token = Some(token);
         let agent = Agent::start(config)
             .await
