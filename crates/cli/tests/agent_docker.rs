@@ -944,6 +944,36 @@ async fn a_task_whose_image_cannot_be_pulled_fails_to_start() {
     );
 }
 
+#[tokio::test]
+async fn a_container_that_cannot_start_says_so_once() {
+    let Some(env) = Env::start("nostart", &[], &[]).await else {
+        return;
+    };
+    // Docker creates the container, then cannot exec its entry point.
+    let broken = sh("main", "true")
+        .set_entry_point(Some(vec!["/does-not-exist".to_owned()]))
+        .build();
+    let td = env.register("no-start", vec![broken], vec![]).await;
+    let task = env.run(&td).await;
+    let t = env.wait_stopped(&task).await;
+    assert_eq!(
+        t.stop_code(),
+        Some(&TaskStopCode::TaskFailedToStart),
+        "{}",
+        summary(&t)
+    );
+    let reason = t.stopped_reason().unwrap_or_default();
+    assert!(
+        reason.starts_with("CannotStartContainerError: ")
+            && reason.matches("CannotStartContainerError").count() == 1,
+        "the reason names the error once: {reason:?}"
+    );
+    assert!(
+        reason.contains("does-not-exist"),
+        "and says why: {reason:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Agent restarts
 // ---------------------------------------------------------------------------------------------

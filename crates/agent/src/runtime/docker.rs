@@ -256,10 +256,12 @@ impl Runtime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        // No ECS error name here: the supervisor reports a failed start as
+        // `CannotStartContainerError: <why>` for every runtime.
         self.docker
             .start_container(id, None)
             .await
-            .map_err(|err| container_error("CannotStartContainerError", id, &err))
+            .map_err(|err| docker_error(id, &err))
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerState, RuntimeError> {
@@ -517,10 +519,18 @@ fn image_digest(image: &ImageInspect) -> Option<String> {
 /// A container call's error: Docker's 404 is [`RuntimeError::NotFound`], the rest `Failed`
 /// under the ECS error name `what`.
 fn container_error(what: &str, id: &str, err: &DockerError) -> RuntimeError {
+    match docker_error(id, err) {
+        RuntimeError::Failed(why) => RuntimeError::Failed(format!("{what}: {why}")),
+        other => other,
+    }
+}
+
+/// Docker's answer about container `id`, without an ECS error name.
+fn docker_error(id: &str, err: &DockerError) -> RuntimeError {
     if status_of(err) == Some(404) {
         RuntimeError::NotFound(id.to_string())
     } else {
-        RuntimeError::Failed(format!("{what}: {}", describe(err)))
+        RuntimeError::Failed(describe(err))
     }
 }
 
