@@ -46,7 +46,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -459,18 +458,7 @@ impl Spawned {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn berth server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("berth server printed its address within 60 s");
+        let line = common::ready_line(&mut child);
         assert!(
             line.ends_with(&format!("http://{}", self.listen)),
             "unexpected ready line: {line}"

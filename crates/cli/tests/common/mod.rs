@@ -61,6 +61,22 @@ pub fn admin(endpoint: &str) -> berth_client::Credentials {
         .expect("the server's admin.credentials")
 }
 
+/// The first line a spawned `berth server` prints on its piped stdout (its ready line, within
+/// 60 s); the rest is drained so the child never blocks on a full pipe.
+pub fn ready_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("berth server printed its address within 60 s")
+}
+
 /// A `berth server` child process with its own data directory.
 pub struct Berth {
     child: Option<Child>,
@@ -105,19 +121,7 @@ impl Berth {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn berth server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("berth server printed its address within 60 s");
+        let line = ready_line(&mut child);
         let endpoint = line
             .rsplit(' ')
             .next()
