@@ -2,7 +2,8 @@
 # Runs berth's whole test suite on a fresh machine: Rust unit, property and integration tests
 # (against a real `berth` process with the official AWS SDK; the fault suite runs clusters of
 # real servers through crashes, pauses, partitions, full disks and clock jumps), then the
-# Python end-to-end tests (boto3 and aws-cli, unmodified), then the Mesos framework tests
+# Python end-to-end tests (boto3 and aws-cli, unmodified; the web UI in headless Chromium,
+# whose screenshots are kept in target/artifacts/ui), then the Mesos framework tests
 # (pymesos, unmodified).
 # Installs what the tests need into .venv-test and .venv-mesos first.
 set -euo pipefail
@@ -80,6 +81,25 @@ if ! fault_tools_ready; then
   fi
 fi
 
+log "Browser for the web UI tests (Debian's chromium and chromium-driver)"
+if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    if ! apt_out=$(
+      apt-get update -qq 2>&1 &&
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          chromium chromium-driver 2>&1
+    ); then
+      printf '%s\n' "$apt_out" >&2
+      exit 1
+    fi
+  elif [ "${CI:-}" = true ]; then
+    echo "CI must run the browser tests: they need root with apt-get (chromium, chromium-driver)" >&2
+    exit 1
+  else
+    echo "no root or apt-get: the browser tests will say so and skip"
+  fi
+fi
+
 log "Test image (berth-test/busybox, built from Debian's busybox-static; no registry needed)"
 if docker info >/dev/null 2>&1; then
   scripts/test-image.sh
@@ -105,7 +125,8 @@ cargo test --workspace --locked --doc --quiet
 log "Python end-to-end tests (boto3, aws-cli)"
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-BERTH_BIN="$target_dir/debug/berth" .venv-test/bin/python -m pytest tests/e2e -q
+BERTH_BIN="$target_dir/debug/berth" BERTH_ARTIFACTS="$target_dir/artifacts" \
+  .venv-test/bin/python -m pytest tests/e2e -q
 
 log "Mesos framework tests (real, unmodified pymesos frameworks against berth dev)"
 if [ "$mesos_tests" = true ]; then

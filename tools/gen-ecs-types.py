@@ -5,14 +5,21 @@ The model (botocore/data/ecs/2014-11-13/service-2.json, shipped in the `botocore
 machine-readable contract every AWS SDK is generated from, so generating our serde types from
 it is the surest way to be byte-compatible with aws-cli, boto3 and the Rust SDK.
 
-Usage: tools/gen-ecs-types.py path/to/service-2.json > crates/api/src/types.rs
+Usage: tools/gen-ecs-types.py path/to/site-packages/botocore > crates/api/src/types.rs
+       cargo fmt -p berth-api
+
+Use the botocore release the Python tests pin (tests/e2e/requirements.txt): the file records it,
+with every operation in its model, and berth-server's coverage test fails when either drifts
+(a newer pin, or an operation berth neither implements nor refuses with a reason).
 
 Only shapes reachable from the operations in OPERATIONS are emitted. Every structure member is
 an `Option` (requests are validated by berth itself so that a missing member becomes an
 InvalidParameterException rather than a serde error) and enum-typed strings stay `String`
 (validated against the generated `enums` constants for the same reason).
 """
+import gzip
 import json
+import os
 import re
 import sys
 
@@ -33,6 +40,11 @@ OPERATIONS = [
     "CreateService", "UpdateService", "DeleteService", "DescribeServices", "ListServices",
     # tags
     "TagResource", "UntagResource", "ListTagsForResource",
+    # account settings
+    "PutAccountSetting", "PutAccountSettingDefault", "ListAccountSettings",
+    "DeleteAccountSetting",
+    # task scale-in protection
+    "UpdateTaskProtection", "GetTaskProtection",
     # agent-facing
     "DiscoverPollEndpoint", "SubmitTaskStateChange", "SubmitContainerStateChange",
 ]
@@ -57,8 +69,20 @@ def camel_of_snake(s):
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
 
 
+def load(botocore_dir):
+    """The ECS model and the botocore version of an installed (or unpacked) botocore."""
+    init = open(os.path.join(botocore_dir, "__init__.py")).read()
+    version = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", init, re.M).group(1)
+    base = os.path.join(botocore_dir, "data", "ecs", "2014-11-13", "service-2.json")
+    if os.path.exists(base):
+        model = json.load(open(base))
+    else:
+        model = json.load(gzip.open(base + ".gz"))
+    return model, version
+
+
 def main():
-    model = json.load(open(sys.argv[1]))
+    model, version = load(sys.argv[1])
     shapes = model["shapes"]
     ops = model["operations"]
     order = []
@@ -130,6 +154,15 @@ def main():
             w("    pub %s: Option<%s>," % (ident, rust_type(spec["shape"])))
         w("}")
         w("")
+    w("/// The model itself: which botocore release it came from, and all of its operations (those")
+    w("/// berth implements and those it refuses), for the coverage table and its test.")
+    w("pub mod model {")
+    w("    /// The botocore release whose ECS model this file was generated from.")
+    w('    pub const BOTOCORE_VERSION: &str = "%s";' % version)
+    w("    /// Every operation in that model, sorted.")
+    w("    pub const OPERATIONS: &[&str] = &[%s];" % ", ".join('"%s"' % o for o in sorted(ops)))
+    w("}")
+    w("")
     w("/// Allowed values of the model's enum-typed strings, for validation.")
     w("pub mod enums {")
     for name in sorted(n for n in order if "enum" in shapes[n]):

@@ -15,8 +15,9 @@
 //! ```
 //! The agent's identity (its container instance ARN and credential) is kept in `--data-dir`,
 //! so a restarted agent re-registers as the same instance without the token. The log
-//! endpoint answers only requests signed with that same credential, which only this agent
-//! and the servers (which hold it sealed) have.
+//! endpoint speaks TLS with a certificate made at start and registered by its hash
+//! ([`crate::listener`]), and answers only requests signed with that same credential, which
+//! only this agent and the servers (which hold it sealed) have.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -31,7 +32,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_api::agent::{
-    AGENT_LOGS_PATH, AGENT_SIGNING_NAME, Assignment, ENDPOINT_ATTRIBUTE, JoinRequest,
+    AGENT_LOGS_PATH, AGENT_SIGNING_NAME, Assignment, CERTIFICATE_ATTRIBUTE, ENDPOINT_ATTRIBUTE,
+    JoinRequest, host_of,
 };
 use berth_api::types as api;
 use berth_auth::{JoinToken, SecretKey};
@@ -43,6 +45,8 @@ use tokio::task::JoinHandle;
 
 use crate::client::{Client, ClientError};
 use crate::endpoints::{Endpoints, EndpointsError};
+use crate::listener::LogTls;
+use crate::metrics::AgentMetrics;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::hollow::HollowRuntime;
 use crate::runtime::process::ProcessRuntime;
@@ -268,6 +272,8 @@ pub struct Agent {
     /// The runtime tasks get when they ask for none.
     pub default_runtime: RuntimeKind,
     pub endpoint: String,
+    /// Container starts and runtime latency, for `/metrics`.
+    pub metrics: AgentMetrics,
     task: JoinHandle<Result<(), AgentError>>,
     logs: JoinHandle<()>,
 }
@@ -308,13 +314,14 @@ impl Agent {
             None if docker.is_ok() => RuntimeKind::Docker,
             None => RuntimeKind::Process,
         };
+        let metrics = AgentMetrics::default();
         let runtimes = Runtimes {
-            docker,
-            process: Arc::new(ProcessRuntime::new(
+            docker: docker.map(|d| metrics.measure(d)),
+            process: metrics.measure(Arc::new(ProcessRuntime::new(
                 config.shim.clone(),
                 config.data_dir.join("sandboxes"),
-            )),
-            hollow: Arc::new(HollowRuntime::new()),
+            ))),
+            hollow: metrics.measure(Arc::new(HollowRuntime::new())),
         };
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -323,13 +330,12 @@ impl Agent {
         let local = listener
             .local_addr()
             .map_err(|e| AgentError::Setup(e.to_string()))?;
-        let endpoint = format!(
-            "http://{}",
-            config
-                .advertise
-                .clone()
-                .unwrap_or_else(|| local.to_string())
-        );
+        let advertised = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| local.to_string());
+        let endpoint = format!("https://{advertised}");
+        let log_tls = LogTls::generate(host_of(&advertised))?;
 
         let (identity, transport) = identity(&config, &endpoints).await?;
         let client = Client::new(transport.clone(), endpoints, &identity.credentials());
@@ -338,6 +344,7 @@ impl Agent {
             &config,
             &identity,
             &endpoint,
+            &log_tls.certificate_sha256,
             local.port(),
             &docker_version,
             &runtimes,
@@ -357,17 +364,14 @@ impl Agent {
             containers: Mutex::new(HashMap::new()),
         });
         let logs_app = logs_router(shared.clone());
-        let logs = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, logs_app).await {
-                tracing::warn!(error = %e, "the agent's log endpoint stopped");
-            }
-        });
+        let logs = tokio::spawn(log_tls.serve(listener, logs_app));
         let task = tokio::spawn(poll_loop(shared, config));
         Ok(Agent {
             instance_arn,
             docker: docker_version,
             default_runtime,
             endpoint,
+            metrics,
             task,
             logs,
         })
@@ -422,6 +426,7 @@ async fn register(
     config: &AgentConfig,
     identity: &Identity,
     endpoint: &str,
+    certificate_sha256: &[u8; 32],
     port: u16,
     docker_version: &Result<String, String>,
     runtimes: &Runtimes,
@@ -448,6 +453,10 @@ async fn register(
         },
     );
     attributes.insert(ENDPOINT_ATTRIBUTE.into(), endpoint.into());
+    attributes.insert(
+        CERTIFICATE_ATTRIBUTE.into(),
+        berth_auth::token::encode_hex(certificate_sha256),
+    );
     // One attribute per runtime the agent can run, for memberOf constraints
     // (`attribute:berth.runtime.process exists`), and the default's name.
     for kind in [
@@ -612,6 +621,43 @@ async fn discover(shared: &Shared, cluster: &str) -> Client {
     }
 }
 
+/// The containers of a task no longer assigned, found at start-up (it ended, or was stopped or
+/// forgotten, while the agent was away): stopped if still running, their logs served for
+/// `--cleanup-wait` as a supervised task's are, then removed.
+fn retire(shared: &Arc<Shared>, task_arn: &str, containers: Vec<(RuntimeKind, Existing)>) {
+    tracing::info!(task = %task_arn, "retiring the containers of a task that is no longer assigned");
+    let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn).to_owned();
+    for (kind, e) in containers {
+        let Ok(runtime) = shared.runtimes.get(kind) else {
+            continue;
+        };
+        let runtime = runtime.clone();
+        let key = (task_id.clone(), e.container_name.clone());
+        shared
+            .containers
+            .lock()
+            .expect("containers lock")
+            .insert(key.clone(), (kind, e.id.clone()));
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if e.state.running
+                && let Err(err) = runtime.stop(&e.id, Duration::from_secs(30)).await
+            {
+                tracing::warn!(container = %e.id, error = %err, "stopping failed");
+            }
+            tokio::time::sleep(shared.cleanup_wait).await;
+            if let Err(err) = runtime.remove(&e.id).await {
+                tracing::debug!(container = %e.id, error = %err, "removing a finished container failed");
+            }
+            shared
+                .containers
+                .lock()
+                .expect("containers lock")
+                .remove(&key);
+        });
+    }
+}
+
 async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), AgentError> {
     let mut supervised: HashMap<String, Supervised> = HashMap::new();
     // Found in the runtimes at start-up, not yet claimed by a supervisor.
@@ -687,23 +733,8 @@ async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), Agent
 
         if first {
             first = false;
-            // Containers of tasks that were stopped (or forgotten) while the agent was away.
             for (arn, containers) in found.drain() {
-                tracing::info!(task = %arn, "stopping containers of a task that is no longer assigned");
-                for (kind, e) in containers {
-                    let Ok(runtime) = shared.runtimes.get(kind) else {
-                        continue;
-                    };
-                    let runtime = runtime.clone();
-                    tokio::spawn(async move {
-                        if e.state.running
-                            && let Err(err) = runtime.stop(&e.id, Duration::from_secs(30)).await
-                        {
-                            tracing::warn!(container = %e.id, error = %err, "stopping failed");
-                        }
-                        let _ = runtime.remove(&e.id).await;
-                    });
-                }
+                retire(&shared, &arn, containers);
             }
         }
     }

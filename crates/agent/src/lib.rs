@@ -18,6 +18,8 @@
 pub mod agent;
 pub mod client;
 pub mod endpoints;
+mod listener;
+pub mod metrics;
 pub mod runtime;
 pub mod spec;
 mod task;

@@ -27,10 +27,21 @@ pub const JOIN_PATH: &str = "/v1/agent/join";
 /// credential may set it; the server keeps it as the instance's agent endpoint, not as an
 /// attribute, and no other caller can write `berth.` attributes.
 pub const ENDPOINT_ATTRIBUTE: &str = "berth.agent-endpoint";
+/// The attribute an agent registers its log endpoint's certificate with: the SHA-256 of the
+/// certificate (DER), 64 lowercase hex digits. Servers accept that certificate and no other
+/// when they fetch logs. Like the endpoint, only the agent's own credential may set it.
+pub const CERTIFICATE_ATTRIBUTE: &str = "berth.agent-certificate";
 /// The SigV4 signing name of the agent's own endpoint (the server signs log requests with it).
 pub const AGENT_SIGNING_NAME: &str = "berth-agent";
 /// The agent's log endpoint: `{endpoint}/v1/logs/{task id}/{container}?follow=BOOL`.
 pub const AGENT_LOGS_PATH: &str = "/v1/logs";
+
+/// The host of an agent's `host:port` address (`[v6]:port` gives `v6`): the name its
+/// certificate carries and what Mesos frameworks see as the agent's hostname.
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
 
 /// What an agent sends to join.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,4 +121,17 @@ pub struct ContainerHealth {
     pub container_name: String,
     /// HEALTHY, UNHEALTHY or UNKNOWN.
     pub health_status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_of_an_agent_address() {
+        assert_eq!(host_of("10.0.0.5:51678"), "10.0.0.5");
+        assert_eq!(host_of("[::1]:51678"), "::1");
+        assert_eq!(host_of("agent.example:1"), "agent.example");
+        assert_eq!(host_of("agent.example"), "agent.example");
+    }
 }

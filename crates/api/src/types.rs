@@ -197,6 +197,8 @@ pub struct Container {
     pub gpu_ids: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neuron_device_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_sharing_strategy: Option<SharingStrategy>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -337,6 +339,8 @@ pub struct ContainerInstance {
     pub tags: Option<Vec<Tag>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<ContainerInstanceHealthStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_devices: Option<Vec<GpuDevice>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -487,6 +491,8 @@ pub struct CreateServiceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<MonitoringConfiguration>,
 }
 
@@ -495,6 +501,23 @@ pub struct CreateServiceRequest {
 pub struct CreateServiceResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+/// Required by the model: `name`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteAccountSettingRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteAccountSettingResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<Setting>,
 }
 
 /// Required by the model: `attributes`.
@@ -659,6 +682,8 @@ pub struct DeploymentConfiguration {
     pub linear_configuration: Option<LinearConfiguration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_configuration: Option<CanaryConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_success_criteria: Option<DeploymentEarlySuccessCriteria>,
 }
 
 /// Required by the model: `type`.
@@ -667,6 +692,18 @@ pub struct DeploymentConfiguration {
 pub struct DeploymentController {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
+}
+
+/// Required by the model: `enable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentEarlySuccessCriteria {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_percent: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_service_revision_cleanup: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1007,6 +1044,98 @@ pub struct FirelensConfiguration {
     pub options: Option<BTreeMap<String, String>>,
 }
 
+/// Required by the model: `portName`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConnector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<GatewayConnectorHealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<GatewayConnectorFilters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistration_delay: Option<GatewayConnectorDeregistrationDelay>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConnectorDeregistrationDelay {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConnectorFilters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConnectorHealthCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_timeout_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_interval_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold_count: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold_count: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<GatewayConnectorHealthCheckMatcher>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayConnectorHealthCheckMatcher {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_code: Option<String>,
+}
+
+/// Required by the model: `cluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskProtectionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskProtectionResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_tasks: Option<Vec<ProtectedTask>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuDevice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_memory_in_mi_b: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_memory_in_mi_b: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_count: Option<i32>,
+}
+
 /// Required by the model: `command`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1122,6 +1251,32 @@ pub struct LinuxParameters {
     pub max_swap: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swappiness: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAccountSettingsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_settings: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAccountSettingsResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Vec<Setting>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 /// Required by the model: `targetType`.
@@ -1440,6 +1595,16 @@ pub struct NetworkInterface {
     pub ipv6_address: Option<String>,
 }
 
+/// Required by the model: `memory`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NvidiaMpsAllocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_compute_percent: Option<i32>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlacementConstraint {
@@ -1485,6 +1650,17 @@ pub struct PortMapping {
     pub container_port_range: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectedTask {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<f64>,
+}
+
 /// Required by the model: `containerName`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1495,6 +1671,42 @@ pub struct ProxyConfiguration {
     pub container_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<Vec<KeyValuePair>>,
+}
+
+/// Required by the model: `name`, `value`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAccountSettingDefaultRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAccountSettingDefaultResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<Setting>,
+}
+
+/// Required by the model: `name`, `value`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAccountSettingRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAccountSettingResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<Setting>,
 }
 
 /// Required by the model: `attributes`.
@@ -1584,6 +1796,8 @@ pub struct RegisterTaskDefinitionRequest {
     pub runtime_platform: Option<RuntimePlatform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_fault_injection: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1620,7 +1834,7 @@ pub struct Resource {
     pub string_set_value: Option<Vec<String>>,
 }
 
-/// Required by the model: `value`, `type`.
+/// Required by the model: `type`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRequirement {
@@ -1628,6 +1842,8 @@ pub struct ResourceRequirement {
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_strategy: Option<SharingStrategy>,
 }
 
 /// Required by the model: `taskDefinition`.
@@ -1844,6 +2060,15 @@ pub struct ServiceConnectConfiguration {
     pub log_configuration: Option<LogConfiguration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log_configuration: Option<ServiceConnectAccessLogConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_configurations: Option<Vec<ServiceConnectContainerConfiguration>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceConnectContainerConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
 }
 
 /// Required by the model: `portName`.
@@ -1995,6 +2220,26 @@ pub struct ServiceVolumeConfiguration {
         skip_serializing_if = "Option::is_none"
     )]
     pub managed_ebs_volume: Option<ServiceManagedEBSVolumeConfiguration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Setting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingStrategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvidia_mps: Option<NvidiaMpsAllocation>,
 }
 
 /// Required by the model: `containerInstances`, `taskDefinition`.
@@ -2230,6 +2475,8 @@ pub struct Task {
     pub ephemeral_storage: Option<EphemeralStorage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fargate_ephemeral_storage: Option<TaskEphemeralStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_execution_summary: Option<TrustedExecutionSummary>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2287,6 +2534,8 @@ pub struct TaskDefinition {
     pub ephemeral_storage: Option<EphemeralStorage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_fault_injection: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2464,6 +2713,26 @@ pub struct Tmpfs {
     pub mount_options: Option<Vec<String>>,
 }
 
+/// Required by the model: `isolationMode`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedExecutionConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_policy: Option<String>,
+}
+
+/// Required by the model: `isolationMode`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedExecutionSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_policy_status: Option<String>,
+}
+
 /// Required by the model: `name`, `softLimit`, `hardLimit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -2602,6 +2871,8 @@ pub struct UpdateServiceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<MonitoringConfiguration>,
 }
 
@@ -2610,6 +2881,29 @@ pub struct UpdateServiceRequest {
 pub struct UpdateServiceResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+/// Required by the model: `cluster`, `tasks`, `protectionEnabled`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateTaskProtectionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_minutes: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateTaskProtectionResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_tasks: Option<Vec<ProtectedTask>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2652,6 +2946,17 @@ pub struct VolumeFrom {
     pub read_only: Option<bool>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VpcLatticeAdvancedConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternate_target_group_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_listener_rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_listener_rule: Option<String>,
+}
+
 /// Required by the model: `roleArn`, `targetGroupArn`, `portName`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -2662,10 +2967,112 @@ pub struct VpcLatticeConfiguration {
     pub target_group_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advanced_configuration: Option<VpcLatticeAdvancedConfiguration>,
+}
+
+/// The model itself: which botocore release it came from, and all of its operations (those
+/// berth implements and those it refuses), for the coverage table and its test.
+pub mod model {
+    /// The botocore release whose ECS model this file was generated from.
+    pub const BOTOCORE_VERSION: &str = "1.44.5";
+    /// Every operation in that model, sorted.
+    pub const OPERATIONS: &[&str] = &[
+        "AssociateGatewayWithCluster",
+        "ContinueServiceDeployment",
+        "CreateCapacityProvider",
+        "CreateCluster",
+        "CreateDaemon",
+        "CreateExpressGatewayService",
+        "CreateGateway",
+        "CreateService",
+        "CreateTaskSet",
+        "DeleteAccountSetting",
+        "DeleteAttributes",
+        "DeleteCapacityProvider",
+        "DeleteCluster",
+        "DeleteDaemon",
+        "DeleteDaemonTaskDefinition",
+        "DeleteExpressGatewayService",
+        "DeleteGateway",
+        "DeleteService",
+        "DeleteTaskDefinitions",
+        "DeleteTaskSet",
+        "DeregisterContainerInstance",
+        "DeregisterTaskDefinition",
+        "DescribeCapacityProviders",
+        "DescribeClusters",
+        "DescribeContainerInstances",
+        "DescribeDaemon",
+        "DescribeDaemonDeployments",
+        "DescribeDaemonRevisions",
+        "DescribeDaemonTaskDefinition",
+        "DescribeExpressGatewayService",
+        "DescribeGateway",
+        "DescribeGatewayResources",
+        "DescribeGatewayRoute",
+        "DescribeServiceDeployments",
+        "DescribeServiceRevisions",
+        "DescribeServices",
+        "DescribeTaskDefinition",
+        "DescribeTaskSets",
+        "DescribeTasks",
+        "DisassociateGatewayFromCluster",
+        "DiscoverPollEndpoint",
+        "ExecuteCommand",
+        "GetTaskProtection",
+        "ListAccountSettings",
+        "ListAttributes",
+        "ListClusters",
+        "ListContainerInstances",
+        "ListDaemonDeployments",
+        "ListDaemonTaskDefinitions",
+        "ListDaemons",
+        "ListGatewayClusterAssociations",
+        "ListGatewayRoutes",
+        "ListGateways",
+        "ListServiceDeployments",
+        "ListServices",
+        "ListServicesByNamespace",
+        "ListTagsForResource",
+        "ListTaskDefinitionFamilies",
+        "ListTaskDefinitions",
+        "ListTasks",
+        "PutAccountSetting",
+        "PutAccountSettingDefault",
+        "PutAttributes",
+        "PutClusterCapacityProviders",
+        "RegisterContainerInstance",
+        "RegisterDaemonTaskDefinition",
+        "RegisterTaskDefinition",
+        "RunTask",
+        "StartTask",
+        "StopServiceDeployment",
+        "StopTask",
+        "SubmitAttachmentStateChanges",
+        "SubmitContainerStateChange",
+        "SubmitTaskStateChange",
+        "TagResource",
+        "UntagResource",
+        "UpdateCapacityProvider",
+        "UpdateCluster",
+        "UpdateClusterSettings",
+        "UpdateContainerAgent",
+        "UpdateContainerInstancesState",
+        "UpdateDaemon",
+        "UpdateExpressGatewayService",
+        "UpdateGateway",
+        "UpdateService",
+        "UpdateServicePrimaryTaskSet",
+        "UpdateTaskProtection",
+        "UpdateTaskSet",
+    ];
 }
 
 /// Allowed values of the model's enum-typed strings, for validation.
 pub mod enums {
+    /// Values of `AccessType`.
+    pub const ACCESS_TYPE: &[&str] = &["PUBLIC", "PRIVATE"];
     /// Values of `AgentUpdateStatus`.
     pub const AGENT_UPDATE_STATUS: &[&str] = &[
         "PENDING", "STAGING", "STAGED", "UPDATING", "UPDATED", "FAILED",
@@ -2674,6 +3081,8 @@ pub mod enums {
     pub const APPLICATION_PROTOCOL: &[&str] = &["http", "http2", "grpc"];
     /// Values of `AssignPublicIp`.
     pub const ASSIGN_PUBLIC_IP: &[&str] = &["ENABLED", "DISABLED"];
+    /// Values of `AttestationPolicyStatus`.
+    pub const ATTESTATION_POLICY_STATUS: &[&str] = &["CONFIGURED"];
     /// Values of `AvailabilityZoneRebalancing`.
     pub const AVAILABILITY_ZONE_REBALANCING: &[&str] = &["ENABLED", "DISABLED"];
     /// Values of `CPUArchitecture`.
@@ -2741,16 +3150,26 @@ pub mod enums {
     pub const EXECUTE_COMMAND_LOGGING: &[&str] = &["NONE", "DEFAULT", "OVERRIDE"];
     /// Values of `FirelensConfigurationType`.
     pub const FIRELENS_CONFIGURATION_TYPE: &[&str] = &["fluentd", "fluentbit"];
+    /// Values of `GatewayConnectorHealthCheckProtocol`.
+    pub const GATEWAY_CONNECTOR_HEALTH_CHECK_PROTOCOL: &[&str] = &["HTTP", "HTTPS"];
+    /// Values of `GpuSharingMode`.
+    pub const GPU_SHARING_MODE: &[&str] = &["IDLE", "NVIDIA_MPS", "DEDICATED"];
     /// Values of `HealthStatus`.
     pub const HEALTH_STATUS: &[&str] = &["HEALTHY", "UNHEALTHY", "UNKNOWN"];
     /// Values of `InstanceHealthCheckState`.
     pub const INSTANCE_HEALTH_CHECK_STATE: &[&str] =
         &["OK", "IMPAIRED", "INSUFFICIENT_DATA", "INITIALIZING"];
     /// Values of `InstanceHealthCheckType`.
-    pub const INSTANCE_HEALTH_CHECK_TYPE: &[&str] =
-        &["CONTAINER_RUNTIME", "ACCELERATED_COMPUTE", "DAEMON"];
+    pub const INSTANCE_HEALTH_CHECK_TYPE: &[&str] = &[
+        "CONTAINER_RUNTIME",
+        "ACCELERATED_COMPUTE",
+        "DAEMON",
+        "AGENT_CONNECTIVITY",
+    ];
     /// Values of `IpcMode`.
     pub const IPC_MODE: &[&str] = &["host", "task", "none"];
+    /// Values of `IsolationMode`.
+    pub const ISOLATION_MODE: &[&str] = &["SHARED", "ISOLATED_SANDBOX", "CONFIDENTIAL_SANDBOX"];
     /// Values of `LaunchType`.
     pub const LAUNCH_TYPE: &[&str] = &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"];
     /// Values of `LogDriver`.
@@ -2805,10 +3224,30 @@ pub mod enums {
     pub const SCOPE: &[&str] = &["task", "shared"];
     /// Values of `ServiceConnectAccessLoggingFormat`.
     pub const SERVICE_CONNECT_ACCESS_LOGGING_FORMAT: &[&str] = &["TEXT", "JSON"];
+    /// Values of `ServiceConnectContainerLogLevel`.
+    pub const SERVICE_CONNECT_CONTAINER_LOG_LEVEL: &[&str] = &["debug", "info"];
     /// Values of `ServiceConnectIncludeQueryParameters`.
     pub const SERVICE_CONNECT_INCLUDE_QUERY_PARAMETERS: &[&str] = &["DISABLED", "ENABLED"];
     /// Values of `ServiceField`.
     pub const SERVICE_FIELD: &[&str] = &["TAGS"];
+    /// Values of `ServiceRevisionCleanup`.
+    pub const SERVICE_REVISION_CLEANUP: &[&str] = &["BLOCKING", "DEFERRED"];
+    /// Values of `SettingName`.
+    pub const SETTING_NAME: &[&str] = &[
+        "serviceLongArnFormat",
+        "taskLongArnFormat",
+        "containerInstanceLongArnFormat",
+        "awsvpcTrunking",
+        "containerInsights",
+        "fargateFIPSMode",
+        "tagResourceAuthorization",
+        "fargateTaskRetirementWaitPeriod",
+        "guardDutyActivate",
+        "defaultLogDriverMode",
+        "fargateEventWindows",
+    ];
+    /// Values of `SettingType`.
+    pub const SETTING_TYPE: &[&str] = &["user", "aws_managed"];
     /// Values of `SortOrder`.
     pub const SORT_ORDER: &[&str] = &["ASC", "DESC"];
     /// Values of `StabilityStatus`.
@@ -2835,6 +3274,7 @@ pub mod enums {
         "ServiceSchedulerInitiated",
         "SpotInterruption",
         "TerminationNotice",
+        "InfrastructureHealth",
     ];
     /// Values of `ThresholdType`.
     pub const THRESHOLD_TYPE: &[&str] = &["COUNT", "BOUNDED_PERCENT", "UNBOUNDED_PERCENT"];

@@ -19,16 +19,19 @@
 //! - [`roles`]: berth's action names, host privileges and the ready-made roles.
 //! - [`secret`]: access key ids, secrets, the cluster secret, sealing secrets at rest.
 //! - [`token`]: join tokens for agents and servers.
+//! - [`session`]: web UI session and CSRF tokens.
 
 mod canonical;
 pub mod policy;
 pub mod roles;
 pub mod secret;
+pub mod session;
 pub mod sigv4;
 pub mod token;
 
 pub use policy::{Decision, Denial, Policy, PolicyError};
 pub use roles::{Privilege, Role, action};
 pub use secret::{ClusterSecret, KeyKind, SealKey, Sealed, SecretKey, new_access_key_id};
+pub use session::{Session, SessionError, SessionKey};
 pub use sigv4::{Authorization, Payload, SigV4Error, Signer};
 pub use token::JoinToken;

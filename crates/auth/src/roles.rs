@@ -35,6 +35,11 @@ pub mod action {
     pub const LIST_RAFT_PEERS: &str = "berth:ListRaftPeers";
     /// Taking a server out of the Raft group.
     pub const REMOVE_RAFT_PEER: &str = "berth:RemoveRaftPeer";
+    /// Reading or changing another principal's account settings, or the root user's (the
+    /// account default), with `principalArn` (ECS allows that to the root user only).
+    pub const MANAGE_ACCOUNT_SETTINGS: &str = "berth:ManageAccountSettings";
+    /// Scraping a server's Prometheus metrics (`GET /metrics`).
+    pub const GET_METRICS: &str = "berth:GetMetrics";
 }
 
 /// What a task can ask of its host beyond an ordinary container. Each is its own action, so a
@@ -172,6 +177,11 @@ impl Role {
                         "ecs:ListTaskDefinitions",
                         "ecs:ListTaskDefinitionFamilies",
                         "ecs:ListClusters",
+                        // Account settings: the caller's own (others' need admin).
+                        "ecs:PutAccountSetting",
+                        "ecs:DeleteAccountSetting",
+                        "ecs:ListAccountSettings",
+                        action::GET_METRICS,
                     ],
                     &["*"],
                 ),
@@ -185,6 +195,7 @@ impl Role {
                     action::DRY_RUN_PLACEMENT,
                     action::GET_TASK_LOGS,
                     action::LIST_RAFT_PEERS,
+                    action::GET_METRICS,
                 ],
                 &["*"],
             )],
@@ -417,6 +428,59 @@ mod tests {
         );
         for p in [agent, join, server_join_policy()] {
             p.check().expect("valid");
+        }
+    }
+
+    #[test]
+    fn people_who_watch_the_cluster_may_scrape_its_metrics() {
+        for role in [
+            Role::Admin,
+            Role::ReadOnly,
+            Role::Operator {
+                cluster: "a".into(),
+            },
+        ] {
+            assert!(
+                role.policy()
+                    .authorize(action::GET_METRICS, &["*"], &[])
+                    .is_ok(),
+                "{role} may scrape"
+            );
+        }
+        for policy in [Role::Framework.policy(), agent_policy("a")] {
+            assert!(
+                policy
+                    .authorize(action::GET_METRICS, &["*"], &[("ecs:cluster", A)])
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn account_settings_are_ones_own_unless_admin() {
+        let op = Role::Operator {
+            cluster: "a".into(),
+        }
+        .policy();
+        for own in [
+            "ecs:PutAccountSetting",
+            "ecs:DeleteAccountSetting",
+            "ecs:ListAccountSettings",
+        ] {
+            assert!(op.authorize(own, &["*"], &[]).is_ok(), "{own}");
+        }
+        for others in [
+            "ecs:PutAccountSettingDefault",
+            action::MANAGE_ACCOUNT_SETTINGS,
+        ] {
+            assert!(op.authorize(others, &["*"], &[]).is_err(), "{others}");
+            assert!(
+                Role::ReadOnly
+                    .policy()
+                    .authorize(others, &["*"], &[])
+                    .is_err()
+            );
+            assert!(Role::Admin.policy().authorize(others, &["*"], &[]).is_ok());
         }
     }
 

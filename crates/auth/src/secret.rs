@@ -155,6 +155,15 @@ impl ClusterSecret {
         self.derive(b"berth ca v1")
     }
 
+    /// The keys web UI sessions and their CSRF tokens are signed with: the same on every
+    /// server, so a session made on one is good on all.
+    pub fn session_key(&self) -> crate::SessionKey {
+        crate::SessionKey::new(
+            self.derive(b"berth ui session v1"),
+            self.derive(b"berth ui csrf v1"),
+        )
+    }
+
     /// The SigV4 secret servers sign their requests to each other with.
     pub fn peer_secret(&self) -> SecretKey {
         SecretKey(URL_SAFE_NO_PAD.encode(self.derive(b"berth peer v1")))

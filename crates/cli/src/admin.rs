@@ -13,41 +13,122 @@ use clap::{Args, Subcommand};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-/// How a command reaches the server and signs.
+/// How a command reaches the server and signs, found the way AWS tools find it: the
+/// endpoint from `--endpoint-url`, `BERTH_ENDPOINT`, `AWS_ENDPOINT_URL_ECS`,
+/// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`; the credential from
+/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, else the `AWS_PROFILE` profile of the shared
+/// credentials file; the region from `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION` or the
+/// profile's `region` in `~/.aws/config`.
 #[derive(Args)]
 pub struct Connection {
-    /// The server's endpoint.
-    #[arg(long, env = "BERTH_ENDPOINT", default_value = "http://127.0.0.1:8642")]
-    endpoint: String,
-    /// An AWS shared credentials file. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY win when
-    /// both are set.
+    /// The server's endpoint. Default: AWS_ENDPOINT_URL_ECS, AWS_ENDPOINT_URL, the
+    /// profile's endpoint_url in ~/.aws/config, else http://127.0.0.1:8642.
     #[arg(
-        long,
-        env = "AWS_SHARED_CREDENTIALS_FILE",
-        default_value = "./berth-data/admin.credentials"
+        long = "endpoint-url",
+        visible_alias = "endpoint",
+        env = "BERTH_ENDPOINT"
     )]
-    credentials_file: PathBuf,
+    endpoint: Option<String>,
+    /// An AWS shared credentials file. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY win when
+    /// both are set. Default: ./berth-data/admin.credentials when it exists (the admin
+    /// credential `berth dev` wrote there), else ~/.aws/credentials.
+    #[arg(long, env = "AWS_SHARED_CREDENTIALS_FILE")]
+    credentials_file: Option<PathBuf>,
     /// The profile to read from the credentials file.
     #[arg(long, env = "AWS_PROFILE", default_value = "default")]
     profile: String,
+    /// The region ARNs are rendered in (default: AWS_DEFAULT_REGION, the profile's region in
+    /// ~/.aws/config, else us-east-1).
+    #[arg(long, env = "AWS_REGION")]
+    region: Option<String>,
     /// CA certificate(s) (PEM) to trust for an https:// endpoint (berth writes
     /// <data-dir>/ca.pem).
     #[arg(long, env = "AWS_CA_BUNDLE")]
-    ca_bundle: Option<PathBuf>,
+    pub(crate) ca_bundle: Option<PathBuf>,
+}
+
+/// Where the AWS tools keep a file of theirs: `~/.aws/NAME`.
+fn aws_home(name: &str) -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".aws").join(name))
+}
+
+/// The value of `key` in `section` of an AWS config-style file's text.
+fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.trim());
+        } else if current == Some(section)
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim().to_owned());
+        }
+    }
+    None
 }
 
 impl Connection {
-    fn client(&self) -> Result<Client> {
-        let credentials = match (
+    /// The credential requests are signed with.
+    pub(crate) fn credentials(&self) -> Result<Credentials> {
+        if let (Ok(id), Ok(secret)) = (
             std::env::var("AWS_ACCESS_KEY_ID"),
             std::env::var("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Credentials {
+        ) && !id.is_empty()
+            && !secret.is_empty()
+        {
+            return Ok(Credentials {
                 access_key_id: id,
                 secret: SecretKey::new(secret),
-            },
-            _ => credentials_file::read(&self.credentials_file, &self.profile)?,
+            });
+        }
+        let dev = PathBuf::from("./berth-data/admin.credentials");
+        let path = match &self.credentials_file {
+            Some(path) => path.clone(),
+            None if dev.is_file() => dev,
+            None => aws_home("credentials").unwrap_or(dev),
         };
+        Ok(credentials_file::read(&path, &self.profile)?)
+    }
+
+    /// `key` of the profile in the AWS config file (AWS_CONFIG_FILE or ~/.aws/config).
+    fn config_value(&self, key: &str) -> Option<String> {
+        let path = std::env::var_os("AWS_CONFIG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| aws_home("config"))?;
+        let text = std::fs::read_to_string(path).ok()?;
+        let section = match self.profile.as_str() {
+            "default" => "default".to_owned(),
+            other => format!("profile {other}"),
+        };
+        ini_value(&text, &section, key)
+    }
+
+    /// The server's endpoint, as the flag, BERTH_ENDPOINT or the AWS tools' own settings
+    /// name it.
+    pub(crate) fn endpoint(&self) -> String {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        self.endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_ECS"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| self.config_value("endpoint_url"))
+            .unwrap_or_else(|| "http://127.0.0.1:8642".into())
+    }
+
+    /// The region to sign for (and so the region of the ARNs the server renders).
+    pub(crate) fn region(&self) -> String {
+        let from_config = || self.config_value("region");
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.is_empty())
+            .or_else(from_config)
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+
+    /// A client of berth's native API (`/v1/...`).
+    pub(crate) fn client(&self) -> Result<Client> {
         let trust = match &self.ca_bundle {
             Some(path) => Trust::from_pem(
                 &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -56,9 +137,9 @@ impl Connection {
         };
         Ok(Client::new(
             Transport::new(&trust)?,
-            &self.endpoint,
-            &credentials,
-            "us-east-1",
+            &self.endpoint(),
+            &self.credentials()?,
+            &self.region(),
             "berth",
         ))
     }
@@ -142,7 +223,12 @@ pub struct LogsArgs {
     connection: Connection,
 }
 
-async fn call(client: &Client, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+pub(crate) async fn call(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
     let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
     let answer = client
         .send(
@@ -171,7 +257,7 @@ fn print(value: &Value) -> Result<()> {
 }
 
 /// Percent-encodes one path segment.
-fn segment(value: &str) -> String {
+pub(crate) fn segment(value: &str) -> String {
     value
         .bytes()
         .map(|b| {
@@ -338,4 +424,23 @@ pub async fn logs(args: LogsArgs) -> Result<()> {
         bail!("{status}: {}", String::from_utf8_lossy(&error));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ini_value;
+
+    #[test]
+    fn a_profile_region_is_read_from_its_own_section() {
+        let text = "[default]\nregion = eu-west-1\n\n[profile prod]\nregion=us-west-2\n";
+        assert_eq!(
+            ini_value(text, "default", "region").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            ini_value(text, "profile prod", "region").as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(ini_value(text, "profile dev", "region"), None);
+    }
 }

@@ -20,15 +20,18 @@ use berth_server::tls::Tls;
 use berth_server::{
     App, Housekeeping, MesosLoop, ServerConfig, ServiceController, bootstrap, router,
 };
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 mod admin;
+mod observe;
+mod ops;
 
 #[derive(Parser)]
 #[command(
     name = "berth",
     version,
     about = "A self-hosted cluster manager with the Amazon ECS API",
+    after_long_help = ops::EXIT_CODES,
     args_override_self = true
 )]
 struct Cli {
@@ -57,6 +60,10 @@ enum Cmd {
     /// credential).
     #[command(subcommand)]
     Operator(admin::OperatorCmd),
+    /// The operator's commands: status, cluster, instance, task, service, taskdef, run, stop,
+    /// history, explain, watch, completions.
+    #[command(flatten)]
+    Ops(ops::OpsCmd),
 }
 
 #[derive(Args)]
@@ -118,6 +125,8 @@ struct AgentArgs {
     /// Seconds a finished task's containers are kept (for their logs) before removal.
     #[arg(long, default_value_t = 600)]
     cleanup_wait: u64,
+    #[command(flatten)]
+    observe: observe::Observability,
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -170,6 +179,8 @@ struct ServerArgs {
     security: Security,
     #[command(flatten)]
     tuning: Tuning,
+    #[command(flatten)]
+    observe: observe::Observability,
 }
 
 #[derive(Args)]
@@ -240,6 +251,8 @@ struct DevArgs {
     security: Security,
     #[command(flatten)]
     tuning: Tuning,
+    #[command(flatten)]
+    observe: observe::Observability,
 }
 
 #[derive(Args)]
@@ -293,17 +306,13 @@ fn main() -> Result<()> {
     if args.nth(1).is_some_and(|a| a == "process-shim") {
         std::process::exit(berth_agent::runtime::process::shim_main(args.collect()));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour for a person at a terminal; plain text for the files service managers and
-        // redirections write.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    observe::init_logging(match &cli.command {
+        Cmd::Server(a) => a.observe.log_format,
+        Cmd::Agent(a) => a.observe.log_format,
+        Cmd::Dev(a) => a.observe.log_format,
+        _ => observe::LogFormat::Text,
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -324,6 +333,7 @@ fn main() -> Result<()> {
                     membership,
                     a.security,
                     a.tuning,
+                    a.observe,
                     false,
                 )
                 .await
@@ -333,6 +343,7 @@ fn main() -> Result<()> {
             Cmd::JoinToken(c) => admin::join_token(c).await,
             Cmd::Operator(c) => admin::operator(c).await,
             Cmd::Logs(a) => admin::logs(a).await,
+            Cmd::Ops(c) => ops::run(c, Cli::command).await,
             Cmd::Dev(a) => {
                 let membership = Membership {
                     node_id: 1,
@@ -347,6 +358,7 @@ fn main() -> Result<()> {
                     membership,
                     a.security,
                     a.tuning,
+                    a.observe,
                     true,
                 )
                 .await
@@ -412,6 +424,7 @@ async fn serve(
     membership: Membership,
     security: Security,
     tuning: Tuning,
+    observe: observe::Observability,
     dev: bool,
 ) -> Result<()> {
     // Every path from a relative flag is resolved once, here, against the directory berth
@@ -522,6 +535,12 @@ async fn serve(
     ServiceController::spawn(app.clone());
     MesosLoop::spawn(app.clone());
     Monitor::spawn(app.clone());
+    observe
+        .serve_metrics(app.metrics.registry(), {
+            let app = app.clone();
+            async move { app.stopping().await }
+        })
+        .await?;
     // Listen for signals before announcing readiness, so a stop right after the ready line is
     // still a graceful one.
     let signal = shutdown_signal()?;
@@ -594,6 +613,8 @@ async fn serve(
         let agent = Agent::start(config)
             .await
             .context("starting the dev agent")?;
+        // One scrape of the dev server shows its agent too.
+        app.metrics.include(agent.metrics.clone());
         print_welcome(
             &endpoint,
             &data_dir,
@@ -720,6 +741,11 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
     }
     let shutdown = shutdown_signal()?;
     let agent = Agent::start(config).await.context("starting the agent")?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(agent.metrics.clone()));
+    a.observe
+        .serve_metrics(std::sync::Arc::new(registry), std::future::pending())
+        .await?;
     match &agent.docker {
         Ok(version) => println!(
             "berth agent registered as {} ({version})",
@@ -784,6 +810,7 @@ fn print_welcome(
         "berth dev is running.
 
   ECS endpoint:  {endpoint}
+  web UI:        {endpoint}/ui  (sign in with the admin key's id and secret)
   state:         {}  (delete it to start afresh)
   admin key:     {}  (AWS credentials file)
   agent:         {}
@@ -798,7 +825,8 @@ Try it with the AWS CLI, signed with the admin credential berth made at its firs
   aws ecs run-task --endpoint-url {endpoint} --task-definition hello
 
 The task runs `echo hi` as a host process (the docker label berth.runtime=process); drop the
-label to run it as a Docker container. Its output: berth logs TASK_ID.
+label to run it as a Docker container. Its output: berth logs TASK_ID. Everything at a glance:
+berth status --endpoint-url {endpoint}
 Stopping berth dev leaves running containers alone; the next start re-attaches to them.
 
 Press Ctrl-C to stop.",

@@ -978,6 +978,37 @@ async fn a_container_that_cannot_start_says_so_once() {
 // 8. Agent restarts
 // ---------------------------------------------------------------------------------------------
 
+/// Reported: the logs of a task that stopped before an agent restart were gone at once ("no
+/// container … on this instance") although `--cleanup-wait` is 600 s. The restarted agent keeps
+/// such containers, and serves their logs, for the cleanup wait.
+#[tokio::test]
+async fn logs_of_a_task_that_ended_before_an_agent_restart_are_kept() {
+    let Some(mut env) = Env::start("ended-restart", &[], &[]).await else {
+        return;
+    };
+    let td = env
+        .register(
+            "said-goodbye",
+            vec![sh("main", "echo goodbye; exit 0").build()],
+            vec![],
+        )
+        .await;
+    let task = env.run(&td).await;
+    let t = env.wait_stopped(&task).await;
+    let id = container(&t, "main").runtime_id().unwrap().to_owned();
+    env.agent.restart();
+    // The restarted agent has retired the container (it is not assigned any more); give it the
+    // first poll to do so, then the container is still there and its logs are served.
+    eventually("the logs served after the restart", async || {
+        match env.logs(&task, "main").await {
+            (200, body) if body.contains("goodbye") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(inspect(&id)["State"]["Running"], false);
+}
+
 #[tokio::test]
 async fn a_restarted_agent_reattaches_without_duplicates() {
     let Some(mut env) = Env::start("restart", &[], &[]).await else {

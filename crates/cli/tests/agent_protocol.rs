@@ -1,7 +1,8 @@
 //! The server's side of the agent protocol, driven by hand (no agent process, no Docker): an
 //! agent joined with a token and signing with its own credential, the assignment long-poll and
 //! its answers, heartbeats and the connected → disconnected → lost transitions, health
-//! reports, and the logs endpoint's errors.
+//! reports, the logs endpoint's errors, and the TLS between the server and an agent's log
+//! endpoint.
 
 mod common;
 
@@ -30,7 +31,7 @@ async fn setup(b: &Berth) -> HandAgent {
         ]}),
     )
     .await;
-    HandAgent::join(&b.endpoint, "c", "http://127.0.0.1:9").await
+    HandAgent::join(&b.endpoint, "c", "https://127.0.0.1:9").await
 }
 
 async fn run(b: &Berth) -> String {
@@ -331,6 +332,164 @@ async fn the_logs_endpoint_explains_what_it_cannot_do() {
     // The instance's agent endpoint (port 9, discard) does not answer: a gateway error.
     let r = get(format!("/v1/tasks/{id}/logs?cluster=c&container=web")).await;
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    // A whole task ARN names its cluster, slashes and all.
+    let r = get(format!("/v1/tasks/{arn}/logs?container=web")).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let r = get(format!("/v1/tasks/{arn}/logs?cluster=other&container=web")).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = get(format!("/v1/tasks/{id}/nope")).await;
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// Container output never crosses the network in the clear: the agent serves its log endpoint
+/// over TLS with a certificate it registered by hash, the server reads logs through it, and
+/// plain HTTP to the agent gets no HTTP answer.
+#[tokio::test]
+async fn an_agent_serves_logs_over_tls_with_the_certificate_it_registered() {
+    let b = Berth::start();
+    ok(&b, "CreateCluster", json!({"clusterName": "c"})).await;
+    let listen = format!("127.0.0.1:{}", common::cluster::free_port());
+    let _agent = common::agent::AgentProcess::start(
+        &b.endpoint,
+        "c",
+        &["--runtime", "hollow", "--listen", &listen],
+    );
+    ok(
+        &b,
+        "RegisterTaskDefinition",
+        json!({"family": "ghost", "containerDefinitions": [
+            {"name": "web", "image": "ghost", "memory": 64}]}),
+    )
+    .await;
+    let r = ok(
+        &b,
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "ghost"}),
+    )
+    .await;
+    let arn = r["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(30), "the task RUNNING", || async {
+        task(&b, &arn).await["lastStatus"] == "RUNNING"
+    })
+    .await;
+    let id = arn.rsplit('/').next().unwrap();
+    let r = raw(
+        &b.endpoint,
+        "GET",
+        &format!("/v1/tasks/{id}/logs?cluster=c"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("hollow container"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut plain = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    plain
+        .write_all(format!("GET /v1/logs/{id}/web HTTP/1.1\r\nHost: {listen}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "the log endpoint answered plain HTTP: {}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+/// The server reads logs only from the certificate the instance's agent registered: another TLS
+/// server at that address (here a berth server of its own) gets neither the request nor its
+/// signature, and the caller is told why.
+#[tokio::test]
+async fn logs_are_read_only_from_the_certificate_the_agent_registered() {
+    let b = Berth::start();
+    let impostor = Berth::start_with(&["--tls"]);
+    let impostor_url = impostor.endpoint.clone();
+    assert!(impostor_url.starts_with("https://"), "{impostor_url}");
+    ok(&b, "CreateCluster", json!({"clusterName": "c"})).await;
+    ok(
+        &b,
+        "RegisterTaskDefinition",
+        json!({"family": "app", "containerDefinitions": [
+            {"name": "web", "image": "busybox", "memory": 32}]}),
+    )
+    .await;
+    let _agent = HandAgent::join(&b.endpoint, "c", &impostor_url).await;
+    let arn = run(&b).await;
+    let id = arn.rsplit('/').next().unwrap();
+    let r = raw(
+        &b.endpoint,
+        "GET",
+        &format!("/v1/tasks/{id}/logs?cluster=c"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("not the one its agent registered"),
+        "{message}"
+    );
+}
+
+/// An agent's log endpoint is https with a certificate hash, or nothing: plain http, a
+/// malformed hash, or an endpoint without its hash is refused.
+#[tokio::test]
+async fn an_agent_registers_an_https_log_endpoint_with_its_certificate() {
+    let b = Berth::start();
+    let agent = setup(&b).await;
+    let register = |attributes: Value| {
+        json!({"cluster": "c", "containerInstanceArn": agent.instance_arn,
+            "totalResources": [
+                {"name": "CPU", "type": "INTEGER", "integerValue": 2048},
+                {"name": "MEMORY", "type": "INTEGER", "integerValue": 2048}],
+            "attributes": attributes})
+    };
+    let hash = "ab".repeat(32);
+    for (attributes, says) in [
+        (
+            json!([{"name": "berth.agent-endpoint", "value": "http://127.0.0.1:9"},
+                   {"name": "berth.agent-certificate", "value": hash}]),
+            "https://",
+        ),
+        (
+            json!([{"name": "berth.agent-endpoint", "value": "https://127.0.0.1:9"},
+                   {"name": "berth.agent-certificate", "value": "AB".repeat(32)}]),
+            "64 lowercase hex",
+        ),
+        (
+            json!([{"name": "berth.agent-endpoint", "value": "https://127.0.0.1:9"}]),
+            "together",
+        ),
+    ] {
+        let r = agent
+            .ecs(
+                &b.endpoint,
+                "RegisterContainerInstance",
+                register(attributes),
+            )
+            .await;
+        let message = r.expect_error("InvalidParameterException");
+        assert!(message.contains(says), "{message}");
+    }
+    let r = agent
+        .ecs(
+            &b.endpoint,
+            "RegisterContainerInstance",
+            register(
+                json!([{"name": "berth.agent-endpoint", "value": "https://127.0.0.1:9"},
+                {"name": "berth.agent-certificate", "value": hash}]),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
 /// A hollow agent (`--runtime hollow`) runs nothing but goes through the whole lifecycle: the

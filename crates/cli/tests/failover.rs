@@ -188,8 +188,13 @@ async fn a_follower_whose_leader_and_peer_died_says_so_and_bounds_its_writes() {
         nodes[i - 1].as_mut().unwrap().kill();
     }
     let endpoint = nodes[survivor - 1].as_ref().unwrap().endpoint.clone();
+    // It says so at once (its leader proves no quorum), and names no leader once its
+    // election timer has run out.
     health_until(&endpoint, "the lost quorum", no_quorum).await;
-    assert!(health(&endpoint).await.json()["leader"].is_null());
+    health_until(&endpoint, "no leader", |h| {
+        no_quorum(h) && h.json()["leader"].is_null()
+    })
+    .await;
     let (answer, took) = create_cluster(&endpoint, "alone").await;
     expect_unacknowledged(&answer, took);
     let strict = describe_cluster(&endpoint, "default", true).await;
@@ -199,4 +204,23 @@ async fn a_follower_whose_leader_and_peer_died_says_so_and_bounds_its_writes() {
         "{}",
         String::from_utf8_lossy(&strict.body)
     );
+}
+
+/// Reported: with the quorum lost, a follower that still heard its leader said "ok" while no
+/// write could commit. A follower reports a quorum only when its leader proves one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_a_leader_without_quorum_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster_with(root.path(), 5, &[]);
+    let leader = leader_of(&nodes).await;
+    let followers: Vec<usize> = (0..5).filter(|i| *i + 1 != leader as usize).collect();
+    let survivor = nodes[followers[0]].as_ref().unwrap().endpoint.clone();
+    health_until(&survivor, "a quorum", quorum).await;
+    // Three of five gone: the leader and one follower are left, and still hear each other.
+    for &i in &followers[1..] {
+        nodes[i].as_mut().unwrap().kill();
+    }
+    health_until(&survivor, "the lost quorum", no_quorum).await;
+    let h = health(&survivor).await.json();
+    assert_eq!(h["leader"], leader, "it still hears its leader: {h}");
 }

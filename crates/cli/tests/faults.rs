@@ -1270,7 +1270,8 @@ impl<F: Fleet> Run<F> {
             "totalResources": [
                 {"name": "CPU", "type": "INTEGER", "integerValue": INSTANCE_CPU},
                 {"name": "MEMORY", "type": "INTEGER", "integerValue": INSTANCE_MEMORY}],
-            "attributes": [{"name": "berth.agent-endpoint", "value": "http://127.0.0.1:9"}]});
+            "attributes": [{"name": "berth.agent-endpoint", "value": "https://127.0.0.1:9"},
+                {"name": "berth.agent-certificate", "value": "0".repeat(64)}]});
         let a = ecs(&agent, "RegisterContainerInstance", &register, &[])
             .await
             .expect("an answer");

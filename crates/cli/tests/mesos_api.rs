@@ -279,7 +279,7 @@ async fn bad_calls_are_answered_as_a_master_answers_them() {
     .await;
     assert_eq!(r.status, 400);
     assert!(
-        String::from_utf8_lossy(&r.body).contains("Cluster not found"),
+        String::from_utf8_lossy(&r.body).contains("Cluster not found: default."),
         "{r:?}",
         r = String::from_utf8_lossy(&r.body)
     );
@@ -377,6 +377,8 @@ async fn an_offer_holds_its_resources_until_declined() {
         offer["agent_id"]["value"],
         agent.instance_arn.rsplit('/').next().unwrap()
     );
+    // The host the agent registered its endpoint at (it listens on 127.0.0.1).
+    assert_eq!(offer["hostname"], "127.0.0.1", "{offer}");
     let resources = offer["resources"].as_array().unwrap();
     let get = |name: &str| {
         resources
@@ -928,4 +930,80 @@ async fn offers_are_shared_between_frameworks() {
     let (a, b) = (got[0] as f64, got[1] as f64);
     assert!(a >= 4.0 && b >= 4.0, "offers per framework: {got:?}");
     assert!(a / b < 2.0 && b / a < 2.0, "unfair shares: {got:?}");
+}
+
+/// A framework keeps its tasks across a leader change: when the leader its stream was on dies,
+/// a surviving server sends it to the new leader (307, as a Mesos master that is not leading
+/// does), where it re-subscribes with its framework id and hears about its running task again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_follows_the_leader_by_resubscribing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = common::cluster::start_cluster(root.path(), 3);
+    let leader = common::cluster::leader_of(&nodes).await as usize;
+    let endpoint =
+        |nodes: &[Option<Berth>], n: usize| nodes[n - 1].as_ref().unwrap().endpoint.clone();
+    let first = endpoint(&nodes, leader);
+    let r = ecs_op(&first, "CreateCluster", r#"{"clusterName":"default"}"#).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let others: Vec<String> = (1..=3)
+        .filter(|n| *n != leader)
+        .map(|n| endpoint(&nodes, n))
+        .collect();
+    let others = others.join(",");
+    let _agent = AgentProcess::start(
+        &first,
+        "default",
+        &["--runtime", "hollow", "--server", &others],
+    );
+
+    let info = json!({"user": "root", "name": "follower", "failover_timeout": 600.0});
+    let mut f = Framework::subscribe_with(&first, info.clone()).await;
+    let offer = f.offer().await;
+    let agent = offer["agent_id"].clone();
+    assert_eq!(
+        f.launch(&offer, vec![command_task("kept", &agent, "sleep 600")])
+            .await,
+        202
+    );
+    f.update("kept", "TASK_RUNNING").await;
+    let id = f.id.clone();
+    drop(f);
+
+    nodes[leader - 1].as_mut().unwrap().kill();
+    let survivor = (1..=3).find(|n| *n != leader).unwrap();
+    let survivor_url = endpoint(&nodes, survivor);
+    // The survivor names the new leader once there is one (the other survivor: 307 before
+    // the call is even read; itself: the empty call is refused as malformed). Until the
+    // survivors have elected one, it may still name the dead leader: a framework retries.
+    let location = eventually(Duration::from_secs(20), || async {
+        let r = raw(
+            &survivor_url,
+            "POST",
+            PATH,
+            &[("content-type", "application/json")],
+            b"{}",
+        )
+        .await;
+        match r.status {
+            307 => {
+                let to = r.header("location").unwrap().trim_end_matches(PATH);
+                if to == first {
+                    Err("still sent to the dead leader".to_owned())
+                } else {
+                    Ok(to.to_owned())
+                }
+            }
+            400 => Ok(survivor_url.clone()),
+            other => Err(format!("{other}: {}", String::from_utf8_lossy(&r.body))),
+        }
+    })
+    .await;
+
+    let mut again = info.clone();
+    again["id"] = json!({"value": id});
+    let mut f = Framework::subscribe_with(&location, again).await;
+    assert_eq!(f.id, id, "the same framework");
+    f.update("kept", "TASK_RUNNING").await;
+    let offer = f.offer().await;
+    assert_eq!(offer["agent_id"], agent, "offers go on from the new leader");
 }

@@ -511,7 +511,7 @@ async fn tasks_of_callers_without_host_process_rights_stay_off_process_agents() 
     let agent = HandAgent::join_with(
         &b.endpoint,
         "c",
-        "http://127.0.0.1:9",
+        "https://127.0.0.1:9",
         &[("berth.default-runtime", "process")],
     )
     .await;
@@ -589,8 +589,8 @@ async fn two_agents(b: &Berth) -> (HandAgent, HandAgent, String) {
             .status,
         200
     );
-    let victim = HandAgent::join(&b.endpoint, "c", "http://127.0.0.1:9").await;
-    let attacker = HandAgent::join(&b.endpoint, "c", "http://127.0.0.1:9").await;
+    let victim = HandAgent::join(&b.endpoint, "c", "https://127.0.0.1:9").await;
+    let attacker = HandAgent::join(&b.endpoint, "c", "https://127.0.0.1:9").await;
     // A task on the victim only.
     let r = ecs_op(
         &b.endpoint,

@@ -21,6 +21,10 @@ pub enum Trust {
     /// The CA whose certificate (DER) has this SHA-256, learned from the server's own chain
     /// (a join token carries the hash).
     Pinned([u8; 32]),
+    /// Exactly the (self-signed) certificate whose DER has this SHA-256, whatever name was
+    /// dialled: an agent's log endpoint, whose hash the agent registered over its
+    /// authenticated channel, as an SSH client pins a host key.
+    Certificate([u8; 32]),
 }
 
 impl Trust {
@@ -75,8 +79,42 @@ pub(crate) fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, Clien
                 provider,
             }))
             .with_no_client_auth(),
+        Trust::Certificate(pin) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
+                pin: *pin,
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
     };
     Ok(config)
+}
+
+/// The handshake-signature checks both verifiers share: rustls's own, over `self.algorithms`.
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms.supported_schemes()
+        }
+    };
 }
 
 /// Accepts a chain only if one of its certificates is the pinned CA, and the server's own
@@ -122,25 +160,36 @@ impl ServerCertVerifier for PinnedCa {
         verifier.verify_server_cert(end_entity, &rest, server_name, ocsp_response, now)
     }
 
-    fn verify_tls12_signature(
+    handshake_signatures!();
+}
+
+/// Accepts only the certificate with the pinned hash. Its validity dates and names are not
+/// checked: the pin was learned over an authenticated channel and is replaced whenever the
+/// agent restarts, so the hash is the whole identity. The handshake still proves the peer holds
+/// the certificate's key.
+#[derive(Debug)]
+struct PinnedCertificate {
+    pin: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if sha256(end_entity) == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the peer's certificate is not the one its agent registered".into(),
+            ))
+        }
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signatures!();
 }

@@ -221,6 +221,10 @@ pub struct ContainerInstance {
     /// Where its agent serves container logs, as the agent itself registered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_endpoint: Option<String>,
+    /// SHA-256 (hex) of the certificate its agent serves logs with: the only one servers
+    /// accept there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_certificate: Option<String>,
 }
 
 impl ContainerInstance {
@@ -300,6 +304,10 @@ pub struct Task {
     pub stopped_reason: Option<String>,
     pub enable_execute_command: bool,
     pub tags: Vec<Tag>,
+    /// Scale-in protection (UpdateTaskProtection) lapses at this time: until then neither
+    /// scale-in nor a deployment stops the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_until: Option<Millis>,
     pub version: u64,
 }
 
@@ -307,6 +315,11 @@ impl Task {
     /// True until the task is STOPPED: it holds its reservation while this is true.
     pub fn is_live(&self) -> bool {
         self.last_status != TaskStatus::Stopped
+    }
+
+    /// Whether scale-in protection holds at `now`.
+    pub fn protected_at(&self, now: Millis) -> bool {
+        self.protected_until.is_some_and(|until| until > now)
     }
 }
 

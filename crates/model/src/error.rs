@@ -18,11 +18,15 @@ pub enum Error {
     #[error("{0}")]
     Client(String),
     /// The named cluster does not exist.
-    #[error("Cluster not found.")]
-    ClusterNotFound,
+    #[error(
+        "Cluster not found: {0}. Create it with CreateCluster, or name one that ListClusters shows."
+    )]
+    ClusterNotFound(String),
     /// The named cluster was deleted.
-    #[error("The referenced cluster was inactive. Create it again or name an active cluster.")]
-    ClusterInactive,
+    #[error(
+        "Cluster not found: {0} is INACTIVE (it was deleted). Create it again or name an active cluster."
+    )]
+    ClusterInactive(String),
     /// DeleteCluster while instances are registered.
     #[error(
         "The Cluster cannot be deleted while Container Instances are active or draining. Deregister them first."
@@ -71,7 +75,9 @@ impl Error {
         match self {
             Error::InvalidParameter(_) => ErrorCode::InvalidParameterException,
             Error::Client(_) => ErrorCode::ClientException,
-            Error::ClusterNotFound | Error::ClusterInactive => ErrorCode::ClusterNotFoundException,
+            Error::ClusterNotFound(_) | Error::ClusterInactive(_) => {
+                ErrorCode::ClusterNotFoundException
+            }
             Error::ClusterContainsInstances => {
                 ErrorCode::ClusterContainsContainerInstancesException
             }

@@ -1,5 +1,6 @@
 //! berth's domain model: what the cluster is made of and every way it can change.
 //!
+//! - [`account`]: account settings, per principal and the account default;
 //! - [`entity`]: clusters, task definitions, container instances, tasks (immutable values);
 //! - [`command`]: the typed writes that go through Raft, and what applying them produces;
 //! - [`id`], [`arn`], [`time`]: identity and time as the ECS API shows them;
@@ -14,6 +15,7 @@
 //!
 //! No I/O and no async here: the state machine, the scheduler and the API edge all build on it.
 
+pub mod account;
 pub mod arn;
 pub mod command;
 pub mod credential;

@@ -11,11 +11,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use berth_model::{CommandResult, Stamped};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::metrics::RaftMetrics;
 use crate::{Batch, BerthRaft, WriteError, Written};
 
 /// One queued write and where its answer goes.
@@ -47,12 +49,13 @@ impl Propose for BerthRaft {
     }
 }
 
-/// Runs until the queue closes.
+/// Runs until the queue closes, recording each entry's commit in `metrics`.
 pub(crate) async fn run<P: Propose>(
     proposer: P,
     mut queue: mpsc::UnboundedReceiver<Pending>,
     max_batch: usize,
     max_inflight: usize,
+    metrics: RaftMetrics,
 ) {
     let inflight = Arc::new(Semaphore::new(max_inflight));
     loop {
@@ -76,11 +79,15 @@ pub(crate) async fn run<P: Propose>(
             }
         }
         let proposer = proposer.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
+            let proposed = Instant::now();
+            let size = commands.len();
             let outcome = proposer.propose(Batch { commands }).await;
             drop(permit);
             match outcome {
                 Ok((index, results)) => {
+                    metrics.committed(size, proposed.elapsed().as_secs_f64(), &results);
                     for (reply, result) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok(Written { index, result }));
                     }
@@ -193,7 +200,13 @@ mod tests {
     fn start(max_batch: usize, max_inflight: usize) -> (Held, mpsc::UnboundedSender<Pending>) {
         let held = Held::default();
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(held.clone(), rx, max_batch, max_inflight));
+        tokio::spawn(run(
+            held.clone(),
+            rx,
+            max_batch,
+            max_inflight,
+            RaftMetrics::default(),
+        ));
         (held, queue)
     }
 

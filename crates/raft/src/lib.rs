@@ -22,6 +22,7 @@
 mod batcher;
 mod log_store;
 pub mod membership;
+pub mod metrics;
 pub mod network;
 pub mod rpc;
 pub mod rpc_check;
@@ -259,6 +260,21 @@ pub struct Node {
     timing: Timing,
     /// Where peers reach this node.
     addr: String,
+    metrics: metrics::RaftMetrics,
+    data_dir: PathBuf,
+}
+
+/// Counts every change of the leader this node knows (a new one, or none), until Raft stops.
+async fn count_leader_changes(raft: BerthRaft, metrics: metrics::RaftMetrics) {
+    let mut watch = raft.metrics();
+    let mut leader = watch.borrow().current_leader;
+    while watch.changed().await.is_ok() {
+        let now = watch.borrow().current_leader;
+        if now != leader {
+            leader = now;
+            metrics.leader_changed();
+        }
+    }
 }
 
 impl Node {
@@ -270,7 +286,8 @@ impl Node {
             source: Box::new(e),
         })?;
         let log_path = options.data_dir.join("raft-log.redb");
-        let log = LogStore::open(&log_path).map_err(|e| OpenError::Storage {
+        let metrics = metrics::RaftMetrics::default();
+        let log = LogStore::open(&log_path, metrics.clone()).map_err(|e| OpenError::Storage {
             path: log_path,
             source: Box::new(e),
         })?;
@@ -339,7 +356,9 @@ impl Node {
             rx,
             options.max_batch.max(1),
             options.max_inflight.max(1),
+            metrics.clone(),
         ));
+        tokio::spawn(count_leader_changes(raft.clone(), metrics.clone()));
         Ok(Arc::new(Node {
             id: options.id,
             raft,
@@ -348,7 +367,20 @@ impl Node {
             peers: network::Network::new(options.peers.clone(), timing.heartbeat),
             timing,
             addr: options.addr.clone(),
+            metrics,
+            data_dir: options.data_dir.clone(),
         }))
+    }
+
+    /// Adds this node's log metrics (commit latency, group commit, term, leadership, log and
+    /// snapshot sizes; placements and offers as the leader commits them) to `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        metrics::register(
+            &self.metrics,
+            self.raft.clone(),
+            self.data_dir.clone(),
+            registry,
+        );
     }
 
     /// Waits until a leader is known and this node has applied every entry it holds. Serve the
@@ -475,23 +507,26 @@ impl Node {
     }
 
     /// Where this node stands in its group: what `/v1/health` reports. A leader proves its
-    /// quorum with one heartbeat round (bounded by two election timeouts): openraft's own
-    /// quorum-ack metric is only refreshed when something else changes.
+    /// quorum with one heartbeat round; a follower asks its leader for that proof (a read
+    /// index), since a leader that lost its quorum keeps leading the followers it still
+    /// reaches. Both are bounded by two election timeouts. openraft's own quorum-ack metric is
+    /// only refreshed when something else changes, so it cannot be used.
     pub async fn standing(&self) -> Standing {
         let m = self.raft.metrics().borrow().clone();
+        let bound = self.timing.election_timeout * 2;
         let quorum = match m.current_leader {
             None => false,
             Some(leader) if leader == self.id => matches!(
-                tokio::time::timeout(
-                    self.timing.election_timeout * 2,
-                    self.raft.ensure_linearizable()
-                )
-                .await,
+                tokio::time::timeout(bound, self.raft.ensure_linearizable()).await,
                 Ok(Ok(_))
             ),
-            // A follower hears from its leader, which had a quorum to be elected; once the
-            // leader falls silent the follower stands for election and names no leader.
-            Some(_) => true,
+            Some(_) => match self.leader() {
+                Some((_, addr)) => matches!(
+                    tokio::time::timeout(bound, network::read_index(&self.peers, &addr)).await,
+                    Ok(Ok(Ok(_)))
+                ),
+                None => false,
+            },
         };
         let membership = m.membership_config.membership();
         Standing {

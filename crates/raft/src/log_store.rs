@@ -28,6 +28,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use tokio::sync::oneshot;
 
 use crate::TypeConfig;
+use crate::metrics::RaftMetrics;
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -73,8 +74,9 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens (creating if needed) the log database at `path` and starts its writer thread.
-    pub fn open(path: &Path) -> Result<Self, redb::Error> {
+    /// Opens (creating if needed) the log database at `path` and starts its writer thread,
+    /// which records each durable transaction in `metrics`.
+    pub fn open(path: &Path, metrics: RaftMetrics) -> Result<Self, redb::Error> {
         let db = Arc::new(Database::create(path)?);
         {
             let txn = db.begin_write()?;
@@ -94,7 +96,7 @@ impl LogStore {
         let writer_cache = cache.clone();
         std::thread::Builder::new()
             .name("berth-raft-log".into())
-            .spawn(move || writer(writer_db, writer_cache, rx))
+            .spawn(move || writer(writer_db, writer_cache, rx, metrics))
             .map_err(redb::Error::Io)?;
         Ok(Self {
             db,
@@ -139,7 +141,12 @@ impl LogStore {
 }
 
 /// The writer thread: applies ops in order, committing queued appends together.
-fn writer(db: Arc<Database>, cache: Arc<Mutex<Cache>>, rx: std_mpsc::Receiver<Op>) {
+fn writer(
+    db: Arc<Database>,
+    cache: Arc<Mutex<Cache>>,
+    rx: std_mpsc::Receiver<Op>,
+    metrics: RaftMetrics,
+) {
     while let Ok(first) = rx.recv() {
         // Gather consecutive appends (and committed-pointer saves) into one transaction.
         let mut appends = Vec::new();
@@ -159,7 +166,12 @@ fn writer(db: Arc<Database>, cache: Arc<Mutex<Cache>>, rx: std_mpsc::Receiver<Op
         }
         if !appends.is_empty() || committed.is_some() {
             let durable = !appends.is_empty();
+            let started = std::time::Instant::now();
             let result = write_batch(&db, &appends, committed.as_deref(), durable);
+            if durable && result.is_ok() {
+                let entries = appends.iter().map(|(e, _)| e.len()).sum();
+                metrics.log_written(entries, started.elapsed().as_secs_f64());
+            }
             let last = appends
                 .iter()
                 .flat_map(|(e, _)| e.last().map(|(i, _)| *i))

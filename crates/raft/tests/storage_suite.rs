@@ -2,6 +2,7 @@
 //! purge, truncation, membership, applying, snapshots built and installed) run against berth's
 //! redb log store and state machine, each test on a fresh data directory.
 
+use berth_raft::metrics::RaftMetrics;
 use berth_raft::{LogStore, StateMachine, TypeConfig};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{StorageError, StorageIOError};
@@ -14,7 +15,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Fre
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::read(&e))?;
-        let log = LogStore::open(&dir.path().join("raft-log.redb"))
+        let log = LogStore::open(&dir.path().join("raft-log.redb"), RaftMetrics::default())
             .map_err(|e| StorageIOError::read_logs(&e))?;
         let sm = StateMachine::open(
             &dir.path().join("raft-snapshot.redb"),

@@ -236,6 +236,7 @@ impl TaskTemplate {
             stopped_reason: None,
             enable_execute_command: self.enable_execute_command,
             tags: self.tags.clone(),
+            protected_until: None,
             version: 0,
         }
     }

@@ -14,7 +14,9 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::types as api;
-use berth_model::command::{AgentConnectivity, DeregisterContainerInstance, PlaceTasks};
+use berth_model::command::{
+    AgentConnectivity, DeregisterContainerInstance, PlaceTasks, UpdateTaskProtection,
+};
 use berth_model::entity::*;
 use berth_model::service::*;
 use berth_model::{InstanceId, TaskId};
@@ -1425,4 +1427,142 @@ fn every_event_of_a_busy_service_has_its_own_id() {
     assert!(mixed, "some round both stopped and started tasks");
     let unique: BTreeSet<&str> = s.events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(unique.len(), s.events.len());
+}
+
+// --- task scale-in protection ----------------------------------------------------------------
+
+const MINUTE: i64 = 60_000;
+
+/// UpdateTaskProtection on `tasks` for `minutes` from now (`None` clears it).
+fn protect(h: &mut Harness, tasks: &[TaskId], minutes: Option<i64>) {
+    let until = minutes.map(|m| h.now.saturating_add_ms(m * MINUTE));
+    let done = h.ok(UpdateTaskProtection {
+        cluster: CLUSTER.into(),
+        tasks: tasks.to_vec(),
+        until,
+    });
+    assert!(done.failures.is_empty(), "{:?}", done.failures);
+}
+
+#[test]
+fn scale_in_never_stops_protected_tasks_until_their_protection_lapses() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 4);
+    let all: Vec<TaskId> = h.running(WEB).iter().map(|t| t.id).collect();
+    let protected = &all[..3];
+    protect(&mut h, protected, Some(10));
+
+    // Down to one: only the unprotected task can go, and the service says why it stays above.
+    h.scale(WEB, 1);
+    let d = h.step();
+    assert_eq!(
+        d[0].stop.iter().map(|s| s.task).collect::<Vec<_>>(),
+        [all[3]]
+    );
+    let until = h.now.saturating_add_ms(10 * MINUTE);
+    assert_eq!(
+        d[0].wake_at,
+        Some(until),
+        "looks again when protection lapses"
+    );
+    assert_eq!(
+        h.count_events(WEB, "because they are protected from scale-in"),
+        1
+    );
+    h.settle();
+    assert_eq!(ids(&h.running(WEB)), protected.iter().copied().collect());
+    assert!(
+        !h.service(WEB).steady,
+        "above its desired count: not steady"
+    );
+
+    // A minute before it lapses nothing changes; once it has, scale-in goes on.
+    h.advance(9 * MINUTE);
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 3);
+    h.advance(MINUTE);
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 1);
+    assert!(h.service(WEB).steady);
+}
+
+#[test]
+fn clearing_protection_lets_scale_in_take_the_task() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 2);
+    let all: Vec<TaskId> = h.running(WEB).iter().map(|t| t.id).collect();
+    protect(&mut h, &all, Some(120));
+    h.scale(WEB, 1);
+    h.settle();
+    assert_eq!(h.running(WEB).len(), 2);
+
+    protect(&mut h, &all[..1], None);
+    h.settle();
+    assert_eq!(ids(&h.running(WEB)), [all[1]].into_iter().collect());
+}
+
+#[test]
+fn a_rolling_deployment_skips_protected_tasks_until_their_protection_expires() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 3);
+    let old: Vec<TaskId> = h.running(WEB).iter().map(|t| t.id).collect();
+    protect(&mut h, &old[..1], Some(5));
+
+    let next = h.register(def(BETTER));
+    h.deploy(WEB, next);
+    h.settle();
+    // Every old task but the protected one was replaced; the rollout waits for it.
+    let running = h.running(WEB);
+    assert!(
+        running.iter().any(|t| t.id == old[0]),
+        "the protected task runs on"
+    );
+    assert!(!running.iter().any(|t| old[1..].contains(&t.id)));
+    assert_eq!(
+        running.iter().filter(|t| t.revision == next).count(),
+        3,
+        "{running:?}"
+    );
+    let s = h.service(WEB);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::InProgress);
+    assert_eq!(s.deployments.len(), 2);
+
+    h.advance(5 * MINUTE);
+    h.settle();
+    let running = h.running(WEB);
+    assert_eq!(running.len(), 3);
+    assert!(running.iter().all(|t| t.revision == next));
+    let s = h.service(WEB);
+    assert_eq!(s.deployments.len(), 1);
+    assert_eq!(s.deployments[0].rollout_state, RolloutState::Completed);
+    assert!(s.steady);
+}
+
+#[test]
+fn only_live_service_tasks_can_be_protected() {
+    let (mut h, _) = cluster(1);
+    settled_replica(&mut h, 1);
+    let task = h.running(WEB)[0].id;
+    let missing = TaskId(42);
+    let done = h.ok(UpdateTaskProtection {
+        cluster: CLUSTER.into(),
+        tasks: vec![task, missing, task],
+        until: Some(h.now.saturating_add_ms(MINUTE)),
+    });
+    assert_eq!(done.done.len(), 1, "a task named twice is protected once");
+    assert_eq!(
+        done.done[0].protected_until,
+        Some(h.now.saturating_add_ms(MINUTE))
+    );
+    assert_eq!(done.failures.len(), 1);
+    assert_eq!(done.failures[0].reason, "MISSING");
+
+    h.exit(task);
+    h.agents();
+    let done = h.ok(UpdateTaskProtection {
+        cluster: CLUSTER.into(),
+        tasks: vec![task],
+        until: None,
+    });
+    assert_eq!(done.failures[0].reason, "TASK_NOT_VALID");
 }

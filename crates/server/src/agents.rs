@@ -35,8 +35,8 @@ use berth_api::agent::{
 use berth_api::protocol::DEFAULT_REGION;
 use berth_api::{EcsError, ErrorCode};
 use berth_auth::action;
-use berth_client::Credentials;
-use berth_model::arn::ArnContext;
+use berth_client::{Credentials, Trust};
+use berth_model::arn::{ArnContext, parse_task};
 use berth_model::command::{AgentConnectivity, AgentLost, ContainerChange, TaskStateChange};
 use berth_model::credential::CredentialKind;
 use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
@@ -49,6 +49,7 @@ use serde_json::json;
 use crate::App;
 use crate::auth::Principal;
 use crate::ecs::{Ctx, cluster_param, context, error_response, instance_ref, render, task_ref};
+use crate::metrics::AgentTransition;
 
 /// Path a follower forwards the heartbeats it received to, on the leader.
 pub(crate) const FORWARD_PATH: &str = "/v1/agent/heartbeats";
@@ -60,7 +61,8 @@ pub(crate) fn router() -> axum::Router<Arc<App>> {
         .route(POLL_PATH, get(poll))
         .route(HEALTH_PATH, post(health))
         .route(FORWARD_PATH, post(forwarded))
-        .route("/v1/tasks/{task}/logs", get(logs))
+        // `{task}/logs`, where the task is an id or a whole ARN (slashes and all).
+        .route("/v1/tasks/{*task}", get(logs))
 }
 
 /// When each agent was last heard from, on this server.
@@ -110,20 +112,30 @@ impl Monitor {
                 let since = *leading_since.get_or_insert_with(Instant::now);
                 let verdicts = judge(&app, &app.node.state(), since, Instant::now());
                 for lost in verdicts.lost {
-                    record(&app, lost).await;
+                    if record(&app, lost).await {
+                        app.metrics.agents(AgentTransition::Lost, 1);
+                    }
                 }
                 for silent in verdicts.silent {
-                    record(&app, silent).await;
+                    let count = silent.ids.len();
+                    if record(&app, silent).await {
+                        app.metrics.agents(AgentTransition::Disconnected, count);
+                    }
                 }
             }
         })
     }
 }
 
-/// Writes one of the monitor's verdicts. One that fails is logged; the next tick judges again.
-async fn record<C: TypedCommand>(app: &App, verdict: C) {
-    if let Err(e) = app.node.write(verdict).await {
-        tracing::warn!(error = %e, "recording agent connectivity failed");
+/// Writes one of the monitor's verdicts; whether it took effect. One that fails is logged; the
+/// next tick judges again.
+async fn record<C: TypedCommand>(app: &App, verdict: C) -> bool {
+    match app.node.write(verdict).await {
+        Ok(written) => written.result.is_ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "recording agent connectivity failed");
+            false
+        }
     }
 }
 
@@ -317,8 +329,12 @@ async fn poll(
                     ids: vec![id],
                     connected: true,
                 };
-                if let Err(e) = app.node.write(command).await {
-                    return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                match app.node.write(command).await {
+                    Ok(written) if written.result.is_ok() => {
+                        app.metrics.agents(AgentTransition::Reconnected, 1);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 }
                 state = app.node.state();
             }
@@ -488,8 +504,9 @@ struct LogsQuery {
     follow: bool,
 }
 
-/// `GET /v1/tasks/{task}/logs?container=NAME&follow=BOOL`: the container's output, streamed
-/// from the agent that runs it.
+/// `GET /v1/tasks/{task}/logs?cluster=C&container=NAME&follow=BOOL`: the container's output,
+/// streamed from the agent that runs it. The task is an id (of `cluster`, default `default`) or
+/// a whole task ARN, which names its cluster.
 async fn logs(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
@@ -501,11 +518,19 @@ async fn logs(
         Ok(Query(q)) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    let Some(task) = task.strip_suffix("/logs") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such path: a task's logs are at /v1/tasks/{task id or ARN}/logs",
+        );
+    };
     let ctx = context(&app, &headers, principal);
     let located = (|| {
-        let cluster =
-            cluster_param(&q.cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
-        let id = task_ref(&task, &cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
+        let cluster = match (&q.cluster, parse_task(task)) {
+            (None, Ok((Some(named), _))) => named,
+            _ => cluster_param(&q.cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?,
+        };
+        let id = task_ref(task, &cluster).map_err(|e| (StatusCode::BAD_REQUEST, e.message))?;
         ctx.authorize(
             action::GET_TASK_LOGS,
             &[ctx.arn.task(&cluster, id)],
@@ -553,6 +578,12 @@ async fn logs(
             .and_then(|i| state.instance(i))
             .ok_or_else(no_agent)?;
         let endpoint = instance.agent_endpoint.clone().ok_or_else(no_agent)?;
+        let certificate = instance
+            .agent_certificate
+            .as_deref()
+            .and_then(berth_auth::token::decode_hex)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(no_agent)?;
         let credential = state
             .credentials()
             .find(|c| {
@@ -567,14 +598,20 @@ async fn logs(
             access_key_id: credential.access_key_id.clone(),
             secret,
         };
-        Ok((endpoint, signer, id, container))
+        Ok((endpoint, certificate, signer, id, container))
     })();
-    let (endpoint, signer, id, container) = match located {
+    let (endpoint, certificate, signer, id, container) = match located {
         Ok(found) => found,
         Err((status, message)) => return error(status, message),
     };
+    // The agent's own certificate and no other: anyone else at that address gets neither the
+    // request nor the signature.
+    let transport = match berth_client::Transport::new(&Trust::Certificate(certificate)) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     let client = berth_client::Client::new(
-        app.agent_transport.clone(),
+        transport,
         &endpoint,
         &signer,
         DEFAULT_REGION,

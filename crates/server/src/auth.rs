@@ -6,6 +6,7 @@
 //!                         ├─ /v1/raft/*, heartbeats ─ SigV4, peer key only, body hash signed
 //!                         ├─ POST / (ECS) ─────────── SigV4 for `ecs`
 //!                         ├─ Mesos scheduler API ──── HTTP Basic (key id : secret) or SigV4
+//!                         ├─ /ui ──────────────────── session cookie (crate::ui)
 //!                         └─ everything else ──────── SigV4 for `berth`
 //!        │ the key's secret: the peer key (derived from the cluster secret), or a credential
 //!        │ from the replicated state, unsealed with the cluster's seal key
@@ -29,7 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use berth_api::{EcsError, ErrorCode};
 use berth_auth::sigv4::{self, Payload, SigV4Error};
-use berth_auth::{ClusterSecret, SealKey, Sealed, SecretKey};
+use berth_auth::{ClusterSecret, SealKey, Sealed, SecretKey, SessionKey};
 use berth_client::Credentials;
 use berth_model::InstanceId;
 use berth_model::Millis;
@@ -66,6 +67,8 @@ pub(crate) enum Api {
     Peer,
     /// The rest of `/v1/...`.
     Native,
+    /// The web UI (`/ui`): a session cookie from its login page, not SigV4 (see `crate::ui`).
+    Ui,
 }
 
 impl Api {
@@ -75,6 +78,7 @@ impl Api {
             "/" => Api::Ecs,
             "/api/v1/scheduler" | "/version" => Api::Mesos,
             p if p.starts_with("/v1/raft/") || p == crate::agents::FORWARD_PATH => Api::Peer,
+            p if p == crate::ui::PREFIX || p.starts_with("/ui/") => Api::Ui,
             _ => Api::Native,
         }
     }
@@ -82,7 +86,7 @@ impl Api {
     fn signing_name(self) -> &'static str {
         match self {
             Api::Ecs => "ecs",
-            Api::Open | Api::Mesos | Api::Peer | Api::Native => "berth",
+            Api::Open | Api::Mesos | Api::Peer | Api::Native | Api::Ui => "berth",
         }
     }
 
@@ -90,7 +94,7 @@ impl Api {
         match self {
             Api::Ecs => MAX_ECS_BODY,
             Api::Peer => MAX_PEER_BODY,
-            Api::Open | Api::Mesos | Api::Native => MAX_BODY,
+            Api::Open | Api::Mesos | Api::Native | Api::Ui => MAX_BODY,
         }
     }
 }
@@ -173,6 +177,7 @@ impl Principal {
 /// peers' signing secret, and the secrets already unsealed.
 pub struct Keyring {
     seal: SealKey,
+    session: SessionKey,
     peer_secret: SecretKey,
     cluster_secret: ClusterSecret,
     /// Unsealed secrets by access key id, with the credential version they came from.
@@ -189,6 +194,7 @@ impl Keyring {
     pub fn new(cluster_secret: ClusterSecret) -> Keyring {
         Keyring {
             seal: cluster_secret.seal_key(),
+            session: cluster_secret.session_key(),
             peer_secret: cluster_secret.peer_secret(),
             cluster_secret,
             open: Mutex::new(HashMap::new()),
@@ -225,6 +231,11 @@ impl Keyring {
             (credential.version, secret.clone()),
         );
         Ok(secret)
+    }
+
+    /// What web UI sessions are signed with.
+    pub fn session_key(&self) -> &SessionKey {
+        &self.session
     }
 
     /// How server `node` signs its requests to its peers.
@@ -306,6 +317,9 @@ pub(crate) async fn authenticate(
             "The server is still starting: it has not finished bootstrapping its credentials",
         )
         .into_response();
+    }
+    if api == Api::Ui {
+        return crate::ui::gate(&app, request, next).await;
     }
     let (mut parts, body) = request.into_parts();
     match identify(&app, api, &parts, body).await {
@@ -494,5 +508,8 @@ mod tests {
             "only the exact path is open"
         );
         assert_eq!(Api::of("/metrics"), Api::Native);
+        assert_eq!(Api::of("/ui"), Api::Ui);
+        assert_eq!(Api::of("/ui/login"), Api::Ui);
+        assert_eq!(Api::of("/uix"), Api::Native);
     }
 }

@@ -20,11 +20,13 @@ mod controller;
 pub mod credentials;
 pub mod ecs;
 mod mesos;
+pub mod metrics;
 mod native;
 mod operator;
 mod pagination;
 pub mod serve;
 pub mod tls;
+pub mod ui;
 
 pub use controller::ServiceController;
 pub use mesos::MesosLoop;
@@ -92,11 +94,11 @@ pub struct App {
     /// True once the bootstrap admin's credential file is written: until then only Raft
     /// RPCs are answered.
     bootstrapped: tokio::sync::watch::Sender<bool>,
-    /// How the server reaches agents' own endpoints (container logs).
-    pub agent_transport: berth_client::Transport,
     pub heartbeats: agents::Heartbeats,
     /// The Mesos scheduler API's connections on this node.
     pub mesos: mesos::Hub,
+    /// What `/metrics` reports.
+    pub metrics: metrics::Metrics,
     /// Turns true when the server starts shutting down: long-polls answer at once, so that a
     /// graceful shutdown does not wait for them.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -109,16 +111,16 @@ impl App {
         keyring: auth::Keyring,
         tls: Option<tls::Tls>,
     ) -> Arc<Self> {
+        let metrics = metrics::Metrics::new(&node);
         Arc::new(Self {
             node,
             config,
             keyring,
             tls,
             bootstrapped: tokio::sync::watch::Sender::new(false),
-            agent_transport: berth_client::Transport::new(&berth_client::Trust::PlainHttp)
-                .expect("a plain HTTP transport needs no certificates"),
             heartbeats: agents::Heartbeats::default(),
             mesos: mesos::Hub::default(),
+            metrics,
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -157,12 +159,19 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(agents::router())
         .merge(credentials::router())
         .merge(mesos::router())
+        .merge(metrics::router())
+        .merge(ui::router())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,
         ))
         // Bodies are read, within limits, by the authentication layer.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // Outermost, so that refused requests are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .with_state(app)
 }
 

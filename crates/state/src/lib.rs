@@ -24,6 +24,7 @@ mod query;
 
 use std::sync::Arc;
 
+use berth_model::account::{AccountSetting, SettingName, SettingOwner};
 use berth_model::arn::ResourceArn;
 use berth_model::credential::Credential;
 use berth_model::entity::*;
@@ -187,6 +188,8 @@ pub struct State {
     /// The bootstrap admin's access key id, once the cluster has been bootstrapped (it stays
     /// set if that credential is deleted later: bootstrapping happens once).
     bootstrapped: Option<String>,
+    /// Account settings by owner and name (ListAccountSettings reads them in this order).
+    account_settings: OrdMap<(SettingOwner, SettingName), Arc<AccountSetting>>,
     /// The actor of the command being applied (from its `Stamped`), for history and for the
     /// entities that record who made them.
     actor: Option<Arc<str>>,
@@ -231,6 +234,7 @@ impl State {
             changes_floor: 0,
             credentials: OrdMap::new(),
             bootstrapped: None,
+            account_settings: OrdMap::new(),
             actor: None,
         }
     }

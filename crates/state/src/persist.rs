@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use berth_model::account::AccountSetting;
 use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
@@ -35,6 +36,8 @@ pub struct Persisted {
     credentials: Vec<Arc<Credential>>,
     #[serde(default)]
     bootstrapped: Option<String>,
+    #[serde(default)]
+    account_settings: Vec<Arc<AccountSetting>>,
 }
 
 impl State {
@@ -76,6 +79,7 @@ impl State {
             changes_floor: self.changes_floor,
             credentials: self.credentials.values().cloned().collect(),
             bootstrapped: self.bootstrapped.clone(),
+            account_settings: self.account_settings.values().cloned().collect(),
         }
     }
 
@@ -120,6 +124,9 @@ impl State {
             s.credentials.insert(c.access_key_id.clone(), c);
         }
         s.bootstrapped = p.bootstrapped;
+        for a in p.account_settings {
+            s.account_settings.insert((a.owner.clone(), a.name), a);
+        }
         s
     }
 }

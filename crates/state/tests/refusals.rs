@@ -58,10 +58,10 @@ fn is_client(e: &Error) -> bool {
     matches!(e, Error::Client(_))
 }
 fn is_not_found(e: &Error) -> bool {
-    matches!(e, Error::ClusterNotFound)
+    matches!(e, Error::ClusterNotFound(_))
 }
 fn is_inactive(e: &Error) -> bool {
-    matches!(e, Error::ClusterInactive)
+    matches!(e, Error::ClusterInactive(_))
 }
 fn is_resource_not_found(e: &Error) -> bool {
     matches!(e, Error::ResourceNotFound(_))

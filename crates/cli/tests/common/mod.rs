@@ -579,8 +579,11 @@ impl HandAgent {
                 ),
             },
         };
-        let mut attrs =
-            vec![serde_json::json!({"name": "berth.agent-endpoint", "value": log_endpoint})];
+        // A certificate hash nobody serves: logs from a hand agent are never fetched.
+        let mut attrs = vec![
+            serde_json::json!({"name": "berth.agent-endpoint", "value": log_endpoint}),
+            serde_json::json!({"name": "berth.agent-certificate", "value": "0".repeat(64)}),
+        ];
         attrs.extend(
             attributes
                 .iter()

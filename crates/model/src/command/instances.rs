@@ -25,6 +25,10 @@ pub struct RegisterContainerInstance {
     /// registered (nobody else can set it: the server fetches logs from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_endpoint: Option<String>,
+    /// SHA-256 (hex) of the certificate the agent serves `agent_endpoint` with; set together
+    /// with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_certificate: Option<String>,
 }
 
 /// Marks an instance INACTIVE. Refused while it has live tasks, unless `force`, which

@@ -23,6 +23,7 @@
 //! rename them; add a field as `#[serde(default, skip_serializing_if = "Option::is_none")]`
 //! (or an equivalent default) so that entries already logged keep their bytes.
 
+mod account;
 mod clusters;
 mod credentials;
 mod expire;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::AccountSetting;
 use crate::arn::ResourceArn;
 use crate::credential::Credential;
 use crate::entity::*;
@@ -44,6 +46,7 @@ use crate::mesos::Framework;
 use crate::service::Service;
 use crate::time::Millis;
 
+pub use account::*;
 pub use clusters::*;
 pub use credentials::*;
 pub use expire::*;
@@ -135,6 +138,9 @@ commands! {
         Bootstrap => Arc<Credential>,
         CreateCredential => Arc<Credential>,
         DeleteCredential => Arc<Credential>,
+        PutAccountSetting => Arc<AccountSetting>,
+        DeleteAccountSetting => Option<Arc<AccountSetting>>,
+        UpdateTaskProtection => Partial<Task>,
     }
 }
 
@@ -231,6 +237,9 @@ outcomes! {
         Framework(Arc<Framework>),
         Offers(OffersMade),
         Credential(Arc<Credential>),
+        AccountSetting(Arc<AccountSetting>),
+        AccountSettingRemoved(Option<Arc<AccountSetting>>),
+        Tasks(Partial<Task>),
     }
 }
 

@@ -60,6 +60,21 @@ pub struct StopTask {
     pub stop_code: Option<String>,
 }
 
+/// Sets or clears the scale-in protection of service tasks: `until` is when it lapses (the
+/// proposer's clock plus `expiresInMinutes`), `None` clears it. A task that does not exist in
+/// the cluster fails MISSING; one that is not a live service task fails TASK_NOT_VALID, as ECS
+/// answers for standalone tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateTaskProtection {
+    pub cluster: Name,
+    pub tasks: Vec<TaskId>,
+    pub until: Option<Millis>,
+}
+
+/// The `failures[].reason` of a task that task protection does not apply to (ECS's spelling;
+/// not a placement reason, so not a [`FailureReason`]).
+pub const TASK_NOT_VALID: &str = "TASK_NOT_VALID";
+
 /// A task's and its containers' progress as reported by the agent that runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStateChange {

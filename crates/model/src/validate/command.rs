@@ -6,6 +6,7 @@
 //! every replica forever, so names that no API request could produce (a cluster called `""`
 //! or `evil/../x"<>`) are refused here too, whoever sent them.
 
+use crate::account::SettingOwner;
 use crate::arn::{ResourceArn, valid_cluster_name, valid_family};
 use crate::command::Command;
 use crate::error::Error;
@@ -56,6 +57,16 @@ fn resource(arn: &ResourceArn) -> Result<(), Error> {
         | ResourceArn::Task(c, _) => cluster(c),
         ResourceArn::TaskDefinition(f, _) => family(f),
         ResourceArn::Service(c, s) => cluster(c).and_then(|()| service(s)),
+    }
+}
+
+fn setting_owner(owner: &SettingOwner) -> Result<(), Error> {
+    if owner.is_valid() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "an account setting's principal is not an IAM user or role",
+        ))
     }
 }
 
@@ -116,6 +127,16 @@ pub fn check(command: &Command) -> Result<(), Error> {
             family(&t.family)
         }),
         Command::MakeOffers(c) => c.offers.iter().try_for_each(|o| cluster(&o.cluster)),
+        Command::PutAccountSetting(c) => {
+            setting_owner(&c.owner)?;
+            if c.name.values().contains(&c.value.as_str()) {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!("'{}' is not a value of {}", shorten(&c.value), c.name)))
+            }
+        }
+        Command::DeleteAccountSetting(c) => setting_owner(&c.owner),
+        Command::UpdateTaskProtection(c) => cluster(&c.cluster),
         Command::TagResource(c) => resource(&c.resource),
         Command::UntagResource(c) => resource(&c.resource),
         Command::FrameworkDisconnected(_)

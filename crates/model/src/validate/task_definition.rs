@@ -3866,6 +3866,7 @@ mod tests {
             ephemeral_storage: s.ephemeral_storage.clone(),
             runtime_platform: s.runtime_platform.clone(),
             enable_fault_injection: s.enable_fault_injection,
+            trusted_execution_configuration: s.trusted_execution_configuration.clone(),
         }
     }
 

@@ -108,3 +108,13 @@ pub fn unplaceable(service: &str, closest: Option<&InstanceRejection>) -> String
         ),
     }
 }
+
+/// Scale-in or a deployment left `tasks` running because they are protected (until their
+/// protection lapses).
+pub fn protected(service: &str, tasks: &[TaskId]) -> String {
+    format!(
+        "(service {service}) was unable to stop {} tasks because they are protected from scale-in: {}. They stop once their protection expires or is removed.",
+        tasks.len(),
+        ids(tasks)
+    )
+}

@@ -7,7 +7,8 @@
 //!    classify live tasks: unhealthy past grace → stop · on a draining instance → old
 //!                         (PENDING ones stop at once) · of the PRIMARY → keep · else → old
 //!    REPLICA: scale-in (placement chain in reverse) · stop old within minimumHealthyPercent ·
-//!             start within maximumPercent (unless FAILED or backing off)
+//!             start within maximumPercent (unless FAILED or backing off); protected tasks
+//!             are never chosen to stop until their protection lapses (look again then)
 //!    DAEMON:  one PRIMARY task per ACTIVE instance meeting the constraints
 //!    rollout: COMPLETED when only the PRIMARY's healthy tasks remain · drop drained deployments
 //!             (while rolling out, keep the rollback target and FAILED ones in view)
@@ -279,8 +280,36 @@ impl Round<'_> {
         }
     }
 
+    /// Posts `message` unless it is among the few newest events: for a condition that lasts
+    /// while other events are posted around it (protected tasks during a deployment whose
+    /// launches each say "has started").
+    fn post_unless_recent(&mut self, message: String) {
+        const RECENT: usize = 5;
+        if !self
+            .svc
+            .events
+            .iter()
+            .take(RECENT)
+            .any(|e| e.message == message)
+        {
+            self.post(message);
+        }
+    }
+
     fn wake(&mut self, at: Millis) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// Whether the task is protected from scale-in and deployments now (UpdateTaskProtection);
+    /// if so, the service is looked at again when the protection lapses.
+    fn protected(&mut self, t: &Task) -> bool {
+        if !t.protected_at(self.now) {
+            return false;
+        }
+        if let Some(until) = t.protected_until {
+            self.wake(until);
+        }
+        true
     }
 
     fn stop(&mut self, task: &Task, reason: String) {
@@ -661,12 +690,19 @@ fn replica(
     let primary = round.primary().clone();
     let name = round.svc.name.to_string();
     let mut stopped = Vec::new();
+    let mut spared = Vec::new();
 
-    // Scale-in: tasks that are not healthy yet go first, then the placement chain in reverse.
+    // Scale-in: tasks that are not healthy yet go first, then the placement chain in reverse;
+    // protected tasks are never chosen.
     if keep.len() > n {
-        let mut excess = keep.len() - n;
+        let (protected, candidates): (Vec<_>, Vec<_>) =
+            keep.iter().cloned().partition(|t| round.protected(t));
+        let mut excess = (keep.len() - n).min(candidates.len());
+        if keep.len() - n > candidates.len() {
+            spared.extend(protected.iter().map(|t| t.id));
+        }
         let (mut unready, ready): (Vec<_>, Vec<_>) =
-            keep.iter().cloned().partition(|t| !round.healthy(t));
+            candidates.into_iter().partition(|t| !round.healthy(t));
         unready.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         let mut chosen: Vec<TaskId> = unready.iter().take(excess).map(|t| t.id).collect();
         excess -= chosen.len();
@@ -698,6 +734,10 @@ fn replica(
     if primary.rollout_state != RolloutState::Failed {
         round.order_old(&mut old);
         for t in &old {
+            if round.protected(t) {
+                spared.push(t.id);
+                continue;
+            }
             let healthy = round.healthy(t);
             if healthy && healthy_now <= min_healthy {
                 continue;
@@ -713,6 +753,9 @@ fn replica(
     }
     if !stopped.is_empty() {
         round.post(events::stopped(&name, &stopped));
+    }
+    if !spared.is_empty() {
+        round.post_unless_recent(events::protected(&name, &spared));
     }
 
     // Starts: up to the desired count, within maximumPercent. ECS bounds the tasks in the
@@ -813,9 +856,13 @@ fn daemon(
         }
         match mine.first() {
             Some(t) => {
-                // The replacement is in place: the old ones go once it is healthy.
+                // The replacement is in place: the old ones go once it is healthy (protected
+                // ones once their protection lapses).
                 if round.healthy(t) {
                     for o in &others {
+                        if round.protected(o) {
+                            continue;
+                        }
                         let reason = scaling_reason(o.started_by.as_deref().unwrap_or_default());
                         round.stop(o, reason);
                         stopped.push(o.id);
@@ -837,6 +884,9 @@ fn daemon(
             .count();
         round.order_old(&mut replace);
         for t in &replace {
+            if round.protected(t) {
+                continue;
+            }
             let healthy = round.healthy(t);
             if healthy && healthy_now <= min_healthy {
                 continue;

@@ -128,6 +128,7 @@ impl World {
             version_info: None,
             tags: Vec::new(),
             agent_endpoint: None,
+            agent_certificate: None,
         });
         id
     }
@@ -346,6 +347,7 @@ pub fn task(
         stopped_reason: None,
         enable_execute_command: false,
         tags: Vec::new(),
+        protected_until: None,
         version: 0,
     }
 }

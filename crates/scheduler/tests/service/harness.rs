@@ -206,6 +206,7 @@ impl Harness {
             version_info: None,
             tags: Vec::new(),
             agent_endpoint: None,
+            agent_certificate: None,
         });
         id
     }

@@ -91,6 +91,11 @@ macro_rules! anywhere {
 
 anywhere!(
     api::ListClustersRequest,
+    // Account settings: whose they are is checked by the handler (ecs/account.rs).
+    api::PutAccountSettingRequest,
+    api::PutAccountSettingDefaultRequest,
+    api::ListAccountSettingsRequest,
+    api::DeleteAccountSettingRequest,
     api::RegisterTaskDefinitionRequest,
     api::ListTaskDefinitionsRequest,
     api::ListTaskDefinitionFamiliesRequest,
@@ -262,6 +267,23 @@ impl Touches for api::StopTaskRequest {
 }
 
 impl Touches for api::DescribeTasksRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let c = cluster_of(&self.cluster);
+        let mut resources = task_arns(arn, &c, self.tasks.as_deref().unwrap_or_default());
+        resources.push(arn.cluster(&c));
+        in_cluster(c, resources)
+    }
+}
+
+impl Touches for api::UpdateTaskProtectionRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let c = cluster_of(&self.cluster);
+        let resources = task_arns(arn, &c, self.tasks.as_deref().unwrap_or_default());
+        in_cluster(c, resources)
+    }
+}
+
+impl Touches for api::GetTaskProtectionRequest {
     fn touches(&self, arn: &ArnContext) -> Access {
         let c = cluster_of(&self.cluster);
         let mut resources = task_arns(arn, &c, self.tasks.as_deref().unwrap_or_default());

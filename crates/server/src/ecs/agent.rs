@@ -80,7 +80,7 @@ pub async fn submit_task_state_change(
         pull_stopped_at: when(req.pull_stopped_at),
         execution_stopped_at: when(req.execution_stopped_at),
     };
-    app.write_in(&ctx.principal, &cluster, command).await?;
+    app.write_by(&ctx.principal, command).await?;
     Ok(api::SubmitTaskStateChangeResponse {
         acknowledgment: Some(ACK.into()),
     })
@@ -114,7 +114,7 @@ pub async fn submit_container_state_change(
         pull_stopped_at: None,
         execution_stopped_at: None,
     };
-    app.write_in(&ctx.principal, &cluster, command).await?;
+    app.write_by(&ctx.principal, command).await?;
     Ok(api::SubmitContainerStateChangeResponse {
         acknowledgment: Some(ACK.into()),
     })

@@ -3,6 +3,7 @@
 
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
+use berth_model::account::SettingName;
 use berth_model::arn::{parse_cluster, valid_cluster_name};
 use berth_model::command::{CreateCluster, DeleteCluster, UpdateCluster};
 use berth_model::entity::{Cluster, ClusterStatus};
@@ -66,9 +67,23 @@ pub async fn create(
             "defaultCapacityProviderStrategy is not supported: berth has no capacity providers",
         ));
     }
+    let mut settings = settings(req.settings.as_deref())?;
+    // As in ECS, a cluster that names no containerInsights setting takes the creator's account
+    // setting (its own, else the account default) when one was made.
+    let insights = SettingName::ContainerInsights;
+    if !settings
+        .iter()
+        .any(|s| s.name.as_deref() == Some(insights.as_str()))
+        && let Some(value) = super::account::chosen_for_caller(app, ctx, insights)
+    {
+        settings.push(api::ClusterSetting {
+            name: Some(insights.as_str().into()),
+            value: Some(value),
+        });
+    }
     let command = CreateCluster {
         name: name.into(),
-        settings: settings(req.settings.as_deref())?,
+        settings,
         configuration: req.configuration,
         service_connect_defaults: req.service_connect_defaults.map(|d| {
             api::ClusterServiceConnectDefaults {
@@ -91,9 +106,8 @@ pub async fn delete(
     let name = parse_cluster(required_str(&req.cluster, "cluster")?)
         .map_err(|e| EcsError::invalid(e.to_string()))?;
     let cluster = app
-        .write_in(
+        .write_by(
             &ctx.principal,
-            &name,
             DeleteCluster {
                 name: name.as_str().into(),
             },
@@ -187,7 +201,7 @@ pub async fn update(
             }
         }),
     };
-    let cluster = app.write_in(&ctx.principal, &name, command).await?;
+    let cluster = app.write_by(&ctx.principal, command).await?;
     Ok(api::UpdateClusterResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })
@@ -206,7 +220,7 @@ pub async fn update_settings(
         configuration: None,
         service_connect_defaults: None,
     };
-    let cluster = app.write_in(&ctx.principal, &name, command).await?;
+    let cluster = app.write_by(&ctx.principal, command).await?;
     Ok(api::UpdateClusterSettingsResponse {
         cluster: Some(rendered(app, ctx, &cluster)),
     })

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_api::agent::ENDPOINT_ATTRIBUTE;
+use berth_api::agent::{CERTIFICATE_ATTRIBUTE, ENDPOINT_ATTRIBUTE};
 use berth_api::types::{self as api, enums};
 use berth_api::{EcsError, ErrorCode};
 use berth_model::InstanceId;
@@ -174,6 +174,7 @@ pub async fn register(
     // An agent registers its own instance (made when it joined) and nothing else; only it
     // says where it serves logs.
     let endpoint = attrs.remove(ENDPOINT_ATTRIBUTE).flatten();
+    let certificate = attrs.remove(CERTIFICATE_ATTRIBUTE).flatten();
     let (id, reregister, agent_endpoint) = match ctx.principal.agent_instance() {
         Some((own_cluster, own)) => {
             if own_cluster != cluster {
@@ -192,12 +193,24 @@ pub async fn register(
                     ),
                 ));
             }
-            let endpoint = endpoint.map(|e| agent_endpoint(&e)).transpose()?;
+            let endpoint = match (endpoint, certificate) {
+                (Some(url), Some(sha256)) => Some(agent_endpoint(&url, &sha256)?),
+                (None, None) => None,
+                _ => {
+                    return Err(EcsError::invalid(format!(
+                        "An agent registers {ENDPOINT_ATTRIBUTE} and {CERTIFICATE_ATTRIBUTE} \
+                         together"
+                    )));
+                }
+            };
             (own, app.node.state().instance(own).is_some(), endpoint)
         }
         None => {
             if endpoint.is_some() {
                 return Err(reserved_attribute(ENDPOINT_ATTRIBUTE));
+            }
+            if certificate.is_some() {
+                return Err(reserved_attribute(CERTIFICATE_ATTRIBUTE));
             }
             if let Some(name) = attrs.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
                 return Err(reserved_attribute(name));
@@ -217,9 +230,10 @@ pub async fn register(
         attributes: attrs,
         version_info: req.version_info,
         tags: validate::tags(req.tags.as_deref())?,
-        agent_endpoint,
+        agent_certificate: agent_endpoint.as_ref().map(|(_, sha256)| sha256.clone()),
+        agent_endpoint: agent_endpoint.map(|(url, _)| url),
     };
-    let i = app.write_in(&ctx.principal, &cluster, command).await?;
+    let i = app.write_by(&ctx.principal, command).await?;
     app.heartbeats.heard(i.id);
     if let Some(zeroed) = zeroed {
         tracing::warn!(
@@ -252,7 +266,7 @@ pub async fn deregister(
         id,
         force: req.force.unwrap_or(false),
     };
-    let i = app.write_in(&ctx.principal, &cluster, command).await?;
+    let i = app.write_by(&ctx.principal, command).await?;
     Ok(api::DeregisterContainerInstanceResponse {
         container_instance: Some(render::instance(&ctx.arn, &i, None, true)),
     })
@@ -364,7 +378,7 @@ pub async fn update_state(
         ids,
         status: InstanceStatus::parse(status).expect("validated above"),
     };
-    let Partial { done, failures } = app.write_in(&ctx.principal, &cluster, command).await?;
+    let Partial { done, failures } = app.write_by(&ctx.principal, command).await?;
     let state = app.node.state();
     Ok(api::UpdateContainerInstancesStateResponse {
         container_instances: Some(
@@ -441,21 +455,35 @@ fn reserved_attribute(name: &str) -> EcsError {
     ))
 }
 
-/// An agent's log endpoint: `http(s)://host:port`, nothing more.
-fn agent_endpoint(value: &str) -> Result<String, EcsError> {
+/// An agent's log endpoint, `https://host:port` and nothing more (container output never
+/// travels in the clear), and the SHA-256 of its certificate, 64 lowercase hex digits.
+fn agent_endpoint(url: &str, sha256: &str) -> Result<(String, String), EcsError> {
     let bad = || {
         EcsError::invalid(format!(
-            "{ENDPOINT_ATTRIBUTE} must be http://HOST:PORT or https://HOST:PORT, not '{}'",
-            validate::shorten(value)
+            "{ENDPOINT_ATTRIBUTE} must be https://HOST:PORT, not '{}'",
+            validate::shorten(url)
         ))
     };
-    let uri: hyper::Uri = value.parse().map_err(|_| bad())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let uri: hyper::Uri = url.parse().map_err(|_| bad())?;
     let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
-    if !scheme_ok || !bare || uri.host().is_none() || uri.port_u16().is_none() {
+    if uri.scheme_str() != Some("https")
+        || !bare
+        || uri.host().is_none()
+        || uri.port_u16().is_none()
+    {
         return Err(bad());
     }
-    Ok(value.trim_end_matches('/').to_owned())
+    let hex = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex {
+        return Err(EcsError::invalid(format!(
+            "{CERTIFICATE_ATTRIBUTE} must be a SHA-256 in 64 lowercase hex digits, not '{}'",
+            validate::shorten(sha256)
+        )));
+    }
+    Ok((url.trim_end_matches('/').to_owned(), sha256.to_owned()))
 }
 
 async fn change_attributes(
@@ -477,9 +505,8 @@ async fn change_attributes(
     let attributes = attribute_changes(required(given, "attributes")?, &cluster, put)?;
     let name = cluster.as_str().into();
     let changes = if put {
-        app.write_in(
+        app.write_by(
             &ctx.principal,
-            &cluster,
             PutAttributes {
                 cluster: name,
                 attributes,
@@ -487,9 +514,8 @@ async fn change_attributes(
         )
         .await?
     } else {
-        app.write_in(
+        app.write_by(
             &ctx.principal,
-            &cluster,
             DeleteAttributes {
                 cluster: name,
                 attributes,

@@ -9,9 +9,12 @@
 //! error shape; the handlers (one module per resource) only see typed, authorized requests.
 
 mod access;
+mod account;
 mod agent;
 mod clusters;
+mod coverage;
 mod instances;
+mod protection;
 pub(crate) mod render;
 mod services;
 mod tags;
@@ -235,63 +238,90 @@ async fn handle(
         )
     })?;
     let ctx = context(app, headers, principal);
+    dispatch(app, &ctx, op, headers, body).await
+}
 
-    macro_rules! dispatch {
-        ($($name:literal => $handler:path),* $(,)?) => {
+/// Declares the dispatch from one line per operation, `"Name" => handler`: `IMPLEMENTED`
+/// (what the coverage table and its test read) and `dispatch`, which parses the body,
+/// authorizes `ecs:<Name>` on what it touches, serves a linearizable read when asked, and
+/// calls the handler. An operation of the model that is not listed is refused with the reason
+/// in [`coverage::REFUSED`]; anything else is unknown.
+macro_rules! operations {
+    ($($name:literal => $handler:path,)*) => {
+        /// The operations berth answers (the coverage table reads them; so do the metrics).
+        pub(crate) const IMPLEMENTED: &[&str] = &[$($name),*];
+
+        async fn dispatch(
+            app: &App,
+            ctx: &Ctx,
+            op: &str,
+            headers: &HeaderMap,
+            body: &[u8],
+        ) -> Result<Vec<u8>, EcsError> {
             match op {
                 $($name => {
                     let request = parse(body)?;
-                    authorize(&ctx, $name, &request)?;
+                    authorize(ctx, $name, &request)?;
                     if linearizable(app, op, headers) {
                         app.node.read_barrier().await.map_err(unavailable)?;
                     }
-                    encode(&$handler(app, &ctx, request).await?)
+                    encode(&$handler(app, ctx, request).await?)
                 })*
-                other => Err(EcsError::new(
+                other => Err(coverage::refusal(other).unwrap_or_else(|| EcsError::new(
                     ErrorCode::UnknownOperationException,
-                    format!("Unknown operation '{}': berth does not implement it", other.chars().take(100).collect::<String>()),
-                )),
+                    format!(
+                        "Unknown operation '{}': it is not an operation of the ECS API",
+                        other.chars().take(100).collect::<String>()
+                    ),
+                ))),
             }
-        };
-    }
-    dispatch! {
-        "CreateCluster" => clusters::create,
-        "DeleteCluster" => clusters::delete,
-        "DescribeClusters" => clusters::describe,
-        "ListClusters" => clusters::list,
-        "UpdateCluster" => clusters::update,
-        "UpdateClusterSettings" => clusters::update_settings,
-        "RegisterTaskDefinition" => task_definitions::register,
-        "DescribeTaskDefinition" => task_definitions::describe,
-        "ListTaskDefinitions" => task_definitions::list,
-        "ListTaskDefinitionFamilies" => task_definitions::list_families,
-        "DeregisterTaskDefinition" => task_definitions::deregister,
-        "DeleteTaskDefinitions" => task_definitions::delete,
-        "RegisterContainerInstance" => instances::register,
-        "DeregisterContainerInstance" => instances::deregister,
-        "ListContainerInstances" => instances::list,
-        "DescribeContainerInstances" => instances::describe,
-        "UpdateContainerInstancesState" => instances::update_state,
-        "PutAttributes" => instances::put_attributes,
-        "ListAttributes" => instances::list_attributes,
-        "DeleteAttributes" => instances::delete_attributes,
-        "RunTask" => tasks::run,
-        "StartTask" => tasks::start,
-        "StopTask" => tasks::stop,
-        "DescribeTasks" => tasks::describe,
-        "ListTasks" => tasks::list,
-        "CreateService" => services::create,
-        "UpdateService" => services::update,
-        "DeleteService" => services::delete,
-        "DescribeServices" => services::describe,
-        "ListServices" => services::list,
-        "TagResource" => tags::tag,
-        "UntagResource" => tags::untag,
-        "ListTagsForResource" => tags::list,
-        "DiscoverPollEndpoint" => agent::discover_poll_endpoint,
-        "SubmitTaskStateChange" => agent::submit_task_state_change,
-        "SubmitContainerStateChange" => agent::submit_container_state_change,
-    }
+        }
+    };
+}
+
+operations! {
+    "CreateCluster" => clusters::create,
+    "DeleteCluster" => clusters::delete,
+    "DescribeClusters" => clusters::describe,
+    "ListClusters" => clusters::list,
+    "UpdateCluster" => clusters::update,
+    "UpdateClusterSettings" => clusters::update_settings,
+    "RegisterTaskDefinition" => task_definitions::register,
+    "DescribeTaskDefinition" => task_definitions::describe,
+    "ListTaskDefinitions" => task_definitions::list,
+    "ListTaskDefinitionFamilies" => task_definitions::list_families,
+    "DeregisterTaskDefinition" => task_definitions::deregister,
+    "DeleteTaskDefinitions" => task_definitions::delete,
+    "RegisterContainerInstance" => instances::register,
+    "DeregisterContainerInstance" => instances::deregister,
+    "ListContainerInstances" => instances::list,
+    "DescribeContainerInstances" => instances::describe,
+    "UpdateContainerInstancesState" => instances::update_state,
+    "PutAttributes" => instances::put_attributes,
+    "ListAttributes" => instances::list_attributes,
+    "DeleteAttributes" => instances::delete_attributes,
+    "RunTask" => tasks::run,
+    "StartTask" => tasks::start,
+    "StopTask" => tasks::stop,
+    "DescribeTasks" => tasks::describe,
+    "ListTasks" => tasks::list,
+    "UpdateTaskProtection" => protection::update,
+    "GetTaskProtection" => protection::get,
+    "CreateService" => services::create,
+    "UpdateService" => services::update,
+    "DeleteService" => services::delete,
+    "DescribeServices" => services::describe,
+    "ListServices" => services::list,
+    "PutAccountSetting" => account::put_setting,
+    "PutAccountSettingDefault" => account::put_default,
+    "ListAccountSettings" => account::list,
+    "DeleteAccountSetting" => account::delete,
+    "TagResource" => tags::tag,
+    "UntagResource" => tags::untag,
+    "ListTagsForResource" => tags::list,
+    "DiscoverPollEndpoint" => agent::discover_poll_endpoint,
+    "SubmitTaskStateChange" => agent::submit_task_state_change,
+    "SubmitContainerStateChange" => agent::submit_container_state_change,
 }
 
 /// Allows operation `op` on what `request` touches, or answers AccessDeniedException.
@@ -379,58 +409,23 @@ impl App {
         principal: &Principal,
         command: C,
     ) -> Result<C::Output, EcsError> {
-        self.write(principal, command, None).await
-    }
-
-    /// Like [`App::write_by`], for a command in `cluster`: a refusal because the cluster does
-    /// not exist (or was deleted) names it.
-    pub(crate) async fn write_in<C: TypedCommand>(
-        &self,
-        principal: &Principal,
-        cluster: &str,
-        command: C,
-    ) -> Result<C::Output, EcsError> {
-        self.write(principal, command, Some(cluster)).await
-    }
-
-    async fn write<C: TypedCommand>(
-        &self,
-        principal: &Principal,
-        command: C,
-        cluster: Option<&str>,
-    ) -> Result<C::Output, EcsError> {
         let written = self
             .node
             .write_by(&principal.actor(), command)
             .await
             .map_err(unavailable)?;
-        written.result.map_err(|e| match (e, cluster) {
-            (berth_model::Error::ClusterNotFound, Some(name)) => cluster_not_found(name),
-            (berth_model::Error::ClusterInactive, Some(name)) => cluster_inactive(name),
-            (e, _) => e.into(),
-        })
+        written.result.map_err(Into::into)
     }
 }
 
-/// ClusterNotFoundException for a cluster that was never created, naming it (the state
-/// machine's refusal does not know the name the caller used).
+/// ClusterNotFoundException for a cluster that was never created, naming it.
 pub(crate) fn cluster_not_found(name: &str) -> EcsError {
-    EcsError::new(
-        ErrorCode::ClusterNotFoundException,
-        format!(
-            "Cluster not found: {name}. Create it with CreateCluster, or name one that ListClusters shows."
-        ),
-    )
+    berth_model::Error::ClusterNotFound(name.to_owned()).into()
 }
 
 /// ClusterNotFoundException for a deleted (INACTIVE) cluster, naming it.
 pub(crate) fn cluster_inactive(name: &str) -> EcsError {
-    EcsError::new(
-        ErrorCode::ClusterNotFoundException,
-        format!(
-            "Cluster not found: {name} is INACTIVE (it was deleted). Create it again or name an active cluster."
-        ),
-    )
+    berth_model::Error::ClusterInactive(name.to_owned()).into()
 }
 
 /// A `cluster` parameter: short name or ARN, `default` when absent.

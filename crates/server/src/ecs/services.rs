@@ -413,7 +413,7 @@ where
             service: Arc::new(next),
             expected_version: current.version,
         };
-        match app.write_in(&ctx.principal, cluster, command).await {
+        match app.write_by(&ctx.principal, command).await {
             Ok(stored) => return Ok(stored),
             Err(e) if e.code == ErrorCode::ConflictException && attempt < MAX_PUT_ATTEMPTS => {
                 tokio::task::yield_now().await;
@@ -544,9 +544,8 @@ pub async fn create(
         created_by: None,
     };
     let service = match app
-        .write_in(
+        .write_by(
             &ctx.principal,
-            &cluster,
             CreateService {
                 service: Arc::new(service),
             },

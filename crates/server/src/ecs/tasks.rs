@@ -323,7 +323,7 @@ pub async fn run(
         let Placed {
             tasks: ok,
             rejected,
-        } = app.write_in(&ctx.principal, &cluster, command).await?;
+        } = app.write_by(&ctx.principal, command).await?;
         remaining -= ok.len().min(remaining);
         done.extend(ok);
         if remaining == 0 || rejected.is_empty() {
@@ -435,7 +435,7 @@ pub async fn start(
         let Placed {
             tasks: ok,
             rejected,
-        } = app.write_in(&ctx.principal, &cluster, command).await?;
+        } = app.write_by(&ctx.principal, command).await?;
         done = ok;
         failures.extend(
             rejected
@@ -545,7 +545,7 @@ pub async fn stop(
         reason,
         stop_code: Some("UserInitiated".into()),
     };
-    let t = app.write_in(&ctx.principal, &cluster, command).await?;
+    let t = app.write_by(&ctx.principal, command).await?;
     Ok(api::StopTaskResponse {
         task: Some(render::task(&ctx.arn, &t, true)),
     })

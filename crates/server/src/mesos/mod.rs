@@ -39,6 +39,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use berth_api::agent::host_of;
 use berth_api::protocol::DEFAULT_REGION;
 use berth_mesos::Resources;
 use berth_mesos::protocol::{MESOS_VERSION, STREAM_ID_HEADER};
@@ -1172,10 +1173,10 @@ async fn make_offers(app: &App) {
                 framework_id: FrameworkId::new(o.framework.clone()),
                 agent_id: translate::agent_id(o.instance),
                 hostname: instance
-                    .attribute("berth.agent-endpoint")
-                    .and_then(|e| e.split("//").nth(1))
-                    .and_then(|h| h.split(':').next())
-                    .unwrap_or("localhost")
+                    .agent_endpoint
+                    .as_deref()
+                    .and_then(|url| url.split_once("://"))
+                    .map_or("localhost", |(_, authority)| host_of(authority))
                     .to_owned(),
                 url: None,
                 resources: translate::offer_resources(o.hold.cpu, o.hold.memory, &o.hold.tcp),

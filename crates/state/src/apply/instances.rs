@@ -107,6 +107,7 @@ impl Apply for RegisterContainerInstance {
             version_info,
             tags,
             agent_endpoint,
+            agent_certificate,
         } = self;
         state.active_cluster(cluster)?;
         if custom_count(attributes) > MAX_CUSTOM_ATTRIBUTES {
@@ -149,9 +150,15 @@ impl Apply for RegisterContainerInstance {
                     } else {
                         tags.to_vec()
                     },
-                    agent_endpoint: agent_endpoint
-                        .clone()
-                        .or_else(|| old.agent_endpoint.clone()),
+                    // The endpoint and its certificate change together, or not at all.
+                    agent_endpoint: match agent_endpoint {
+                        Some(_) => agent_endpoint.clone(),
+                        None => old.agent_endpoint.clone(),
+                    },
+                    agent_certificate: match agent_endpoint {
+                        Some(_) => agent_certificate.clone(),
+                        None => old.agent_certificate.clone(),
+                    },
                     ..(**old).clone()
                 }
             }
@@ -182,6 +189,7 @@ impl Apply for RegisterContainerInstance {
                 tags: tags.to_vec(),
                 version: 0,
                 agent_endpoint: agent_endpoint.clone(),
+                agent_certificate: agent_certificate.clone(),
             },
         };
         let new = state.put_instance(at, old.as_ref(), new);

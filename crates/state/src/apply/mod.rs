@@ -10,6 +10,7 @@
 //! and returns an [`Error`] — never half of one. Each handler checks everything first and
 //! writes last, so an early return leaves the state untouched.
 
+mod account;
 mod credentials;
 mod instances;
 mod mesos;
@@ -74,6 +75,9 @@ impl State {
             Command::Bootstrap(c) => self.run(c, at),
             Command::CreateCredential(c) => self.run(c, at),
             Command::DeleteCredential(c) => self.run(c, at),
+            Command::PutAccountSetting(c) => self.run(c, at),
+            Command::DeleteAccountSetting(c) => self.run(c, at),
+            Command::UpdateTaskProtection(c) => self.run(c, at),
         }
     }
 
@@ -86,8 +90,8 @@ impl State {
     pub(crate) fn active_cluster(&self, name: &str) -> Result<&Arc<Cluster>, Error> {
         match self.clusters.get(name) {
             Some(c) if c.status == ClusterStatus::Active => Ok(c),
-            Some(_) => Err(Error::ClusterInactive),
-            None => Err(Error::ClusterNotFound),
+            Some(_) => Err(Error::ClusterInactive(name.to_owned())),
+            None => Err(Error::ClusterNotFound(name.to_owned())),
         }
     }
 

@@ -10,10 +10,13 @@
 
 use std::sync::Arc;
 
+use berth_model::arn::ResourceArn;
 use berth_model::command::{
-    FailureReason, PlaceTasks, Placed, Rejection, StopTask, TaskStateChange,
+    Failure, FailureReason, Partial, PlaceTasks, Placed, Rejection, StopTask, TASK_NOT_VALID,
+    TaskStateChange, UpdateTaskProtection,
 };
 use berth_model::entity::*;
+use berth_model::service::service_of_group;
 use berth_model::{Error, Millis, TaskId};
 
 use super::Apply;
@@ -325,5 +328,59 @@ impl Apply for TaskStateChange {
             return Ok(old);
         }
         Ok(state.put_task(at, Some(&old), new))
+    }
+}
+
+impl Apply for UpdateTaskProtection {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Partial<Task>, Error> {
+        let UpdateTaskProtection {
+            cluster,
+            tasks,
+            until,
+        } = self;
+        state.active_cluster(cluster)?;
+        let mut done = Vec::new();
+        let mut failures = Vec::new();
+        let mut seen = Vec::new();
+        for &id in tasks {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            let resource = Some(ResourceArn::Task(cluster.to_string(), id));
+            let Some(old) = state.task_in(cluster, id).cloned() else {
+                failures.push(Failure {
+                    resource,
+                    reason: FailureReason::Missing.as_str().into(),
+                    detail: None,
+                });
+                continue;
+            };
+            let why_not = if service_of_group(&old.group).is_none() {
+                Some("The task is not part of a service: only service tasks can be protected.")
+            } else if !old.is_live() || old.desired_status == DesiredStatus::Stopped {
+                Some("The task is stopped or stopping.")
+            } else {
+                None
+            };
+            if let Some(detail) = why_not {
+                failures.push(Failure {
+                    resource,
+                    reason: TASK_NOT_VALID.into(),
+                    detail: Some(detail.into()),
+                });
+                continue;
+            }
+            if old.protected_until == *until {
+                done.push(old);
+                continue;
+            }
+            let new = Task {
+                protected_until: *until,
+                ..(*old).clone()
+            };
+            done.push(state.put_task(at, Some(&old), new));
+        }
+        Ok(Partial { done, failures })
     }
 }

@@ -55,7 +55,7 @@ fn put_refuses_unknown_or_foreign_targets_without_touching_the_others() {
     }
     assert_eq!(
         w.refused(put_attributes("nope", vec![attribute(1, "a", None)])),
-        Error::ClusterNotFound
+        Error::ClusterNotFound("nope".into())
     );
 }
 

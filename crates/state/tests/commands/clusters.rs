@@ -88,10 +88,16 @@ fn delete_then_create_again_starts_afresh() {
 #[test]
 fn delete_refuses_missing_and_inactive_clusters() {
     let mut w = World::default();
-    assert_eq!(w.refused(delete_cluster("nope")), Error::ClusterNotFound);
+    assert_eq!(
+        w.refused(delete_cluster("nope")),
+        Error::ClusterNotFound("nope".into())
+    );
     w.ok(create_cluster("prod"));
     w.ok(delete_cluster("prod"));
-    assert_eq!(w.refused(delete_cluster("prod")), Error::ClusterInactive);
+    assert_eq!(
+        w.refused(delete_cluster("prod")),
+        Error::ClusterInactive("prod".into())
+    );
 }
 
 #[test]
@@ -171,7 +177,7 @@ fn commands_on_an_inactive_cluster_are_refused() {
         report("prod", 10, Some(TaskStatus::Running)).build().into(),
     ];
     for command in commands {
-        assert_eq!(w.refused(command), Error::ClusterInactive);
+        assert_eq!(w.refused(command), Error::ClusterInactive("prod".into()));
     }
 }
 
@@ -203,6 +209,6 @@ fn update_merges_settings_and_replaces_given_parts() {
     assert_eq!(c.configuration, Some(Default::default()));
     assert_eq!(
         w.refused(update_cluster("nope", None)),
-        Error::ClusterNotFound
+        Error::ClusterNotFound("nope".into())
     );
 }

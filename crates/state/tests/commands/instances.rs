@@ -60,7 +60,7 @@ fn register_refuses_unknown_clusters() {
     let mut w = World::default();
     assert_eq!(
         w.refused(instance("nope", 1).build()),
-        Error::ClusterNotFound
+        Error::ClusterNotFound("nope".into())
     );
 }
 
@@ -344,7 +344,7 @@ fn instance_state_must_be_active_or_draining() {
     }
     assert_eq!(
         w.refused(set_instances_state("nope", &[1], InstanceStatus::Draining)),
-        Error::ClusterNotFound
+        Error::ClusterNotFound("nope".into())
     );
 }
 

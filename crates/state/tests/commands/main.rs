@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod account;
 mod attributes;
 mod clusters;
 mod connectivity;

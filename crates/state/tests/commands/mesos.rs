@@ -116,7 +116,7 @@ fn frameworks_subscribe_and_resubscribe() {
     ));
     assert_eq!(
         w.refused(subscribe(framework("fw-2", "nope"))),
-        Error::ClusterNotFound
+        Error::ClusterNotFound("nope".into())
     );
     assert!(matches!(
         w.refused(FrameworkDisconnected { id: "fw-9".into() }),

@@ -339,6 +339,6 @@ fn placing_on_a_missing_cluster_is_refused() {
     let mut w = World::default();
     assert_eq!(
         w.refused(place("nope", vec![task("nope", 10, 1)])),
-        berth_model::Error::ClusterNotFound
+        berth_model::Error::ClusterNotFound("nope".into())
     );
 }

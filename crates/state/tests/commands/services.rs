@@ -92,7 +92,7 @@ fn creating_needs_an_active_cluster_and_existing_revisions() {
     let mut w = World::with_cluster("prod");
     assert_eq!(
         w.refused(create(service("nope", "web"))),
-        Error::ClusterNotFound
+        Error::ClusterNotFound("nope".into())
     );
     let mut s = service("prod", "web");
     s.deployments[0].revision = 9;

@@ -98,7 +98,10 @@ fn stop_and_report_refuse_unknown_or_foreign_tasks() {
             Error::InvalidParameter(_)
         ));
     }
-    assert_eq!(w.refused(stop_task("nope", 10)), Error::ClusterNotFound);
+    assert_eq!(
+        w.refused(stop_task("nope", 10)),
+        Error::ClusterNotFound("nope".into())
+    );
 }
 
 #[test]

@@ -365,6 +365,7 @@ impl InstanceBuilder {
             version_info: self.version_info,
             tags: self.tags,
             agent_endpoint: None,
+            agent_certificate: None,
         }
     }
 }
@@ -470,6 +471,7 @@ pub fn task(cluster: &str, id: u128, instance: u128) -> TaskBuilder {
         stopped_reason: None,
         enable_execute_command: false,
         tags: Vec::new(),
+        protected_until: None,
         version: 0,
     })
 }

@@ -1,0 +1,161 @@
+//! `berth explain RUN-ARGS`: where `berth run RUN-ARGS` (RunTask) would place its tasks, and why not elsewhere. The server
+//! plans the request on its current state without committing it (`POST
+//! /v1/placement/dry-run`); this renders every instance's verdict: chosen, passed over (by
+//! which strategy) or rejected (and the reason, as ECS's failures name it).
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use super::Common;
+use super::output::{Cell, Paint, Tone, emit, or_dash, short, status_tone, table};
+use super::task::RunTaskArgs;
+
+#[derive(Args)]
+#[command(after_help = "Examples:
+  berth explain web:3 --count 4
+  berth explain web --constraint 'attribute:ecs.availability-zone == us-east-1a'
+  berth explain web --strategy binpack:memory -o json")]
+pub struct ExplainArgs {
+    /// Exactly what `berth run` takes.
+    #[command(flatten)]
+    task: RunTaskArgs,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// One instance's verdict.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub container_instance_arn: String,
+    pub verdict: String,
+    pub tasks: u32,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// The dry run's answer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub cluster: String,
+    pub task_definition_arn: String,
+    pub group: Option<String>,
+    pub requested: u32,
+    pub placed: u32,
+    pub instances: Vec<Verdict>,
+}
+
+pub fn render(plan: &Plan, paint: Paint) -> String {
+    let mut out = format!(
+        "{} of {} tasks of {} would be placed in {}{}\n",
+        plan.placed,
+        plan.requested,
+        super::output::definition(&plan.task_definition_arn),
+        short(&plan.cluster),
+        plan.group
+            .as_deref()
+            .map_or(String::new(), |g| format!(" (group {g})")),
+    );
+    let summary = if plan.placed == plan.requested {
+        Tone::Good
+    } else {
+        Tone::Bad
+    };
+    out = paint.tone(out.trim_end(), summary) + "\n";
+    // Chosen first, then passed over, then rejected: best to worst, as a person reads it.
+    let mut instances: Vec<&Verdict> = plan.instances.iter().collect();
+    let rank = |v: &str| match v {
+        "chosen" => 0,
+        "passed-over" => 1,
+        _ => 2,
+    };
+    instances.sort_by_key(|v| rank(&v.verdict));
+    let rows: Vec<Vec<Cell>> = instances
+        .iter()
+        .map(|v| {
+            vec![
+                Cell::from(short(&v.container_instance_arn)),
+                Cell {
+                    text: v.verdict.clone(),
+                    tone: status_tone(&v.verdict),
+                },
+                Cell::from(v.tasks.to_string()),
+                Cell::from(or_dash(v.reason.as_deref())),
+                Cell::from(or_dash(v.detail.as_deref())),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("The cluster has no container instances.\n");
+    } else {
+        out.push_str(&table(
+            &["INSTANCE", "VERDICT", "TASKS", "REASON", "DETAIL"],
+            &rows,
+            paint,
+            "",
+        ));
+    }
+    out
+}
+
+pub async fn run(a: ExplainArgs) -> Result<()> {
+    if a.task.count < 1 {
+        bail!("--count must be at least 1");
+    }
+    let client = a.common.clients()?.native;
+    let answer = crate::admin::call(
+        &client,
+        "POST",
+        "/v1/placement/dry-run",
+        Some(a.task.json()),
+    )
+    .await?;
+    let plan: Plan = serde_json::from_value(answer)?;
+    let paint = Paint::detect();
+    emit(a.common.output, &plan, || render(&plan, paint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_reads_best_verdict_first_with_reasons() {
+        let arn = |id: &str| {
+            format!("arn:aws:ecs:us-east-1:000000000000:container-instance/default/{id}")
+        };
+        let plan = Plan {
+            cluster: "arn:aws:ecs:us-east-1:000000000000:cluster/default".into(),
+            task_definition_arn: "arn:aws:ecs:us-east-1:000000000000:task-definition/web:3".into(),
+            group: Some("family:web".into()),
+            requested: 3,
+            placed: 2,
+            instances: vec![
+                Verdict {
+                    container_instance_arn: arn("c3"),
+                    verdict: "rejected".into(),
+                    tasks: 0,
+                    reason: Some("RESOURCE:MEMORY".into()),
+                    detail: Some("needs 512 MiB, 128 free".into()),
+                },
+                Verdict {
+                    container_instance_arn: arn("a1"),
+                    verdict: "chosen".into(),
+                    tasks: 2,
+                    reason: None,
+                    detail: None,
+                },
+                Verdict {
+                    container_instance_arn: arn("b2"),
+                    verdict: "passed-over".into(),
+                    tasks: 0,
+                    reason: None,
+                    detail: Some("spread(attribute:ecs.availability-zone)".into()),
+                },
+            ],
+        };
+        insta::assert_snapshot!(render(&plan, Paint(false)));
+    }
+}

@@ -1,0 +1,333 @@
+//! The web UI at `/ui`: server-rendered pages kept live by Server-Sent Events.
+//!
+//! ```text
+//!  GET /ui/login, POST /ui/login ── access key id + secret, checked once ──► session cookie
+//!  every other /ui path ── the cookie's session token (berth_auth::session) ──► the principal
+//!        │ no valid session: GET is sent to the login page, anything else gets 401
+//!        ▼
+//!  GET /ui             overview of every cluster the principal may describe
+//!  GET /ui?fragment=1  just its <main>, which ui.js swaps in
+//!  GET /ui/events      SSE: `change` with the new state index whenever the state moves
+//!  POST /ui/logout     needs the page's CSRF token
+//! ```
+//! The browser never keeps the secret, only a session token that every server accepts (it is
+//! signed with a key derived from the cluster secret) and that dies with its credential. The
+//! UI acts as the signed-in principal: what it shows is filtered by that principal's policy.
+//! Pages carry no inline script or style, under a strict Content-Security-Policy, and the
+//! cookie is `HttpOnly` and `SameSite=Strict`; writes also need a CSRF token.
+
+mod overview;
+mod page;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use berth_api::protocol::DEFAULT_REGION;
+use berth_auth::Session;
+use berth_model::Millis;
+use berth_model::arn::ArnContext;
+use berth_model::credential::CredentialKind;
+use futures::Stream;
+use maud::Markup;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::App;
+use crate::auth::Principal;
+
+pub use overview::{Overview, overview};
+
+/// Where the UI lives; the login page and the assets are the only paths open without a session.
+pub const PREFIX: &str = "/ui";
+const LOGIN: &str = "/ui/login";
+const ASSETS: &str = "/ui/assets/";
+const COOKIE: &str = "berth_session";
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Live updates are coalesced: at most one `change` event per this interval (the first of a
+/// burst goes at once).
+const COALESCE: Duration = Duration::from_millis(250);
+
+const SCRIPT: &str = include_str!("assets/ui.js");
+const STYLE: &str = include_str!("assets/ui.css");
+
+/// The session token of a signed-in request (what its CSRF token is derived from).
+#[derive(Clone)]
+struct SignedIn {
+    token: String,
+}
+
+pub(crate) fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route(PREFIX, get(home))
+        .route("/ui/", get(|| async { Redirect::to(PREFIX) }))
+        .route("/ui/events", get(events))
+        .route(LOGIN, get(login_form).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/assets/ui.js", get(|| asset(SCRIPT, "text/javascript")))
+        .route("/ui/assets/ui.css", get(|| asset(STYLE, "text/css")))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The UI's authentication, in place of SigV4: the login page and assets are open; everything
+/// else needs a valid session cookie.
+pub(crate) async fn gate(app: &App, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == LOGIN || path.starts_with(ASSETS) {
+        return next.run(request).await;
+    }
+    match signed_in(app, request.headers()) {
+        Ok((principal, token)) => {
+            request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(SignedIn { token });
+            next.run(request).await
+        }
+        Err(_) if request.method() == Method::GET => Redirect::to(LOGIN).into_response(),
+        Err(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The principal behind the request's session cookie, and the session token.
+fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Principal, String), String> {
+    let token = headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .ok_or("not signed in")?;
+    let session = app
+        .keyring
+        .session_key()
+        .verify(token, now_secs())
+        .map_err(|e| e.to_string())?;
+    let state = app.node.state();
+    let credential = state
+        .credential(&session.access_key_id)
+        .filter(|c| c.version == session.credential_version && c.valid_at(Millis::now()))
+        .ok_or("the session's credential was deleted or changed; sign in again")?;
+    Ok((Principal::Credential(credential.clone()), token.to_owned()))
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            "content-security-policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        // Not no-referrer: with it, browsers send `Origin: null` on a form's POST, and the
+        // sign-in's same-origin check needs the real one.
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn html(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct HomeQuery {
+    /// Present (any value): answer just `<main>`'s content.
+    fragment: Option<String>,
+}
+
+async fn home(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Extension(session): Extension<SignedIn>,
+    Query(q): Query<HomeQuery>,
+) -> Response {
+    let arn = ArnContext::new(DEFAULT_REGION, app.config.account_id.clone());
+    let state = app.node.state();
+    let data = overview(&state, |cluster| {
+        principal
+            .authorize(
+                &arn,
+                "ecs:DescribeClusters",
+                &[arn.cluster(cluster)],
+                Some(cluster),
+            )
+            .is_ok()
+    });
+    let main = page::overview(&data);
+    if q.fragment.is_some() {
+        return html(StatusCode::OK, main);
+    }
+    let viewer = page::Viewer {
+        name: principal.actor(),
+        csrf: app.keyring.session_key().csrf(&session.token),
+    };
+    html(
+        StatusCode::OK,
+        page::layout("Overview", Some(&viewer), main),
+    )
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    /// The index the page shows: a change since then is sent at once.
+    since: Option<u64>,
+}
+
+/// `change` events carrying the state's index, coalesced, until the server stops. Idle, a
+/// subscriber costs a parked task and a keep-alive comment every 15 s.
+async fn events(
+    State(app): State<Arc<App>>,
+    Query(q): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let since = q.since.unwrap_or_else(|| app.node.state().index());
+    // A change is sent at once; the next no sooner than COALESCE after it, carrying whatever
+    // happened meanwhile.
+    let start = (app, since, Instant::now() - COALESCE);
+    let changes = futures::stream::unfold(start, |(app, seen, last_sent)| async move {
+        loop {
+            let index = tokio::select! {
+                state = app.node.wait_beyond(seen, Duration::from_secs(3600)) => state.index(),
+                () = app.stopping() => return None,
+            };
+            if index > seen {
+                tokio::time::sleep_until((last_sent + COALESCE).into()).await;
+                let index = app.node.state().index();
+                let event = Event::default().event("change").data(index.to_string());
+                return Some((Ok(event), (app, index, Instant::now())));
+            }
+        }
+    });
+    Sse::new(changes).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn login_form() -> Response {
+    html(
+        StatusCode::OK,
+        page::layout("Sign in", None, page::login(None)),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    access_key_id: String,
+    secret: String,
+}
+
+/// Checks the access key id and secret once and answers with a session cookie.
+async fn login(State(app): State<Arc<App>>, headers: HeaderMap, form: Form<LoginForm>) -> Response {
+    // A page of another site must not sign a browser in as someone else.
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response();
+    }
+    let refused = || {
+        html(
+            StatusCode::UNAUTHORIZED,
+            page::layout(
+                "Sign in",
+                None,
+                page::login(Some("The access key id or secret is not valid.")),
+            ),
+        )
+    };
+    let state = app.node.state();
+    let Some(credential) = state
+        .credential(form.access_key_id.trim())
+        .filter(|c| c.kind == CredentialKind::User && c.valid_at(Millis::now()))
+    else {
+        return refused();
+    };
+    let Ok(secret) = app.keyring.secret_of(credential) else {
+        return refused();
+    };
+    if !bool::from(
+        secret
+            .expose()
+            .as_bytes()
+            .ct_eq(form.secret.trim().as_bytes()),
+    ) {
+        return refused();
+    }
+    let token = app.keyring.session_key().issue(&Session {
+        access_key_id: credential.access_key_id.clone(),
+        credential_version: credential.version,
+        expires: now_secs() + SESSION_TTL.as_secs(),
+    });
+    let secure = if app.tls.is_some() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={token}; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_TTL.as_secs()
+    );
+    let mut response = Redirect::to(PREFIX).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    response
+}
+
+/// Whether a browser's POST comes from a page of this server: its `Origin` (sent by every
+/// current browser on a POST) names the host it was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get("host").and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    origin_host.is_some() && origin_host == host
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<SignedIn>,
+    form: Form<LogoutForm>,
+) -> Response {
+    if !app
+        .keyring
+        .session_key()
+        .csrf_matches(&session.token, &form.csrf)
+    {
+        return (StatusCode::FORBIDDEN, "the form's CSRF token is not valid").into_response();
+    }
+    let mut response = Redirect::to(LOGIN).into_response();
+    let cleared = format!("{COOKIE}=; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    response
+}
