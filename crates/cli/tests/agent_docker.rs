@@ -1151,7 +1151,7 @@ async fn a_lost_agents_tasks_are_stopped_and_its_orphans_removed_when_it_returns
     let Some(mut env) = Env::start(
         "lost",
         &["--agent-heartbeat-timeout", "2", "--agent-lost-after", "2"],
-        &["--poll-wait", "1"],
+        &["--poll-wait", "1", "--cleanup-wait", "3"],
     )
     .await
     else {
@@ -1218,7 +1218,8 @@ async fn a_lost_agents_tasks_are_stopped_and_its_orphans_removed_when_it_returns
     // Nobody stopped the container itself: it is an orphan now.
     assert_eq!(inspect(&id)["State"]["Running"], true);
 
-    // The agent comes back: connected again, and it removes the orphan.
+    // The agent comes back: connected again, it stops the orphan at once, and removes it once
+    // its logs have been kept for --cleanup-wait.
     env.agent.restart();
     eventually("the instance to be connected again", async || {
         let i = env.instance().await;
@@ -1226,6 +1227,17 @@ async fn a_lost_agents_tasks_are_stopped_and_its_orphans_removed_when_it_returns
             Ok(())
         } else {
             Err(format!("{i:?}"))
+        }
+    })
+    .await;
+    eventually("the orphaned container to be stopped", async || {
+        // Gone already counts: it was stopped and then removed.
+        let running = !containers_labelled(LABEL_TASK, &task).is_empty()
+            && inspect(&id)["State"]["Running"] == true;
+        if running {
+            Err("still running".to_owned())
+        } else {
+            Ok(())
         }
     })
     .await;
