@@ -1003,6 +1003,16 @@ async fn a_framework_follows_the_leader_by_resubscribing() {
     again["id"] = json!({"value": id});
     let mut f = Framework::subscribe_with(&location, again).await;
     assert_eq!(f.id, id, "the same framework");
+    // After a failover a framework reconciles, as with a Mesos master: the new leader answers
+    // with the task's state.
+    let r = f
+        .call(json!({
+            "type": "RECONCILE",
+            "framework_id": {"value": id},
+            "reconcile": {"tasks": [{"task_id": {"value": "kept"}}]}
+        }))
+        .await;
+    assert_eq!(r, 202);
     f.update("kept", "TASK_RUNNING").await;
     let offer = f.offer().await;
     assert_eq!(offer["agent_id"], agent, "offers go on from the new leader");
