@@ -103,6 +103,18 @@ async fn catch_up(leader: &Berth, server: &Berth) {
     caught_up(server, index).await;
 }
 
+/// A level from the server's `/metrics` (a gauge without labels).
+async fn gauge(server: &Berth, name: &str) -> f64 {
+    let r = raw(&server.endpoint, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_join_a_running_server_and_leave_on_request() {
     let root = tempfile::tempdir().unwrap();
@@ -118,6 +130,9 @@ async fn servers_join_a_running_server_and_leave_on_request() {
     let health = get_json(&third.endpoint, "/v1/health").await;
     assert_eq!(health["voters"], serde_json::json!([1, 2, 3]), "{health}");
     assert_eq!(health["quorum"], true, "{health}");
+    assert_eq!(gauge(&third, "berth_raft_voters").await, 3.0);
+    assert_eq!(gauge(&first, "berth_raft_learners").await, 0.0);
+    assert_eq!(gauge(&first, "berth_raft_membership_changing").await, 0.0);
 
     // The joined servers hold what was written before they joined, and take writes.
     catch_up(&first, &second).await;
@@ -186,6 +201,7 @@ async fn servers_join_a_running_server_and_leave_on_request() {
     assert_eq!(voters(&after), [1, 2], "{after}");
     let health = get_json(&first.endpoint, "/v1/health").await;
     assert_eq!(health["voters"], serde_json::json!([1, 2]), "{health}");
+    assert_eq!(gauge(&first, "berth_raft_voters").await, 2.0);
     let err = operator(&first, &["remove-peer", "3"]).unwrap_err();
     assert!(err.contains("node 3 is not a voter"), "{err}");
     create_cluster(&second, "without-three").await;

@@ -114,6 +114,8 @@ async fn counters_and_levels_move_as_the_cluster_works() {
         "a lone server leads"
     );
     assert!(before.value("berth_raft_term", &[]) >= 1.0);
+    assert_eq!(before.value("berth_raft_voters", &[]), 1.0);
+    assert_eq!(before.value("berth_raft_learners", &[]), 0.0);
     assert!(before.value("berth_raft_log_file_bytes", &[]) > 0.0);
 
     cluster_with_one_instance(&ecs, "metrics").await;
@@ -141,6 +143,10 @@ async fn counters_and_levels_move_as_the_cluster_works() {
         ("berth_raft_log_file_bytes", "gauge"),
         ("berth_raft_snapshot_file_bytes", "gauge"),
         ("berth_raft_leader_changes_total", "counter"),
+        ("berth_raft_candidacies_total", "counter"),
+        ("berth_raft_voters", "gauge"),
+        ("berth_raft_learners", "gauge"),
+        ("berth_raft_membership_changing", "gauge"),
         ("berth_tasks", "gauge"),
         ("berth_services", "gauge"),
         ("berth_container_instances", "gauge"),

@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 mod batcher;
+mod election;
 mod log_store;
 pub mod membership;
 pub mod metrics;
@@ -94,13 +95,13 @@ pub struct NodeOptions {
 
 /// How fast a group notices a lost leader, and how long a client waits for an answer.
 ///
-/// openraft makes a follower that heard from a leader wait out the leader's lease
-/// (`election_timeout_max`, twice the timeout here) and then a random election timeout (one to
-/// two times it) before it stands, so a leader's loss is noticed 3–4 election timeouts after
-/// its last heartbeat, checked on a tick of 1.5 heartbeats. The defaults put that at
-/// 300–400 ms plus up to a 75 ms tick: far above an fsync (0.24 ms median, 2.4 ms max on the
-/// development VM) and a loopback round trip, so a busy leader is not deposed by accident, and
-/// below the half second a failover may take.
+/// A follower that heard from a leader waits out the leader's lease (twice the election
+/// timeout: voters refuse candidates until it runs out) and then a random election timeout
+/// (one to two times it), drawn afresh for every wait (`election`), before it stands; a
+/// split vote is retried after a new draw. The defaults put a lost leader's successor in
+/// office 300–400 ms after its last heartbeat: far above an fsync (0.24 ms median, 2.4 ms max
+/// on the development VM) and a loopback round trip, so a busy leader is not deposed by
+/// accident, and below the half second a failover may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// How often a leader reminds its followers that it leads.
@@ -257,6 +258,8 @@ pub struct Node {
     published: Arc<Published>,
     queue: mpsc::UnboundedSender<batcher::Pending>,
     peers: network::Network,
+    /// When this node stands for leader; the peer calls it serves move it.
+    election: Arc<election::ElectionTimer>,
     timing: Timing,
     /// Where peers reach this node.
     addr: String,
@@ -307,6 +310,9 @@ impl Node {
             heartbeat_interval: millis(timing.heartbeat),
             election_timeout_min: millis(timing.election_timeout),
             election_timeout_max: millis(timing.election_timeout) * 2,
+            // berth's own timer decides when to stand (`election`): openraft's draws one
+            // timeout per process, so split votes repeat.
+            enable_elect: false,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             // Keep a tail of the log after each snapshot for followers that lag a little.
             max_in_snapshot_log_to_keep: options.snapshot_every.min(1000),
@@ -317,15 +323,12 @@ impl Node {
         }
         .validate()
         .map_err(|e| OpenError::Raft(e.to_string()))?;
-        let raft = Raft::new(
-            options.id,
-            Arc::new(config),
-            network::Network::new(options.peers.clone(), timing.heartbeat),
-            log,
-            sm,
-        )
-        .await
-        .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let election = Arc::new(election::ElectionTimer::new(timing));
+        let network =
+            network::Network::new(options.peers.clone(), timing.heartbeat, election.clone());
+        let raft = Raft::new(options.id, Arc::new(config), network.clone(), log, sm)
+            .await
+            .map_err(|e| OpenError::Raft(e.to_string()))?;
 
         let initialized = raft
             .is_initialized()
@@ -341,14 +344,12 @@ impl Node {
             raft.initialize(members)
                 .await
                 .map_err(|e| OpenError::Raft(e.to_string()))?;
-        } else if initialized {
-            // A lone voter need not wait out an election timeout after a restart.
-            let m = raft.metrics().borrow().clone();
-            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-            if voters == [options.id] {
-                let _ = raft.trigger().elect().await;
-            }
         }
+        tokio::spawn(election::run(
+            raft.clone(),
+            election.clone(),
+            metrics.clone(),
+        ));
 
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(batcher::run(
@@ -364,7 +365,8 @@ impl Node {
             raft,
             published,
             queue: tx,
-            peers: network::Network::new(options.peers.clone(), timing.heartbeat),
+            peers: network,
+            election,
             timing,
             addr: options.addr.clone(),
             metrics,

@@ -40,6 +40,7 @@ pub struct RaftMetrics {
     refused: Family<Reason, Counter>,
     offers: Counter,
     leader_changes: Counter,
+    candidacies: Counter,
 }
 
 impl Default for RaftMetrics {
@@ -56,6 +57,7 @@ impl Default for RaftMetrics {
             refused: Family::default(),
             offers: Counter::default(),
             leader_changes: Counter::default(),
+            candidacies: Counter::default(),
         }
     }
 }
@@ -93,6 +95,11 @@ impl RaftMetrics {
     /// This node saw a new leader (or lost the one it knew).
     pub(crate) fn leader_changed(&self) {
         self.leader_changes.inc();
+    }
+
+    /// This node's election timer ran out and it stood for leader.
+    pub(crate) fn stood(&self) {
+        self.candidacies.inc();
     }
 
     fn register(&self, registry: &mut Registry) {
@@ -137,6 +144,11 @@ impl RaftMetrics {
             "berth_raft_leader_changes",
             "Times this server saw the Raft leader change (elections it observed)",
             self.leader_changes.clone(),
+        );
+        registry.register(
+            "berth_raft_candidacies",
+            "Times this server stood for leader (its election timer ran out without a leader)",
+            self.candidacies.clone(),
         );
     }
 }
@@ -232,6 +244,28 @@ impl Collector for Levels {
             "Entries in this server's log (not yet purged after a snapshot)",
             None,
             (last_log - purged).max(0),
+        )?;
+        let membership = m.membership_config.membership();
+        for (name, help, count) in [
+            (
+                "berth_raft_voters",
+                "Voters in the Raft group's membership as this server knows it",
+                membership.voter_ids().count(),
+            ),
+            (
+                "berth_raft_learners",
+                "Learners (servers catching up before they vote) in the membership",
+                membership.learner_ids().count(),
+            ),
+        ] {
+            gauge(e, name, help, None, count as i64)?;
+        }
+        gauge(
+            e,
+            "berth_raft_membership_changing",
+            "1 while a membership change is in its joint phase (old and new voters both decide)",
+            None,
+            i64::from(membership.get_joint_config().len() > 1),
         )?;
         for (file, name, help) in [
             (

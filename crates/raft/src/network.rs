@@ -9,6 +9,7 @@
 //! hash included as a signed header, so a server accepts Raft traffic from its peers only
 //! and checks who is calling before it reads a large body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_client::{Client, Credentials, Transport};
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 
 use berth_model::Stamped;
 
+use crate::election::{ElectionTimer, Since};
 use crate::{Member, MembershipChange, MembershipError, TypeConfig, WriteError, Written};
 
 type NodeId = u64;
@@ -80,15 +82,22 @@ impl PeerAccess {
 pub struct Network {
     access: PeerAccess,
     retry_every: Duration,
+    election: Arc<ElectionTimer>,
 }
 
 impl Network {
     /// Peers reached through `access`; one that does not answer is tried again every
-    /// `retry_every` (the heartbeat interval).
-    pub fn new(access: PeerAccess, retry_every: Duration) -> Network {
+    /// `retry_every` (the heartbeat interval). A vote refused for this node's shorter log
+    /// defers its next candidacy on `election`.
+    pub(crate) fn new(
+        access: PeerAccess,
+        retry_every: Duration,
+        election: Arc<ElectionTimer>,
+    ) -> Network {
         Network {
             access,
             retry_every,
+            election,
         }
     }
 
@@ -106,6 +115,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             client: self.access.client(&node.addr),
             retry_every: self.retry_every,
+            election: self.election.clone(),
         }
     }
 }
@@ -220,6 +230,7 @@ pub struct Peer {
     addr: String,
     client: Client,
     retry_every: Duration,
+    election: Arc<ElectionTimer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +291,14 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(VOTE_PATH, &rpc).await
+        let answer: Result<VoteResponse<NodeId>, _> = self.call(VOTE_PATH, &rpc).await;
+        if let Ok(refused) = &answer
+            && !refused.vote_granted
+            && refused.last_log_id > rpc.last_log_id
+        {
+            self.election.defer(Since::RefusedForLog);
+        }
+        answer
     }
 
     /// A peer that did not answer is tried again after one heartbeat interval, not

@@ -11,6 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use berth_model::Stamped;
+use openraft::raft::AppendEntriesResponse;
+
+use crate::election::Since;
 
 use crate::network::{
     APPEND_PATH, JOIN_PATH, MEMBERSHIP_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH, WRITE_PATH,
@@ -71,17 +74,31 @@ impl Node {
             APPEND_PATH => {
                 let req = decode(body)?;
                 self.check_append(&req).map_err(|e| refuse(&e))?;
-                PeerAnswer::json(&self.raft.append_entries(req).await)
+                let answer = self.raft.append_entries(req).await;
+                if matches!(answer, Ok(ref a) if !matches!(a, AppendEntriesResponse::HigherVote(_)))
+                {
+                    self.election.rearm(Since::Leader);
+                }
+                PeerAnswer::json(&answer)
             }
             VOTE_PATH => {
                 let req = decode(body)?;
                 self.check_vote(&req).map_err(|e| refuse(&e))?;
-                PeerAnswer::json(&self.raft.vote(req).await)
+                let answer = self.raft.vote(req).await;
+                if matches!(answer, Ok(ref granted) if granted.vote_granted) {
+                    self.election.rearm(Since::Election);
+                }
+                PeerAnswer::json(&answer)
             }
             SNAPSHOT_PATH => {
                 let req = decode(body)?;
                 crate::rpc_check::check_snapshot(&req).map_err(|e| refuse(&e))?;
-                PeerAnswer::json(&self.raft.install_snapshot(req).await)
+                let from = req.vote;
+                let answer = self.raft.install_snapshot(req).await;
+                if matches!(answer, Ok(ref accepted) if accepted.vote == from) {
+                    self.election.rearm(Since::Leader);
+                }
+                PeerAnswer::json(&answer)
             }
             // A write forwarded by a follower: checked as the API would, and proposed here
             // only (never forwarded again).
