@@ -735,12 +735,6 @@ def test_a_framework_role_principal_runs_command_tasks(dev, framework):
     fw.status(task_id, "TASK_FINISHED")
 
 
-@pytest.mark.xfail(
-    reason="berth answers GET /version only to an authenticated caller (401 otherwise); a "
-    "Mesos master serves it to anyone, and pymesos reads it without credentials, so pymesos "
-    "never learns the version (driver.version stays None)",
-    strict=False,
-)
 def test_pymesos_reads_the_version_without_credentials(dev, framework):
     fw = framework("versioned")
     fw.registered()

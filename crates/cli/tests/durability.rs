@@ -252,3 +252,72 @@ async fn acknowledged_writes_survive_sigkill_across_snapshots() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     kill_and_check(berth, acked, handles, true).await;
 }
+
+/// A Raft log altered on disk after redb wrote it (a disk fault, a partial copy) is caught
+/// when the server starts: it refuses to start, naming the file and what to do, and serves
+/// nothing from it. Before, redb trusted such a file: the server could serve what it read or
+/// panic on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_altered_on_disk_is_refused_at_start_never_served() {
+    use std::os::unix::fs::FileExt;
+
+    let mut berth = common::Berth::start();
+    let ecs = berth.client();
+    for i in 0..200 {
+        ecs.create_cluster()
+            .cluster_name(format!("c{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let listen = berth.addr().to_owned();
+    berth.kill();
+
+    // A clean stop and start passes the check.
+    let log = berth.data_dir.join("raft-log.redb");
+    berth.restart();
+    let clusters = berth.client().list_clusters().send().await.unwrap();
+    assert!(clusters.cluster_arns().len() >= 100);
+    berth.kill();
+
+    // Garbage over the middle half of the file, page-aligned: the committed trees live there.
+    let len = std::fs::metadata(&log).unwrap().len();
+    let (from, to) = ((len / 4) & !4095, (3 * len / 4) & !4095);
+    assert!(to > from, "the log is {len} bytes");
+    let file = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    file.write_all_at(&vec![0x5a; (to - from) as usize], from)
+        .unwrap();
+    drop(file);
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["server", "--listen", &listen, "--data-dir"])
+        .arg(&berth.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a server on a corrupt log neither refused to start nor stopped in 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{} is corrupt", log.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("replace the server"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

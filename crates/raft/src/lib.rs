@@ -30,7 +30,7 @@ pub mod rpc_check;
 mod state_machine;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,6 +173,14 @@ pub enum OpenError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A database's pages fail their checksums: the file was altered since redb wrote it
+    /// (a disk fault, a partial copy). Nothing of it is served.
+    #[error(
+        "{path} is corrupt ({reason}); this server will not serve from it. Move its data \
+         directory aside and replace the server: start a fresh one that joins the group \
+         (README: replacing a server), or restore the directory from a backup"
+    )]
+    Corrupt { path: PathBuf, reason: String },
     /// openraft refused to start or initialize.
     #[error("raft failed to start: {0}")]
     Raft(String),
@@ -267,6 +275,31 @@ pub struct Node {
     data_dir: PathBuf,
 }
 
+/// Opens the database at `path` once with redb's full integrity check, which verifies the
+/// checksum of every committed page. A crash mid-write needs no check: redb's two-phase
+/// commit falls back to the last complete transaction by itself (the torn tail is dropped;
+/// it was never acknowledged, since entries are acknowledged after their commit's fsync). A
+/// file altered afterwards is a different matter: a plain open trusts it and may serve its
+/// garbage or panic on it, so the node refuses to start instead.
+fn verify(path: &Path) -> Result<(), OpenError> {
+    match redb::Builder::new()
+        .set_check_integrity_on_open(true)
+        .create(path)
+    {
+        Ok(_) => Ok(()),
+        Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+            Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason,
+            })
+        }
+        Err(e) => Err(OpenError::Storage {
+            path: path.to_owned(),
+            source: Box::new(e),
+        }),
+    }
+}
+
 /// Counts every change of the leader this node knows (a new one, or none), until Raft stops.
 async fn count_leader_changes(raft: BerthRaft, metrics: metrics::RaftMetrics) {
     let mut watch = raft.metrics();
@@ -289,12 +322,15 @@ impl Node {
             source: Box::new(e),
         })?;
         let log_path = options.data_dir.join("raft-log.redb");
+        let sm_path = options.data_dir.join("raft-snapshot.redb");
+        for path in [&log_path, &sm_path] {
+            verify(path)?;
+        }
         let metrics = metrics::RaftMetrics::default();
         let log = LogStore::open(&log_path, metrics.clone()).map_err(|e| OpenError::Storage {
             path: log_path,
             source: Box::new(e),
         })?;
-        let sm_path = options.data_dir.join("raft-snapshot.redb");
         let sm = StateMachine::open(&sm_path, options.state.clone()).map_err(|e| {
             OpenError::Storage {
                 path: sm_path,

@@ -2,7 +2,7 @@
 //! or is refused here. Handlers never see an anonymous request.
 //!
 //! ```text
-//!  request ─► which API? ─┬─ /v1/health ────────────────────────────────► handler (no principal)
+//!  request ─► which API? ─┬─ /v1/health, /version ─────────────────────► handler (no principal)
 //!                         ├─ /v1/raft/*, heartbeats ─ SigV4, peer key only, body hash signed
 //!                         ├─ POST / (ECS) ─────────── SigV4 for `ecs`
 //!                         ├─ Mesos scheduler API ──── HTTP Basic (key id : secret) or SigV4
@@ -57,7 +57,9 @@ const BOOTSTRAP_WAIT: Duration = Duration::from_secs(30);
 /// Which API a request is for: it decides the signing name and who may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Api {
-    /// `/v1/health`: liveness, nothing sensitive, no credentials.
+    /// `/v1/health` and Mesos' `GET /version`: liveness and the Mesos API version, nothing
+    /// sensitive, no credentials. A Mesos master serves `/version` to anyone, and frameworks
+    /// (pymesos) read it before they authenticate.
     Open,
     /// `POST /`: the ECS API.
     Ecs,
@@ -74,9 +76,9 @@ pub(crate) enum Api {
 impl Api {
     pub(crate) fn of(path: &str) -> Api {
         match path {
-            "/v1/health" => Api::Open,
+            "/v1/health" | "/version" => Api::Open,
             "/" => Api::Ecs,
-            "/api/v1/scheduler" | "/version" => Api::Mesos,
+            "/api/v1/scheduler" => Api::Mesos,
             p if p.starts_with("/v1/raft/") || p == crate::agents::FORWARD_PATH => Api::Peer,
             p if p == crate::ui::PREFIX || p.starts_with("/ui/") => Api::Ui,
             _ => Api::Native,
@@ -498,6 +500,7 @@ mod tests {
         assert_eq!(Api::of("/v1/health"), Api::Open);
         assert_eq!(Api::of("/"), Api::Ecs);
         assert_eq!(Api::of("/api/v1/scheduler"), Api::Mesos);
+        assert_eq!(Api::of("/version"), Api::Open);
         assert_eq!(Api::of("/v1/raft/vote"), Api::Peer);
         assert_eq!(Api::of("/v1/raft/write"), Api::Peer);
         assert_eq!(Api::of("/v1/agent/heartbeats"), Api::Peer);
