@@ -362,6 +362,26 @@ async fn stop_is_quick_for_a_container_that_exits_on_sigterm(f: &Fixture) {
     assert_eq!(f.wait(&id).await, expected);
 }
 
+/// A program run without a shell (which would reset its signal mask itself) dies of the
+/// stop's SIGTERM at once. Reported: process-runtime commands inherited the shim's blocked
+/// signals, so every stop of, say, `sleep` or an HTTP server waited out its stop timeout and
+/// ended in SIGKILL (137). (Not a Docker check: there the command is the container's PID 1,
+/// which the kernel shields from signals it has no handler for, as `docker stop` shows.)
+async fn a_command_run_without_a_shell_dies_of_sigterm(f: &Fixture) {
+    let mut spec = f.spec("");
+    spec.command = vec!["sleep".into(), "600".into()];
+    let id = f.run(&spec).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    f.rt()
+        .stop(&id, Duration::from_secs(20))
+        .await
+        .expect("stop");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert_eq!(f.wait(&id).await, 143, "died of SIGTERM: 128 + 15");
+}
+
 async fn stop_and_remove_are_idempotent(f: &Fixture) {
     let id = f.run(&f.spec(UNTIL_TERM)).await;
     f.wait_for_output(&id, "ready").await;
@@ -805,4 +825,5 @@ conformance!(@runtime process_only = process;
     ports_user_and_ulimits_reach_the_process,
     a_missing_program_does_not_start,
     a_followed_log_ends_when_the_container_is_removed,
+    a_command_run_without_a_shell_dies_of_sigterm,
 );

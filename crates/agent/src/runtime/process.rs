@@ -1475,7 +1475,10 @@ mod shim {
     }
 
     /// The command (or a health check) with the container's environment, directory and user,
-    /// leading a process group of its own.
+    /// leading a process group of its own, with no signal blocked: the shim blocks the ones
+    /// it waits for, and a child inherits the mask (std does not reset it), so without this
+    /// a command that does not clear it itself (anything run without a shell) would never
+    /// see the stop's SIGTERM.
     fn command(stored: &Stored, argv: &[String]) -> Result<Command, NotStarted> {
         let (program, args) = argv
             .split_first()
@@ -1488,6 +1491,15 @@ mod shim {
             .current_dir(&stored.cwd)
             .stdin(Stdio::null())
             .process_group(0);
+        // SAFETY: runs between fork and exec, where only async-signal-safe calls are allowed:
+        // pthread_sigmask is one, over a set built on the stack, with no allocation or lock.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::signal::SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(io::Error::from)
+            });
+        }
         if let Some(gid) = stored.gid {
             command.gid(gid);
         }
