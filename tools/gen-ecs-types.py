@@ -45,6 +45,9 @@ OPERATIONS = [
     "DeleteAccountSetting",
     # task scale-in protection
     "UpdateTaskProtection", "GetTaskProtection",
+    # capacity providers
+    "CreateCapacityProvider", "DescribeCapacityProviders", "UpdateCapacityProvider",
+    "DeleteCapacityProvider", "PutClusterCapacityProviders",
     # agent-facing
     "DiscoverPollEndpoint", "SubmitTaskStateChange", "SubmitContainerStateChange",
 ]

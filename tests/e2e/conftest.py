@@ -169,6 +169,32 @@ def berth_bin() -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------------
+# Docker
+# --------------------------------------------------------------------------------------------
+
+# A Docker endpoint that does not exist (DOCKER_HOST): berth then runs tasks as host processes.
+DOCKER_NOWHERE = "unix:///nonexistent/berth-test-docker.sock"
+
+
+def docker_unavailable() -> str | None:
+    """Why no Docker Engine answers the `docker` CLI here, if none does. A test that needs
+    Docker skips with this, except under CI (CI=true), where Docker is present: it fails."""
+    try:
+        p = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"cannot run the docker CLI: {e}"
+    if p.returncode != 0:
+        return f"`docker version` failed ({p.returncode}): {p.stderr.strip()}"
+    return None
+
+
 @dataclass
 class BerthProcess:
     """A running berth process; stdout is collected line by line, stderr goes to a log file."""

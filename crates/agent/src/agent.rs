@@ -32,8 +32,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_api::agent::{
-    AGENT_LOGS_PATH, AGENT_SIGNING_NAME, Assignment, CERTIFICATE_ATTRIBUTE, ENDPOINT_ATTRIBUTE,
-    JoinRequest, host_of,
+    AGENT_LOGS_PATH, AGENT_SIGNING_NAME, Assignment, CAPACITY_PROVIDER_ATTRIBUTE,
+    CERTIFICATE_ATTRIBUTE, ENDPOINT_ATTRIBUTE, JoinRequest, host_of,
 };
 use berth_api::types as api;
 use berth_auth::{JoinToken, SecretKey};
@@ -66,6 +66,9 @@ pub struct AgentConfig {
     pub cluster: String,
     /// Custom attributes to register.
     pub attributes: Vec<(String, String)>,
+    /// The capacity provider the instance belongs to: registered as the
+    /// `ecs.capacity-provider` attribute, which is how berth knows a provider's instances.
+    pub capacity_provider: Option<String>,
     /// Where the agent keeps its identity and process sandboxes.
     pub data_dir: PathBuf,
     /// `None`: Docker when reachable, else host processes. `Some(Hollow)`: every task hollow.
@@ -100,6 +103,7 @@ impl AgentConfig {
             servers: vec![server.into()],
             cluster: "default".into(),
             attributes: Vec::new(),
+            capacity_provider: None,
             data_dir: data_dir.into(),
             runtime: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -491,6 +495,9 @@ async fn register(
     }
     for (k, v) in &config.attributes {
         attributes.insert(k.clone(), v.clone());
+    }
+    if let Some(provider) = &config.capacity_provider {
+        attributes.insert(CAPACITY_PROVIDER_ATTRIBUTE.into(), provider.clone());
     }
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

@@ -27,6 +27,10 @@ pub const JOIN_PATH: &str = "/v1/agent/join";
 /// credential may set it; the server keeps it as the instance's agent endpoint, not as an
 /// attribute, and no other caller can write `berth.` attributes.
 pub const ENDPOINT_ATTRIBUTE: &str = "berth.agent-endpoint";
+/// The attribute naming the capacity provider an instance belongs to (`berth agent
+/// --capacity-provider NAME` registers it): how berth knows a provider's instances, since it
+/// has no Auto Scaling groups.
+pub const CAPACITY_PROVIDER_ATTRIBUTE: &str = "ecs.capacity-provider";
 /// The attribute an agent registers its log endpoint's certificate with: the SHA-256 of the
 /// certificate (DER), 64 lowercase hex digits. Servers accept that certificate and no other
 /// when they fetch logs. Like the endpoint, only the agent's own credential may set it.

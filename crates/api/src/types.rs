@@ -7,6 +7,24 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct AcceleratorCountRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceleratorTotalMemoryMiBRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AdvancedConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternate_target_group_arn: Option<String>,
@@ -55,6 +73,38 @@ pub struct Attribute {
     pub target_id: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoRepairConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions_status: Option<String>,
+}
+
+/// Required by the model: `autoScalingGroupArn`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoScalingGroupProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_scaling: Option<ManagedScaling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_termination_protection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_draining: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoScalingGroupProviderUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_scaling: Option<ManagedScaling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_termination_protection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_draining: Option<String>,
+}
+
 /// Required by the model: `subnets`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,11 +119,45 @@ pub struct AwsVpcConfiguration {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct BaselineEbsBandwidthMbpsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CanaryConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_percent: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_bake_time_in_minutes: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group_provider: Option<AutoScalingGroupProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_instances_provider: Option<ManagedInstancesProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_status_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
 }
 
 /// Required by the model: `capacityProvider`.
@@ -86,6 +170,15 @@ pub struct CapacityProviderStrategyItem {
     pub weight: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityReservationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_group_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_preference: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -404,6 +497,29 @@ pub struct ContainerStateChange {
     pub status: Option<String>,
 }
 
+/// Required by the model: `name`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCapacityProviderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group_provider: Option<AutoScalingGroupProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_instances_provider: Option<CreateManagedInstancesProviderConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCapacityProviderResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider: Option<CapacityProvider>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateClusterRequest {
@@ -428,6 +544,22 @@ pub struct CreateClusterRequest {
 pub struct CreateClusterResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+/// Required by the model: `infrastructureRoleArn`, `instanceLaunchTemplate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateManagedInstancesProviderConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_launch_template: Option<InstanceLaunchTemplate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_optimization: Option<InfrastructureOptimization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
 /// Required by the model: `serviceName`.
@@ -535,6 +667,23 @@ pub struct DeleteAttributesRequest {
 pub struct DeleteAttributesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+/// Required by the model: `capacityProvider`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteCapacityProviderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteCapacityProviderResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider: Option<CapacityProvider>,
 }
 
 /// Required by the model: `cluster`.
@@ -771,6 +920,32 @@ pub struct DeregisterTaskDefinitionRequest {
 pub struct DeregisterTaskDefinitionResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<TaskDefinition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeCapacityProvidersRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_providers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeCapacityProvidersResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_providers: Option<Vec<CapacityProvider>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1194,6 +1369,13 @@ pub struct InferenceAcceleratorOverride {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct InfrastructureOptimization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in_after: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstanceHealthCheckResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
@@ -1205,6 +1387,113 @@ pub struct InstanceHealthCheckResult {
     pub last_updated: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_status_change: Option<f64>,
+}
+
+/// Required by the model: `ec2InstanceProfileArn`, `networkConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceLaunchTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_instance_profile_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<ManagedInstancesNetworkConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_configuration: Option<ManagedInstancesStorageConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_storage_configuration: Option<ManagedInstancesLocalStorageConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_option_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_metadata_tags_propagation: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_requirements: Option<InstanceRequirementsRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fips_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_reservations: Option<CapacityReservationRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nitro_enclaves_enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceLaunchTemplateUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_instance_profile_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<ManagedInstancesNetworkConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_configuration: Option<ManagedInstancesStorageConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_metadata_tags_propagation: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_storage_configuration: Option<ManagedInstancesLocalStorageConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_requirements: Option<InstanceRequirementsRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_reservations: Option<CapacityReservationRequest>,
+}
+
+/// Required by the model: `vCpuCount`, `memoryMiB`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRequirementsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v_cpu_count: Option<VCpuCountRangeRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mi_b: Option<MemoryMiBRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_manufacturers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_gi_b_per_v_cpu: Option<MemoryGiBPerVCpuRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_instance_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_generations: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_max_price_percentage_over_lowest_price: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand_max_price_percentage_over_lowest_price: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bare_metal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burstable_performance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_hibernate_support: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_count: Option<NetworkInterfaceCountRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_storage_types: Option<Vec<String>>,
+    #[serde(
+        rename = "totalLocalStorageGB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_local_storage_gb: Option<TotalLocalStorageGBRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ebs_bandwidth_mbps: Option<BaselineEbsBandwidthMbpsRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_count: Option<AcceleratorCountRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_manufacturers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_names: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_total_memory_mi_b: Option<AcceleratorTotalMemoryMiBRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_bandwidth_gbps: Option<NetworkBandwidthGbpsRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_instance_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_spot_price_as_percentage_of_optimal_on_demand_price: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1525,11 +1814,83 @@ pub struct ManagedAgentStateChange {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct ManagedInstancesLocalStorageConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_local_storage: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedInstancesNetworkConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedInstancesProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_launch_template: Option<InstanceLaunchTemplate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_optimization: Option<InfrastructureOptimization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_repair_configuration: Option<AutoRepairConfiguration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedInstancesStorageConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_size_gi_b: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedScaling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_capacity: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_scaling_step_size: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_scaling_step_size: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_warmup_period: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ManagedStorageConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fargate_ephemeral_storage_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryGiBPerVCpuRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Required by the model: `min`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryMiBRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 /// Required by the model: `metricNames`, `resolutionSeconds`.
@@ -1558,6 +1919,15 @@ pub struct MountPoint {
     pub container_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkBandwidthGbpsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1593,6 +1963,15 @@ pub struct NetworkInterface {
     pub private_ipv4_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterfaceCountRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 /// Required by the model: `memory`.
@@ -1724,6 +2103,25 @@ pub struct PutAttributesRequest {
 pub struct PutAttributesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+/// Required by the model: `cluster`, `capacityProviders`, `defaultCapacityProviderStrategy`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutClusterCapacityProvidersRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_providers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutClusterCapacityProvidersResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2713,6 +3111,15 @@ pub struct Tmpfs {
     pub mount_options: Option<Vec<String>>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TotalLocalStorageGBRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
 /// Required by the model: `isolationMode`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -2758,6 +3165,27 @@ pub struct UntagResourceRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UntagResourceResponse {}
+
+/// Required by the model: `name`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateCapacityProviderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group_provider: Option<AutoScalingGroupProviderUpdate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_instances_provider: Option<UpdateManagedInstancesProviderConfiguration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateCapacityProviderResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider: Option<CapacityProvider>,
+}
 
 /// Required by the model: `cluster`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2816,6 +3244,22 @@ pub struct UpdateContainerInstancesStateResponse {
     pub container_instances: Option<Vec<ContainerInstance>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+/// Required by the model: `infrastructureRoleArn`, `instanceLaunchTemplate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateManagedInstancesProviderConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_launch_template: Option<InstanceLaunchTemplateUpdate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_optimization: Option<InfrastructureOptimization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
 /// Required by the model: `service`.
@@ -2904,6 +3348,16 @@ pub struct UpdateTaskProtectionResponse {
     pub protected_tasks: Option<Vec<ProtectedTask>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+/// Required by the model: `min`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VCpuCountRangeRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3071,6 +3525,28 @@ pub mod model {
 
 /// Allowed values of the model's enum-typed strings, for validation.
 pub mod enums {
+    /// Values of `AcceleratorManufacturer`.
+    pub const ACCELERATOR_MANUFACTURER: &[&str] =
+        &["amazon-web-services", "amd", "nvidia", "xilinx", "habana"];
+    /// Values of `AcceleratorName`.
+    pub const ACCELERATOR_NAME: &[&str] = &[
+        "a100",
+        "inferentia",
+        "k520",
+        "k80",
+        "m60",
+        "radeon-pro-v520",
+        "t4",
+        "vu9p",
+        "v100",
+        "a10g",
+        "h100",
+        "t4g",
+        "l40s",
+        "l4",
+    ];
+    /// Values of `AcceleratorType`.
+    pub const ACCELERATOR_TYPE: &[&str] = &["gpu", "fpga", "inference"];
     /// Values of `AccessType`.
     pub const ACCESS_TYPE: &[&str] = &["PUBLIC", "PRIVATE"];
     /// Values of `AgentUpdateStatus`.
@@ -3083,10 +3559,48 @@ pub mod enums {
     pub const ASSIGN_PUBLIC_IP: &[&str] = &["ENABLED", "DISABLED"];
     /// Values of `AttestationPolicyStatus`.
     pub const ATTESTATION_POLICY_STATUS: &[&str] = &["CONFIGURED"];
+    /// Values of `AutoRepairActionsStatus`.
+    pub const AUTO_REPAIR_ACTIONS_STATUS: &[&str] = &["ENABLED", "DISABLED"];
     /// Values of `AvailabilityZoneRebalancing`.
     pub const AVAILABILITY_ZONE_REBALANCING: &[&str] = &["ENABLED", "DISABLED"];
+    /// Values of `BareMetal`.
+    pub const BARE_METAL: &[&str] = &["included", "required", "excluded"];
+    /// Values of `BurstablePerformance`.
+    pub const BURSTABLE_PERFORMANCE: &[&str] = &["included", "required", "excluded"];
     /// Values of `CPUArchitecture`.
     pub const CPU_ARCHITECTURE: &[&str] = &["X86_64", "ARM64"];
+    /// Values of `CapacityOptionType`.
+    pub const CAPACITY_OPTION_TYPE: &[&str] = &["ON_DEMAND", "SPOT", "RESERVED"];
+    /// Values of `CapacityProviderField`.
+    pub const CAPACITY_PROVIDER_FIELD: &[&str] = &["TAGS"];
+    /// Values of `CapacityProviderStatus`.
+    pub const CAPACITY_PROVIDER_STATUS: &[&str] =
+        &["PROVISIONING", "ACTIVE", "DEPROVISIONING", "INACTIVE"];
+    /// Values of `CapacityProviderType`.
+    pub const CAPACITY_PROVIDER_TYPE: &[&str] = &[
+        "EC2_AUTOSCALING",
+        "MANAGED_INSTANCES",
+        "FARGATE",
+        "FARGATE_SPOT",
+    ];
+    /// Values of `CapacityProviderUpdateStatus`.
+    pub const CAPACITY_PROVIDER_UPDATE_STATUS: &[&str] = &[
+        "CREATE_IN_PROGRESS",
+        "CREATE_COMPLETE",
+        "CREATE_FAILED",
+        "DELETE_IN_PROGRESS",
+        "DELETE_COMPLETE",
+        "DELETE_FAILED",
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_COMPLETE",
+        "UPDATE_FAILED",
+    ];
+    /// Values of `CapacityReservationPreference`.
+    pub const CAPACITY_RESERVATION_PREFERENCE: &[&str] = &[
+        "RESERVATIONS_ONLY",
+        "RESERVATIONS_FIRST",
+        "RESERVATIONS_EXCLUDED",
+    ];
     /// Values of `ClusterField`.
     pub const CLUSTER_FIELD: &[&str] = &[
         "ATTACHMENTS",
@@ -3113,6 +3627,8 @@ pub mod enums {
         "DEREGISTERING",
         "REGISTRATION_FAILED",
     ];
+    /// Values of `CpuManufacturer`.
+    pub const CPU_MANUFACTURER: &[&str] = &["intel", "amd", "amazon-web-services"];
     /// Values of `DeploymentControllerType`.
     pub const DEPLOYMENT_CONTROLLER_TYPE: &[&str] = &["ECS", "CODE_DEPLOY", "EXTERNAL"];
     /// Values of `DeploymentLifecycleHookAction`.
@@ -3156,6 +3672,8 @@ pub mod enums {
     pub const GPU_SHARING_MODE: &[&str] = &["IDLE", "NVIDIA_MPS", "DEDICATED"];
     /// Values of `HealthStatus`.
     pub const HEALTH_STATUS: &[&str] = &["HEALTHY", "UNHEALTHY", "UNKNOWN"];
+    /// Values of `InstanceGeneration`.
+    pub const INSTANCE_GENERATION: &[&str] = &["current", "previous"];
     /// Values of `InstanceHealthCheckState`.
     pub const INSTANCE_HEALTH_CHECK_STATE: &[&str] =
         &["OK", "IMPAIRED", "INSUFFICIENT_DATA", "INITIALIZING"];
@@ -3172,6 +3690,10 @@ pub mod enums {
     pub const ISOLATION_MODE: &[&str] = &["SHARED", "ISOLATED_SANDBOX", "CONFIDENTIAL_SANDBOX"];
     /// Values of `LaunchType`.
     pub const LAUNCH_TYPE: &[&str] = &["EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES"];
+    /// Values of `LocalStorage`.
+    pub const LOCAL_STORAGE: &[&str] = &["included", "required", "excluded"];
+    /// Values of `LocalStorageType`.
+    pub const LOCAL_STORAGE_TYPE: &[&str] = &["hdd", "ssd"];
     /// Values of `LogDriver`.
     pub const LOG_DRIVER: &[&str] = &[
         "json-file",
@@ -3185,6 +3707,14 @@ pub mod enums {
     ];
     /// Values of `ManagedAgentName`.
     pub const MANAGED_AGENT_NAME: &[&str] = &["ExecuteCommandAgent"];
+    /// Values of `ManagedDraining`.
+    pub const MANAGED_DRAINING: &[&str] = &["ENABLED", "DISABLED"];
+    /// Values of `ManagedInstancesMonitoringOptions`.
+    pub const MANAGED_INSTANCES_MONITORING_OPTIONS: &[&str] = &["BASIC", "DETAILED"];
+    /// Values of `ManagedScalingStatus`.
+    pub const MANAGED_SCALING_STATUS: &[&str] = &["ENABLED", "DISABLED"];
+    /// Values of `ManagedTerminationProtection`.
+    pub const MANAGED_TERMINATION_PROTECTION: &[&str] = &["ENABLED", "DISABLED"];
     /// Values of `NetworkMode`.
     pub const NETWORK_MODE: &[&str] = &["bridge", "host", "awsvpc", "none"];
     /// Values of `OSFamily`.
@@ -3208,6 +3738,8 @@ pub mod enums {
     pub const PLACEMENT_STRATEGY_TYPE: &[&str] = &["random", "spread", "binpack"];
     /// Values of `PlatformDeviceType`.
     pub const PLATFORM_DEVICE_TYPE: &[&str] = &["GPU", "NEURON_DEVICE"];
+    /// Values of `PropagateMITags`.
+    pub const PROPAGATE_MI_TAGS: &[&str] = &["CAPACITY_PROVIDER", "NONE"];
     /// Values of `PropagateTags`.
     pub const PROPAGATE_TAGS: &[&str] = &["TASK_DEFINITION", "SERVICE", "NONE"];
     /// Values of `ProxyConfigurationType`.

@@ -190,6 +190,10 @@ pub enum JoinTokenCmd {
         /// A token for a new server joining the cluster.
         #[arg(long)]
         server: bool,
+        /// Print only the token, for the shell (`berth agent --token "$(berth join-token
+        /// create -q)"`); without it, the whole record as JSON.
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         connection: Connection,
     },
@@ -214,7 +218,8 @@ pub struct LogsArgs {
     /// The container (needed when the task has several).
     #[arg(long)]
     container: Option<String>,
-    #[arg(long, default_value = "default")]
+    /// The task's cluster (a task id alone does not say).
+    #[arg(long, default_value = "default", env = "BERTH_CLUSTER")]
     cluster: String,
     /// Keep printing as the container writes.
     #[arg(long, short)]
@@ -254,20 +259,6 @@ pub(crate) async fn call(
 fn print(value: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-/// Percent-encodes one path segment.
-pub(crate) fn segment(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 pub async fn credential(cmd: CredentialCmd) -> Result<()> {
@@ -311,7 +302,10 @@ pub async fn credential(cmd: CredentialCmd) -> Result<()> {
             access_key_id,
             connection,
         } => {
-            let path = format!("/v1/credentials/{}", segment(&access_key_id));
+            let path = format!(
+                "/v1/credentials/{}",
+                berth_client::path_segment(&access_key_id)
+            );
             print(&call(&connection.client()?, "DELETE", &path, None).await?)
         }
     }
@@ -374,19 +368,29 @@ pub async fn join_token(cmd: JoinTokenCmd) -> Result<()> {
             cluster,
             ttl,
             server,
+            quiet,
             connection,
         } => {
             let mut body = json!({ "ttlSeconds": ttl, "server": server });
             if let Some(cluster) = cluster {
                 body["cluster"] = cluster.into();
             }
-            print(&call(&connection.client()?, "POST", "/v1/join-tokens", Some(body)).await?)
+            let created =
+                call(&connection.client()?, "POST", "/v1/join-tokens", Some(body)).await?;
+            match created["token"].as_str() {
+                Some(token) if quiet => {
+                    println!("{token}");
+                    Ok(())
+                }
+                None if quiet => bail!("the server's answer holds no token: {created}"),
+                _ => print(&created),
+            }
         }
         JoinTokenCmd::List { connection } => {
             print(&call(&connection.client()?, "GET", "/v1/join-tokens", None).await?)
         }
         JoinTokenCmd::Delete { id, connection } => {
-            let path = format!("/v1/join-tokens/{}", segment(&id));
+            let path = format!("/v1/join-tokens/{}", berth_client::path_segment(&id));
             print(&call(&connection.client()?, "DELETE", &path, None).await?)
         }
     }
@@ -397,12 +401,12 @@ pub async fn logs(args: LogsArgs) -> Result<()> {
     let client = args.connection.client()?;
     let mut path = format!(
         "/v1/tasks/{}/logs?cluster={}&follow={}",
-        segment(&args.task),
-        segment(&args.cluster),
+        berth_client::path_segment(&args.task),
+        berth_client::path_segment(&args.cluster),
         args.follow
     );
     if let Some(c) = &args.container {
-        path.push_str(&format!("&container={}", segment(c)));
+        path.push_str(&format!("&container={}", berth_client::path_segment(c)));
     }
     let response = client.stream("GET", &path).await?;
     let status = response.status();

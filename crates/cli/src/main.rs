@@ -85,6 +85,11 @@ struct AgentArgs {
     /// A custom attribute to register, as NAME=VALUE (or NAME); repeat for more.
     #[arg(long = "attribute", value_parser = parse_attribute)]
     attributes: Vec<(String, String)>,
+    /// The capacity provider this instance belongs to (registered as the
+    /// ecs.capacity-provider attribute): RunTask and services with a capacity provider
+    /// strategy place that provider's share of their tasks on its instances.
+    #[arg(long, env = "BERTH_CAPACITY_PROVIDER")]
+    capacity_provider: Option<String>,
     /// Directory for the agent's identity and process sandboxes.
     #[arg(long, default_value = "./berth-agent", env = "BERTH_AGENT_DATA_DIR")]
     data_dir: PathBuf,
@@ -698,6 +703,7 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
     config.servers = a.servers;
     config.cluster = a.cluster;
     config.attributes = a.attributes;
+    config.capacity_provider = a.capacity_provider;
     config.runtime = a.runtime;
     config.token = a
         .token
@@ -752,8 +758,9 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
             agent.instance_arn
         ),
         Err(why) => println!(
-            "berth agent registered as {} (Docker is unavailable: {why}; tasks run as {} tasks)",
+            "berth agent registered as {} (Docker is unavailable: {}; tasks run as {} tasks)",
             agent.instance_arn,
+            docker_cause(why),
             agent.default_runtime.as_str()
         ),
     }
@@ -762,6 +769,12 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
         () = shutdown => {}
     }
     Ok(())
+}
+
+/// Why the agent has no Docker, without the agent's own "Docker is unavailable: " (the
+/// lines printing it say so themselves).
+fn docker_cause(why: &str) -> &str {
+    why.strip_prefix("Docker is unavailable: ").unwrap_or(why)
 }
 
 /// This host's address on the route towards `server` (a URL), for an agent listening on all
@@ -798,7 +811,9 @@ fn print_welcome(
     let runtime = match &agent.docker {
         Ok(version) => format!("{version}: tasks run as Docker containers"),
         Err(why) => format!(
-            "Docker is unavailable ({why}).\n               Tasks run as host processes (the process runtime)"
+            "Docker is unavailable ({}).\n{:17}Tasks run as host processes (the process runtime)",
+            docker_cause(why),
+            ""
         ),
     };
     let credentials = std::fs::canonicalize(credentials).unwrap_or_else(|_| credentials.to_owned());

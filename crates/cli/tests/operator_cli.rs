@@ -215,6 +215,13 @@ fn tasks_are_run_listed_explained_stopped_and_traced_through_their_history() {
         1
     );
 
+    // --quiet: the ids alone, one a line, for the shell (`berth stop $(berth task ls -q)`).
+    let mut quiet: Vec<&str> = Vec::new();
+    let listed_quietly = ok(&b, &["task", "ls", "--cluster", "c", "-q"]);
+    quiet.extend(listed_quietly.lines());
+    quiet.sort();
+    assert_eq!(quiet, run_ids, "{listed_quietly:?}");
+
     let table = ok(&b, &["task", "ls", "--cluster", "c"]);
     assert!(table.starts_with("TASK "), "{table}");
     assert_eq!(table.lines().count(), 3, "a header and two tasks: {table}");

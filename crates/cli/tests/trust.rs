@@ -1220,3 +1220,54 @@ async fn a_deleted_bootstrap_admin_stays_deleted_across_restarts() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A user name is one principal (the history records writes by it): a second key under the
+/// name is a rotation with the same permissions, and a user holds two keys at most, as in
+/// IAM. Reported: any number of credentials could share a name with different policies.
+#[tokio::test]
+async fn a_user_name_names_one_set_of_permissions_with_at_most_two_keys() {
+    let b = Berth::start();
+    let create = |role: &'static str| {
+        let body = json!({"name": "alice", "role": role}).to_string();
+        let endpoint = b.endpoint.clone();
+        async move {
+            raw(
+                &endpoint,
+                "POST",
+                "/v1/credentials",
+                &[("content-type", "application/json")],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    let first = create("read-only").await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let message = refused(&create("admin").await, 400, "ConflictException");
+    assert!(message.contains("alice"), "{message}");
+    let rotated = create("read-only").await;
+    assert_eq!(
+        rotated.status, 200,
+        "a second key with the same role is a rotation"
+    );
+    let message = refused(&create("read-only").await, 400, "LimitExceededException");
+    assert!(message.contains("2 access keys"), "{message}");
+
+    // The refused ones were not made: alice has exactly the two read-only keys.
+    let list = raw(&b.endpoint, "GET", "/v1/credentials", &[], b"")
+        .await
+        .json();
+    let alices: Vec<&Value> = list["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "alice")
+        .collect();
+    assert_eq!(alices.len(), 2, "{list}");
+    assert!(alices.iter().all(|c| c["role"] == "read-only"), "{list}");
+}

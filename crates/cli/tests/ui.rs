@@ -1,12 +1,14 @@
 //! The web UI against a real server, over HTTP as a browser speaks it: the login page and its
 //! session cookie, what a signed-in principal sees (and does not), live updates over SSE,
-//! CSRF on writes, and sessions that end with their credential. (A real browser drives it in
-//! tests/e2e/test_ui.py.)
+//! CSRF on writes, and sessions that end with their credential; the service, task and
+//! instance pages with a real hollow agent: their data, links, log tails, placement verdicts,
+//! escaping, refusals and 404s. (A real browser drives it in tests/e2e/test_ui.py.)
 
 mod common;
 
 use std::time::Duration;
 
+use common::agent::AgentProcess;
 use common::{Berth, RawResponse, credential, ecs_op, raw, raw_unsigned};
 use http_body_util::BodyExt;
 
@@ -253,4 +255,323 @@ async fn the_overview_changes_live() {
     assert!(data > index, "{seen}");
     let page = text(&get(&b, "/ui?fragment=1", &cookie).await);
     assert!(page.contains(r#"data-cluster="fresh""#), "{page}");
+}
+
+/// The first value of attribute `name` in `page` (`name="value"`).
+fn attribute(page: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"{name}=""#);
+    let at = page.find(&marker)? + marker.len();
+    Some(page[at..].split('"').next()?.to_owned())
+}
+
+/// The page at `path` once `ready` holds for it (within 20 s).
+async fn page_until(
+    b: &Berth,
+    path: &str,
+    cookie: &str,
+    what: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = text(&get(b, path, cookie).await);
+        if ready(&page) {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path}: not within 20 s: {what}\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ecs_ok(b: &Berth, op: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = ecs_op(&b.endpoint, op, &body.to_string()).await;
+    assert_eq!(r.status, 200, "{op}: {}", text(&r));
+    r.json()
+}
+
+#[tokio::test]
+async fn service_task_and_instance_pages_show_the_cluster_as_it_is() {
+    let b = Berth::start();
+    ecs_ok(&b, "CreateCluster", serde_json::json!({"clusterName": "c"})).await;
+    let agent = AgentProcess::start(
+        &b.endpoint,
+        "c",
+        &[
+            "--runtime",
+            "hollow",
+            "--cpu",
+            "2048",
+            "--memory",
+            "1024",
+            "--attribute",
+            "stack=blue",
+        ],
+    );
+    let instance_id = agent.instance_arn.rsplit('/').next().unwrap().to_owned();
+    let container = |name: &str, memory: u32| {
+        serde_json::json!({"name": name, "image": "hollow/app:1", "cpu": 128, "memory": memory,
+            "portMappings": [{"containerPort": 80, "hostPort": 0}]})
+    };
+    ecs_ok(
+        &b,
+        "RegisterTaskDefinition",
+        serde_json::json!({"family": "web", "containerDefinitions": [container("app", 128)]}),
+    )
+    .await;
+    ecs_ok(
+        &b,
+        "RegisterTaskDefinition",
+        serde_json::json!({"family": "huge", "containerDefinitions": [container("app", 4096)]}),
+    )
+    .await;
+    ecs_ok(
+        &b,
+        "CreateService",
+        serde_json::json!({"cluster": "c", "serviceName": "web",
+        "taskDefinition": "web", "desiredCount": 2}),
+    )
+    .await;
+
+    let cookie = sign_in(&b, &common::admin(&b.endpoint)).await;
+    let service_path = "/ui/clusters/c/services/web";
+    let page = page_until(&b, service_path, &cookie, "two tasks of web RUNNING", |p| {
+        p.matches(r#"data-status="RUNNING""#).count() == 2
+    })
+    .await;
+    assert!(
+        page.contains("<title>Service web · berth</title>"),
+        "{page}"
+    );
+    assert!(page.contains(r#"data-deployment="ecs-svc/"#), "{page}");
+    assert!(page.contains("2 running, 0 pending of 2 desired"), "{page}");
+    assert!(page.contains("has started"), "the service's events: {page}");
+    assert!(
+        page.contains(&format!(r#"href="/ui/clusters/c/instances/{instance_id}""#)),
+        "{page}"
+    );
+
+    // The overview links to the service and the instance.
+    let overview = text(&get(&b, "/ui?fragment=1", &cookie).await);
+    assert!(
+        overview.contains(&format!(r#"href="{service_path}""#)),
+        "{overview}"
+    );
+    assert!(
+        overview.contains(&format!(r#"href="/ui/clusters/c/instances/{instance_id}""#)),
+        "{overview}"
+    );
+
+    // The task page: containers with their bindings, the history timeline, the log tail.
+    let task = attribute(&page, "data-task").expect("a task on the service page");
+    let task_path = format!("/ui/clusters/c/tasks/{task}");
+    assert!(page.contains(&format!(r#"href="{task_path}""#)), "{page}");
+    let r = get(&b, &task_path, &cookie).await;
+    assert_eq!(r.status, 200);
+    let page = text(&r);
+    assert!(
+        page.contains(r#"<tr data-container="app" data-status="RUNNING">"#),
+        "{page}"
+    );
+    assert!(page.contains("→ 80/tcp"), "the network binding: {page}");
+    assert!(
+        page.contains("status: PENDING → RUNNING"),
+        "the timeline: {page}"
+    );
+    assert!(
+        page.contains(r#"href="/ui/clusters/c/services/web""#),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-follow"),
+        "a running task's logs are followed: {page}"
+    );
+    let logs = attribute(&page, "data-logs").expect("a log box");
+    let r = get(&b, &logs, &cookie).await;
+    assert_eq!(r.status, 200);
+    assert!(text(&r).contains("hollow container"), "{}", text(&r));
+
+    // Stopping it with a hostile reason: the page shows it, escaped, live.
+    ecs_ok(
+        &b,
+        "StopTask",
+        serde_json::json!({"cluster": "c", "task": task,
+        "reason": "<script>alert(1)</script>"}),
+    )
+    .await;
+    let page = page_until(
+        &b,
+        &format!("{task_path}?fragment=1"),
+        &cookie,
+        "the task STOPPED",
+        |p| p.contains(r#"data-status="STOPPED""#),
+    )
+    .await;
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains("desired: RUNNING → STOPPED"), "{page}");
+    assert!(page.contains("by user/admin"), "who stopped it: {page}");
+
+    // The instance page: attributes, capacity, its tasks, and placement verdicts.
+    ecs_ok(
+        &b,
+        "TagResource",
+        serde_json::json!({"resourceArn": agent.instance_arn,
+        "tags": [{"key": "owner", "value": "<img src=x onerror=alert(1)>"}]}),
+    )
+    .await;
+    let instance_path = format!("/ui/clusters/c/instances/{instance_id}");
+    let page = text(&get(&b, &format!("{instance_path}?taskdef=huge:1"), &cookie).await);
+    assert!(
+        page.contains("<td><code>stack</code></td><td>blue</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<img"), "{page}");
+    assert!(
+        page.contains(r#"<tr data-resource="cpu"><td>CPU units</td><td>2048</td>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(r#"href="{task_path}""#)),
+        "its tasks, stopped ones too: {page}"
+    );
+    assert!(
+        page.contains(r#"<tr data-verdict="rejected"><td>task definition huge:1</td>"#),
+        "{page}"
+    );
+    assert!(page.contains("MEMORY"), "why: {page}");
+    assert!(
+        page.contains(r#"<option value="huge:1" selected>"#),
+        "the form keeps the choice: {page}"
+    );
+    let page = text(
+        &get(
+            &b,
+            &format!("{instance_path}?taskdef=web:1&fragment=1"),
+            &cookie,
+        )
+        .await,
+    );
+    assert!(
+        page.contains(r#"<tr data-verdict="chosen"><td>task definition web:1</td>"#),
+        "{page}"
+    );
+
+    // Long lists are capped, and the page says so.
+    ecs_ok(
+        &b,
+        "RegisterTaskDefinition",
+        serde_json::json!({"family": "tiny",
+        "containerDefinitions": [{"name": "app", "image": "hollow/app:1", "memory": 6}]}),
+    )
+    .await;
+    for _ in 0..11 {
+        let placed = ecs_ok(
+            &b,
+            "RunTask",
+            serde_json::json!({"cluster": "c",
+            "taskDefinition": "tiny", "count": 10}),
+        )
+        .await;
+        assert_eq!(
+            placed["tasks"].as_array().map(Vec::len),
+            Some(10),
+            "{placed}"
+        );
+    }
+    let page = text(&get(&b, &format!("{instance_path}?fragment=1"), &cookie).await);
+    assert_eq!(page.matches("<tr data-task=").count(), 100, "{page}");
+    assert!(
+        page.contains("showing 100; ") && page.contains(" more not listed"),
+        "{page}"
+    );
+
+    // Unknown things are 404 pages; a malformed id is unknown too.
+    for path in [
+        "/ui/clusters/c/services/nope".to_owned(),
+        "/ui/clusters/nope/services/web".to_owned(),
+        format!("/ui/clusters/nope/tasks/{task}"),
+        "/ui/clusters/c/tasks/0123456789abcdef0123456789abcdef".to_owned(),
+        "/ui/clusters/c/tasks/%3Cscript%3E".to_owned(),
+        "/ui/clusters/c/instances/zz".to_owned(),
+        "/ui/no/such/page".to_owned(),
+    ] {
+        let r = get(&b, &path, &cookie).await;
+        assert_eq!(r.status, 404, "{path}: {}", text(&r));
+        assert!(
+            text(&r).contains("<h1>Not found</h1>"),
+            "{path}: {}",
+            text(&r)
+        );
+        assert!(!text(&r).contains("<script>"), "{path}: {}", text(&r));
+    }
+
+    let r = raw_unsigned(&b.endpoint, "GET", "/ui/assets/nothing.js", &[], b"").await;
+    assert_eq!(r.status, 404, "no asset by that name, and no page either");
+
+    // Unsigned, every page sends the browser to sign in.
+    for path in [service_path, &task_path, &instance_path, &logs] {
+        let r = raw_unsigned(&b.endpoint, "GET", path, &[], b"").await;
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(r.header("location"), Some("/ui/login"));
+    }
+
+    // A principal that may describe, but not read history, logs or placements, sees the pages
+    // without them, and is told why.
+    let body = serde_json::json!({"name": "describer", "policy": {"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["ecs:Describe*", "ecs:List*"],
+            "Resource": "*"}]}});
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        "/v1/credentials",
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let describer = berth_client::Credentials {
+        access_key_id: r.json()["accessKeyId"].as_str().unwrap().into(),
+        secret: berth_auth::SecretKey::new(r.json()["secretAccessKey"].as_str().unwrap()),
+    };
+    let cookie = sign_in(&b, &describer).await;
+    let page = text(&get(&b, &task_path, &cookie).await);
+    assert!(page.contains("may not read this task's history"), "{page}");
+    assert!(page.contains(r#"data-container="app""#), "{page}");
+    let r = get(&b, &logs, &cookie).await;
+    assert!(text(&r).contains("No logs: 403"), "{}", text(&r));
+    let page = text(&get(&b, &format!("{instance_path}?taskdef=huge:1"), &cookie).await);
+    assert!(
+        page.contains(r#"<tr data-verdict="error"><td>task definition huge:1</td>"#),
+        "{page}"
+    );
+    assert!(page.contains("berth:DryRunPlacement"), "{page}");
+
+    // A principal that may not read cluster c is refused, and shown nothing of it.
+    let other = credential(&b, "ops-other", "operator:other").await;
+    let cookie = sign_in(&b, &other).await;
+    for path in [service_path, &task_path, &instance_path] {
+        let r = get(&b, path, &cookie).await;
+        assert_eq!(r.status, 403, "{path}: {}", text(&r));
+        let page = text(&r);
+        assert!(
+            page.contains("Not allowed") && page.contains("not authorized"),
+            "{path}: {page}"
+        );
+        for secret in ["data-deployment", "data-container", "stack", "hollow"] {
+            assert!(!page.contains(secret), "{path} leaks {secret}: {page}");
+        }
+    }
+    let r = get(&b, &logs, &cookie).await;
+    assert!(text(&r).contains("No logs: 403"), "{}", text(&r));
+    assert!(!text(&r).contains("hollow container"), "{}", text(&r));
 }

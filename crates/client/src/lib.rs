@@ -31,6 +31,19 @@ use hyper_util::rt::TokioExecutor;
 
 pub use tls::{Trust, sha256};
 
+/// Everything but RFC 3986's unreserved characters (letters, digits, `-._~`).
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a value for one path segment or query value: names in berth's paths
+/// (container names, access key ids, clusters) are free text.
+pub fn path_segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, RESERVED).to_string()
+}
+
 /// Why a request got no answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -255,4 +268,13 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_path_segment_keeps_unreserved_characters_and_encodes_the_rest() {
+        assert_eq!(super::path_segment("web-1.a_b~"), "web-1.a_b~");
+        assert_eq!(super::path_segment("a b/?&=ü"), "a%20b%2F%3F%26%3D%C3%BC");
+    }
 }

@@ -61,6 +61,10 @@ impl ArnContext {
         format!("{}service/{cluster}/{name}", self.prefix())
     }
 
+    pub fn capacity_provider(&self, name: &str) -> String {
+        format!("{}capacity-provider/{name}", self.prefix())
+    }
+
     /// A container's ARN: `container/{cluster}/{task id}/{container name}`. ECS puts a UUID
     /// last; berth's containers are identified by task and name, which is unique per task.
     pub fn container(&self, cluster: &str, task: TaskId, name: &str) -> String {

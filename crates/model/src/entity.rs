@@ -12,6 +12,7 @@ use std::sync::Arc;
 use berth_api::types as api;
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::StrategyItem;
 use crate::id::{InstanceId, TaskId};
 use crate::time::Millis;
 
@@ -129,6 +130,13 @@ pub struct Cluster {
     pub tags: Vec<Tag>,
     pub created_at: Millis,
     pub version: u64,
+    /// The capacity providers attached (PutClusterCapacityProviders), in the caller's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity_providers: Vec<Name>,
+    /// The strategy RunTask and CreateService use when given neither a strategy nor a
+    /// launch type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_strategy: Vec<StrategyItem>,
 }
 
 /// One revision of a task definition family.
@@ -309,6 +317,10 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_until: Option<Millis>,
     pub version: u64,
+    /// The capacity provider whose instances the task was placed on, when it was launched
+    /// with a capacity provider strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider: Option<Name>,
 }
 
 impl Task {

@@ -59,6 +59,13 @@ pub enum Error {
     /// A feature berth does not offer (Fargate, capacity providers, ...).
     #[error("{0}")]
     Unsupported(String),
+    /// A resource that something still uses (a capacity provider detached from a cluster
+    /// while tasks or services use it).
+    #[error("{0}")]
+    ResourceInUse(String),
+    /// More of something than berth allows (a user's access keys).
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 impl Error {
@@ -90,6 +97,8 @@ impl Error {
             Error::ServiceNotFound => ErrorCode::ServiceNotFoundException,
             Error::ServiceNotActive => ErrorCode::ServiceNotActiveException,
             Error::Unsupported(_) => ErrorCode::UnsupportedFeatureException,
+            Error::ResourceInUse(_) => ErrorCode::ResourceInUseException,
+            Error::LimitExceeded(_) => ErrorCode::LimitExceededException,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! berth's domain model: what the cluster is made of and every way it can change.
 //!
 //! - [`account`]: account settings, per principal and the account default;
+//! - [`capacity`]: capacity providers (named pools of instances) and their strategies;
 //! - [`entity`]: clusters, task definitions, container instances, tasks (immutable values);
 //! - [`command`]: the typed writes that go through Raft, and what applying them produces;
 //! - [`id`], [`arn`], [`time`]: identity and time as the ECS API shows them;
@@ -17,6 +18,7 @@
 
 pub mod account;
 pub mod arn;
+pub mod capacity;
 pub mod command;
 pub mod credential;
 pub mod entity;

@@ -10,6 +10,7 @@
 use berth_api::types as api;
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::StrategyItem;
 use crate::entity::{Name, Tag, wire_enum};
 use crate::time::Millis;
 
@@ -152,6 +153,10 @@ pub struct Service {
     /// The actor that created it (ECS `createdBy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// How its tasks are split between capacity providers (its own, or the cluster's default
+    /// when it was created); empty: anywhere in the cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity_provider_strategy: Vec<StrategyItem>,
 }
 
 impl Service {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use berth_model::InstanceId;
 use berth_model::Millis;
+use berth_model::capacity::PROVIDER_ATTRIBUTE;
 use berth_model::command::FailureReason;
 use berth_model::entity::{ContainerInstance, DYNAMIC_PORTS, InstanceStatus, Protocol};
 use berth_state::{Capacity, State, Usage, fits};
@@ -199,9 +200,17 @@ impl<'a> Planner<'a> {
     fn instances(&self) -> Vec<&'a ContainerInstance> {
         self.state
             .instances_after(&self.req.cluster, None)
-            .filter(|i| i.status != InstanceStatus::Inactive)
+            .filter(|i| i.status != InstanceStatus::Inactive && self.in_provider(i))
             .map(|i| &**i)
             .collect()
+    }
+
+    /// Whether `i` belongs to the request's capacity provider (always, without one).
+    fn in_provider(&self, i: &ContainerInstance) -> bool {
+        self.req
+            .capacity_provider
+            .as_deref()
+            .is_none_or(|p| i.attribute(PROVIDER_ATTRIBUTE) == Some(p))
     }
 
     fn bucket(field: &SpreadField, i: &'a ContainerInstance) -> Bucket<'a> {
@@ -517,7 +526,7 @@ impl<'a> Planner<'a> {
             if self.planned.contains_key(&id) {
                 continue;
             }
-            let Some(i) = self.state.instance(id) else {
+            let Some(i) = self.state.instance(id).filter(|i| self.in_provider(i)) else {
                 continue;
             };
             if self.check(i, true).is_ok() {

@@ -22,6 +22,7 @@
 //! cluster's tasks, and a chain that starts with binpack walks instances from the tightest fit
 //! upwards and stops at the first that qualifies.
 
+pub mod capacity;
 mod engine;
 pub mod query;
 mod request;

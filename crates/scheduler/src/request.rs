@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use berth_model::InstanceId;
-use berth_model::entity::Reservation;
+use berth_model::entity::{Name, Reservation};
 
 use crate::query::{self, Expr};
 
@@ -58,6 +58,8 @@ pub struct PlacementRequest {
     pub strategies: Vec<Strategy>,
     /// StartTask: exactly these instances, one task each, no strategies.
     pub instances: Option<Vec<InstanceId>>,
+    /// Only the instances of this capacity provider (a strategy's share of a launch).
+    pub capacity_provider: Option<Name>,
     /// Record a verdict for every instance (dry-run and explain). Also disables the binpack
     /// fast path, which does not look at every instance.
     pub explain: bool,
@@ -76,6 +78,7 @@ impl PlacementRequest {
             constraints: Vec::new(),
             strategies: Vec::new(),
             instances: None,
+            capacity_provider: None,
             explain: false,
         }
     }

@@ -30,6 +30,8 @@ pub struct TaskTemplate {
     pub strategies: Vec<Strategy>,
     pub enable_execute_command: bool,
     pub created_at: Millis,
+    /// The capacity provider these tasks go to (one share of a strategy), if any.
+    pub capacity_provider: Option<Name>,
 }
 
 /// ECS echoes an override entry for every container of the definition.
@@ -90,6 +92,7 @@ impl TaskTemplate {
             strategies,
             enable_execute_command: false,
             created_at,
+            capacity_provider: None,
         }
     }
 
@@ -141,6 +144,7 @@ impl TaskTemplate {
             constraints: self.constraints.clone(),
             strategies: self.strategies.clone(),
             instances,
+            capacity_provider: self.capacity_provider.clone(),
             explain,
         }
     }
@@ -238,6 +242,7 @@ impl TaskTemplate {
             tags: self.tags.clone(),
             protected_until: None,
             version: 0,
+            capacity_provider: self.capacity_provider.clone(),
         }
     }
 }

@@ -1566,3 +1566,93 @@ fn only_live_service_tasks_can_be_protected() {
     });
     assert_eq!(done.failures[0].reason, "TASK_NOT_VALID");
 }
+
+/// Live tasks of the service on capacity providers `a` and `b`, and on no provider.
+fn per_provider(h: &Harness) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for t in h.running(WEB) {
+        let slot = match t.capacity_provider.as_deref() {
+            Some("a") => 0,
+            Some("b") => 1,
+            _ => 2,
+        };
+        counts[slot] += 1;
+    }
+    counts
+}
+
+#[test]
+fn a_capacity_provider_strategy_keeps_its_split_through_scaling() {
+    use berth_model::capacity::{PROVIDER_ATTRIBUTE, StrategyItem};
+    use berth_model::command::{CreateCapacityProvider, PutClusterCapacityProviders};
+    use berth_scheduler::capacity::reservations;
+    let mut h = Harness::new();
+    for p in ["a", "b", "c"] {
+        h.ok(CreateCapacityProvider {
+            name: p.into(),
+            auto_scaling_group: api::AutoScalingGroupProvider::default(),
+            tags: Vec::new(),
+        });
+    }
+    h.ok(PutClusterCapacityProviders {
+        cluster: CLUSTER.into(),
+        providers: vec!["a".into(), "b".into(), "c".into()],
+        default_strategy: Vec::new(),
+    });
+    let a = h.add(host(4096, 8192).az(AZS[0]));
+    let b = h.add(host(4096, 8192).az(AZS[1]));
+    // An instance in no provider: a strategy never uses it.
+    h.add(host(4096, 8192).az(AZS[2]));
+    h.put_attribute(a, PROVIDER_ATTRIBUTE, Some("a"));
+    h.put_attribute(b, PROVIDER_ATTRIBUTE, Some("b"));
+    let rev = h.register(def(GOOD));
+    let mut s = h.replica(WEB, rev, 10);
+    let item = |provider: &str, base, weight| StrategyItem {
+        provider: provider.into(),
+        base,
+        weight,
+    };
+    s.capacity_provider_strategy = vec![item("a", 2, 1), item("b", 0, 3)];
+    h.create(s);
+    h.settle();
+    assert_eq!(per_provider(&h), [4, 6, 0]);
+    // Scaling in stops only where a provider is above its share; scaling out tops each up.
+    for (desired, expected) in [
+        (6, [3, 3, 0]),
+        (14, [5, 9, 0]),
+        (1, [1, 0, 0]),
+        (3, [2, 1, 0]),
+    ] {
+        h.scale(WEB, desired);
+        h.settle();
+        assert_eq!(per_provider(&h), expected, "at {desired}");
+    }
+    // Each busy provider needs the one instance it has: M = N = 1.
+    let percent = |h: &Harness| -> Vec<(String, f64, u32)> {
+        reservations(&h.state, CLUSTER)
+            .into_iter()
+            .map(|(p, r)| (p.to_string(), r.percent(), r.waiting_tasks))
+            .collect()
+    };
+    assert_eq!(
+        percent(&h),
+        [
+            ("a".into(), 100.0, 0),
+            ("b".into(), 100.0, 0),
+            ("c".into(), 100.0, 0)
+        ]
+    );
+    // A provider without room: its share waits, the service says which provider it is, and
+    // the provider's reservation asks for capacity (demand and no instance: 200).
+    h.update(WEB, |s| {
+        s.capacity_provider_strategy = vec![item("c", 0, 1)];
+    });
+    h.scale(WEB, 4);
+    h.settle();
+    assert!(
+        h.count_events(WEB, "capacity provider c has no container instances") >= 1,
+        "{:?}",
+        h.events(WEB)
+    );
+    assert_eq!(percent(&h)[2], ("c".into(), 200.0, 4));
+}

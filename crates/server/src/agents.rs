@@ -619,7 +619,7 @@ async fn logs(
     );
     let path = format!(
         "{AGENT_LOGS_PATH}/{id}/{}?follow={}",
-        encode_segment(&container),
+        berth_client::path_segment(&container),
         q.follow
     );
     match client.stream("GET", &path).await {
@@ -637,18 +637,4 @@ async fn logs(
             format!("the agent at {endpoint} could not be reached: {e}"),
         ),
     }
-}
-
-/// Percent-encodes one path segment (container names are free text).
-fn encode_segment(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

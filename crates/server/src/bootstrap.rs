@@ -233,6 +233,8 @@ pub async fn ensure_default_cluster(app: &App) -> Result<(), BootstrapError> {
                 configuration: None,
                 service_connect_defaults: None,
                 tags: Vec::new(),
+                capacity_providers: Vec::new(),
+                default_strategy: Vec::new(),
             },
         )
         .await?;

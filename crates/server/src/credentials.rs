@@ -419,6 +419,8 @@ async fn join_agent(
                     configuration: None,
                     service_connect_defaults: None,
                     tags: Vec::new(),
+                    capacity_providers: Vec::new(),
+                    default_strategy: Vec::new(),
                 },
             )
             .await?;

@@ -339,6 +339,69 @@ fn gauges<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// The managed-scaling figures of every capacity provider attached to a cluster, for an
+/// external autoscaler (berth launches no machines): ECS's CapacityProviderReservation
+/// (M / N × 100), N and M themselves, and the provider's target when managed scaling is on.
+/// Scale out while the reservation is above the target, in while it is below.
+fn capacity_providers(
+    encoder: &mut DescriptorEncoder,
+    state: &berth_state::State,
+    clusters: &[&Arc<berth_model::entity::Cluster>],
+) -> Result<(), std::fmt::Error> {
+    let mut rows = Vec::new();
+    for cluster in clusters
+        .iter()
+        .filter(|c| c.status == berth_model::entity::ClusterStatus::Active)
+    {
+        for (provider, r) in berth_scheduler::capacity::reservations(state, &cluster.name) {
+            let target = state
+                .capacity_provider(&provider)
+                .and_then(|p| p.target_capacity());
+            rows.push((cluster.name.to_string(), provider.to_string(), r, target));
+        }
+    }
+    let labels = |c: &str, p: &str| [("cluster", c.to_owned()), ("provider", p.to_owned())];
+    let mut family = encoder.encode_descriptor(
+        "berth_capacity_provider_reservation_percent",
+        "ECS's CapacityProviderReservation per capacity provider: instances needed for its \
+         running tasks and the service tasks waiting for room on it (M), over its container \
+         instances (N), times 100; 200 when it has demand and no instance",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (c, p, r, _) in &rows {
+        ConstGauge::new(r.percent()).encode(family.encode_family(&labels(c, p))?)?;
+    }
+    gauges(
+        encoder,
+        "berth_capacity_provider_instances",
+        "Container instances of each capacity provider in the cluster (N)",
+        rows.iter()
+            .map(|(c, p, r, _)| (labels(c, p), i64::from(r.instances))),
+    )?;
+    gauges(
+        encoder,
+        "berth_capacity_provider_instances_needed",
+        "Container instances each capacity provider needs for its tasks (M)",
+        rows.iter()
+            .map(|(c, p, r, _)| (labels(c, p), i64::from(r.needed))),
+    )?;
+    gauges(
+        encoder,
+        "berth_capacity_provider_waiting_tasks",
+        "Service tasks assigned to each capacity provider by a strategy that have no place yet",
+        rows.iter()
+            .map(|(c, p, r, _)| (labels(c, p), i64::from(r.waiting_tasks))),
+    )?;
+    gauges(
+        encoder,
+        "berth_capacity_provider_target_percent",
+        "managedScaling.targetCapacity of each capacity provider whose managed scaling is ENABLED",
+        rows.iter()
+            .filter_map(|(c, p, _, t)| t.map(|t| (labels(c, p), i64::from(t)))),
+    )
+}
+
 /// How a live service is doing: its PRIMARY deployment failed (the circuit breaker tripped),
 /// it has reached its steady state (ECS's "has reached a steady state." and nothing moved
 /// since), or it is on its way there.
@@ -425,6 +488,7 @@ impl Collector for StateLevels {
              state), deploying (on its way), failed (its newest deployment failed)",
             services,
         )?;
+        capacity_providers(&mut encoder, &state, &clusters)?;
         let mut frameworks = [0i64; 2];
         for f in state.frameworks() {
             frameworks[usize::from(f.connected)] += 1;

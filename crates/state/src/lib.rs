@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use berth_model::account::{AccountSetting, SettingName, SettingOwner};
 use berth_model::arn::ResourceArn;
+use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
@@ -190,6 +191,8 @@ pub struct State {
     bootstrapped: Option<String>,
     /// Account settings by owner and name (ListAccountSettings reads them in this order).
     account_settings: OrdMap<(SettingOwner, SettingName), Arc<AccountSetting>>,
+    /// Capacity providers by name (deleted ones stay, INACTIVE, until the name is reused).
+    capacity_providers: OrdMap<Name, Arc<CapacityProvider>>,
     /// The actor of the command being applied (from its `Stamped`), for history and for the
     /// entities that record who made them.
     actor: Option<Arc<str>>,
@@ -235,6 +238,7 @@ impl State {
             credentials: OrdMap::new(),
             bootstrapped: None,
             account_settings: OrdMap::new(),
+            capacity_providers: OrdMap::new(),
             actor: None,
         }
     }

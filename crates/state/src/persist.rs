@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use berth_model::account::AccountSetting;
+use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
@@ -38,6 +39,8 @@ pub struct Persisted {
     bootstrapped: Option<String>,
     #[serde(default)]
     account_settings: Vec<Arc<AccountSetting>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    capacity_providers: Vec<Arc<CapacityProvider>>,
 }
 
 impl State {
@@ -80,6 +83,7 @@ impl State {
             credentials: self.credentials.values().cloned().collect(),
             bootstrapped: self.bootstrapped.clone(),
             account_settings: self.account_settings.values().cloned().collect(),
+            capacity_providers: self.capacity_providers.values().cloned().collect(),
         }
     }
 
@@ -126,6 +130,9 @@ impl State {
         s.bootstrapped = p.bootstrapped;
         for a in p.account_settings {
             s.account_settings.insert((a.owner.clone(), a.name), a);
+        }
+        for p in p.capacity_providers {
+            s.capacity_providers.insert(p.name.clone(), p);
         }
         s
     }

@@ -38,7 +38,7 @@ pub struct ClusterStatus {
 
 pub fn render(clusters: &[ClusterStatus], paint: Paint) -> String {
     if clusters.is_empty() {
-        return "No clusters. Create one with `aws ecs create-cluster` or start `berth dev`.\n"
+        return "No clusters. Create one with `berth cluster create NAME`, or start `berth dev`.\n"
             .into();
     }
     let mut out = String::new();

@@ -51,6 +51,9 @@ pub struct TaskLs {
     /// Desired status: RUNNING (the default) or STOPPED.
     #[arg(long, default_value = "RUNNING")]
     status: String,
+    /// Print only the task ids, one per line (`berth stop $(berth task ls -q)`).
+    #[arg(long, short, conflicts_with = "output")]
+    quiet: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -80,6 +83,10 @@ pub struct RunArgs {
     pub task: RunTaskArgs,
     #[command(flatten)]
     wait: WaitArgs,
+    /// Print only the ids of the tasks started, one per line (`berth logs $(berth run web
+    /// --wait -q)`).
+    #[arg(long, short, conflicts_with = "output")]
+    quiet: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -492,6 +499,10 @@ pub async fn run(cmd: TaskCmd) -> Result<()> {
             .await?;
             let mut tasks = describe(&ecs, &a.cluster.cluster, &arns).await?;
             tasks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            if a.quiet {
+                print_ids(&tasks);
+                return Ok(());
+            }
             emit(a.common.output, &tasks, || render_list(&tasks, paint))
         }
         TaskCmd::Describe(a) => {
@@ -593,7 +604,11 @@ pub async fn run_task(a: RunArgs) -> Result<()> {
         let arns: Vec<String> = tasks.iter().map(|t| t.arn.clone()).collect();
         tasks = wait_for(&ecs, cluster, &arns, &a.wait, running).await?;
     }
-    emit(a.common.output, &tasks, || render_list(&tasks, paint))?;
+    if a.quiet {
+        print_ids(&tasks);
+    } else {
+        emit(a.common.output, &tasks, || render_list(&tasks, paint))?;
+    }
     if !failures.is_empty() {
         let why = format!(
             "{} of {} tasks not placed: {}",
@@ -604,6 +619,13 @@ pub async fn run_task(a: RunArgs) -> Result<()> {
         return Err(Exit::Failed(why).into());
     }
     Ok(())
+}
+
+/// `--quiet`: one task id a line, for the shell.
+fn print_ids(tasks: &[TaskView]) {
+    for t in tasks {
+        println!("{}", t.id);
+    }
 }
 
 pub async fn stop_tasks(a: StopArgs) -> Result<()> {

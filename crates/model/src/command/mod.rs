@@ -24,6 +24,7 @@
 //! (or an equivalent default) so that entries already logged keep their bytes.
 
 mod account;
+mod capacity;
 mod clusters;
 mod credentials;
 mod expire;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountSetting;
 use crate::arn::ResourceArn;
+use crate::capacity::CapacityProvider;
 use crate::credential::Credential;
 use crate::entity::*;
 use crate::mesos::Framework;
@@ -47,6 +49,7 @@ use crate::service::Service;
 use crate::time::Millis;
 
 pub use account::*;
+pub use capacity::*;
 pub use clusters::*;
 pub use credentials::*;
 pub use expire::*;
@@ -141,6 +144,10 @@ commands! {
         PutAccountSetting => Arc<AccountSetting>,
         DeleteAccountSetting => Option<Arc<AccountSetting>>,
         UpdateTaskProtection => Partial<Task>,
+        CreateCapacityProvider => Arc<CapacityProvider>,
+        UpdateCapacityProvider => Arc<CapacityProvider>,
+        DeleteCapacityProvider => Arc<CapacityProvider>,
+        PutClusterCapacityProviders => Arc<Cluster>,
     }
 }
 
@@ -240,6 +247,7 @@ outcomes! {
         AccountSetting(Arc<AccountSetting>),
         AccountSettingRemoved(Option<Arc<AccountSetting>>),
         Tasks(Partial<Task>),
+        CapacityProvider(Arc<CapacityProvider>),
     }
 }
 

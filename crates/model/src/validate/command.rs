@@ -8,6 +8,7 @@
 
 use crate::account::SettingOwner;
 use crate::arn::{ResourceArn, valid_cluster_name, valid_family};
+use crate::capacity::provider_name;
 use crate::command::Command;
 use crate::error::Error;
 use crate::validate::{attribute_name, attribute_value, shorten};
@@ -60,6 +61,12 @@ fn resource(arn: &ResourceArn) -> Result<(), Error> {
     }
 }
 
+fn providers<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+    names
+        .into_iter()
+        .try_for_each(|n| provider_name(Some(n)).map(|_| ()))
+}
+
 fn setting_owner(owner: &SettingOwner) -> Result<(), Error> {
     if owner.is_valid() {
         Ok(())
@@ -73,7 +80,11 @@ fn setting_owner(owner: &SettingOwner) -> Result<(), Error> {
 /// Checks every name a command carries.
 pub fn check(command: &Command) -> Result<(), Error> {
     match command {
-        Command::CreateCluster(c) => cluster(&c.name),
+        Command::CreateCluster(c) => {
+            cluster(&c.name)?;
+            providers(c.capacity_providers.iter().map(|p| &**p))?;
+            providers(c.default_strategy.iter().map(|i| &*i.provider))
+        }
         Command::DeleteCluster(c) => cluster(&c.name),
         Command::UpdateCluster(c) => cluster(&c.name),
         Command::RegisterTaskDefinition(c) => family(&c.family),
@@ -108,6 +119,7 @@ pub fn check(command: &Command) -> Result<(), Error> {
                 if t.cluster != c.cluster {
                     return Err(Error::invalid("a placed task belongs to another cluster"));
                 }
+                providers(t.capacity_provider.as_deref())?;
                 family(&t.family)
             })
         }
@@ -137,6 +149,14 @@ pub fn check(command: &Command) -> Result<(), Error> {
         }
         Command::DeleteAccountSetting(c) => setting_owner(&c.owner),
         Command::UpdateTaskProtection(c) => cluster(&c.cluster),
+        Command::CreateCapacityProvider(c) => providers([&*c.name]),
+        Command::UpdateCapacityProvider(c) => providers([&*c.name]),
+        Command::DeleteCapacityProvider(c) => providers([&*c.name]),
+        Command::PutClusterCapacityProviders(c) => {
+            cluster(&c.cluster)?;
+            providers(c.providers.iter().map(|p| &**p))?;
+            providers(c.default_strategy.iter().map(|i| &*i.provider))
+        }
         Command::TagResource(c) => resource(&c.resource),
         Command::UntagResource(c) => resource(&c.resource),
         Command::FrameworkDisconnected(_)
@@ -162,6 +182,8 @@ mod tests {
             configuration: None,
             service_connect_defaults: None,
             tags: Vec::new(),
+            capacity_providers: Vec::new(),
+            default_strategy: Vec::new(),
         }
         .into()
     }

@@ -109,6 +109,14 @@ pub fn unplaceable(service: &str, closest: Option<&InstanceRejection>) -> String
     }
 }
 
+/// A capacity provider's share of the service has no instance to go to: the provider has none
+/// in the cluster (an external autoscaler reading its reservation gauge adds them).
+pub fn provider_empty(service: &str, provider: &str) -> String {
+    format!(
+        "(service {service}) was unable to place a task because capacity provider {provider} has no container instances in the cluster. Register instances with the attribute ecs.capacity-provider={provider}."
+    )
+}
+
 /// Scale-in or a deployment left `tasks` running because they are protected (until their
 /// protection lapses).
 pub fn protected(service: &str, tasks: &[TaskId]) -> String {

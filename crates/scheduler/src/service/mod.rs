@@ -45,6 +45,7 @@ use berth_state::{State, TaskFilter};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::capacity::split;
 use crate::engine::place;
 use crate::request::{Constraint, SpreadField, Strategy, parse_constraint, parse_strategy};
 use crate::scale_in::choose_to_stop;
@@ -480,13 +481,20 @@ impl Round<'_> {
 
     /// Plans `count` tasks (anywhere, or one on each of `on`) and posts why when some could
     /// not be placed.
-    fn launch(&mut self, count: usize, on: Option<Vec<InstanceId>>, settings: &Settings) {
+    fn launch(
+        &mut self,
+        count: usize,
+        on: Option<Vec<InstanceId>>,
+        provider: Option<Name>,
+        settings: &Settings,
+    ) {
         if count == 0 {
             return;
         }
-        let Some(template) = self.template() else {
+        let Some(mut template) = self.template() else {
             return;
         };
+        template.capacity_provider = provider;
         let seed = self.rng.random();
         let plan = place(self.state, &template.request(count, on, false), seed);
         for p in &plan.placements {
@@ -497,11 +505,31 @@ impl Round<'_> {
         }
         self.distinct_instance = template.distinct_instance();
         if plan.placements.len() < count {
-            let message = events::unplaceable(&self.svc.name, plan.rejections.first());
+            let message = match (&template.capacity_provider, plan.rejections.first()) {
+                (Some(provider), None) => events::provider_empty(&self.svc.name, provider),
+                (_, closest) => events::unplaceable(&self.svc.name, closest),
+            };
             self.post_once(message);
             let at = self.now.saturating_add_ms(settings.retry_unplaced_ms);
             self.wake(at);
         }
+    }
+
+    /// `excess` of `candidates` to stop for scale-in: tasks that are not healthy yet first
+    /// (newest first), then the placement chain in reverse.
+    fn choose_scale_in(&mut self, candidates: Vec<Arc<Task>>, excess: usize) -> Vec<TaskId> {
+        let (mut unready, ready): (Vec<_>, Vec<_>) =
+            candidates.into_iter().partition(|t| !self.healthy(t));
+        unready.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+        let mut chosen: Vec<TaskId> = unready.iter().take(excess).map(|t| t.id).collect();
+        let left = excess - chosen.len();
+        if left > 0 {
+            let strategies = self.template().map(|t| t.strategies).unwrap_or_default();
+            let ids: Vec<TaskId> = ready.iter().map(|t| t.id).collect();
+            let seed = self.rng.random();
+            chosen.extend(choose_to_stop(self.state, &ids, &strategies, left, seed));
+        }
+        chosen
     }
 
     /// Old tasks, least valuable first: not healthy, then on leaving instances, then of the
@@ -701,16 +729,11 @@ fn replica(
         if keep.len() - n > candidates.len() {
             spared.extend(protected.iter().map(|t| t.id));
         }
-        let (mut unready, ready): (Vec<_>, Vec<_>) =
-            candidates.into_iter().partition(|t| !round.healthy(t));
-        unready.sort_by_key(|t| std::cmp::Reverse(t.created_at));
-        let mut chosen: Vec<TaskId> = unready.iter().take(excess).map(|t| t.id).collect();
-        excess -= chosen.len();
-        if excess > 0 {
-            let strategies = round.template().map(|t| t.strategies).unwrap_or_default();
-            let ids: Vec<TaskId> = ready.iter().map(|t| t.id).collect();
-            let seed = round.rng.random();
-            chosen.extend(choose_to_stop(round.state, &ids, &strategies, excess, seed));
+        let mut chosen = Vec::new();
+        for (bucket, over) in provider_excess(&round.svc, &keep, candidates) {
+            let take = over.min(excess).min(bucket.len());
+            excess -= take;
+            chosen.extend(round.choose_scale_in(bucket, take));
         }
         for id in &chosen {
             round.stop.push(Stop {
@@ -784,10 +807,61 @@ fn replica(
         ));
     }
     if primary.rollout_state != RolloutState::Failed && !throttled {
-        round.launch(want.min(room), None, settings);
+        let strategy = round.svc.capacity_provider_strategy.clone();
+        if strategy.is_empty() {
+            round.launch(want.min(room), None, None, settings);
+        } else {
+            // Each provider is topped up to its share of the desired count.
+            let mut budget = want.min(room);
+            let targets = split(&strategy, n as u32);
+            for (item, target) in strategy.iter().zip(targets) {
+                let there = keep
+                    .iter()
+                    .filter(|t| t.capacity_provider.as_ref() == Some(&item.provider))
+                    .count();
+                let count = (target as usize).saturating_sub(there).min(budget);
+                budget -= count;
+                round.launch(count, None, Some(item.provider.clone()), settings);
+            }
+        }
     }
     let healthy_kept = keep.iter().filter(|t| round.healthy(t)).count();
     (keep.len(), healthy_kept)
+}
+
+/// Scale-in candidates grouped by where they run, with how many each group has above its
+/// share of the desired count: tasks on no provider of the strategy (or every task, without
+/// a strategy) first, then each provider's beyond its [`split`] share, so that scaling in
+/// keeps the split.
+fn provider_excess(
+    service: &Service,
+    kept: &[Arc<Task>],
+    candidates: Vec<Arc<Task>>,
+) -> Vec<(Vec<Arc<Task>>, usize)> {
+    let strategy = &service.capacity_provider_strategy;
+    let targets = split(strategy, service.desired_count);
+    let slot = |t: &Task| {
+        strategy
+            .iter()
+            .position(|i| t.capacity_provider.as_ref() == Some(&i.provider))
+    };
+    let mut unassigned = Vec::new();
+    let mut by_provider: Vec<Vec<Arc<Task>>> = vec![Vec::new(); strategy.len()];
+    for t in candidates {
+        match slot(&t) {
+            Some(k) => by_provider[k].push(t),
+            None => unassigned.push(t),
+        }
+    }
+    let mut out = Vec::with_capacity(strategy.len() + 1);
+    let everything = unassigned.len();
+    out.push((unassigned, everything));
+    for (k, tasks) in by_provider.into_iter().enumerate() {
+        let there = kept.iter().filter(|t| slot(t) == Some(k)).count();
+        let over = there.saturating_sub(targets[k] as usize);
+        out.push((tasks, over));
+    }
+    out
 }
 
 /// DAEMON: one PRIMARY task on every ACTIVE instance that meets the constraints; old tasks
@@ -909,7 +983,7 @@ fn daemon(
         .filter(|i| state.live_in_group_on(&cluster, &group, *i) == 0)
         .collect();
     if primary.rollout_state != RolloutState::Failed && !throttled && !empty.is_empty() {
-        round.launch(empty.len(), Some(empty), settings);
+        round.launch(empty.len(), Some(empty), None, settings);
     }
     let healthy_kept = kept.iter().filter(|t| round.healthy(t)).count();
     (kept.len(), healthy_kept)

@@ -58,6 +58,8 @@ impl World {
                 configuration: None,
                 service_connect_defaults: None,
                 tags: Vec::new(),
+                capacity_providers: Vec::new(),
+                default_strategy: Vec::new(),
             });
         }
         w.ok(RegisterTaskDefinition {
@@ -349,6 +351,7 @@ pub fn task(
         tags: Vec::new(),
         protected_until: None,
         version: 0,
+        capacity_provider: None,
     }
 }
 

@@ -146,6 +146,8 @@ impl Harness {
             configuration: None,
             service_connect_defaults: None,
             tags: Vec::new(),
+            capacity_providers: Vec::new(),
+            default_strategy: Vec::new(),
         });
         h
     }
@@ -355,6 +357,7 @@ impl Harness {
             request_digest: 0,
             version: 0,
             created_by: None,
+            capacity_provider_strategy: Vec::new(),
         }
     }
 

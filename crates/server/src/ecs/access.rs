@@ -124,7 +124,68 @@ on_cluster!(
     api::ListTasksRequest,
     api::ListServicesRequest,
     api::DiscoverPollEndpointRequest,
+    api::PutClusterCapacityProvidersRequest,
 );
+
+/// A capacity provider, named by its short name or ARN: an account-wide resource, in no
+/// cluster.
+fn capacity_provider(arn: &ArnContext, reference: &str) -> String {
+    arn.capacity_provider(berth_model::capacity::provider_ref(reference))
+}
+
+impl Touches for api::CreateCapacityProviderRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        Access {
+            resources: self
+                .name
+                .iter()
+                .map(|n| capacity_provider(arn, n))
+                .collect(),
+            cluster: None,
+        }
+    }
+}
+
+impl Touches for api::UpdateCapacityProviderRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        Access {
+            resources: self
+                .name
+                .iter()
+                .map(|n| capacity_provider(arn, n))
+                .collect(),
+            cluster: None,
+        }
+    }
+}
+
+impl Touches for api::DeleteCapacityProviderRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        Access {
+            resources: self
+                .capacity_provider
+                .iter()
+                .map(|n| capacity_provider(arn, n))
+                .collect(),
+            cluster: None,
+        }
+    }
+}
+
+/// DescribeCapacityProviders: the providers named (none: every provider).
+impl Touches for api::DescribeCapacityProvidersRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        Access {
+            resources: self
+                .capacity_providers
+                .iter()
+                .flatten()
+                .map(|n| capacity_provider(arn, n))
+                .collect(),
+            cluster: None,
+        }
+    }
+}
 
 impl Touches for api::CreateClusterRequest {
     fn touches(&self, arn: &ArnContext) -> Access {

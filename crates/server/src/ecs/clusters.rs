@@ -31,17 +31,8 @@ fn settings(
     Ok(settings.to_vec())
 }
 
-fn no_capacity_providers(providers: Option<&[String]>) -> Result<(), EcsError> {
-    if providers.is_some_and(|p| !p.is_empty()) {
-        return Err(EcsError::invalid(
-            "Capacity providers are not supported: berth places tasks on the container instances registered to the cluster",
-        ));
-    }
-    Ok(())
-}
-
 /// A cluster a write answered with, as ECS shows it, with the counts of the newest state.
-fn rendered(app: &App, ctx: &Ctx, c: &Cluster) -> api::Cluster {
+pub(crate) fn rendered(app: &App, ctx: &Ctx, c: &Cluster) -> api::Cluster {
     let counts = app.node.state().counts(&c.name);
     render::cluster(&ctx.arn, c, counts, ClusterInclude::ALL)
 }
@@ -57,16 +48,10 @@ pub async fn create(
             "Cluster name must be 1 to 255 letters, numbers, hyphens and underscores",
         ));
     }
-    no_capacity_providers(req.capacity_providers.as_deref())?;
-    if req
-        .default_capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(EcsError::invalid(
-            "defaultCapacityProviderStrategy is not supported: berth has no capacity providers",
-        ));
-    }
+    let capacity_providers =
+        super::capacity::provider_names(req.capacity_providers.as_deref().unwrap_or_default())?;
+    let default_strategy =
+        super::capacity::default_strategy(req.default_capacity_provider_strategy.as_deref())?;
     let mut settings = settings(req.settings.as_deref())?;
     // As in ECS, a cluster that names no containerInsights setting takes the creator's account
     // setting (its own, else the account default) when one was made.
@@ -91,6 +76,8 @@ pub async fn create(
             }
         }),
         tags: validate::tags(req.tags.as_deref())?,
+        capacity_providers,
+        default_strategy,
     };
     let cluster = app.write_by(&ctx.principal, command).await?;
     Ok(api::CreateClusterResponse {

@@ -43,10 +43,6 @@ const DAEMON: Refusal = Refusal::AwsOnly(
     "ECS daemons run on ECS Managed Instances capacity that AWS provisions; on berth, a service \
      with schedulingStrategy DAEMON runs one task on every instance",
 );
-const CAPACITY_PROVIDERS: Refusal = Refusal::NotYet(
-    "capacity providers (named pools of container instances) are still to be built; tasks are \
-     placed on the container instances registered to the cluster",
-);
 const TASK_SETS: Refusal = Refusal::NotYet(
     "task sets and the EXTERNAL deployment controller are still to be built; services are \
      deployed by berth's own rolling deployments",
@@ -67,18 +63,15 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
              function; berth's deployments have no hooks",
         ),
     ),
-    ("CreateCapacityProvider", CAPACITY_PROVIDERS),
     ("CreateDaemon", DAEMON),
     ("CreateExpressGatewayService", EXPRESS),
     ("CreateGateway", GATEWAY),
     ("CreateTaskSet", TASK_SETS),
-    ("DeleteCapacityProvider", CAPACITY_PROVIDERS),
     ("DeleteDaemon", DAEMON),
     ("DeleteDaemonTaskDefinition", DAEMON),
     ("DeleteExpressGatewayService", EXPRESS),
     ("DeleteGateway", GATEWAY),
     ("DeleteTaskSet", TASK_SETS),
-    ("DescribeCapacityProviders", CAPACITY_PROVIDERS),
     ("DescribeDaemon", DAEMON),
     ("DescribeDaemonDeployments", DAEMON),
     ("DescribeDaemonRevisions", DAEMON),
@@ -111,7 +104,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
             "namespaces are AWS Cloud Map namespaces (Service Connect), which berth does not run",
         ),
     ),
-    ("PutClusterCapacityProviders", CAPACITY_PROVIDERS),
     ("RegisterDaemonTaskDefinition", DAEMON),
     ("StopServiceDeployment", DEPLOYMENT_HISTORY),
     (
@@ -121,7 +113,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
              berth's agents attach none",
         ),
     ),
-    ("UpdateCapacityProvider", CAPACITY_PROVIDERS),
     (
         "UpdateContainerAgent",
         Refusal::AwsOnly(

@@ -11,6 +11,7 @@
 mod access;
 mod account;
 mod agent;
+mod capacity;
 mod clusters;
 mod coverage;
 mod instances;
@@ -286,6 +287,11 @@ operations! {
     "ListClusters" => clusters::list,
     "UpdateCluster" => clusters::update,
     "UpdateClusterSettings" => clusters::update_settings,
+    "PutClusterCapacityProviders" => capacity::put_cluster,
+    "CreateCapacityProvider" => capacity::create,
+    "DescribeCapacityProviders" => capacity::describe,
+    "UpdateCapacityProvider" => capacity::update,
+    "DeleteCapacityProvider" => capacity::delete,
     "RegisterTaskDefinition" => task_definitions::register,
     "DescribeTaskDefinition" => task_definitions::describe,
     "ListTaskDefinitions" => task_definitions::list,

@@ -2,6 +2,7 @@
 
 use berth_api::types as api;
 use berth_model::arn::ArnContext;
+use berth_model::capacity::StrategyItem;
 use berth_model::command::Failure;
 use berth_model::entity::*;
 use berth_model::service::{Deployment, Service};
@@ -85,8 +86,10 @@ pub fn cluster(
             None
         },
         service_connect_defaults: c.service_connect_defaults.clone(),
-        capacity_providers: Some(Vec::new()),
-        default_capacity_provider_strategy: Some(Vec::new()),
+        capacity_providers: Some(c.capacity_providers.iter().map(|p| p.to_string()).collect()),
+        default_capacity_provider_strategy: Some(
+            c.default_strategy.iter().map(|i| i.render()).collect(),
+        ),
         ..Default::default()
     }
 }
@@ -201,6 +204,9 @@ pub fn instance(
         registered_at: Some(seconds(i.registered_at)),
         attachments: Some(Vec::new()),
         tags: include_tags.then(|| tags(&i.tags)),
+        capacity_provider_name: i
+            .attribute(berth_model::capacity::PROVIDER_ATTRIBUTE)
+            .map(str::to_owned),
         ..Default::default()
     }
 }
@@ -210,6 +216,7 @@ pub fn task(ctx: &ArnContext, t: &Task, include_tags: bool) -> api::Task {
     api::Task {
         attachments: Some(Vec::new()),
         attributes: Some(Vec::new()),
+        capacity_provider_name: t.capacity_provider.as_ref().map(|p| p.to_string()),
         availability_zone: t.availability_zone.clone(),
         cluster_arn: Some(ctx.cluster(&t.cluster)),
         container_instance_arn: t.instance.map(|i| ctx.container_instance(&t.cluster, i)),
@@ -337,7 +344,17 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
         service_registries: Some(Vec::new()),
         status: Some(s.status.as_str().into()),
         desired_count: Some(clamp(s.desired_count)),
-        launch_type: Some("EC2".into()),
+        // ECS shows one or the other: a launch type, or the strategy the service uses.
+        launch_type: s
+            .capacity_provider_strategy
+            .is_empty()
+            .then(|| "EC2".into()),
+        capacity_provider_strategy: (!s.capacity_provider_strategy.is_empty()).then(|| {
+            s.capacity_provider_strategy
+                .iter()
+                .map(|i| i.render())
+                .collect()
+        }),
         task_definition: s
             .primary()
             .map(|d| ctx.task_definition(&d.family, d.revision)),
@@ -351,7 +368,12 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
             minimum_healthy_percent: Some(clamp(config.minimum_healthy_percent)),
             ..Default::default()
         }),
-        deployments: Some(s.deployments.iter().map(|d| deployment(ctx, d)).collect()),
+        deployments: Some(
+            s.deployments
+                .iter()
+                .map(|d| deployment(ctx, d, &s.capacity_provider_strategy))
+                .collect(),
+        ),
         events: Some(
             s.events
                 .iter()
@@ -381,7 +403,7 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
     }
 }
 
-fn deployment(ctx: &ArnContext, d: &Deployment) -> api::Deployment {
+fn deployment(ctx: &ArnContext, d: &Deployment, strategy: &[StrategyItem]) -> api::Deployment {
     api::Deployment {
         id: Some(d.id.clone()),
         status: Some(d.status.as_str().into()),
@@ -390,7 +412,9 @@ fn deployment(ctx: &ArnContext, d: &Deployment) -> api::Deployment {
         failed_tasks: Some(clamp(d.failed_tasks)),
         created_at: Some(seconds(d.created_at)),
         updated_at: Some(seconds(d.updated_at)),
-        launch_type: Some("EC2".into()),
+        launch_type: strategy.is_empty().then(|| "EC2".into()),
+        capacity_provider_strategy: (!strategy.is_empty())
+            .then(|| strategy.iter().map(|i| i.render()).collect()),
         rollout_state: Some(d.rollout_state.as_str().into()),
         rollout_state_reason: d.rollout_state_reason.clone(),
         ..Default::default()

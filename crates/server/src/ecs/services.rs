@@ -10,9 +10,9 @@
 //! the service in between, the state machine refuses the stale value and the handler reads the
 //! service again and decides again, instead of overwriting what happened meanwhile.
 //!
-//! What berth cannot offer (load balancers, service discovery, awsvpc networking, capacity
-//! providers, other deployment controllers) is refused up front with a reason, never accepted
-//! and silently ignored: a service that looks configured but is not is worse than an error.
+//! What berth cannot offer (load balancers, service discovery, awsvpc networking, other
+//! deployment controllers) is refused up front with a reason, never accepted and silently
+//! ignored: a service that looks configured but is not is worse than an error.
 
 use std::sync::Arc;
 
@@ -112,10 +112,21 @@ fn deployment_controller(value: Option<&api::DeploymentController>) -> Result<()
     }
 }
 
+/// A DAEMON service runs on every instance: ECS takes no capacity provider strategy for one.
+fn no_strategy_for_daemon(
+    given: Option<&[api::CapacityProviderStrategyItem]>,
+) -> Result<Vec<berth_model::capacity::StrategyItem>, EcsError> {
+    if given.is_some_and(|g| !g.is_empty()) {
+        return Err(EcsError::invalid(
+            "A capacity provider strategy cannot be used with the DAEMON scheduling strategy: a daemon service runs one task on every container instance",
+        ));
+    }
+    Ok(Vec::new())
+}
+
 /// The parameters CreateService and UpdateService share that name something berth does not
 /// have. Each is refused with what berth offers instead.
 struct Unsupported<'a> {
-    capacity_provider_strategy: Option<&'a [api::CapacityProviderStrategyItem]>,
     load_balancers: Option<&'a [api::LoadBalancer]>,
     service_registries: Option<&'a [api::ServiceRegistry]>,
     network_configuration: Option<&'a api::NetworkConfiguration>,
@@ -130,11 +141,6 @@ impl Unsupported<'_> {
     fn check(&self) -> Result<(), EcsError> {
         fn given<T>(v: Option<&[T]>) -> bool {
             v.is_some_and(|v| !v.is_empty())
-        }
-        if given(self.capacity_provider_strategy) {
-            return Err(EcsError::invalid(
-                "capacityProviderStrategy is not supported: berth has no capacity providers; services run on the container instances registered to the cluster",
-            ));
         }
         if given(self.load_balancers) {
             return Err(EcsError::invalid(
@@ -461,7 +467,6 @@ pub async fn create(
         };
     launch_type(req.launch_type.as_deref())?;
     Unsupported {
-        capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         load_balancers: req.load_balancers.as_deref(),
         service_registries: req.service_registries.as_deref(),
         network_configuration: req.network_configuration.as_ref(),
@@ -508,6 +513,17 @@ pub async fn create(
     if let Some(s) = existing(&state) {
         return idempotent(app, ctx, &s, digest);
     }
+    let capacity_provider_strategy = match strategy {
+        SchedulingStrategy::Replica => super::capacity::launch_strategy(
+            &state,
+            &cluster,
+            req.capacity_provider_strategy.as_deref(),
+            req.launch_type.as_deref(),
+        )?,
+        SchedulingStrategy::Daemon => {
+            no_strategy_for_daemon(req.capacity_provider_strategy.as_deref())?
+        }
+    };
     let definition = definition(&state, reference)?;
     ctx.allow_privileges(
         &definition.spec,
@@ -542,6 +558,7 @@ pub async fn create(
         request_digest: digest,
         version: 0,
         created_by: None,
+        capacity_provider_strategy,
     };
     let service = match app
         .write_by(
@@ -591,7 +608,6 @@ pub async fn update(
     let (cluster, name) = service_ref(required_str(&req.service, "service")?, &req.cluster)?;
     active_cluster(&app.node.state(), &cluster)?;
     Unsupported {
-        capacity_provider_strategy: req.capacity_provider_strategy.as_deref(),
         load_balancers: req.load_balancers.as_deref(),
         service_registries: req.service_registries.as_deref(),
         network_configuration: req.network_configuration.as_ref(),
@@ -661,6 +677,14 @@ pub async fn update(
             current.deployment_configuration,
             strategy,
         )?;
+        let capacity_provider_strategy = match req.capacity_provider_strategy.as_deref() {
+            None => current.capacity_provider_strategy.clone(),
+            Some(_) if strategy == SchedulingStrategy::Daemon => {
+                no_strategy_for_daemon(req.capacity_provider_strategy.as_deref())?
+            }
+            Some([]) => Vec::new(),
+            given => super::capacity::launch_strategy(state, &cluster, given, None)?,
+        };
 
         let now = Millis::now();
         let mut next = current.clone();
@@ -668,7 +692,8 @@ pub async fn update(
             || definition.family != primary.family
             || definition.revision != primary.revision
             || constraints != current.placement_constraints
-            || strategies != current.placement_strategy;
+            || strategies != current.placement_strategy
+            || capacity_provider_strategy != current.capacity_provider_strategy;
         if let Some(d) = desired {
             next.desired_count = d;
         }
@@ -689,6 +714,7 @@ pub async fn update(
         }
         next.placement_constraints = constraints;
         next.placement_strategy = strategies;
+        next.capacity_provider_strategy = capacity_provider_strategy;
         next.deployment_configuration = config;
         if let Some(g) = grace {
             next.health_check_grace_period_seconds = Some(g);

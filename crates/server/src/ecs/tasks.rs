@@ -7,16 +7,19 @@
 //! fresher snapshot, a bounded number of times, and what still cannot be placed is reported in
 //! `failures[]`, closest instance first.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
 use berth_model::arn::parse_task;
+use berth_model::capacity::{PROVIDER_ATTRIBUTE, StrategyItem};
 use berth_model::command::{ClientToken, FailureReason, PlaceTasks, Placed, StopTask};
 use berth_model::entity::*;
 use berth_model::requirements::requirements;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
 use berth_model::{InstanceId, Millis, TaskId};
+use berth_scheduler::capacity::split;
 use berth_scheduler::{
     Constraint, InstanceRejection, Placement, Strategy, TaskTemplate, complete_overrides,
     parse_constraint, parse_strategy, place,
@@ -142,6 +145,7 @@ fn template(
         strategies,
         enable_execute_command: common.enable_execute_command.unwrap_or(false),
         created_at: Millis::now(),
+        capacity_provider: None,
     })
 }
 
@@ -198,6 +202,56 @@ fn tasks_for(state: &State, template: &TaskTemplate, placements: &[Placement]) -
         .collect()
 }
 
+/// One capacity provider's share of a RunTask (or the whole of it, without a strategy): the
+/// template, its provider set, and how many tasks it still has to place.
+struct Share {
+    template: TaskTemplate,
+    remaining: usize,
+}
+
+/// The launch split into shares: one per provider of `strategy` that gets tasks
+/// ([`split`]), or one for the whole cluster without a strategy.
+fn shares(template: TaskTemplate, strategy: &[StrategyItem], count: usize) -> Vec<Share> {
+    if strategy.is_empty() {
+        return vec![Share {
+            template,
+            remaining: count,
+        }];
+    }
+    strategy
+        .iter()
+        .zip(split(strategy, count as u32))
+        .filter(|(_, n)| *n > 0)
+        .map(|(item, n)| Share {
+            template: TaskTemplate {
+                capacity_provider: Some(item.provider.clone()),
+                ..template.clone()
+            },
+            remaining: n as usize,
+        })
+        .collect()
+}
+
+/// Why a share's plan placed fewer tasks than asked: its instances' rejections, or — when its
+/// capacity provider has no instance in the cluster at all — that.
+fn share_failures(
+    ctx: &Ctx,
+    cluster: &str,
+    share: &Share,
+    rejections: &[InstanceRejection],
+) -> Vec<api::Failure> {
+    match (&share.template.capacity_provider, rejections.is_empty()) {
+        (Some(provider), true) => vec![api::Failure {
+            arn: Some(ctx.arn.capacity_provider(provider)),
+            reason: Some(FailureReason::Missing.as_str().into()),
+            detail: Some(format!(
+                "capacity provider {provider} has no container instance in cluster {cluster} that can take the task: register instances with the attribute {PROVIDER_ATTRIBUTE}={provider} (berth agent --capacity-provider {provider})"
+            )),
+        }],
+        _ => plan_failures(ctx, cluster, rejections),
+    }
+}
+
 fn check_run_request(req: &api::RunTaskRequest) -> Result<(), EcsError> {
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
@@ -206,15 +260,6 @@ fn check_run_request(req: &api::RunTaskRequest) -> Result<(), EcsError> {
         )));
     }
     launch_type(req.launch_type.as_deref())?;
-    if req
-        .capacity_provider_strategy
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(EcsError::invalid(
-            "capacityProviderStrategy is not supported: berth has no capacity providers",
-        ));
-    }
     if let Some(t) = &req.client_token {
         let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| (33..=126).contains(&b));
         if !ok {
@@ -293,55 +338,82 @@ pub async fn run(
         });
     }
     has_instances(&state, &cluster)?;
+    let strategy = super::capacity::launch_strategy(
+        &state,
+        &cluster,
+        req.capacity_provider_strategy.as_deref(),
+        req.launch_type.as_deref(),
+    )?;
+    let cluster_name = template.cluster.clone();
+    let distinct_instance = template.distinct_instance();
+    let mut shares = shares(template, &strategy, count);
 
-    let mut remaining = count;
+    // Each share plans on the same snapshot (their instances are disjoint: a provider's own),
+    // and all of them commit together in one PlaceTasks.
     let mut done: Vec<Arc<Task>> = Vec::new();
-    let mut failures: Vec<api::Failure> = Vec::new();
+    let mut why: Vec<Vec<api::Failure>> = vec![Vec::new(); shares.len()];
     for attempt in 0..MAX_PLAN_ATTEMPTS {
-        let plan = place(
-            &state,
-            &template.request(remaining, None, false),
-            rand::random(),
-        );
-        let tasks = tasks_for(&state, &template, &plan.placements);
-        if tasks.len() < remaining {
-            failures = plan_failures(ctx, &cluster, &plan.rejections);
+        let mut tasks = Vec::new();
+        let mut share_of: HashMap<TaskId, usize> = HashMap::new();
+        for (k, share) in shares.iter().enumerate().filter(|(_, s)| s.remaining > 0) {
+            let plan = place(
+                &state,
+                &share.template.request(share.remaining, None, false),
+                rand::random(),
+            );
+            let planned = tasks_for(&state, &share.template, &plan.placements);
+            if planned.len() < share.remaining {
+                why[k] = share_failures(ctx, &cluster, share, &plan.rejections);
+            }
+            share_of.extend(planned.iter().map(|t| (t.id, k)));
+            tasks.extend(planned);
         }
         if tasks.is_empty() {
             break;
         }
         let command = PlaceTasks {
-            cluster: template.cluster.clone(),
+            cluster: cluster_name.clone(),
             tasks,
             client_token: req.client_token.clone().map(|token| ClientToken {
                 token,
                 request_digest,
                 continuation: attempt > 0,
             }),
-            distinct_instance: template.distinct_instance(),
+            distinct_instance,
         };
         let Placed {
             tasks: ok,
             rejected,
         } = app.write_by(&ctx.principal, command).await?;
-        remaining -= ok.len().min(remaining);
+        for t in &ok {
+            if let Some(k) = share_of.get(&t.id) {
+                shares[*k].remaining = shares[*k].remaining.saturating_sub(1);
+            }
+        }
         done.extend(ok);
-        if remaining == 0 || rejected.is_empty() {
+        if shares.iter().all(|s| s.remaining == 0) || rejected.is_empty() {
             break;
         }
         if attempt + 1 == MAX_PLAN_ATTEMPTS {
-            failures = rejected
-                .into_iter()
-                .take(MAX_FAILURES)
-                .map(|r| failure(ctx, &cluster, r.reason, r.instance, r.detail))
-                .collect();
+            for w in &mut why {
+                w.clear();
+            }
+            for r in rejected {
+                if let Some(k) = share_of.get(&r.task) {
+                    why[*k].push(failure(ctx, &cluster, r.reason, r.instance, r.detail));
+                }
+            }
             break;
         }
         state = app.node.state();
     }
-    if remaining == 0 {
-        failures.clear();
-    }
+    let failures = shares
+        .iter()
+        .zip(why)
+        .filter(|(s, _)| s.remaining > 0)
+        .flat_map(|(_, w)| w)
+        .take(MAX_FAILURES)
+        .collect();
     Ok(api::RunTaskResponse {
         tasks: Some(
             done.iter()
@@ -463,7 +535,32 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
     let count = req.count.unwrap_or(1) as usize;
     let state = app.node.state();
     let template = template(&state, &cluster, reference, run_common(&req))?;
-    let plan = place(&state, &template.request(count, None, true), rand::random());
+    let strategy = super::capacity::launch_strategy(
+        &state,
+        &cluster,
+        req.capacity_provider_strategy.as_deref(),
+        req.launch_type.as_deref(),
+    )?;
+    let (family, revision) = (
+        template.definition.family.clone(),
+        template.definition.revision,
+    );
+    let group = template.group.clone();
+    // One plan per capacity provider's share (its own instances), or one for the cluster.
+    let mut plan = berth_scheduler::Plan::default();
+    let mut failures = Vec::new();
+    for share in shares(template, &strategy, count) {
+        let p = place(
+            &state,
+            &share.template.request(share.remaining, None, true),
+            rand::random(),
+        );
+        if p.placements.len() < share.remaining {
+            failures.extend(share_failures(ctx, &cluster, &share, &p.rejections));
+        }
+        plan.placements.extend(p.placements);
+        plan.verdicts.extend(p.verdicts);
+    }
     let arn = |i: InstanceId| ctx.arn.container_instance(&cluster, i);
     let placements: Vec<Value> = plan
         .placements
@@ -498,14 +595,14 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
         .collect();
     Ok(json!({
         "cluster": ctx.arn.cluster(&cluster),
-        "taskDefinitionArn": ctx.arn.task_definition(&template.definition.family, template.definition.revision),
-        "group": template.group,
+        "taskDefinitionArn": ctx.arn.task_definition(&family, revision),
+        "group": group,
         "requested": count,
         "placed": plan.placements.len(),
         "index": state.index(),
         "placements": placements,
         "instances": instances,
-        "failures": plan_failures(ctx, &cluster, &plan.rejections),
+        "failures": failures,
     }))
 }
 

@@ -5,25 +5,35 @@
 //!  every other /ui path ── the cookie's session token (berth_auth::session) ──► the principal
 //!        │ no valid session: GET is sent to the login page, anything else gets 401
 //!        ▼
-//!  GET /ui             overview of every cluster the principal may describe
-//!  GET /ui?fragment=1  just its <main>, which ui.js swaps in
+//!  GET /ui                                          overview of every cluster it may describe
+//!  GET /ui/clusters/{cluster}/services/{service}    deployments, events, tasks
+//!  GET /ui/clusters/{cluster}/tasks/{task}          containers, history, log tails (…/logs)
+//!  GET /ui/clusters/{cluster}/instances/{instance}  capacity, attributes, tasks, placement
+//!  any page ?fragment=1  just its live region (#live), which ui.js swaps in
 //!  GET /ui/events      SSE: `change` with the new state index whenever the state moves
 //!  POST /ui/logout     needs the page's CSRF token
 //! ```
+//! Each page is read with the principal's own permissions (the ECS Describe action on what it
+//! shows; history, logs and dry-runs need theirs too), answers a page saying so when they are
+//! missing, a 404 page for what does not exist, and caps every list it shows (and says so).
 //! The browser never keeps the secret, only a session token that every server accepts (it is
 //! signed with a key derived from the cluster secret) and that dies with its credential. The
 //! UI acts as the signed-in principal: what it shows is filtered by that principal's policy.
 //! Pages carry no inline script or style, under a strict Content-Security-Policy, and the
 //! cookie is `HttpOnly` and `SameSite=Strict`; writes also need a CSRF token.
 
+mod delegate;
+mod instance;
 mod overview;
 mod page;
+mod service;
+mod task;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -70,6 +80,17 @@ pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
         .route(PREFIX, get(home))
         .route("/ui/", get(|| async { Redirect::to(PREFIX) }))
+        .route(
+            "/ui/clusters/{cluster}/services/{service}",
+            get(service_page),
+        )
+        .route("/ui/clusters/{cluster}/tasks/{task}", get(task_page))
+        .route("/ui/clusters/{cluster}/tasks/{task}/logs", get(task_logs))
+        .route(
+            "/ui/clusters/{cluster}/instances/{instance}",
+            get(instance_page),
+        )
+        .route("/ui/{*unknown}", get(unknown_path))
         .route("/ui/events", get(events))
         .route(LOGIN, get(login_form).post(login))
         .route("/ui/logout", post(logout))
@@ -161,41 +182,286 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 }
 
 #[derive(Deserialize)]
-struct HomeQuery {
-    /// Present (any value): answer just `<main>`'s content.
+struct PageQuery {
+    /// Present (any value): answer just the page's live region.
     fragment: Option<String>,
+    /// The instance page: the task definition whose placement to explain.
+    taskdef: Option<String>,
 }
 
-async fn home(
-    State(app): State<Arc<App>>,
-    Extension(principal): Extension<Principal>,
-    Extension(session): Extension<SignedIn>,
-    Query(q): Query<HomeQuery>,
+/// What a page handler found to show.
+enum Shown {
+    Page {
+        title: String,
+        /// Controls above the live region (they must survive its updates).
+        controls: Markup,
+        /// The live region.
+        fragment: Markup,
+        /// What stays put below it across live updates.
+        rest: Markup,
+    },
+    NotFound(String),
+    Refused(String),
+}
+
+/// The whole page, or (`?fragment=1`) its live region, with the status the outcome calls for.
+fn respond(
+    app: &App,
+    principal: &Principal,
+    session: &SignedIn,
+    q: &PageQuery,
+    shown: Shown,
 ) -> Response {
-    let arn = ArnContext::new(DEFAULT_REGION, app.config.account_id.clone());
-    let state = app.node.state();
-    let data = overview(&state, |cluster| {
-        principal
-            .authorize(
-                &arn,
-                "ecs:DescribeClusters",
-                &[arn.cluster(cluster)],
-                Some(cluster),
-            )
-            .is_ok()
-    });
-    let main = page::overview(&data);
+    let none = maud::html! {};
+    let (status, title, controls, fragment, rest) = match shown {
+        Shown::Page {
+            title,
+            controls,
+            fragment,
+            rest,
+        } => (StatusCode::OK, title, controls, fragment, rest),
+        Shown::NotFound(what) => (
+            StatusCode::NOT_FOUND,
+            "Not found".into(),
+            none.clone(),
+            page::not_found(&what),
+            none,
+        ),
+        Shown::Refused(why) => (
+            StatusCode::FORBIDDEN,
+            "Not allowed".into(),
+            none.clone(),
+            page::refused(&why),
+            none,
+        ),
+    };
     if q.fragment.is_some() {
-        return html(StatusCode::OK, main);
+        return html(status, fragment);
     }
     let viewer = page::Viewer {
         name: principal.actor(),
         csrf: app.keyring.session_key().csrf(&session.token),
     };
     html(
-        StatusCode::OK,
-        page::layout("Overview", Some(&viewer), main),
+        status,
+        page::layout(&title, Some(&viewer), page::live(controls, fragment, rest)),
     )
+}
+
+/// The ARNs the UI renders and authorizes with.
+fn arns(app: &App) -> ArnContext {
+    ArnContext::new(DEFAULT_REGION, app.config.account_id.clone())
+}
+
+/// Whether `principal` may do `action` on `resource` in `cluster`; the refusal in AWS's words.
+fn may(
+    principal: &Principal,
+    arn: &ArnContext,
+    action: &str,
+    resource: String,
+    cluster: &str,
+) -> Result<(), String> {
+    principal
+        .authorize(arn, action, &[resource], Some(cluster))
+        .map_err(|e| e.message)
+}
+
+async fn home(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Extension(session): Extension<SignedIn>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let arn = arns(&app);
+    let state = app.node.state();
+    let data = overview(&state, |cluster| {
+        may(
+            &principal,
+            &arn,
+            "ecs:DescribeClusters",
+            arn.cluster(cluster),
+            cluster,
+        )
+        .is_ok()
+    });
+    let shown = Shown::Page {
+        title: "Overview".into(),
+        controls: maud::html! {},
+        fragment: page::overview(&data),
+        rest: maud::html! {},
+    };
+    respond(&app, &principal, &session, &q, shown)
+}
+
+async fn service_page(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Extension(session): Extension<SignedIn>,
+    Path((cluster, name)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let arn = arns(&app);
+    let shown = (|| {
+        may(
+            &principal,
+            &arn,
+            "ecs:DescribeServices",
+            arn.service(&cluster, &name),
+            &cluster,
+        )
+        .map_err(Shown::Refused)?;
+        let state = app.node.state();
+        let data = service::service_page(&state, &cluster, &name).ok_or_else(|| {
+            Shown::NotFound(format!("Cluster {cluster} has no service named {name}."))
+        })?;
+        Ok(Shown::Page {
+            title: format!("Service {name}"),
+            controls: maud::html! {},
+            fragment: service::render(&data),
+            rest: maud::html! {},
+        })
+    })()
+    .unwrap_or_else(|shown| shown);
+    respond(&app, &principal, &session, &q, shown)
+}
+
+/// A task id in a path, or the page saying there is no such task.
+fn task_id(cluster: &str, task: &str) -> Result<berth_model::TaskId, Shown> {
+    task.parse()
+        .map_err(|_| Shown::NotFound(format!("Cluster {cluster} has no task {task}.")))
+}
+
+async fn task_page(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Extension(session): Extension<SignedIn>,
+    Path((cluster, task)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let arn = arns(&app);
+    let shown = (|| {
+        let id = task_id(&cluster, &task)?;
+        let resource = arn.task(&cluster, id);
+        may(
+            &principal,
+            &arn,
+            "ecs:DescribeTasks",
+            resource.clone(),
+            &cluster,
+        )
+        .map_err(Shown::Refused)?;
+        let with_history = may(
+            &principal,
+            &arn,
+            berth_auth::action::GET_HISTORY,
+            resource,
+            &cluster,
+        )
+        .is_ok();
+        let state = app.node.state();
+        let data = task::task_page(&state, &cluster, &task, with_history)
+            .ok_or_else(|| Shown::NotFound(format!("Cluster {cluster} has no task {task}.")))?;
+        Ok(Shown::Page {
+            title: format!("Task {task}"),
+            controls: maud::html! {},
+            fragment: task::render(&data),
+            rest: task::logs_panel(&data),
+        })
+    })()
+    .unwrap_or_else(|shown| shown);
+    respond(&app, &principal, &session, &q, shown)
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    container: String,
+}
+
+/// The tail of one container's log, as the HTML the task page's script puts in its box. The
+/// logs handler itself checks `berth:GetTaskLogs` and that the container exists.
+async fn task_logs(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Path((cluster, task)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    let tail = match task_id(&cluster, &task) {
+        Ok(id) => {
+            delegate::log_tail(&app, &principal, &cluster, &id.to_string(), &q.container).await
+        }
+        Err(_) => Err(format!("cluster {cluster} has no task {task}")),
+    };
+    html(StatusCode::OK, task::log_fragment(&tail))
+}
+
+async fn instance_page(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Extension(session): Extension<SignedIn>,
+    Path((cluster, instance)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let arn = arns(&app);
+    let found = (|| {
+        let missing = || {
+            Shown::NotFound(format!(
+                "Cluster {cluster} has no container instance {instance}."
+            ))
+        };
+        let id: berth_model::InstanceId = instance.parse().map_err(|_| missing())?;
+        let resource = arn.container_instance(&cluster, id);
+        may(
+            &principal,
+            &arn,
+            "ecs:DescribeContainerInstances",
+            resource.clone(),
+            &cluster,
+        )
+        .map_err(Shown::Refused)?;
+        let state = app.node.state();
+        let data = instance::instance_page(&state, &cluster, &instance, q.taskdef.as_deref())
+            .ok_or_else(missing)?;
+        Ok((data, resource))
+    })();
+    let (mut data, resource) = match found {
+        Ok(found) => found,
+        Err(shown) => return respond(&app, &principal, &session, &q, shown),
+    };
+    for explain in &data.to_explain {
+        let outcome = delegate::dry_run(&app, &principal, &explain.request)
+            .await
+            .map(|answer| instance::InstanceVerdict::from_dry_run(&answer, &resource));
+        data.verdicts.push(instance::Verdict {
+            subject: explain.subject.clone(),
+            outcome,
+        });
+    }
+    let shown = Shown::Page {
+        title: format!("Instance {instance}"),
+        controls: instance::explain_form(&data, q.taskdef.as_deref()),
+        fragment: instance::render(&data),
+        rest: maud::html! {},
+    };
+    respond(&app, &principal, &session, &q, shown)
+}
+
+/// Any other path under `/ui`: the not-found page (a bare 404 under the open asset path, where
+/// nobody need be signed in).
+async fn unknown_path(
+    State(app): State<Arc<App>>,
+    principal: Option<Extension<Principal>>,
+    session: Option<Extension<SignedIn>>,
+    uri: axum::http::Uri,
+) -> Response {
+    let (Some(Extension(principal)), Some(Extension(session))) = (principal, session) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let q = PageQuery {
+        fragment: None,
+        taskdef: None,
+    };
+    let what = format!("There is no page at {}.", uri.path());
+    respond(&app, &principal, &session, &q, Shown::NotFound(what))
 }
 
 #[derive(Deserialize)]

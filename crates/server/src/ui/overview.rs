@@ -63,10 +63,14 @@ pub struct DeploymentView {
     pub id: String,
     pub status: &'static str,
     pub rollout: &'static str,
+    /// Why the rollout is in its state (the circuit breaker's verdict, for one).
+    pub rollout_reason: Option<String>,
     pub task_definition: String,
     pub desired: u32,
     pub running: u32,
     pub pending: u32,
+    /// Tasks of the deployment that stopped on their own (what the circuit breaker counts).
+    pub failed: u32,
 }
 
 /// The overview of every cluster `visible` admits.
@@ -87,6 +91,15 @@ pub fn overview(state: &State, visible: impl Fn(&str) -> bool) -> Overview {
     }
 }
 
+/// Adds a task of `status` to (running, pending) counts.
+pub(super) fn count_live(counts: &mut (u32, u32), status: TaskStatus) {
+    match status {
+        TaskStatus::Running => counts.0 += 1,
+        s if s < TaskStatus::Running => counts.1 += 1,
+        _ => {}
+    }
+}
+
 fn cluster_view(state: &State, name: &str, status: &'static str) -> ClusterView {
     // One pass over the cluster's tasks: counts by status, and by who started them.
     let mut by_status: BTreeMap<TaskStatus, u32> = BTreeMap::new();
@@ -95,12 +108,7 @@ fn cluster_view(state: &State, name: &str, status: &'static str) -> ClusterView 
     for task in state.tasks_after(name, &filter, None) {
         *by_status.entry(task.last_status).or_default() += 1;
         if let Some(starter) = task.started_by.as_deref() {
-            let counts = by_starter.entry(starter).or_default();
-            match task.last_status {
-                TaskStatus::Running => counts.0 += 1,
-                s if s < TaskStatus::Running => counts.1 += 1,
-                _ => {}
-            }
+            count_live(by_starter.entry(starter).or_default(), task.last_status);
         }
     }
     let tasks = TaskStatus::ALL
@@ -147,7 +155,9 @@ fn cluster_view(state: &State, name: &str, status: &'static str) -> ClusterView 
     }
 }
 
-fn service_view(s: &Service, by_starter: &BTreeMap<&str, (u32, u32)>) -> ServiceView {
+/// A service with its deployments' progress; `by_starter` holds (running, pending) per
+/// deployment id.
+pub(super) fn service_view(s: &Service, by_starter: &BTreeMap<&str, (u32, u32)>) -> ServiceView {
     let deployments: Vec<DeploymentView> = s
         .deployments
         .iter()
@@ -157,10 +167,12 @@ fn service_view(s: &Service, by_starter: &BTreeMap<&str, (u32, u32)>) -> Service
                 id: d.id.clone(),
                 status: d.status.as_str(),
                 rollout: d.rollout_state.as_str(),
+                rollout_reason: d.rollout_state_reason.clone(),
                 task_definition: format!("{}:{}", d.family, d.revision),
                 desired: d.desired_count,
                 running,
                 pending,
+                failed: d.failed_tasks,
             }
         })
         .collect();

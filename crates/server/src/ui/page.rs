@@ -1,8 +1,12 @@
 //! The UI's HTML, rendered on the server with maud (which escapes every value it interpolates):
 //! data in, markup out. No inline scripts or styles, so the pages run under a strict
-//! Content-Security-Policy; the one script (`ui.js`) only refreshes `<main>` when the server
-//! says something changed.
+//! Content-Security-Policy; the one script (`ui.js`) only refreshes a page's live region
+//! (`#live`) when the server says something changed, and fills in log tails.
+//!
+//! This module holds the frame every page shares (layout, sign-in, not found, refused) and the
+//! overview; each other page renders its own content (`service`, `task`, `instance`).
 
+use berth_model::Millis;
 use maud::{DOCTYPE, Markup, html};
 
 use super::overview::{ClusterView, InstanceView, Overview, ServiceView};
@@ -35,6 +39,70 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, main: Markup) -> Markup {
                 main id="main" { (main) }
             }
         }
+    }
+}
+
+/// A page's `main`: the live region the script refreshes (`fragment`, what `?fragment=1`
+/// answers) between what stays put across refreshes (forms above, logs below).
+pub fn live(controls: Markup, fragment: Markup, rest: Markup) -> Markup {
+    html! {
+        (controls)
+        div id="live" { (fragment) }
+        (rest)
+    }
+}
+
+/// The page for a path that names nothing (or nothing any more).
+pub fn not_found(what: &str) -> Markup {
+    html! {
+        section.missing data-index="0" {
+            h1 { "Not found" }
+            p { (what) }
+            p { a href="/ui" { "Back to the overview" } }
+        }
+    }
+}
+
+/// The page for something the viewer's policy does not let it read.
+pub fn refused(why: &str) -> Markup {
+    html! {
+        section.refused data-index="0" {
+            h1 { "Not allowed" }
+            p.error role="alert" { (why) }
+            p { a href="/ui" { "Back to the overview" } }
+        }
+    }
+}
+
+/// A moment as UTC, to the second.
+pub fn when(at: Millis) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(at.0.div_euclid(1000)) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => at.0.to_string(),
+    }
+}
+
+/// The UI's paths. Cluster and service names are letters, digits, `-` and `_`, ids are hex,
+/// so only free text (container names, query values) needs encoding.
+pub mod href {
+    pub fn service(cluster: &str, service: &str) -> String {
+        format!("/ui/clusters/{cluster}/services/{service}")
+    }
+
+    pub fn task(cluster: &str, task: &str) -> String {
+        format!("/ui/clusters/{cluster}/tasks/{task}")
+    }
+
+    pub fn instance(cluster: &str, instance: &str) -> String {
+        format!("/ui/clusters/{cluster}/instances/{instance}")
     }
 }
 
@@ -102,7 +170,7 @@ fn cluster(c: &ClusterView) -> Markup {
                     table {
                         thead { tr { th { "instance" } th { "status" } th { "CPU" } th { "memory" } th { "tasks" } } }
                         tbody {
-                            @for i in &c.instances { (instance(i)) }
+                            @for i in &c.instances { (instance(&c.name, i)) }
                         }
                     }
                 }
@@ -113,16 +181,16 @@ fn cluster(c: &ClusterView) -> Markup {
             div.services {
                 h3 { "Services" }
                 @if c.services.is_empty() { p.empty { "none" } }
-                @for s in &c.services { (service(s)) }
+                @for s in &c.services { (service(&c.name, s)) }
             }
         }
     }
 }
 
-fn instance(i: &InstanceView) -> Markup {
+fn instance(cluster: &str, i: &InstanceView) -> Markup {
     html! {
         tr data-instance=(i.id) {
-            td { code { (i.id) } }
+            td { a href=(href::instance(cluster, &i.id)) { code { (i.id) } } }
             td {
                 (i.status)
                 @if !i.connected { " " span.warn { "(agent disconnected)" } }
@@ -134,10 +202,10 @@ fn instance(i: &InstanceView) -> Markup {
     }
 }
 
-fn service(s: &ServiceView) -> Markup {
+fn service(cluster: &str, s: &ServiceView) -> Markup {
     html! {
         article.service data-service=(s.name) data-health=(s.health) {
-            h4 { (s.name) " " small.health { (s.health) } }
+            h4 { a href=(href::service(cluster, &s.name)) { (s.name) } " " small.health { (s.health) } }
             p { (s.running) " running, " (s.pending) " pending of " (s.desired) " desired" }
             table {
                 thead { tr { th { "deployment" } th { "task definition" } th { "rollout" } th { "progress" } } }
@@ -192,10 +260,12 @@ mod tests {
                         id: "ecs-svc/1".into(),
                         status: "PRIMARY",
                         rollout: "IN_PROGRESS",
+                        rollout_reason: None,
                         task_definition: "web:2".into(),
                         desired: 4,
                         running: 3,
                         pending: 1,
+                        failed: 0,
                     }],
                     last_event: Some("(service web) has started 1 tasks".into()),
                 }],
@@ -218,6 +288,14 @@ mod tests {
         assert!(html.contains("(agent disconnected)"), "{html}");
         assert!(html.contains(r#"data-health="deploying""#), "{html}");
         assert!(html.contains("1 more cluster(s)"), "{html}");
+        assert!(
+            html.contains(r#"href="/ui/clusters/prod&lt;script&gt;/instances/0123""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"href="/ui/clusters/prod&lt;script&gt;/services/web""#),
+            "{html}"
+        );
     }
 
     #[test]

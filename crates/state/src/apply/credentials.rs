@@ -112,9 +112,34 @@ impl Apply for Bootstrap {
     }
 }
 
+/// Access keys a user may hold at once, as IAM allows: two, so a key can be rotated.
+pub const KEYS_PER_USER: usize = 2;
+
 impl Apply for CreateCredential {
     fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Credential>, Error> {
         state.check_new_credential(&self.credential)?;
+        if self.credential.kind == CredentialKind::User {
+            // A user name is one principal, recorded by name in the history: a second key
+            // for it is a rotation, so it must carry the same permissions.
+            let keys: Vec<&Arc<Credential>> = state
+                .credentials
+                .values()
+                .filter(|c| c.kind == CredentialKind::User && c.name == self.credential.name)
+                .collect();
+            let name = &self.credential.name;
+            if keys.iter().any(|c| c.policy != self.credential.policy) {
+                return Err(Error::Conflict(format!(
+                    "A user named {name} exists with other permissions: name the new credential \
+                     differently, or give it the same role or policy to add a second key"
+                )));
+            }
+            if keys.len() >= KEYS_PER_USER {
+                return Err(Error::LimitExceeded(format!(
+                    "User {name} has {KEYS_PER_USER} access keys already: delete one before \
+                     making another"
+                )));
+            }
+        }
         if let CredentialKind::Agent { cluster, instance } = &self.credential.kind {
             state.active_cluster(cluster)?;
             // One credential per instance, and never one for an instance that exists already:

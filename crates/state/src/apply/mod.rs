@@ -11,6 +11,7 @@
 //! writes last, so an early return leaves the state untouched.
 
 mod account;
+mod capacity;
 mod credentials;
 mod instances;
 mod mesos;
@@ -78,6 +79,10 @@ impl State {
             Command::PutAccountSetting(c) => self.run(c, at),
             Command::DeleteAccountSetting(c) => self.run(c, at),
             Command::UpdateTaskProtection(c) => self.run(c, at),
+            Command::CreateCapacityProvider(c) => self.run(c, at),
+            Command::UpdateCapacityProvider(c) => self.run(c, at),
+            Command::DeleteCapacityProvider(c) => self.run(c, at),
+            Command::PutClusterCapacityProviders(c) => self.run(c, at),
         }
     }
 
@@ -210,6 +215,8 @@ impl Apply for CreateCluster {
             configuration,
             service_connect_defaults,
             tags,
+            capacity_providers,
+            default_strategy,
         } = self;
         // ECS answers CreateCluster for an existing active cluster with that cluster, unchanged.
         if let Some(existing) = state.clusters.get(name)
@@ -217,6 +224,7 @@ impl Apply for CreateCluster {
         {
             return Ok(existing.clone());
         }
+        state.check_cluster_providers(capacity_providers, default_strategy)?;
         // ECS reports Container Insights as disabled unless the caller set it.
         let mut settings = settings.to_vec();
         if !settings
@@ -239,6 +247,8 @@ impl Apply for CreateCluster {
                 tags: tags.to_vec(),
                 created_at: at,
                 version: 0,
+                capacity_providers: capacity_providers.clone(),
+                default_strategy: default_strategy.clone(),
             },
         );
         Ok(cluster)

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use berth_model::arn::ResourceArn;
+use berth_model::capacity::PROVIDER_ATTRIBUTE;
 use berth_model::command::{
     Failure, FailureReason, Partial, PlaceTasks, Placed, Rejection, StopTask, TASK_NOT_VALID,
     TaskStateChange, UpdateTaskProtection,
@@ -105,6 +106,17 @@ impl State {
                     "the chosen container instance is not registered in this cluster".to_owned(),
                 )
             })?;
+        if let Some(provider) = &task.capacity_provider
+            && instance.attribute(PROVIDER_ATTRIBUTE) != Some(&**provider)
+        {
+            return Err((
+                FailureReason::Attribute,
+                format!(
+                    "container instance {} no longer belongs to capacity provider {provider}",
+                    instance.id
+                ),
+            ));
+        }
         fits(
             instance,
             self.usage.get(&instance.id).map(|u| &**u),

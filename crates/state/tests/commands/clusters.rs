@@ -28,6 +28,8 @@ fn create_keeps_a_given_container_insights_setting() {
         configuration: None,
         service_connect_defaults: None,
         tags: Vec::new(),
+        capacity_providers: Vec::new(),
+        default_strategy: Vec::new(),
     });
     assert_eq!(c.settings, vec![setting("containerInsights", "enabled")]);
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod account;
 mod attributes;
+mod capacity;
 mod clusters;
 mod connectivity;
 mod distinct;

@@ -48,6 +48,7 @@ fn service(cluster: &str, name: &str) -> Service {
         request_digest: 7,
         version: 0,
         created_by: None,
+        capacity_provider_strategy: Vec::new(),
     }
 }
 

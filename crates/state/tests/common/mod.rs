@@ -200,6 +200,8 @@ pub fn create_cluster_tagged(name: &str, tags: Vec<Tag>) -> CreateCluster {
         configuration: None,
         service_connect_defaults: None,
         tags,
+        capacity_providers: Vec::new(),
+        default_strategy: Vec::new(),
     }
 }
 
@@ -473,6 +475,7 @@ pub fn task(cluster: &str, id: u128, instance: u128) -> TaskBuilder {
         tags: Vec::new(),
         protected_until: None,
         version: 0,
+        capacity_provider: None,
     })
 }
 
@@ -527,6 +530,12 @@ impl TaskBuilder {
 
     pub fn tags(mut self, tags: Vec<Tag>) -> Self {
         self.0.tags = tags;
+        self
+    }
+
+    /// A task of a capacity provider's share of a launch.
+    pub fn capacity_provider(mut self, provider: &str) -> Self {
+        self.0.capacity_provider = Some(provider.into());
         self
     }
 
