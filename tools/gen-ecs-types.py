@@ -48,6 +48,12 @@ OPERATIONS = [
     # capacity providers
     "CreateCapacityProvider", "DescribeCapacityProviders", "UpdateCapacityProvider",
     "DeleteCapacityProvider", "PutClusterCapacityProviders",
+    # task sets (the EXTERNAL deployment controller)
+    "CreateTaskSet", "DescribeTaskSets", "UpdateTaskSet", "UpdateServicePrimaryTaskSet",
+    "DeleteTaskSet",
+    # deployment history
+    "ListServiceDeployments", "DescribeServiceDeployments", "DescribeServiceRevisions",
+    "StopServiceDeployment",
     # agent-facing
     "DiscoverPollEndpoint", "SubmitTaskStateChange", "SubmitContainerStateChange",
 ]

@@ -781,3 +781,15 @@ def new_credential(berth_cli, tmp_path) -> Callable[..., Credentials]:
         return from_file
 
     return create
+
+
+def start_hollow_agent(start_berth, server: BerthProcess, cluster: str, *extra: str) -> str:
+    """A `berth agent` on the hollow runtime (it runs nothing, and every task it is given
+    "runs"), joined to `cluster` with a fresh join token; returns its instance id."""
+    token = server.api().ok("POST", "/v1/join-tokens", {"cluster": cluster}).json()["token"]
+    agent = start_berth(
+        "agent", "--server", server.endpoint, "--cluster", cluster, "--token", token,
+        "--runtime", "hollow", "--cpu", "2048", "--memory", "2048", *extra,
+    )
+    (line,) = agent.read_until(lambda line: line.startswith("berth agent registered as "))
+    return line.split()[4].rsplit("/", 1)[1]

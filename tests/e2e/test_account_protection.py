@@ -69,8 +69,7 @@ def test_account_settings_with_the_aws_cli(aws, aws_run):
     assert out["setting"]["value"] == "enabled"
     out = aws("ecs", "list-account-settings", "--effective-settings", "--name", "containerInsights")
     assert [s["value"] for s in out["settings"]] == ["enabled"]
-    r = aws_run("ecs", "create-task-set", "--cluster", "x", "--service", "y",
-                "--task-definition", "z")
+    r = aws_run("ecs", "update-container-agent", "--cluster", "x", "--container-instance", "y")
     assert r.returncode == 255
     assert "(UnsupportedFeatureException)" in r.stderr
-    assert "not supported by berth yet" in r.stderr
+    assert "not supported by berth:" in r.stderr

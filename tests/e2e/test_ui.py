@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_ecs_client
+from conftest import make_ecs_client, start_hollow_agent
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
@@ -103,18 +103,6 @@ def test_a_change_through_the_api_appears_without_a_reload(berth_server, browser
     WebDriverWait(browser, BOUND).until(EC.url_contains("/ui/login"))
 
 
-def start_hollow_agent(start_berth, server, cluster: str):
-    """A `berth agent` on the hollow runtime (it runs nothing, and every task it is given
-    "runs"), joined to `cluster` with a fresh join token; returns its instance id."""
-    token = server.api().ok("POST", "/v1/join-tokens", {"cluster": cluster}).json()["token"]
-    agent = start_berth(
-        "agent", "--server", server.endpoint, "--cluster", cluster, "--token", token,
-        "--runtime", "hollow", "--cpu", "2048", "--memory", "2048", "--attribute", "stack=blue",
-    )
-    (line,) = agent.read_until(lambda line: line.startswith("berth agent registered as "))
-    return line.split()[4].rsplit("/", 1)[1]
-
-
 def hollow_definition(family: str, memory: int) -> dict:
     return {
         "family": family,
@@ -142,7 +130,7 @@ def test_overview_service_task_and_instance_pages_follow_the_cluster_live(
     admin = berth_server.admin
     ecs = make_ecs_client(berth_server.endpoint, admin)
     ecs.create_cluster(clusterName="shop")
-    instance = start_hollow_agent(start_berth, berth_server, "shop")
+    instance = start_hollow_agent(start_berth, berth_server, "shop", "--attribute", "stack=blue")
     ecs.register_task_definition(**hollow_definition("web", 128))
     ecs.register_task_definition(**hollow_definition("huge", 65536))
     ecs.create_service(cluster="shop", serviceName="web", taskDefinition="web", desiredCount=1)

@@ -129,7 +129,9 @@ pub enum AgentError {
     /// The servers the agent was given: none, or one that is not a server URL.
     #[error(transparent)]
     Servers(#[from] EndpointsError),
-    #[error("registering with {server}: {source}")]
+    /// The server's refusal is the error's source: error reports print the chain, so the
+    /// message does not repeat it.
+    #[error("registering with {server}")]
     Register { server: String, source: ClientError },
     #[error("container instance {0} was deregistered; the agent stops")]
     Deregistered(String),
@@ -138,7 +140,7 @@ pub enum AgentError {
          --token, from `berth join-token create` run by an admin"
     )]
     NotJoined(String),
-    #[error("joining through {server}: {source}")]
+    #[error("joining through {server}")]
     Join { server: String, source: ClientError },
 }
 

@@ -32,6 +32,6 @@ pub mod token;
 pub use policy::{Decision, Denial, Policy, PolicyError};
 pub use roles::{Privilege, Role, action};
 pub use secret::{ClusterSecret, KeyKind, SealKey, Sealed, SecretKey, new_access_key_id};
-pub use session::{Session, SessionError, SessionKey};
+pub use session::{Session, SessionError, SessionKey, session_id, valid_session_id};
 pub use sigv4::{Authorization, Payload, SigV4Error, Signer};
 pub use token::JoinToken;

@@ -35,6 +35,8 @@ pub mod action {
     pub const LIST_RAFT_PEERS: &str = "berth:ListRaftPeers";
     /// Taking a server out of the Raft group.
     pub const REMOVE_RAFT_PEER: &str = "berth:RemoveRaftPeer";
+    /// Handing the Raft group's leadership to another server.
+    pub const TRANSFER_RAFT_LEADERSHIP: &str = "berth:TransferRaftLeadership";
     /// Reading or changing another principal's account settings, or the root user's (the
     /// account default), with `principalArn` (ECS allows that to the root user only).
     pub const MANAGE_ACCOUNT_SETTINGS: &str = "berth:ManageAccountSettings";

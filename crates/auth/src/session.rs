@@ -5,22 +5,39 @@
 //! is stateless, so every server of the cluster accepts it without sharing a session table:
 //!
 //! ```text
-//!  bs1.<access key id>.<credential version>.<expires, unix seconds>.<HMAC-SHA256, hex>
-//!        └──────────────── signed with a key derived from the cluster secret ─┘
+//!  bs2.<access key id>.<credential version>.<expires, unix seconds>.<session id>.<HMAC-SHA256>
+//!        └──────────────── signed with a key derived from the cluster secret ───┘
 //! ```
 //! It names the credential's version, so deleting the credential (or replacing it) ends every
-//! session made with it. Writes from the UI also carry a CSRF token derived from the session
+//! session made with it. The session id (128 random bits, hex) names one sign-in, so signing
+//! out can end that session alone: the server records the id as revoked until the session's
+//! own expiry (a Raft command, so every server refuses it), and other sessions of the same
+//! principal go on. Writes from the UI also carry a CSRF token derived from the session
 //! token with a second key: a page of another site can make the browser send the cookie, but
 //! cannot read the page that holds the CSRF token.
 //!
-//! Time is an input: `now` is given to [`SessionKey::verify`].
+//! Time and randomness are inputs: `now` is given to [`SessionKey::verify`], the random bytes
+//! of an id to [`session_id`].
 
 use ring::hmac;
 use subtle::ConstantTimeEq;
 
 use crate::token::{decode_hex, encode_hex};
 
-const PREFIX: &str = "bs1";
+/// `bs2`: `bs1` tokens had no session id (they could not be revoked one by one).
+const PREFIX: &str = "bs2";
+/// Random bytes in a session id.
+const ID_BYTES: usize = 16;
+
+/// A new session id from `random` bytes: lowercase hex.
+pub fn session_id(random: [u8; ID_BYTES]) -> String {
+    encode_hex(&random)
+}
+
+/// Whether `id` is what [`session_id`] makes (a command naming anything else is refused).
+pub fn valid_session_id(id: &str) -> bool {
+    id.len() == ID_BYTES * 2 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// Why a session token is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +58,8 @@ pub struct Session {
     pub credential_version: u64,
     /// Unix seconds after which the token is refused.
     pub expires: u64,
+    /// This sign-in's id ([`session_id`]): what signing out revokes.
+    pub id: String,
 }
 
 /// The keys sessions and CSRF tokens are signed with (derived from the cluster secret).
@@ -67,8 +86,8 @@ impl SessionKey {
     /// A token for `session`.
     pub fn issue(&self, session: &Session) -> String {
         let body = format!(
-            "{PREFIX}.{}.{}.{}",
-            session.access_key_id, session.credential_version, session.expires
+            "{PREFIX}.{}.{}.{}.{}",
+            session.access_key_id, session.credential_version, session.expires, session.id
         );
         let tag = hmac::sign(&self.session, body.as_bytes());
         format!("{body}.{}", encode_hex(tag.as_ref()))
@@ -79,7 +98,8 @@ impl SessionKey {
     pub fn verify(&self, token: &str, now: u64) -> Result<Session, SessionError> {
         let (body, tag) = token.rsplit_once('.').ok_or(SessionError::Malformed)?;
         let mut fields = body.split('.');
-        let (Some(PREFIX), Some(id), Some(version), Some(expires), None) = (
+        let (Some(PREFIX), Some(key), Some(version), Some(expires), Some(id), None) = (
+            fields.next(),
             fields.next(),
             fields.next(),
             fields.next(),
@@ -94,9 +114,10 @@ impl SessionKey {
             return Err(SessionError::Forged);
         }
         let session = Session {
-            access_key_id: id.to_owned(),
+            access_key_id: key.to_owned(),
             credential_version: version.parse().map_err(|_| SessionError::Malformed)?,
             expires: expires.parse().map_err(|_| SessionError::Malformed)?,
+            id: id.to_owned(),
         };
         if now >= session.expires {
             return Err(SessionError::Expired);
@@ -129,13 +150,17 @@ mod tests {
             access_key_id: "BKUSERALICE".into(),
             credential_version: 7,
             expires: 1_000,
+            id: session_id([0xab; 16]),
         }
     }
 
     #[test]
     fn a_token_stands_for_its_session_until_it_expires() {
         let token = key().issue(&alice());
-        assert!(token.starts_with("bs1.BKUSERALICE.7.1000."), "{token}");
+        assert!(
+            token.starts_with(&format!("bs2.BKUSERALICE.7.1000.{}.", "ab".repeat(16))),
+            "{token}"
+        );
         assert_eq!(key().verify(&token, 999), Ok(alice()));
         assert_eq!(key().verify(&token, 1_000), Err(SessionError::Expired));
     }
@@ -147,7 +172,9 @@ mod tests {
         assert_eq!(key().verify(&longer, 0), Err(SessionError::Forged));
         let other = SessionKey::new([3; 32], [2; 32]);
         assert_eq!(other.verify(&token, 0), Err(SessionError::Forged));
-        for malformed in ["", "bs1", "bs1.a.b.c.d", "bs2.A.1.2.00", "bs1.A.1.2.3.zz"] {
+        let old = token.replacen("bs2.", "bs1.", 1);
+        assert_ne!(key().verify(&old, 0).map(|_| ()), Ok(()), "a bs1 token");
+        for malformed in ["", "bs2", "bs2.a.b.c.d", "bs1.A.1.2.00", "bs2.A.1.2.3.zz"] {
             assert_eq!(
                 key().verify(malformed, 0),
                 Err(SessionError::Malformed),
@@ -171,6 +198,26 @@ mod tests {
             csrf,
             encode_hex(hmac::sign(&key().session, a.as_bytes()).as_ref())
         );
+    }
+
+    #[test]
+    fn two_sign_ins_of_one_principal_are_two_sessions() {
+        let other = Session {
+            id: session_id([0xcd; 16]),
+            ..alice()
+        };
+        assert_ne!(key().issue(&alice()), key().issue(&other));
+        assert!(valid_session_id(&alice().id));
+        let bad = [
+            String::new(),
+            "AB".repeat(16),
+            "ab".to_owned(),
+            "ab".repeat(17),
+            "zz".repeat(16),
+        ];
+        for bad in bad {
+            assert!(!valid_session_id(&bad), "{bad}");
+        }
     }
 
     proptest! {

@@ -338,6 +338,16 @@ pub enum RaftCmd {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Hand the leader's office to another voter: the leader holds new writes, lets the
+    /// target catch up and tells it to stand at once. Answers when the new leader is known;
+    /// on failure the error says who leads. Before removing the leader, or restarting it.
+    TransferLeader {
+        /// The voter to lead next (default: the one with the most log).
+        #[arg(long, value_name = "ID")]
+        to: Option<u64>,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 pub async fn operator(cmd: OperatorCmd) -> Result<()> {
@@ -358,6 +368,11 @@ pub async fn operator(cmd: OperatorCmd) -> Result<()> {
         }) => {
             let path = format!("/v1/operator/raft/peers/{id}?force={force}");
             print(&call(&connection.client()?, "DELETE", &path, None).await?)
+        }
+        OperatorCmd::Raft(RaftCmd::TransferLeader { to, connection }) => {
+            let path = "/v1/operator/raft/transfer-leader";
+            let body = json!({ "to": to });
+            print(&call(&connection.client()?, "POST", path, Some(body)).await?)
         }
     }
 }

@@ -18,7 +18,8 @@ use berth_server::agents::Monitor;
 use berth_server::auth::Keyring;
 use berth_server::tls::Tls;
 use berth_server::{
-    App, Housekeeping, MesosLoop, ServerConfig, ServiceController, bootstrap, router,
+    App, Housekeeping, MesosLoop, QueueController, ServerConfig, ServiceController, bootstrap,
+    router,
 };
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
@@ -459,6 +460,8 @@ async fn serve(
     let advertise = membership.advertise.unwrap_or_else(|| addr.to_string());
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    // The admin credential of an earlier start (the cluster secret is checked as it is read).
+    bootstrap::check_private(&data_dir.join(bootstrap::ADMIN_CREDENTIALS_FILE))?;
 
     let single = membership.peers.is_empty() && membership.join.is_none();
     let secret_path = match &security.cluster_secret_file {
@@ -468,7 +471,7 @@ async fn serve(
         }
         None => anyhow::bail!(
             "--peer needs --cluster-secret-file: the same secret on every server (make one \
-             with `head -c 32 /dev/urandom | base64 > cluster.secret`)"
+             with `(umask 077; head -c 32 /dev/urandom | base64 > cluster.secret)`)"
         ),
     };
     if let Some((via, token)) = &membership.join
@@ -538,6 +541,7 @@ async fn serve(
     let app = App::new(node.clone(), config, keyring, tls.clone());
     Housekeeping::spawn(app.clone());
     ServiceController::spawn(app.clone());
+    QueueController::spawn(app.clone());
     MesosLoop::spawn(app.clone());
     Monitor::spawn(app.clone());
     observe
@@ -554,6 +558,17 @@ async fn serve(
         let app = app.clone();
         async move {
             signal.await;
+            // A leader of several voters hands its office on first, so the group does not
+            // wait out an election timeout; the API keeps serving (and forwarding) meanwhile.
+            match app.node.hand_off(HAND_OFF_WITHIN).await {
+                None => {}
+                Some(Ok(done)) => {
+                    tracing::info!(to = done.leader, "handed leadership over before stopping")
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "stopping without a leadership hand-off")
+                }
+            }
             app.begin_shutdown();
             let _ = stop_agent.send(());
         }
@@ -657,6 +672,9 @@ async fn serve(
     node.shutdown().await;
     Ok(())
 }
+
+/// Longest a stopping leader spends handing leadership over before it stops anyway.
+const HAND_OFF_WITHIN: Duration = Duration::from_secs(3);
 
 /// Exchanges a server join token at `via` for the cluster secret, written to `path` (0600).
 /// A token that pins the cluster CA is checked against the server's certificate.

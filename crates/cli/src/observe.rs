@@ -41,8 +41,12 @@ pub struct Observability {
 }
 
 /// Starts logging to stderr in `format`, filtered by `RUST_LOG` (default `info`, openraft's
-/// own chatter at `warn`).
+/// own chatter at `warn`). openraft's line per failed call to a peer is dropped whatever the
+/// filter: berth's transport says when a peer stops and starts answering
+/// (`berth_raft::QuietRetries`).
 pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,openraft=warn".into());
     let builder = tracing_subscriber::fmt()
@@ -53,8 +57,15 @@ pub fn init_logging(format: LogFormat) {
         // redirections write.
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(berth_raft::QuietRetries)
             .init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(berth_raft::QuietRetries)
+            .init(),
     }
 }
 

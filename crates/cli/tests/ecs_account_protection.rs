@@ -461,9 +461,9 @@ async fn operations_berth_does_not_run_say_why() {
     let r = ecs_op(&b.endpoint, "ExecuteCommand", r#"{"task": "x"}"#).await;
     let message = r.expect_error("UnsupportedFeatureException");
     assert!(message.contains("Systems Manager"), "{message}");
-    let r = ecs_op(&b.endpoint, "CreateTaskSet", "{}").await;
+    let r = ecs_op(&b.endpoint, "UpdateContainerAgent", "{}").await;
     let message = r.expect_error("UnsupportedFeatureException");
-    assert!(message.contains("not supported by berth yet"), "{message}");
+    assert!(message.contains("not supported by berth:"), "{message}");
     let err = b
         .client()
         .list_gateways()

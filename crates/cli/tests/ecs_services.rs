@@ -906,9 +906,10 @@ async fn create_service_validates_like_ecs() {
         invalid,
     );
     assert!(msg.contains("awsvpc"), "{msg}");
-    for kind in [
-        DeploymentControllerType::CodeDeploy,
-        DeploymentControllerType::External,
+    // CodeDeploy is AWS's; EXTERNAL takes its task definition from task sets, not here.
+    for (kind, says) in [
+        (DeploymentControllerType::CodeDeploy, "deploymentController"),
+        (DeploymentControllerType::External, "CreateTaskSet"),
     ] {
         let msg = expect_error(
             base("a")
@@ -922,7 +923,7 @@ async fn create_service_validates_like_ecs() {
                 .await,
             invalid,
         );
-        assert!(msg.contains("deploymentController"), "{msg}");
+        assert!(msg.contains(says), "{msg}");
     }
     base("ecs-controller")
         .deployment_controller(

@@ -517,6 +517,9 @@ impl Own {
             berth_auth::ClusterSecret::from_random(*b"berth fault suite secret bytes!!").render(),
         )
         .unwrap();
+        // Private, as a server demands of its secret file.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let clock_files: Vec<PathBuf> = (0..n)
             .map(|i| root.path().join(format!("clock{}", i + 1)))
             .collect();

@@ -1271,3 +1271,188 @@ async fn a_user_name_names_one_set_of_permissions_with_at_most_two_keys() {
     assert_eq!(alices.len(), 2, "{list}");
     assert!(alices.iter().all(|c| c["role"] == "read-only"), "{list}");
 }
+
+/// A join token names a cluster agents may join: one that does not exist, or was deleted, is
+/// refused when the token is made (ClusterNotFoundException, naming it), through the API and
+/// the CLI alike. `default` may be named before it exists: an agent's join creates it.
+#[tokio::test]
+async fn a_join_token_is_refused_for_a_cluster_that_does_not_exist() {
+    let b = Berth::start();
+    let token_for = |cluster: &str| json!({ "cluster": cluster }).to_string();
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        "/v1/join-tokens",
+        &[("content-type", "application/json")],
+        token_for("nope").as_bytes(),
+    )
+    .await;
+    let message = r.expect_error("ClusterNotFoundException");
+    assert!(message.contains("nope"), "{message}");
+
+    let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"gone"}"#).await;
+    assert_eq!(r.status, 200);
+    let r = ecs_op(&b.endpoint, "DeleteCluster", r#"{"cluster":"gone"}"#).await;
+    assert_eq!(r.status, 200);
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        "/v1/join-tokens",
+        &[("content-type", "application/json")],
+        token_for("gone").as_bytes(),
+    )
+    .await;
+    let message = r.expect_error("ClusterNotFoundException");
+    assert!(message.contains("gone"), "{message}");
+    let r = raw(&b.endpoint, "GET", "/v1/join-tokens", &[], b"").await;
+    assert_eq!(r.json()["joinTokens"], json!([]), "nothing was made");
+
+    for cluster in ["default", "live"] {
+        if cluster == "live" {
+            let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"live"}"#).await;
+            assert_eq!(r.status, 200);
+        }
+        let r = raw(
+            &b.endpoint,
+            "POST",
+            "/v1/join-tokens",
+            &[("content-type", "application/json")],
+            token_for(cluster).as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{cluster}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "join-token",
+            "create",
+            "--cluster",
+            "nope",
+            "-q",
+            "--endpoint",
+        ])
+        .arg(&b.endpoint)
+        .arg("--credentials-file")
+        .arg(b.credentials_file())
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("run berth join-token create");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no token is printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("ClusterNotFoundException").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("nope"), "{stderr}");
+}
+
+/// An agent whose join is refused says why once: the server's refusal is not repeated by
+/// every layer of the error report.
+#[tokio::test]
+async fn an_agents_refused_join_is_reported_once() {
+    let b = Berth::start();
+    // A token for any cluster, and an agent asking for one that does not exist.
+    let r = raw(
+        &b.endpoint,
+        "POST",
+        "/v1/join-tokens",
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let token = r.json()["token"].as_str().expect("a token").to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["agent", "--server", &b.endpoint, "--cluster", "nope"])
+        .args([
+            "--token",
+            &token,
+            "--runtime",
+            "hollow",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run berth agent");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("Cluster not found: nope").count(),
+        1,
+        "the refusal, once: {stderr}"
+    );
+    assert!(stderr.contains("ClusterNotFoundException"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("joining through {}", b.endpoint)),
+        "{stderr}"
+    );
+}
+
+/// A server refuses to start with a cluster secret file or an admin credentials file that its
+/// group or others may read, naming the file and the fix, as ssh refuses an open private key.
+#[test]
+fn secret_files_open_to_others_are_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    // The server's stderr once it exited; a server that started instead (its ready line on
+    // stdout) is stopped and fails the test.
+    let start = |data: &std::path::Path, extra: &[&str]| -> String {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run berth server");
+        let stdout = child.stdout.take().unwrap();
+        if let Some(Ok(line)) = std::io::BufReader::new(stdout).lines().next() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started: {line}");
+        }
+        let out = child.wait_with_output().expect("berth server's exit");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cluster.secret");
+    std::fs::write(
+        &secret,
+        ClusterSecret::from_random(*b"an open cluster secret file.....").render(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = secret.display().to_string();
+    let stderr = start(&dir.path().join("data"), &["--cluster-secret-file", &path]);
+    assert!(stderr.contains(&format!("chmod 600 {path}")), "{stderr}");
+    assert!(stderr.contains("mode 644"), "{stderr}");
+
+    // A data directory whose admin credentials file was opened up since its last start.
+    let data = dir.path().join("own");
+    std::fs::create_dir_all(&data).unwrap();
+    let admin = data.join("admin.credentials");
+    std::fs::write(&admin, "[default]\n").unwrap();
+    std::fs::set_permissions(&admin, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let stderr = start(&data, &[]);
+    let path = admin.display().to_string();
+    assert!(stderr.contains(&format!("chmod 600 {path}")), "{stderr}");
+}

@@ -168,6 +168,78 @@ async fn the_ui_needs_a_session_and_a_session_needs_a_secret() {
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
 }
 
+/// Signing out ends that session on the server, not only in the browser: a copy of its cookie
+/// is refused afterwards by every server of the cluster (followers included), while another
+/// session of the same user goes on.
+#[tokio::test]
+async fn signing_out_revokes_the_session_everywhere_and_only_that_session() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = common::cluster::start_cluster(root.path(), 3);
+    let servers: Vec<&Berth> = nodes.iter().flatten().collect();
+    let b = servers[0];
+    let admin = common::admin(&b.endpoint);
+    let kept = sign_in(b, &admin).await;
+    let signed_out = sign_in(b, &admin).await;
+    assert_ne!(kept, signed_out, "two sign-ins are two sessions");
+    let page = get(b, "/ui", &signed_out).await;
+    assert_eq!(page.status, 200, "{}", text(&page));
+    for s in &servers {
+        let r = get(s, "/ui", &signed_out).await;
+        assert_eq!(r.status, 200, "any server accepts a session: {}", text(&r));
+    }
+
+    let body = format!("csrf={}", csrf_of(&text(&page)));
+    let r = raw_unsigned(
+        &b.endpoint,
+        "POST",
+        "/ui/logout",
+        &[FORM, ("cookie", &signed_out)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+
+    // Every server has applied the sign-out once it reaches the leader's index.
+    let leader = common::cluster::leader_of(&nodes).await;
+    let leader = nodes[leader as usize - 1].as_ref().unwrap();
+    let index = common::get_json(&leader.endpoint, "/v1/health").await["index"]
+        .as_u64()
+        .expect("an index");
+    for s in &servers {
+        common::cluster::caught_up(s, index).await;
+        // The copied cookie, replayed: pages send it to the login page, writes get 401.
+        let r = get(s, "/ui", &signed_out).await;
+        assert_eq!(
+            r.status,
+            303,
+            "{}: a signed-out session: {}",
+            s.endpoint,
+            text(&r)
+        );
+        assert_eq!(r.header("location"), Some("/ui/login"));
+        let r = raw_unsigned(
+            &s.endpoint,
+            "POST",
+            "/ui/logout",
+            &[FORM, ("cookie", &signed_out)],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", text(&r));
+        assert!(text(&r).contains("signed out"), "{}", text(&r));
+        // The same user's other session is untouched.
+        let r = get(s, "/ui", &kept).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{}: the other session: {}",
+            s.endpoint,
+            text(&r)
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_principal_sees_what_its_policy_allows_and_its_session_ends_with_its_credential() {
     let b = Berth::start();

@@ -11,7 +11,12 @@
 //! arn:aws:ecs:{region}:{account}:container-instance/{cluster}/{id}
 //! arn:aws:ecs:{region}:{account}:task-definition/{family}:{revision}
 //! arn:aws:ecs:{region}:{account}:service/{cluster}/{name}
+//! arn:aws:ecs:{region}:{account}:task-set/{cluster}/{service}/{id}   (id: ecs-svc/…)
+//! arn:aws:ecs:{region}:{account}:service-deployment/{cluster}/{service}/{digits}
+//! arn:aws:ecs:{region}:{account}:service-revision/{cluster}/{service}/{digits}
 //! ```
+//! A berth deployment is both a service deployment and the service revision it deploys, so
+//! both ARNs carry the digits of its `ecs-svc/` id.
 
 use std::fmt;
 
@@ -59,6 +64,29 @@ impl ArnContext {
 
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("{}service/{cluster}/{name}", self.prefix())
+    }
+
+    /// A task set's ARN; its id (`ecs-svc/…`) keeps its slash.
+    pub fn task_set(&self, cluster: &str, service: &str, id: &str) -> String {
+        format!("{}task-set/{cluster}/{service}/{id}", self.prefix())
+    }
+
+    /// A service deployment's ARN, from the deployment's `ecs-svc/` id.
+    pub fn service_deployment(&self, cluster: &str, service: &str, deployment: &str) -> String {
+        let digits = deployment.trim_start_matches("ecs-svc/");
+        format!(
+            "{}service-deployment/{cluster}/{service}/{digits}",
+            self.prefix()
+        )
+    }
+
+    /// The ARN of the service revision a deployment deploys.
+    pub fn service_revision(&self, cluster: &str, service: &str, deployment: &str) -> String {
+        let digits = deployment.trim_start_matches("ecs-svc/");
+        format!(
+            "{}service-revision/{cluster}/{service}/{digits}",
+            self.prefix()
+        )
     }
 
     pub fn capacity_provider(&self, name: &str) -> String {
@@ -236,6 +264,55 @@ pub fn parse_service(s: &str) -> Result<(Option<String>, String), RefError> {
     }
 }
 
+/// A task set reference: its id (`ecs-svc/` and digits) or its ARN. Returns the cluster and
+/// service when the ARN names them.
+pub fn parse_task_set(s: &str) -> Result<(Option<(String, String)>, String), RefError> {
+    const KIND: &str = "task set";
+    let (owner, id) = match resource_part(s, KIND)? {
+        None => (None, s),
+        Some(r) => {
+            let rest = r.strip_prefix("task-set/").ok_or_else(|| err(KIND, s))?;
+            let mut parts = rest.splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(c), Some(n), Some(id)) if valid_cluster_name(c) && valid_name(n) => {
+                    (Some((c.to_owned(), n.to_owned())), id)
+                }
+                _ => return Err(err(KIND, s)),
+            }
+        }
+    };
+    let digits = id.strip_prefix("ecs-svc/").ok_or_else(|| err(KIND, s))?;
+    if !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok((owner, id.to_owned()))
+    } else {
+        Err(err(KIND, s))
+    }
+}
+
+/// A service deployment (`kind` "service-deployment") or service revision
+/// ("service-revision") ARN: its cluster, service and deployment id (`ecs-svc/…`).
+pub fn parse_deployment_arn(s: &str, kind: &str) -> Result<(String, String, String), RefError> {
+    const KIND: &str = "service deployment or revision";
+    let r = resource_part(s, KIND)?.ok_or_else(|| err(KIND, s))?;
+    let rest = r
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(|| err(KIND, s))?;
+    let mut parts = rest.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(c), Some(n), Some(digits))
+            if valid_cluster_name(c)
+                && valid_name(n)
+                && !digits.is_empty()
+                && digits.len() <= 20
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok((c.to_owned(), n.to_owned(), format!("ecs-svc/{digits}")))
+        }
+        _ => Err(err(KIND, s)),
+    }
+}
+
 /// Any taggable or historied resource, from its full ARN.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -307,6 +384,57 @@ mod tests {
         assert!(parse_cluster("has space").is_err());
         assert!(parse_cluster("").is_err());
         assert!(parse_cluster(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn task_sets_by_id_or_arn() {
+        let ctx = ArnContext::new("eu-west-1", "123456789012");
+        let id = "ecs-svc/1234567890123456789";
+        let arn = ctx.task_set("prod", "web", id);
+        assert_eq!(
+            arn,
+            "arn:aws:ecs:eu-west-1:123456789012:task-set/prod/web/ecs-svc/1234567890123456789"
+        );
+        assert_eq!(
+            parse_task_set(&arn).unwrap(),
+            (Some(("prod".into(), "web".into())), id.to_owned())
+        );
+        assert_eq!(parse_task_set(id).unwrap(), (None, id.to_owned()));
+        for bad in [
+            "",
+            "ecs-svc/",
+            "ecs-svc/12a",
+            "1234567890123456789",
+            "arn:aws:ecs:eu-west-1:123456789012:task-set/prod/ecs-svc/1",
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/web",
+        ] {
+            assert!(parse_task_set(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deployments_and_revisions_by_arn() {
+        let ctx = ArnContext::new("eu-west-1", "123456789012");
+        let id = "ecs-svc/1234567890123456789";
+        let d = ctx.service_deployment("prod", "web", id);
+        assert_eq!(
+            d,
+            "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/1234567890123456789"
+        );
+        let parsed = ("prod".to_owned(), "web".to_owned(), id.to_owned());
+        assert_eq!(
+            parse_deployment_arn(&d, "service-deployment").unwrap(),
+            parsed
+        );
+        let r = ctx.service_revision("prod", "web", id);
+        assert_eq!(
+            parse_deployment_arn(&r, "service-revision").unwrap(),
+            parsed
+        );
+        assert!(parse_deployment_arn(&r, "service-deployment").is_err());
+        assert!(parse_deployment_arn("1234567890123456789", "service-deployment").is_err());
+        let bad = "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/abc";
+        assert!(parse_deployment_arn(bad, "service-deployment").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Shapes that berth only stores and echoes (cluster settings, container definitions, version
 //! info) are kept as the wire types of `berth-api`.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,10 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::StrategyItem;
 use crate::id::{InstanceId, TaskId};
+use crate::priority::Priority;
 use crate::time::Millis;
 
 /// A shared, cheaply cloned name (cluster, family): it is repeated in every index entry.
 pub type Name = Arc<str>;
+
+/// A queued task's place in its cluster's queue ([`Task::queue_key`]): ascending order is
+/// queue order.
+pub type QueueKey = (Reverse<Priority>, Millis, TaskId);
 
 /// A resource tag. Keys are unique per resource; order is the caller's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,12 +327,46 @@ pub struct Task {
     /// with a capacity provider strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_provider: Option<Name>,
+    /// Set on a task RunTask queued for capacity (see [`crate::queue`]): what its placement
+    /// needs and when its wait ends. Kept after it leaves the queue, as a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<crate::queue::QueuedPlacement>,
+    /// Its priority, resolved when it was launched (see [`crate::priority`]). `None` only for
+    /// tasks launched before priorities existed: [`Task::priority`] reads their kind's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
 }
 
 impl Task {
     /// True until the task is STOPPED: it holds its reservation while this is true.
     pub fn is_live(&self) -> bool {
         self.last_status != TaskStatus::Stopped
+    }
+
+    /// Waiting for capacity: queued, still PROVISIONING, on no instance, wanted RUNNING.
+    pub fn is_queued(&self) -> bool {
+        self.queued.is_some()
+            && self.instance.is_none()
+            && self.last_status == TaskStatus::Provisioning
+            && self.desired_status == DesiredStatus::Running
+    }
+
+    /// The task's priority: as launched, or (launched before priorities existed) its kind's
+    /// default — a service's task counts as a REPLICA's, anything else as standalone.
+    pub fn priority(&self) -> Priority {
+        self.priority.unwrap_or_else(|| {
+            if crate::service::service_of_group(&self.group).is_some() {
+                Priority::SERVICE
+            } else {
+                Priority::STANDALONE
+            }
+        })
+    }
+
+    /// The task's place in its cluster's queue: higher priority first, then FIFO by creation
+    /// and id.
+    pub fn queue_key(&self) -> QueueKey {
+        (Reverse(self.priority()), self.created_at, self.id)
     }
 
     /// Whether scale-in protection holds at `now`.

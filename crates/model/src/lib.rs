@@ -9,6 +9,9 @@
 //! - [`service`]: services, their deployments and events;
 //! - [`instance_type`]: the CPU and memory of common EC2 instance types;
 //! - [`mesos`]: Mesos frameworks and the offers that hold resources for them;
+//! - [`queue`]: queued RunTask: who opts in to wait for capacity, for how long, and why a
+//!   wait ended;
+//! - [`priority`]: task priorities, from the `berth:priority` tag or the kind of launch;
 //! - [`credential`]: who may call berth (credentials, agents' own keys, join tokens);
 //! - [`privileges`]: which host privileges a task definition asks for;
 //! - [`validate`]: ECS requests checked and turned into domain values;
@@ -26,7 +29,9 @@ pub mod error;
 pub mod id;
 pub mod instance_type;
 pub mod mesos;
+pub mod priority;
 pub mod privileges;
+pub mod queue;
 pub mod requirements;
 pub mod service;
 pub mod time;

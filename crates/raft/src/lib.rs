@@ -25,9 +25,11 @@ mod log_store;
 pub mod membership;
 pub mod metrics;
 pub mod network;
+mod reach;
 pub mod rpc;
 pub mod rpc_check;
 mod state_machine;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -45,7 +47,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use log_store::LogStore;
 pub use membership::{Member, MembershipChange, MembershipError};
+pub use reach::QuietRetries;
 pub use state_machine::{Published, StateMachine};
+pub use transfer::{TransferError, Transferred};
 
 /// The commands of one Raft entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +277,9 @@ pub struct Node {
     addr: String,
     metrics: metrics::RaftMetrics,
     data_dir: PathBuf,
+    /// Every write passes it (shared); a leadership transfer closes it (exclusive) so that
+    /// the log stops growing while the target catches up and stands (`transfer`).
+    gate: tokio::sync::RwLock<()>,
 }
 
 /// Opens the database at `path` once with redb's full integrity check, which verifies the
@@ -407,6 +414,7 @@ impl Node {
             addr: options.addr.clone(),
             metrics,
             data_dir: options.data_dir.clone(),
+            gate: tokio::sync::RwLock::new(()),
         }))
     }
 
@@ -796,7 +804,10 @@ impl Node {
     }
 
     /// Proposes a command on this node only (the leader's side of a forwarded write).
+    /// During a leadership transfer the write waits at the gate until the transfer ends, then
+    /// is proposed (and refused with the new leader's name if leadership moved).
     pub async fn write_local(&self, command: Stamped) -> Result<Written, WriteError> {
+        let _pass = self.gate.read().await;
         let (reply, rx) = oneshot::channel();
         self.queue
             .send(batcher::Pending { command, reply })

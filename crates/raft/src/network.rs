@@ -8,9 +8,13 @@
 //! Every request is SigV4-signed with the peer key (derived from the cluster secret), body
 //! hash included as a signed header, so a server accepts Raft traffic from its peers only
 //! and checks who is calling before it reads a large body.
+//!
+//! Every Raft call's outcome goes to `reach`, which says in the log when a peer stops
+//! answering and when it is back, instead of openraft's lines on every retry.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use berth_client::{Client, Credentials, Transport};
 use bytes::Bytes;
@@ -28,6 +32,8 @@ use serde::de::DeserializeOwned;
 use berth_model::Stamped;
 
 use crate::election::{ElectionTimer, Since};
+use crate::reach::{self, PeerReach, Seen};
+use crate::transfer::{StandRequest, TransferError, TransferRequest, Transferred};
 use crate::{Member, MembershipChange, MembershipError, TypeConfig, WriteError, Written};
 
 type NodeId = u64;
@@ -45,6 +51,10 @@ pub const READ_INDEX_PATH: &str = "/v1/raft/read-index";
 /// Where a joining server asks any server of the group to be added; that server carries the
 /// change to the leader.
 pub const JOIN_PATH: &str = "/v1/raft/join";
+/// Where a leadership transfer is carried out: at the leader (a follower forwards it there).
+pub const TRANSFER_PATH: &str = "/v1/raft/transfer";
+/// Where a leader tells the target of a transfer to stand for election now (TimeoutNow).
+pub const STAND_PATH: &str = "/v1/raft/stand";
 
 /// How a server reaches its peers: one connection pool, the peer key, and the scheme
 /// (`https` when the servers speak TLS).
@@ -83,6 +93,8 @@ pub struct Network {
     access: PeerAccess,
     retry_every: Duration,
     election: Arc<ElectionTimer>,
+    /// Whether each peer answers (`reach`), kept across the `Peer`s openraft makes for it.
+    reach: Arc<Mutex<HashMap<NodeId, PeerReach>>>,
 }
 
 impl Network {
@@ -98,6 +110,7 @@ impl Network {
             access,
             retry_every,
             election,
+            reach: Arc::default(),
         }
     }
 
@@ -116,6 +129,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: self.access.client(&node.addr),
             retry_every: self.retry_every,
             election: self.election.clone(),
+            reach: self.reach.clone(),
         }
     }
 }
@@ -224,6 +238,50 @@ pub(crate) async fn read_index(
     serde_json::from_slice(&bytes).map_err(|e| Forwarded::Unanswered(e.to_string()))
 }
 
+/// Posts `body` to `path` at the server at `addr` and reads its JSON answer, or `refused`
+/// made from the status and body of a non-2xx answer.
+async fn ask<B: Serialize, A: DeserializeOwned>(
+    network: &Network,
+    addr: &str,
+    path: &str,
+    body: &B,
+    refused: impl FnOnce(String) -> A,
+) -> Result<A, Forwarded> {
+    let body = serde_json::to_vec(body).map_err(|e| Forwarded::Unsent(e.to_string()))?;
+    let (status, bytes) = post(&network.access.client(addr), path, body).await?;
+    if !(200..300).contains(&status) {
+        return Ok(refused(format!(
+            "{addr} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Forwarded::Unanswered(e.to_string()))
+}
+
+/// Asks the leader at `addr` to hand leadership over: `Ok` carries its answer.
+pub(crate) async fn transfer(
+    network: &Network,
+    addr: &str,
+    req: &TransferRequest,
+) -> Result<Result<Transferred, TransferError>, Forwarded> {
+    ask(network, addr, TRANSFER_PATH, req, |why| {
+        Err(TransferError::Failed(why))
+    })
+    .await
+}
+
+/// Tells the server at `addr` to stand for election now: `Ok` carries its answer.
+pub(crate) async fn stand(
+    network: &Network,
+    addr: &str,
+    req: &StandRequest,
+) -> Result<Result<(), TransferError>, Forwarded> {
+    ask(network, addr, STAND_PATH, req, |why| {
+        Err(TransferError::Refused(why))
+    })
+    .await
+}
+
 /// The connection to one peer.
 pub struct Peer {
     target: NodeId,
@@ -231,6 +289,24 @@ pub struct Peer {
     client: Client,
     retry_every: Duration,
     election: Arc<ElectionTimer>,
+    reach: Arc<Mutex<HashMap<NodeId, PeerReach>>>,
+}
+
+/// One call to a peer, recorded when it ends. A call openraft gives up on (its timeout drops
+/// the future) ends as a failure.
+struct Attempt<'a> {
+    peer: &'a Peer,
+    seen: Option<Seen>,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let seen = self
+            .seen
+            .take()
+            .unwrap_or_else(|| Seen::Failed("no answer in time".into()));
+        self.peer.record(seen);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +314,44 @@ pub struct Peer {
 struct TransportError(String);
 
 impl Peer {
+    /// Notes what a call found, and logs it when it changes what is known of the peer.
+    fn record(&self, seen: Seen) {
+        let report = {
+            let mut all = self.reach.lock().unwrap_or_else(|e| e.into_inner());
+            reach::observe(all.entry(self.target).or_default(), seen, Instant::now())
+        };
+        let (peer, addr) = (self.target, &self.addr);
+        match report {
+            None => {}
+            Some(reach::Report::Lost { error }) => tracing::warn!(
+                peer,
+                %addr,
+                %error,
+                "server {peer} does not answer; retrying every {:?}, reported again every {:?} \
+                 while it does not",
+                self.retry_every,
+                reach::REMIND_EVERY
+            ),
+            Some(reach::Report::StillLost {
+                error,
+                failed,
+                for_,
+            }) => tracing::warn!(
+                peer,
+                %addr,
+                %error,
+                "server {peer} still does not answer after {}s ({failed} more attempts failed)",
+                for_.as_secs()
+            ),
+            Some(reach::Report::Back { failed, after }) => tracing::info!(
+                peer,
+                %addr,
+                "server {peer} answers again after {:.1}s ({failed} attempts failed)",
+                after.as_secs_f64()
+            ),
+        }
+    }
+
     async fn call<Req, Resp, E>(
         &self,
         path: &str,
@@ -250,9 +364,17 @@ impl Peer {
     {
         let unreachable = |e: String| RPCError::Unreachable(Unreachable::new(&TransportError(e)));
         let body = serde_json::to_vec(req).map_err(|e| unreachable(e.to_string()))?;
-        let (status, bytes) = post(&self.client, path, body)
-            .await
-            .map_err(|e| unreachable(e.reason()))?;
+        let mut attempt = Attempt {
+            peer: self,
+            seen: None,
+        };
+        let answer = post(&self.client, path, body).await;
+        attempt.seen = Some(match &answer {
+            Ok(_) => Seen::Answered,
+            Err(Forwarded::Unsent(why) | Forwarded::Unanswered(why)) => Seen::Failed(why.clone()),
+        });
+        drop(attempt);
+        let (status, bytes) = answer.map_err(|e| unreachable(e.reason()))?;
         if !(200..300).contains(&status) {
             return Err(unreachable(format!(
                 "{} answered {status}: {}",

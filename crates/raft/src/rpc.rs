@@ -16,12 +16,14 @@ use openraft::raft::AppendEntriesResponse;
 use crate::election::Since;
 
 use crate::network::{
-    APPEND_PATH, JOIN_PATH, MEMBERSHIP_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, VOTE_PATH, WRITE_PATH,
+    APPEND_PATH, JOIN_PATH, MEMBERSHIP_PATH, READ_INDEX_PATH, SNAPSHOT_PATH, STAND_PATH,
+    TRANSFER_PATH, VOTE_PATH, WRITE_PATH,
 };
+use crate::transfer::TransferRequest;
 use crate::{MembershipChange, MembershipError, Node};
 
 /// Every path [`Node::serve_peer`] answers.
-pub const PATHS: [&str; 7] = [
+pub const PATHS: [&str; 9] = [
     APPEND_PATH,
     VOTE_PATH,
     SNAPSHOT_PATH,
@@ -29,6 +31,8 @@ pub const PATHS: [&str; 7] = [
     READ_INDEX_PATH,
     MEMBERSHIP_PATH,
     JOIN_PATH,
+    TRANSFER_PATH,
+    STAND_PATH,
 ];
 
 /// An answer to a peer: an HTTP status and a JSON body.
@@ -121,6 +125,13 @@ impl Node {
                     "a joining server can only ask to be added".into(),
                 )),
             }),
+            // A transfer forwarded by a follower: carried out here, never forwarded again.
+            TRANSFER_PATH => {
+                let TransferRequest { to } = decode(body)?;
+                PeerAnswer::json(&self.transfer_leadership_here(to).await)
+            }
+            // The leader's TimeoutNow: stand at once, if the request is its own leader's.
+            STAND_PATH => PeerAnswer::json(&self.stand(decode(body)?).await),
             other => PeerAnswer::refused(404, format!("no peer call at {other}")),
         })
     }

@@ -18,7 +18,7 @@
 
 use berth_model::capacity::{PROVIDER_ATTRIBUTE, StrategyItem};
 use berth_model::entity::{DesiredStatus, InstanceStatus, Name};
-use berth_model::service::{SchedulingStrategy, ServiceStatus};
+use berth_model::service::{SchedulingStrategy, ServiceStatus, TaskSetStatus};
 use berth_state::{State, TaskFilter};
 
 /// How `total` tasks split over `strategy`'s providers, in strategy order: the provider with a
@@ -94,9 +94,10 @@ impl Reservation {
 /// The reservation of every capacity provider attached to `cluster`, in the cluster's order.
 ///
 /// M counts the provider's instances running at least one live task, plus the instances the
-/// waiting tasks need: tasks a service's strategy assigns to the provider beyond those it has
-/// there (they could not be placed, so they need new room), sized by the provider's largest
-/// instance (one instance when it has none).
+/// waiting tasks need: tasks a service's (or a task set's) strategy assigns to the provider
+/// beyond those it has there (they could not be placed, so they need new room) and queued
+/// RunTask tasks of the provider, sized by the provider's largest instance (one instance when
+/// it has none).
 pub fn reservations(state: &State, cluster: &str) -> Vec<(Name, Reservation)> {
     let Some(c) = state.cluster(cluster) else {
         return Vec::new();
@@ -105,6 +106,56 @@ pub fn reservations(state: &State, cluster: &str) -> Vec<(Name, Reservation)> {
         .iter()
         .map(|p| (p.clone(), reservation(state, cluster, p)))
         .collect()
+}
+
+/// Tasks a service wants split between capacity providers: a REPLICA service's (by its
+/// PRIMARY deployment), or one task set of an EXTERNAL one.
+struct Demand<'a> {
+    strategy: &'a [StrategyItem],
+    count: u32,
+    group: String,
+    /// The task set whose tasks count, for an EXTERNAL service.
+    started_by: Option<&'a str>,
+    family: &'a Name,
+    revision: u32,
+}
+
+fn service_demands<'a>(state: &'a State, cluster: &str) -> Vec<Demand<'a>> {
+    let mut out = Vec::new();
+    for s in state.services_after(cluster, None) {
+        if s.status != ServiceStatus::Active || s.scheduling_strategy != SchedulingStrategy::Replica
+        {
+            continue;
+        }
+        if s.external() {
+            out.extend(
+                s.task_sets
+                    .iter()
+                    .filter(|t| t.status != TaskSetStatus::Draining)
+                    .filter(|t| !t.capacity_provider_strategy.is_empty())
+                    .map(|t| Demand {
+                        strategy: &t.capacity_provider_strategy,
+                        count: t.computed_desired_count(s.desired_count),
+                        group: s.group(),
+                        started_by: Some(&t.id),
+                        family: &t.family,
+                        revision: t.revision,
+                    }),
+            );
+        } else if let Some(d) = s.primary()
+            && !s.capacity_provider_strategy.is_empty()
+        {
+            out.push(Demand {
+                strategy: &s.capacity_provider_strategy,
+                count: s.desired_count,
+                group: s.group(),
+                started_by: None,
+                family: &d.family,
+                revision: d.revision,
+            });
+        }
+    }
+    out
 }
 
 fn reservation(state: &State, cluster: &str, provider: &Name) -> Reservation {
@@ -124,23 +175,14 @@ fn reservation(state: &State, cluster: &str, provider: &Name) -> Reservation {
         }
     }
     let (mut waiting, mut cpu, mut memory) = (0u32, 0i64, 0i64);
-    for s in state.services_after(cluster, None) {
-        if s.status != ServiceStatus::Active
-            || s.scheduling_strategy != SchedulingStrategy::Replica
-            || s.capacity_provider_strategy.is_empty()
-        {
-            continue;
-        }
-        let Some(k) = s
-            .capacity_provider_strategy
-            .iter()
-            .position(|i| i.provider == *provider)
-        else {
+    for want in service_demands(state, cluster) {
+        let Some(k) = want.strategy.iter().position(|i| i.provider == *provider) else {
             continue;
         };
-        let wanted = split(&s.capacity_provider_strategy, s.desired_count)[k];
+        let wanted = split(want.strategy, want.count)[k];
         let filter = TaskFilter {
-            group: Some(s.group()),
+            group: Some(want.group.clone()),
+            started_by: want.started_by.map(str::to_owned),
             ..TaskFilter::default()
         };
         let there = state
@@ -153,13 +195,19 @@ fn reservation(state: &State, cluster: &str, provider: &Name) -> Reservation {
             continue;
         }
         waiting += missing;
-        if let Some(d) = s
-            .primary()
-            .and_then(|d| state.task_definition(&d.family, d.revision))
-        {
+        if let Some(d) = state.task_definition(want.family, want.revision) {
             cpu += d.requirements.cpu * i64::from(missing);
             memory += d.requirements.memory * i64::from(missing);
         }
+    }
+    // Queued RunTask tasks of this provider wait for room too.
+    for t in state
+        .queued(cluster)
+        .filter(|t| t.capacity_provider.as_ref() == Some(provider))
+    {
+        waiting += 1;
+        cpu += t.reservation.cpu;
+        memory += t.reservation.memory;
     }
     let more = if waiting == 0 {
         0

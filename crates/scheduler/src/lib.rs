@@ -15,7 +15,8 @@
 //! plan is a proposal: the state machine re-checks each placement when it commits (resources,
 //! ports and distinctInstance, through `berth_state::fits` and the same group index), and the
 //! scheduler retries what was rejected on a fresher snapshot. Scale-in ([`choose_to_stop`])
-//! runs the same strategies in reverse.
+//! runs the same strategies in reverse. The queue of RunTask tasks waiting for capacity is
+//! decided here too ([`queue::decide`]), through the same templates and the same engine.
 //!
 //! Speed: counts of live tasks per group per instance, instances by attribute value and by
 //! free capacity are indexes the state machine maintains on apply, so planning never walks the
@@ -25,6 +26,7 @@
 pub mod capacity;
 mod engine;
 pub mod query;
+pub mod queue;
 mod request;
 mod scale_in;
 pub mod service;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use berth_api::types as api;
 use berth_model::entity::*;
+use berth_model::priority::{self, Kind, Priority};
+use berth_model::queue::QueuedPlacement;
 use berth_model::{InstanceId, Millis, TaskId};
 
 use crate::engine::Placement;
@@ -32,6 +34,8 @@ pub struct TaskTemplate {
     pub created_at: Millis,
     /// The capacity provider these tasks go to (one share of a strategy), if any.
     pub capacity_provider: Option<Name>,
+    /// The priority every task of the launch carries ([`berth_model::priority`]).
+    pub priority: Priority,
 }
 
 /// ECS echoes an override entry for every container of the definition.
@@ -68,7 +72,8 @@ fn sorted(ports: &[u16]) -> Vec<u16> {
 }
 
 impl TaskTemplate {
-    /// Tasks of a revision as registered (no overrides), as services launch them.
+    /// Tasks of a revision as registered (no overrides), as services launch them; their
+    /// priority is what the definition's tags give a standalone task (a service sets its own).
     pub fn plain(
         cluster: Name,
         definition: Arc<TaskDefinition>,
@@ -80,6 +85,7 @@ impl TaskTemplate {
     ) -> Self {
         let overrides = complete_overrides(&definition, None);
         let needs = definition.requirements.clone();
+        let priority = priority::effective(&[], None, &definition.tags, Kind::Standalone);
         Self {
             cluster,
             definition,
@@ -93,6 +99,7 @@ impl TaskTemplate {
             enable_execute_command: false,
             created_at,
             capacity_provider: None,
+            priority,
         }
     }
 
@@ -151,6 +158,20 @@ impl TaskTemplate {
 
     /// Task `id` on `instance` as `placement` placed it: dynamic host ports filled in.
     pub fn task(&self, id: TaskId, instance: &ContainerInstance, placement: &Placement) -> Task {
+        self.form(id, Some((instance, placement)))
+    }
+
+    /// Task `id` waiting for capacity: PROVISIONING on no instance, holding nothing, with what
+    /// its placement will need (`queued`). Placed later, it becomes [`Self::task`]'s value.
+    pub fn queued_task(&self, id: TaskId, queued: QueuedPlacement) -> Task {
+        Task {
+            last_status: TaskStatus::Provisioning,
+            queued: Some(queued),
+            ..self.form(id, None)
+        }
+    }
+
+    fn form(&self, id: TaskId, placed: Option<(&ContainerInstance, &Placement)>) -> Task {
         let spec = &self.definition.spec;
         let overrides = self
             .overrides
@@ -183,8 +204,12 @@ impl TaskTemplate {
                 }
             })
             .collect();
-        let mut dynamic_tcp = placement.dynamic_tcp.iter();
-        let mut dynamic_udp = placement.dynamic_udp.iter();
+        let no_ports = Vec::new();
+        let (chosen_tcp, chosen_udp) = placed.map_or((&no_ports, &no_ports), |(_, p)| {
+            (&p.dynamic_tcp, &p.dynamic_udp)
+        });
+        let mut dynamic_tcp = chosen_tcp.iter();
+        let mut dynamic_udp = chosen_udp.iter();
         let ports = self
             .needs
             .ports
@@ -202,12 +227,12 @@ impl TaskTemplate {
             })
             .collect();
         let mut reservation = self.reservation();
-        reservation.dynamic_tcp = sorted(&placement.dynamic_tcp);
-        reservation.dynamic_udp = sorted(&placement.dynamic_udp);
+        reservation.dynamic_tcp = sorted(chosen_tcp);
+        reservation.dynamic_udp = sorted(chosen_udp);
         Task {
             id,
             cluster: self.cluster.clone(),
-            instance: Some(instance.id),
+            instance: placed.map(|(i, _)| i.id),
             family: self.definition.family.clone(),
             revision: self.definition.revision,
             overrides: self.overrides.clone(),
@@ -225,8 +250,8 @@ impl TaskTemplate {
                 .or_else(|| spec.memory.clone()),
             reservation,
             ports,
-            availability_zone: instance
-                .attribute("ecs.availability-zone")
+            availability_zone: placed
+                .and_then(|(i, _)| i.attribute("ecs.availability-zone"))
                 .map(str::to_owned),
             health_status: HealthStatus::Unknown,
             created_at: self.created_at,
@@ -243,6 +268,8 @@ impl TaskTemplate {
             protected_until: None,
             version: 0,
             capacity_provider: self.capacity_provider.clone(),
+            queued: None,
+            priority: Some(self.priority),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The service reconciler, driven through [`harness::Harness`] on a real state and virtual
 //! time: scale-out and scale-in, replacement, rolling updates within minimumHealthyPercent and
 //! maximumPercent, health checks and their grace period, the circuit breaker and rollback,
-//! launch throttling, DAEMON placement, draining, unplaceable tasks, deletion, and the
-//! reconciler's own contract (idempotent, deterministic per seed).
+//! launch throttling, DAEMON placement, draining, unplaceable tasks, deletion, priorities
+//! (what service tasks carry, which service's commit goes first), and the reconciler's own
+//! contract (idempotent, deterministic per seed).
 //!
 //! Every test asserts on the commands the reconciler produced and the state they made, the way
 //! Nomad's scheduler tests assert on plans: nothing here looks inside the reconciler.
@@ -15,12 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::types as api;
 use berth_model::command::{
-    AgentConnectivity, DeregisterContainerInstance, PlaceTasks, UpdateTaskProtection,
+    AgentConnectivity, DeregisterContainerInstance, PlaceTasks, Placed, UpdateTaskProtection,
 };
 use berth_model::entity::*;
+use berth_model::priority::PRIORITY_TAG;
 use berth_model::service::*;
 use berth_model::{InstanceId, TaskId};
-use berth_scheduler::service::{STOP_CODE, UNHEALTHY_REASON, events};
+use berth_scheduler::service::{STOP_CODE, UNHEALTHY_REASON, commit_bands, events, priority_of};
 
 use common::{CLUSTER, host, needs};
 use harness::*;
@@ -782,6 +784,50 @@ fn the_circuit_breaker_rolls_back_to_the_last_completed_deployment() {
     assert_eq!(
         h.count_events(WEB, "is unable to consistently start tasks"),
         0
+    );
+    // The history keeps both drained deployments, newest first: the failed one points at
+    // the rollback that replaced it (ROLLBACK_SUCCESSFUL now that it completed).
+    let past: Vec<_> = s
+        .past_deployments
+        .iter()
+        .map(|d| (d.id.clone(), d.rollout_state, d.rolled_back_by.clone()))
+        .collect();
+    assert_eq!(
+        past,
+        [
+            (failed.clone(), RolloutState::Failed, Some(rollback.clone())),
+            (completed.clone(), RolloutState::Completed, None),
+        ]
+    );
+    let f = s.deployment(&failed).expect("in the history");
+    assert!(f.finished_at.is_some());
+    assert_eq!(
+        f.history_status(s.deployment(&rollback), false),
+        "ROLLBACK_SUCCESSFUL"
+    );
+    assert_eq!(
+        s.deployments[0].sources,
+        [failed.clone(), completed.clone()]
+    );
+}
+
+#[test]
+fn a_service_keeps_its_newest_finished_deployments() {
+    let (mut h, _) = cluster(1);
+    let rev = settled_replica(&mut h, 1);
+    let mut ids = Vec::new();
+    for _ in 0..MAX_PAST_DEPLOYMENTS + 3 {
+        ids.push(h.deploy(WEB, rev));
+        h.settle();
+    }
+    let s = h.service(WEB);
+    assert_eq!(s.past_deployments.len(), MAX_PAST_DEPLOYMENTS);
+    // Newest first: the one before the current PRIMARY leads.
+    assert_eq!(s.past_deployments[0].id, ids[ids.len() - 2]);
+    assert!(
+        s.past_deployments
+            .iter()
+            .all(|d| d.rollout_state == RolloutState::Completed && d.finished_at.is_some())
     );
 }
 
@@ -1655,4 +1701,74 @@ fn a_capacity_provider_strategy_keeps_its_split_through_scaling() {
         h.events(WEB)
     );
     assert_eq!(percent(&h)[2], ("c".into(), 200.0, 4));
+}
+
+// ---- priorities ----
+
+fn priority_tag(value: &str) -> Vec<Tag> {
+    vec![Tag {
+        key: PRIORITY_TAG.into(),
+        value: value.into(),
+    }]
+}
+
+#[test]
+fn service_tasks_carry_their_priority_daemon_over_replica_and_the_service_tag_wins() {
+    let (mut h, _) = cluster(1);
+    let rev = h.register(def(GOOD));
+    let web = h.replica(WEB, rev, 1);
+    h.create(web);
+    let agentd = h.daemon("agentd", rev);
+    h.create(agentd);
+    let mut batch = h.replica("batch", rev, 1);
+    batch.tags = priority_tag("50");
+    h.create(batch);
+    h.settle();
+    let priorities = |h: &Harness, name: &str| -> BTreeSet<u16> {
+        h.tasks(name).iter().map(|t| t.priority().get()).collect()
+    };
+    assert_eq!(priorities(&h, WEB), BTreeSet::from([500]));
+    assert_eq!(priorities(&h, "agentd"), BTreeSet::from([900]));
+    assert_eq!(priorities(&h, "batch"), BTreeSet::from([50]));
+    assert_eq!(priority_of(&h.state, &h.service("batch")).get(), 50);
+    // A tag changed later is for the tasks launched afterwards.
+    h.update(WEB, |s| s.tags = priority_tag("700"));
+    assert_eq!(priority_of(&h.state, &h.service(WEB)).get(), 700);
+    h.scale(WEB, 2);
+    h.settle();
+    assert_eq!(priorities(&h, WEB), BTreeSet::from([500, 700]));
+}
+
+#[test]
+fn when_services_compete_for_the_same_room_the_higher_priority_one_commits_first() {
+    let mut h = Harness::new();
+    // Room for one 256 MiB task.
+    h.add(host(1024, 256));
+    let rev = h.register(def(GOOD));
+    let mut batch = h.replica("batch", rev, 1);
+    batch.tags = priority_tag("100");
+    h.create(batch);
+    let web = h.replica(WEB, rev, 1);
+    h.create(web);
+    // Both planned on one snapshot: each takes the only instance.
+    let decisions = vec![h.decide("batch", 1), h.decide(WEB, 2)];
+    assert!(decisions.iter().all(|d| d.launch.len() == 1));
+    let bands = commit_bands(&h.state, decisions);
+    let names: Vec<Vec<String>> = bands
+        .iter()
+        .map(|b| b.iter().map(|d| d.current.name.to_string()).collect())
+        .collect();
+    assert_eq!(names, vec![vec![WEB.to_owned()], vec!["batch".to_owned()]]);
+    let mut placed = Vec::new();
+    for band in bands {
+        for d in band {
+            let Placed { tasks, rejected } = h.ok(d.place_command().unwrap());
+            placed.push((d.current.name.to_string(), tasks.len(), rejected.len()));
+        }
+    }
+    assert_eq!(
+        placed,
+        vec![(WEB.to_owned(), 1, 0), ("batch".to_owned(), 0, 1)],
+        "the lower-priority placement is refused at commit, to be planned again"
+    );
 }

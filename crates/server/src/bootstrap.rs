@@ -13,6 +13,11 @@
 //! Nomad's ACL bootstrap or a k3s token file does. Until it is written, every request but the
 //! Raft RPCs waits ([`App::wait_bootstrapped`]), so nobody sees a server whose first
 //! credential they cannot read yet.
+//!
+//! Both files are as good as root on every host of the cluster, so a server refuses to start
+//! when either is open to its group or to others ([`check_private`]), as ssh refuses a private
+//! key others can read: the message names the file and `chmod 600` (berth writes both 0600
+//! itself; a looser mode means someone changed it, or made the secret file by hand).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,9 +56,16 @@ pub enum BootstrapError {
     },
     #[error(
         "{0} does not exist; every server of a multi-server cluster needs the same cluster \
-         secret file (make one with `head -c 32 /dev/urandom | base64 > cluster.secret`)"
+         secret file (make one with `(umask 077; head -c 32 /dev/urandom | base64 > \
+         cluster.secret)`)"
     )]
     NoSecret(String),
+    #[error(
+        "{path} is accessible by its group or others (mode {mode:03o}): it holds a secret that \
+         controls the whole cluster. Make it private with `chmod 600 {path}` (and, if others \
+         may have read it, rotate it)"
+    )]
+    Exposed { path: String, mode: u32 },
     #[error("the bootstrap write failed: {0}")]
     Write(#[from] WriteError),
     #[error("the bootstrap admin credential cannot be opened: {0}")]
@@ -87,8 +99,25 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads the cluster secret at `path`; creates it first if `create` and it does not exist.
+/// Refuses a secret file at `path` that its group or others may read, write or execute (a
+/// missing file is fine: berth creates its files 0600).
+pub fn check_private(path: &Path) -> Result<(), BootstrapError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => Err(BootstrapError::Exposed {
+            path: path.display().to_string(),
+            mode: meta.permissions().mode() & 0o777,
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads the cluster secret at `path` (refused if others may read it, [`check_private`]);
+/// creates it first if `create` and it does not exist.
 pub fn cluster_secret(path: &Path, create: bool) -> Result<ClusterSecret, BootstrapError> {
+    check_private(path)?;
     match std::fs::read_to_string(path) {
         Ok(text) => ClusterSecret::parse(&text).map_err(|source| BootstrapError::Secret {
             path: path.display().to_string(),

@@ -6,12 +6,15 @@
 //!  a full pass every `resync` (belt and braces) ──────────────────────┤
 //!                                                                     ▼
 //!         one snapshot ─► reconcile(snapshot, service, now, seed) per dirty service
-//!                     ─► commit each decision: StopTask… ─► PlaceTasks ─► PutService
+//!                     ─► by priority, highest first, commit each decision:
+//!                        StopTask… ─► PlaceTasks ─► PutService
 //! ```
 //! A change to a task marks its service dirty (by its `service:<name>` group), a change to an
 //! instance marks every service of its cluster (daemons follow instances, draining moves
-//! tasks), a change to a service marks it. Decisions for different services are committed
-//! concurrently, so the Raft queue batches them into few log entries. A decision's placements
+//! tasks), a change to a service marks it. Decisions for different services of one priority
+//! are committed concurrently, so the Raft queue batches them into few log entries; priorities
+//! commit one after another, highest first (`commit_bands`), since every decision of a pass
+//! was planned on the same snapshot and the first to commit gets the room. A decision's placements
 //! are re-checked at commit like any scheduler's; what is rejected is planned again on the
 //! next pass, which the commit's own change triggers. A service write decided on a stale
 //! version is refused (the API changed the service meanwhile) and simply re-decided.
@@ -24,7 +27,7 @@ use berth_model::Millis;
 use berth_model::command::Placed;
 use berth_model::service::service_of_group;
 use berth_raft::Written;
-use berth_scheduler::service::{Decision, Settings, reconcile};
+use berth_scheduler::service::{Decision, Settings, commit_bands, reconcile};
 use berth_state::{EntityKey, State};
 use futures::future::join_all;
 
@@ -154,13 +157,16 @@ async fn run(app: Arc<App>) {
         }
         let decided = started.elapsed();
         let acting = decisions.len();
-        // Decisions whose placements were refused at commit are decided again next pass.
-        for key in join_all(decisions.into_iter().map(|d| commit(&app, d)))
-            .await
-            .into_iter()
-            .flatten()
-        {
-            dirty.insert(key);
+        // Higher-priority services' decisions commit first, a band per priority; decisions
+        // whose placements were refused at commit are decided again next pass.
+        for band in commit_bands(&state, decisions) {
+            for key in join_all(band.into_iter().map(|d| commit(&app, d)))
+                .await
+                .into_iter()
+                .flatten()
+            {
+                dirty.insert(key);
+            }
         }
         tracing::debug!(
             index = state.index(),

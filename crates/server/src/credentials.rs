@@ -12,7 +12,11 @@
 //! ```
 //! All of it is signed like every request, and authorized like the ECS API: managing
 //! credentials is `berth:CreateCredential` and friends, which only `admin` holds; joining is
-//! what a join token's own policy allows and nothing else.
+//! what a join token's own policy allows and nothing else. A join token for a named cluster is
+//! refused unless the cluster is ACTIVE (ClusterNotFoundException, as ECS names a missing or
+//! deleted cluster), so a typo fails when the token is made, not later on the agent's host;
+//! the exception is `default` while it does not exist, which an agent's join creates, as ECS's
+//! agent does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -292,13 +296,17 @@ async fn issue_token(
     server: bool,
     ttl: Option<Duration>,
 ) -> Result<(JoinToken, Arc<Credential>), EcsError> {
-    if let Some(c) = &cluster
-        && !berth_model::arn::valid_cluster_name(c)
-    {
-        return Err(EcsError::invalid(format!(
-            "'{}' is not a cluster name",
-            c.chars().take(64).collect::<String>()
-        )));
+    if let Some(c) = &cluster {
+        if !berth_model::arn::valid_cluster_name(c) {
+            return Err(EcsError::invalid(format!(
+                "'{}' is not a cluster name",
+                c.chars().take(64).collect::<String>()
+            )));
+        }
+        let state = app.node.state();
+        if !(c == DEFAULT_CLUSTER && state.cluster(c).is_none()) {
+            crate::ecs::active_cluster(&state, c)?;
+        }
     }
     let (kind, policy) = if server {
         (CredentialKind::ServerJoinToken, server_join_policy())

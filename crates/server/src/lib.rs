@@ -10,8 +10,8 @@
 //! [`router`] builds the whole HTTP surface from an [`App`], every route behind the
 //! authentication layer ([`auth`]), so tests can drive it without a socket; [`serve`] runs it
 //! on a listener (TLS, timeouts); [`Housekeeping`] runs the leader's periodic work
-//! (forgetting old STOPPED tasks) and [`ServiceController`] keeps services at their desired
-//! state.
+//! (forgetting old STOPPED tasks), [`ServiceController`] keeps services at their desired
+//! state and [`QueueController`] places RunTask's queued tasks as capacity frees.
 
 pub mod agents;
 pub mod auth;
@@ -24,12 +24,14 @@ pub mod metrics;
 mod native;
 mod operator;
 mod pagination;
+mod queue;
 pub mod serve;
 pub mod tls;
 pub mod ui;
 
 pub use controller::ServiceController;
 pub use mesos::MesosLoop;
+pub use queue::QueueController;
 
 use std::sync::Arc;
 use std::time::Duration;

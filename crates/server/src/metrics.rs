@@ -421,8 +421,15 @@ impl Collector for StateLevels {
         let mut tasks = Vec::new();
         let mut instances = Vec::new();
         let mut services = Vec::new();
+        let mut queued = Vec::new();
+        let queue_lengths = state.queue_lengths();
         for cluster in &clusters {
             let name: &str = &cluster.name;
+            let waiting = queue_lengths
+                .iter()
+                .find(|(c, _)| **c == *name)
+                .map_or(0, |(_, n)| *n as i64);
+            queued.push(([("cluster", name)], waiting));
             let mut by_status = [0i64; TaskStatus::ALL.len()];
             for task in state.tasks_after(name, &all, None) {
                 by_status[task.last_status as usize] += 1;
@@ -487,6 +494,13 @@ impl Collector for StateLevels {
             "Services that are not INACTIVE, by cluster and health: steady (reached its steady \
              state), deploying (on its way), failed (its newest deployment failed)",
             services,
+        )?;
+        gauges(
+            &mut encoder,
+            "berth_queued_tasks",
+            "RunTask tasks waiting for capacity (PROVISIONING, queued with berth:queue-timeout), \
+             by cluster",
+            queued,
         )?;
         capacity_providers(&mut encoder, &state, &clusters)?;
         let mut frameworks = [0i64; 2];

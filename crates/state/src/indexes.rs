@@ -169,6 +169,13 @@ impl State {
             }
         }
 
+        if let Some(o) = old.filter(|o| o.is_queued()) {
+            self.queued.remove(&(o.cluster.clone(), o.queue_key()));
+        }
+        if let Some(n) = new.filter(|n| n.is_queued()) {
+            self.queued.insert((n.cluster.clone(), n.queue_key()));
+        }
+
         if let Some(o) = old.filter(|o| !o.is_live()) {
             self.stopped
                 .remove(&(o.stopped_at.unwrap_or_default(), o.id));

@@ -10,8 +10,9 @@
 //! deterministic — everything a command decides (ids, times, placements) is inside it — so
 //! every replica and every restart reaches the same state from the same log.
 //!
-//! Secondary indexes (tasks by cluster, instance, group, family, startedBy; instances by
-//! cluster, attribute value and free capacity; live tasks per group per instance;
+//! Secondary indexes (tasks by cluster, instance, group, family, startedBy; queued tasks in
+//! queue order; instances by cluster, attribute value and free capacity; live tasks per
+//! group per instance;
 //! per-instance usage; per-cluster counts) are derived: [`State::task_changed`] and
 //! [`State::instance_changed`] keep them in step with every entity change, and a restored
 //! snapshot rebuilds them from the entities.
@@ -163,6 +164,8 @@ pub struct State {
     tasks_by_family: OrdSet<(Name, Name, TaskId)>,
     tasks_by_started_by: OrdSet<(Name, Name, TaskId)>,
     stopped: OrdSet<(Millis, TaskId)>,
+    /// Tasks waiting for capacity, per cluster in queue order ([`Task::queue_key`]).
+    queued: OrdSet<(Name, QueueKey)>,
     usage: HashMap<InstanceId, Arc<Usage>>,
     /// Live tasks per (cluster, group, instance): spread, distinctInstance and `task:group`.
     live_by_group: OrdMap<(Name, Name, InstanceId), u32>,
@@ -189,6 +192,8 @@ pub struct State {
     /// The bootstrap admin's access key id, once the cluster has been bootstrapped (it stays
     /// set if that credential is deleted later: bootstrapping happens once).
     bootstrapped: Option<String>,
+    /// Web UI sessions signed out, by session id, until their own expiry (then forgotten).
+    revoked_sessions: OrdMap<String, Millis>,
     /// Account settings by owner and name (ListAccountSettings reads them in this order).
     account_settings: OrdMap<(SettingOwner, SettingName), Arc<AccountSetting>>,
     /// Capacity providers by name (deleted ones stay, INACTIVE, until the name is reused).
@@ -221,6 +226,7 @@ impl State {
             tasks_by_family: OrdSet::new(),
             tasks_by_started_by: OrdSet::new(),
             stopped: OrdSet::new(),
+            queued: OrdSet::new(),
             usage: HashMap::new(),
             live_by_group: OrdMap::new(),
             free_cpu: OrdSet::new(),
@@ -237,6 +243,7 @@ impl State {
             changes_floor: 0,
             credentials: OrdMap::new(),
             bootstrapped: None,
+            revoked_sessions: OrdMap::new(),
             account_settings: OrdMap::new(),
             capacity_providers: OrdMap::new(),
             actor: None,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use berth_model::Millis;
 use berth_model::account::AccountSetting;
 use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
@@ -37,6 +38,8 @@ pub struct Persisted {
     credentials: Vec<Arc<Credential>>,
     #[serde(default)]
     bootstrapped: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revoked_sessions: Vec<(String, Millis)>,
     #[serde(default)]
     account_settings: Vec<Arc<AccountSetting>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,6 +85,11 @@ impl State {
             changes_floor: self.changes_floor,
             credentials: self.credentials.values().cloned().collect(),
             bootstrapped: self.bootstrapped.clone(),
+            revoked_sessions: self
+                .revoked_sessions
+                .iter()
+                .map(|(id, expires)| (id.clone(), *expires))
+                .collect(),
             account_settings: self.account_settings.values().cloned().collect(),
             capacity_providers: self.capacity_providers.values().cloned().collect(),
         }
@@ -128,6 +136,7 @@ impl State {
             s.credentials.insert(c.access_key_id.clone(), c);
         }
         s.bootstrapped = p.bootstrapped;
+        s.revoked_sessions = p.revoked_sessions.into_iter().collect();
         for a in p.account_settings {
             s.account_settings.insert((a.owner.clone(), a.name), a);
         }

@@ -3,13 +3,15 @@
 //! Every list is iterated in a stable key order and can resume strictly after a given key, so
 //! a `nextToken` is just the last key returned.
 
+use std::cmp::Reverse;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::sync::Arc;
 
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
+use berth_model::priority::Priority;
 use berth_model::service::{Service, ServiceStatus};
-use berth_model::{InstanceId, OfferId, TaskId};
+use berth_model::{InstanceId, Millis, OfferId, TaskId};
 use imbl::{OrdSet, Vector};
 
 use crate::{Capacity, Counts, EntityKey, Family, State, TokenRecord, Usage, Version};
@@ -274,6 +276,28 @@ impl State {
             ids.filter_map(|id| self.tasks.get(&id))
                 .filter(move |t| t.cluster == cluster && filter.matches(t)),
         )
+    }
+
+    /// The tasks of `cluster` waiting for capacity, in queue order (first to be placed first).
+    pub fn queued(&self, cluster: &str) -> impl Iterator<Item = &Arc<Task>> + '_ {
+        let c: Name = cluster.into();
+        let first = (Reverse(Priority::MAX), Millis(i64::MIN), TaskId(0));
+        self.queued
+            .range((c.clone(), first)..)
+            .take_while(move |(cc, _)| *cc == c)
+            .filter_map(|(_, (_, _, id))| self.tasks.get(id))
+    }
+
+    /// How many tasks wait for capacity in each cluster that has any, by cluster name.
+    pub fn queue_lengths(&self) -> Vec<(Name, usize)> {
+        let mut out: Vec<(Name, usize)> = Vec::new();
+        for (c, _) in &self.queued {
+            match out.last_mut() {
+                Some((last, n)) if last == c => *n += 1,
+                _ => out.push((c.clone(), 1)),
+            }
+        }
+        out
     }
 
     /// Live tasks of `group` on `instance`.

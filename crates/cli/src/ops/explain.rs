@@ -42,21 +42,32 @@ pub struct Plan {
     pub cluster: String,
     pub task_definition_arn: String,
     pub group: Option<String>,
+    /// The tasks' priority (`berth:priority`); absent from servers before priorities.
+    #[serde(default)]
+    pub priority: Option<u16>,
     pub requested: u32,
     pub placed: u32,
     pub instances: Vec<Verdict>,
 }
 
 pub fn render(plan: &Plan, paint: Paint) -> String {
+    let about: Vec<String> = plan
+        .group
+        .iter()
+        .map(|g| format!("group {g}"))
+        .chain(plan.priority.map(|p| format!("priority {p}")))
+        .collect();
     let mut out = format!(
         "{} of {} tasks of {} would be placed in {}{}\n",
         plan.placed,
         plan.requested,
         super::output::definition(&plan.task_definition_arn),
         short(&plan.cluster),
-        plan.group
-            .as_deref()
-            .map_or(String::new(), |g| format!(" (group {g})")),
+        if about.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", about.join(", "))
+        },
     );
     let summary = if plan.placed == plan.requested {
         Tone::Good
@@ -130,6 +141,7 @@ mod tests {
             cluster: "arn:aws:ecs:us-east-1:000000000000:cluster/default".into(),
             task_definition_arn: "arn:aws:ecs:us-east-1:000000000000:task-definition/web:3".into(),
             group: Some("family:web".into()),
+            priority: Some(100),
             requested: 3,
             placed: 2,
             instances: vec![

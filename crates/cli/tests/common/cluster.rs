@@ -22,12 +22,24 @@ pub fn start_cluster(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
 
 /// Like [`start_cluster`], with `extra` flags for every server.
 pub fn start_cluster_with(root: &std::path::Path, n: u64, extra: &[&str]) -> Vec<Option<Berth>> {
+    start(root, n, extra, false)
+}
+
+/// Like [`start_cluster`], each server logging to `root/nodeN.log` with berth's default log
+/// filter (see [`Berth::launch_logging`]).
+pub fn start_cluster_logging(root: &std::path::Path, n: u64) -> Vec<Option<Berth>> {
+    start(root, n, &[], true)
+}
+
+fn start(root: &std::path::Path, n: u64, extra: &[&str], logging: bool) -> Vec<Option<Berth>> {
     let secret = root.join("cluster.secret");
     std::fs::write(
         &secret,
         berth_auth::ClusterSecret::from_random(*b"berth cluster test secret bytes!").render(),
     )
     .unwrap();
+    // Private, as a server demands of its secret file.
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let addrs: Vec<String> = (0..n)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
@@ -53,9 +65,10 @@ pub fn start_cluster_with(root: &std::path::Path, n: u64, extra: &[&str]) -> Vec
                 args.push("--peer".into());
                 args.push(p.clone());
             }
+            let log = logging.then(|| root.join(format!("node{}.log", i + 1)));
             std::thread::spawn(move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                Berth::launch(&dir, &listen, &args)
+                Berth::launch_logging(&dir, &listen, &args, log.as_deref())
             })
         })
         .collect();

@@ -109,18 +109,30 @@ impl Berth {
 
     /// Starts `berth server --listen LISTEN --data-dir DIR EXTRA...`.
     pub fn launch(dir: &Path, listen: &str, extra: &[&str]) -> Berth {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        Berth::launch_logging(dir, listen, extra, None)
+    }
+
+    /// Like [`Berth::launch`]; with `log`, the server's stderr goes to that file, filtered as
+    /// an operator's would be (berth's default log filter, not the tests' quieter one).
+    pub fn launch_logging(dir: &Path, listen: &str, extra: &[&str], log: Option<&Path>) -> Berth {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
             .args(["server", "--listen", listen, "--data-dir"])
             .arg(dir)
             // Tests register container instances with no agent behind them; they must stay
             // connected. Tests of heartbeats pass their own (later flags win).
             .args(["--agent-heartbeat-timeout", "3600"])
             .args(extra)
-            .env("RUST_LOG", "warn,openraft=error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn berth server");
+            .stdout(Stdio::piped());
+        match log {
+            Some(path) => command
+                .env_remove("RUST_LOG")
+                .stderr(std::fs::File::create(path).expect("create the server's log file")),
+            None => command
+                .env("RUST_LOG", "warn,openraft=error")
+                .stderr(Stdio::inherit()),
+        };
+        let mut child = command.spawn().expect("spawn berth server");
         let line = ready_line(&mut child);
         let endpoint = line
             .rsplit(' ')
@@ -249,8 +261,9 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
 // --- SDK errors ---------------------------------------------------------------------------------
 
-/// Asserts that an SDK call failed with the ECS exception `code`, answered as HTTP 400 with a
-/// message a person can act on; returns the message.
+/// Asserts that an SDK call failed with the ECS exception `code`, answered as HTTP 400 (403
+/// for AccessDeniedException, as AWS answers it) with a message a person can act on; returns
+/// the message.
 #[track_caller]
 pub fn expect_error<T: Debug, E: ProvideErrorMetadata + Debug>(
     result: Result<T, SdkError<E, HttpResponse>>,
@@ -262,7 +275,16 @@ pub fn expect_error<T: Debug, E: ProvideErrorMetadata + Debug>(
     };
     assert_eq!(err.code(), Some(code), "wrong exception: {err:?}");
     let status = err.raw_response().map(|r| r.status().as_u16());
-    assert_eq!(status, Some(400), "{code} must be an HTTP 400: {err:?}");
+    let expected = if code == "AccessDeniedException" {
+        403
+    } else {
+        400
+    };
+    assert_eq!(
+        status,
+        Some(expected),
+        "{code} must be an HTTP {expected}: {err:?}"
+    );
     let message = err.message().unwrap_or_default().to_owned();
     assert!(
         message.len() >= 10,

@@ -72,6 +72,12 @@ struct Args {
     /// jitter); 0: restart it as soon as the failover is measured, ~0.4 s after the kill.
     #[arg(long, default_value_t = 0)]
     down_ms: u64,
+    /// Hand leadership over each round (`POST /v1/operator/raft/transfer-leader`, as `berth
+    /// operator raft transfer-leader` does) instead of SIGKILLing the leader; "failover" is then
+    /// request → first acknowledged write through a server other than the old leader, and
+    /// nothing is restarted.
+    #[arg(long)]
+    transfer: bool,
     /// Keep the servers' data directories and logs (node{N}.log) after a successful run.
     #[arg(long)]
     keep: bool,
@@ -207,6 +213,8 @@ impl Cluster {
                 berth_auth::ClusterSecret::from_random(rand::random()).render()
             ),
         )?;
+        // Private, as a server demands of its secret file.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let servers: Vec<Server> = (0..args.servers)
             .map(|i| {
                 let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -475,6 +483,7 @@ async fn kill_round(
     settle: Duration,
     down: Duration,
     round: usize,
+    transfer: bool,
 ) -> Result<Round> {
     cluster.wait_healthy().await?;
     tokio::time::sleep(settle).await;
@@ -484,7 +493,20 @@ async fn kill_round(
     let killed = (leader - 1) as usize;
     let kill_wall = SystemTime::now();
     let t_kill = Instant::now();
-    cluster.servers[killed].kill();
+    let handed = if transfer {
+        let leader_api = cluster.native[killed].clone();
+        Some(tokio::spawn(async move {
+            let path = "/v1/operator/raft/transfer-leader";
+            let headers = [("content-type", "application/json")];
+            let body = Bytes::from_static(b"{}");
+            leader_api
+                .send("POST", path, &headers, body, Duration::from_secs(10))
+                .await
+        }))
+    } else {
+        cluster.servers[killed].kill();
+        None
+    };
     let survivors: Vec<usize> = (0..cluster.servers.len())
         .filter(|&i| i != killed)
         .collect();
@@ -514,9 +536,22 @@ async fn kill_round(
     if !acked {
         eprintln!("round {round}: no write acknowledged within {FAILOVER_GIVE_UP:?} of the kill");
     }
+    if let Some(handed) = handed {
+        match handed.await? {
+            Ok(a) if a.status == 200 => {}
+            Ok(a) => eprintln!(
+                "round {round}: the transfer answered {}: {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            ),
+            Err(e) => eprintln!("round {round}: the transfer failed: {e}"),
+        }
+    }
     tokio::time::sleep_until((t_kill + down).into()).await;
     let t_restart = Instant::now();
-    cluster.start(&[killed]).await?;
+    if !transfer {
+        cluster.start(&[killed]).await?;
+    }
     let restarted_ready = t_restart.elapsed();
     let after = cluster.wait_healthy().await?;
     Ok(Round {
@@ -640,7 +675,7 @@ async fn run(args: &Args, root: &Path) -> Result<bool> {
             0 => Duration::ZERO,
             ms => Duration::from_millis(ms + rng.random_range(0..500)),
         };
-        let r = kill_round(&mut cluster, &load, settle, down, round).await?;
+        let r = kill_round(&mut cluster, &load, settle, down, round, args.transfer).await?;
         let first_ack = first_ack_after(&load.ops.lock().expect("ops"), &r);
         println!(
             "kill {round:>2}: node {} (term {}) → {}; first write acknowledged {}; \

@@ -1,8 +1,10 @@
-//! Credential commands: the bootstrap admin, credentials and join tokens made and removed.
+//! Credential commands: the bootstrap admin, credentials and join tokens made and removed, and
+//! web UI sessions ended.
 
 use serde::{Deserialize, Serialize};
 
 use crate::credential::Credential;
+use crate::time::Millis;
 
 /// A fresh cluster's first admin credential. Applied once: refused (a conflict) ever after, so
 /// two servers that both think they lead a new cluster cannot make two admins.
@@ -22,4 +24,14 @@ pub struct CreateCredential {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeleteCredential {
     pub access_key_id: String,
+}
+
+/// Ends one web UI session (signing out): the session id is refused by every server until
+/// `expires`, the session's own expiry, after which the token is refused anyway and the entry
+/// is forgotten. Other sessions of the same principal are untouched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeSession {
+    /// The session's id (`berth_auth::session_id`).
+    pub session: String,
+    pub expires: Millis,
 }

@@ -30,6 +30,7 @@ mod credentials;
 mod expire;
 mod instances;
 mod mesos;
+mod queue;
 mod services;
 mod tags;
 mod task_definitions;
@@ -55,6 +56,7 @@ pub use credentials::*;
 pub use expire::*;
 pub use instances::*;
 pub use mesos::*;
+pub use queue::*;
 pub use services::*;
 pub use tags::*;
 pub use task_definitions::*;
@@ -141,6 +143,7 @@ commands! {
         Bootstrap => Arc<Credential>,
         CreateCredential => Arc<Credential>,
         DeleteCredential => Arc<Credential>,
+        RevokeSession => (),
         PutAccountSetting => Arc<AccountSetting>,
         DeleteAccountSetting => Option<Arc<AccountSetting>>,
         UpdateTaskProtection => Partial<Task>,
@@ -148,6 +151,8 @@ commands! {
         UpdateCapacityProvider => Arc<CapacityProvider>,
         DeleteCapacityProvider => Arc<CapacityProvider>,
         PutClusterCapacityProviders => Arc<Cluster>,
+        PlaceQueuedTasks => Placed,
+        ExpireQueuedTasks => Partial<Task>,
     }
 }
 

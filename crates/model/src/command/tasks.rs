@@ -13,6 +13,8 @@ use crate::time::Millis;
 /// A placement plan: each task, fully formed, on the instance its scheduler chose. Apply
 /// re-checks every task against the newest state and commits those that still fit; the
 /// others come back as [`Rejection`]s for the scheduler to retry on a fresher snapshot.
+/// A task with no instance that [is queued](Task::is_queued) joins its cluster's queue
+/// instead: it holds nothing, so only its cluster, id and task definition are checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaceTasks {
     pub cluster: Name,

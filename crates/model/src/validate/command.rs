@@ -123,6 +123,17 @@ pub fn check(command: &Command) -> Result<(), Error> {
                 family(&t.family)
             })
         }
+        Command::PlaceQueuedTasks(c) => {
+            cluster(&c.cluster)?;
+            c.placements.iter().try_for_each(|p| {
+                if p.task.cluster != c.cluster {
+                    return Err(Error::invalid("a placed task belongs to another cluster"));
+                }
+                providers(p.task.capacity_provider.as_deref())?;
+                family(&p.task.family)
+            })
+        }
+        Command::ExpireQueuedTasks(c) => cluster(&c.cluster),
         Command::StopTask(c) => cluster(&c.cluster),
         Command::TaskStateChange(c) => cluster(&c.cluster),
         Command::AgentConnectivity(c) => cluster(&c.cluster),
@@ -167,6 +178,13 @@ pub fn check(command: &Command) -> Result<(), Error> {
         | Command::Bootstrap(_)
         | Command::CreateCredential(_)
         | Command::DeleteCredential(_) => Ok(()),
+        Command::RevokeSession(c) => {
+            if berth_auth::valid_session_id(&c.session) {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!("'{}' is not a session id", shorten(&c.session))))
+            }
+        }
     }
 }
 

@@ -88,6 +88,14 @@ pub fn tags(tags: Option<&[api::Tag]>) -> Result<Vec<Tag>, Error> {
                 "Tag key '{key}' is given more than once"
             )));
         }
+        // A tag berth interprets is checked wherever it is set (a RunTask, a capacity
+        // provider, a cluster, a service, a task definition), so a bad value is refused when it is given, not when used.
+        if key == crate::queue::QUEUE_TIMEOUT_TAG {
+            crate::queue::parse_timeout(&value)?;
+        }
+        if key == crate::priority::PRIORITY_TAG {
+            crate::priority::parse(&value)?;
+        }
         out.push(Tag { key, value });
     }
     Ok(out)
@@ -201,6 +209,25 @@ mod tests {
         assert!(tags(Some(&[tag("a", &"v".repeat(257))])).is_err());
         let many: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
         assert!(tags(Some(&many)).is_err());
+    }
+
+    #[test]
+    fn tags_berth_reads_are_checked_where_they_are_set() {
+        use crate::priority::PRIORITY_TAG;
+        use crate::queue::QUEUE_TIMEOUT_TAG;
+        assert!(
+            tags(Some(&[
+                tag(PRIORITY_TAG, "0"),
+                tag(QUEUE_TIMEOUT_TAG, "30")
+            ]))
+            .is_ok()
+        );
+        assert!(tags(Some(&[tag(PRIORITY_TAG, "1000")])).is_ok());
+        for bad in ["1001", "-1", "high", ""] {
+            let e = tags(Some(&[tag(PRIORITY_TAG, bad)])).unwrap_err();
+            assert!(matches!(e, Error::InvalidParameter(_)), "{bad}: {e:?}");
+        }
+        assert!(tags(Some(&[tag(QUEUE_TIMEOUT_TAG, "0")])).is_err());
     }
 
     #[test]

@@ -33,12 +33,14 @@
 //! waits for them too.
 
 pub mod events;
+mod task_sets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use berth_model::command::{PlaceTasks, PutService, StopTask};
 use berth_model::entity::*;
+use berth_model::priority::{self, Kind, Priority};
 use berth_model::service::*;
 use berth_model::{InstanceId, Millis, TaskId};
 use berth_state::{State, TaskFilter};
@@ -157,6 +159,51 @@ impl Decision {
 /// Mixed into the seed for the "has started" event's id (see [`Decision::service_command`]).
 const STARTED_EVENT_STREAM: u64 = 0x5354_4152_5445_4421;
 
+/// The priority of `service`'s new tasks: that of its task definition (the PRIMARY
+/// deployment's, or the PRIMARY task set's) with its tags, or the kind's default when it has
+/// none.
+pub fn priority_of(state: &State, service: &Service) -> Priority {
+    match service
+        .task_definition()
+        .and_then(|(family, revision)| state.task_definition(family, revision))
+    {
+        Some(definition) => priority::of_service(service, definition),
+        None => {
+            let kind = match service.scheduling_strategy {
+                SchedulingStrategy::Daemon => Kind::Daemon,
+                SchedulingStrategy::Replica => Kind::Replica,
+            };
+            priority::effective(&[], Some(&service.tags), &[], kind)
+        }
+    }
+}
+
+/// Decisions made on one snapshot, in the order to commit them: one band per priority,
+/// highest first. The decisions of a band commit together; a band commits only once the one
+/// before it has, so when two services planned the same room, the higher-priority one takes it
+/// and the other's placement is refused at commit and planned again on a fresher snapshot.
+/// Within a band the order is the services' (cluster, name), so it does not depend on how the
+/// decisions were computed.
+pub fn commit_bands(state: &State, decisions: Vec<Decision>) -> Vec<Vec<Decision>> {
+    let mut ranked: Vec<(Priority, Decision)> = decisions
+        .into_iter()
+        .map(|d| (priority_of(state, &d.current), d))
+        .collect();
+    ranked.sort_by(|(pa, a), (pb, b)| {
+        pb.cmp(pa).then_with(|| {
+            (&a.current.cluster, &a.current.name).cmp(&(&b.current.cluster, &b.current.name))
+        })
+    });
+    let mut bands: Vec<(Priority, Vec<Decision>)> = Vec::new();
+    for (p, d) in ranked {
+        match bands.last_mut() {
+            Some((q, band)) if *q == p => band.push(d),
+            _ => bands.push((p, vec![d])),
+        }
+    }
+    bands.into_iter().map(|(_, band)| band).collect()
+}
+
 /// An event id, formatted as ECS's (a UUID).
 fn event_id(rng: &mut SmallRng) -> String {
     let v: u128 = rng.random();
@@ -231,7 +278,13 @@ fn placement(service: &Service, definition: &TaskDefinition) -> (Vec<Constraint>
         }))
         .filter_map(|(kind, expr)| parse_constraint(kind, expr).ok())
         .collect();
-    let strategies = if service.placement_strategy.is_empty() {
+    (constraints, placement_strategies(service))
+}
+
+/// The service's placement strategies, parsed: by default spread over zones, then over
+/// instances.
+fn placement_strategies(service: &Service) -> Vec<Strategy> {
+    if service.placement_strategy.is_empty() {
         match service.scheduling_strategy {
             SchedulingStrategy::Replica => vec![
                 Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
@@ -247,8 +300,7 @@ fn placement(service: &Service, definition: &TaskDefinition) -> (Vec<Constraint>
                 parse_strategy(s.r#type.as_deref().unwrap_or_default(), s.field.as_deref()).ok()
             })
             .collect()
-    };
-    (constraints, strategies)
+    }
 }
 
 /// A service's live tasks: the PRIMARY's kept ones and the old ones.
@@ -337,6 +389,30 @@ impl Round<'_> {
             && (t.health_status == HealthStatus::Healthy || !self.health_checked(t))
     }
 
+    /// Stops the task if it failed its health checks and its grace period is over (saying so
+    /// in an event about `label`); while the grace period runs, asks to look again at its end.
+    /// Returns whether it was stopped.
+    fn stop_if_unhealthy(&mut self, t: &Task, label: &str) -> bool {
+        if t.last_status != TaskStatus::Running
+            || t.health_status != HealthStatus::Unhealthy
+            || !self.health_checked(t)
+        {
+            return false;
+        }
+        let grace_ms = i64::from(self.svc.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
+        let grace_ends = t
+            .started_at
+            .unwrap_or(t.created_at)
+            .saturating_add_ms(grace_ms);
+        if grace_ends > self.now {
+            self.wake(grace_ends);
+            return false;
+        }
+        self.stop(t, UNHEALTHY_REASON.into());
+        self.post(events::unhealthy(label, t.id));
+        true
+    }
+
     /// The task's instance is not ACTIVE (draining, deregistered or gone).
     fn on_leaving_instance(&self, t: &Task) -> bool {
         t.instance
@@ -381,43 +457,20 @@ impl Round<'_> {
             p.rollout_state_reason =
                 Some("ECS deployment circuit breaker: tasks failed to start.".into());
             p.updated_at = now;
+            p.finished_at = Some(now);
         }
         self.post(events::failed(&name, &failed_id));
         if !breaker.rollback {
             return;
         }
-        let Some(target) = self.svc.deployments[1..]
-            .iter()
-            .find(|d| {
-                d.rollout_state == RolloutState::Completed
-                    && restoring.as_deref() != Some(d.id.as_str())
-            })
-            .cloned()
-        else {
+        let id = deployment_id(&mut self.rng);
+        let reason = |to: &str| {
+            format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
+        };
+        let Some(target) = self.svc.roll_back(id, reason, restoring.as_deref(), now) else {
             return;
         };
-        let id = deployment_id(&mut self.rng);
-        self.svc.deployments[0].status = DeploymentStatus::Active;
-        self.svc.deployments.insert(
-            0,
-            Deployment {
-                id: id.clone(),
-                status: DeploymentStatus::Primary,
-                family: target.family.clone(),
-                revision: target.revision,
-                desired_count: self.svc.desired_count,
-                rollout_state: RolloutState::InProgress,
-                rollout_state_reason: Some(format!(
-                    "ECS deployment circuit breaker: rolling back to deploymentId {}.",
-                    target.id
-                )),
-                rollback_of: Some(target.id.clone()),
-                failed_tasks: 0,
-                created_at: now,
-                updated_at: now,
-            },
-        );
-        self.post(events::rolling_back(&name, &failed_id, &target.id));
+        self.post(events::rolling_back(&name, &failed_id, &target));
     }
 
     /// Whether launches are being throttled after repeated failures; schedules the end of it.
@@ -425,9 +478,10 @@ impl Round<'_> {
     /// As ECS's throttle: only tasks that never reached RUNNING count (a task that ran and
     /// then exited, or failed its health checks, is replaced at once), and only the PRIMARY
     /// deployment's, so that a new deployment (a fix, or a rollback) starts unthrottled.
-    fn backing_off(&mut self, tasks: &[Arc<Task>], settings: &Settings) -> bool {
-        let primary = self.primary().id.clone();
-        let of_primary = |t: &&Arc<Task>| t.started_by.as_deref() == Some(primary.as_str());
+    ///
+    /// `starter` is the deployment (or task set) whose launches are throttled.
+    fn backing_off(&mut self, starter: &str, tasks: &[Arc<Task>], settings: &Settings) -> bool {
+        let of_primary = |t: &&Arc<Task>| t.started_by.as_deref() == Some(starter);
         // Failures before a task of the PRIMARY last became healthy are forgiven.
         let anchor = tasks
             .iter()
@@ -466,23 +520,45 @@ impl Round<'_> {
     /// The template new tasks of the PRIMARY are made from, if its revision still exists.
     fn template(&self) -> Option<TaskTemplate> {
         let p = self.primary();
-        let definition = self.state.task_definition(&p.family, p.revision)?.clone();
-        let (constraints, strategies) = placement(&self.svc, &definition);
-        Some(TaskTemplate::plain(
-            self.svc.cluster.clone(),
-            definition,
-            self.svc.group(),
-            Some(p.id.clone()),
-            constraints,
-            strategies,
-            self.now,
-        ))
+        self.template_for(&p.family, p.revision, &p.id)
     }
 
-    /// Plans `count` tasks (anywhere, or one on each of `on`) and posts why when some could
-    /// not be placed.
+    /// The template of tasks of `family:revision` started by `starter` (a deployment or a
+    /// task set), if the revision still exists.
+    fn template_for(&self, family: &Name, revision: u32, starter: &str) -> Option<TaskTemplate> {
+        let definition = self.state.task_definition(family, revision)?.clone();
+        let (constraints, strategies) = placement(&self.svc, &definition);
+        Some(TaskTemplate {
+            priority: priority::of_service(&self.svc, &definition),
+            ..TaskTemplate::plain(
+                self.svc.cluster.clone(),
+                definition,
+                self.svc.group(),
+                Some(starter.to_owned()),
+                constraints,
+                strategies,
+                self.now,
+            )
+        })
+    }
+
+    /// Plans `count` tasks of the PRIMARY (anywhere, or one on each of `on`) and posts why
+    /// when some could not be placed.
     fn launch(
         &mut self,
+        count: usize,
+        on: Option<Vec<InstanceId>>,
+        provider: Option<Name>,
+        settings: &Settings,
+    ) {
+        let template = self.template();
+        self.launch_from(template, count, on, provider, settings);
+    }
+
+    /// Plans `count` tasks made from `template`; see [`Round::launch`].
+    fn launch_from(
+        &mut self,
+        template: Option<TaskTemplate>,
         count: usize,
         on: Option<Vec<InstanceId>>,
         provider: Option<Name>,
@@ -491,7 +567,7 @@ impl Round<'_> {
         if count == 0 {
             return;
         }
-        let Some(mut template) = self.template() else {
+        let Some(mut template) = template else {
             return;
         };
         template.capacity_provider = provider;
@@ -509,7 +585,8 @@ impl Round<'_> {
                 (Some(provider), None) => events::provider_empty(&self.svc.name, provider),
                 (_, closest) => events::unplaceable(&self.svc.name, closest),
             };
-            self.post_once(message);
+            // Not only "unless newest": the tasks that did fit post "has started" after it.
+            self.post_unless_recent(message);
             let at = self.now.saturating_add_ms(settings.retry_unplaced_ms);
             self.wake(at);
         }
@@ -524,7 +601,7 @@ impl Round<'_> {
         let mut chosen: Vec<TaskId> = unready.iter().take(excess).map(|t| t.id).collect();
         let left = excess - chosen.len();
         if left > 0 {
-            let strategies = self.template().map(|t| t.strategies).unwrap_or_default();
+            let strategies = placement_strategies(&self.svc);
             let ids: Vec<TaskId> = ready.iter().map(|t| t.id).collect();
             let seed = self.rng.random();
             chosen.extend(choose_to_stop(self.state, &ids, &strategies, left, seed));
@@ -594,10 +671,12 @@ pub fn reconcile(
         .tasks_after(&service.cluster, &filter, None)
         .cloned()
         .collect();
-    if service.status != ServiceStatus::Inactive && !service.deployments.is_empty() {
-        if service.status == ServiceStatus::Draining {
-            drain_deleted(&mut round, &tasks);
-        } else {
+    if service.status == ServiceStatus::Draining {
+        drain_deleted(&mut round, &tasks);
+    } else if service.status == ServiceStatus::Active {
+        if service.external() {
+            task_sets::run(&mut round, &tasks, settings);
+        } else if !service.deployments.is_empty() {
             round.circuit_breaker(&tasks);
             for (i, d) in round.svc.deployments.iter_mut().enumerate() {
                 d.status = if i == 0 {
@@ -647,28 +726,14 @@ fn drain_deleted(round: &mut Round<'_>, tasks: &[Arc<Task>]) {
 /// leaving instances are stopped here.
 fn classify(round: &mut Round<'_>, tasks: &[Arc<Task>]) -> Split {
     let primary = round.primary().id.clone();
-    let grace_ms = i64::from(round.svc.health_check_grace_period_seconds.unwrap_or(0)) * 1000;
     let name = round.svc.name.to_string();
     let (mut keep, mut old) = (Vec::new(), Vec::new());
     for t in tasks
         .iter()
         .filter(|t| t.is_live() && t.desired_status == DesiredStatus::Running)
     {
-        if t.last_status == TaskStatus::Running
-            && t.health_status == HealthStatus::Unhealthy
-            && round.health_checked(t)
-        {
-            let grace_ends = t
-                .started_at
-                .unwrap_or(t.created_at)
-                .saturating_add_ms(grace_ms);
-            if grace_ends > round.now {
-                round.wake(grace_ends);
-            } else {
-                round.stop(t, UNHEALTHY_REASON.into());
-                round.post(events::unhealthy(&name, t.id));
-                continue;
-            }
+        if round.stop_if_unhealthy(t, &name) {
+            continue;
         }
         let leaving = round.on_leaving_instance(t);
         if leaving && t.last_status < TaskStatus::Running {
@@ -687,8 +752,9 @@ fn classify(round: &mut Round<'_>, tasks: &[Arc<Task>]) -> Split {
 fn run(round: &mut Round<'_>, tasks: &[Arc<Task>], settings: &Settings) {
     let (keep, old) = classify(round, tasks);
     // A FAILED PRIMARY starts nothing, so there is nothing to throttle (or to say about it).
-    let throttled =
-        round.primary().rollout_state != RolloutState::Failed && round.backing_off(tasks, settings);
+    let primary = round.primary().clone();
+    let throttled = primary.rollout_state != RolloutState::Failed
+        && round.backing_off(&primary.id, tasks, settings);
     // Told to stop but not stopped yet: still RUNNING as far as maximumPercent goes.
     let stopping = tasks
         .iter()
@@ -1020,6 +1086,7 @@ fn finish_rollout(
         p.rollout_state = RolloutState::Completed;
         p.rollout_state_reason = Some(format!("ECS deployment {} completed.", p.id));
         p.updated_at = now;
+        p.finished_at = Some(now);
         round.post(events::completed(&name, &primary));
     }
     // Older deployments go once none of their tasks is left, except, while the PRIMARY is
@@ -1032,15 +1099,20 @@ fn finish_rollout(
         .find(|d| d.rollout_state == RolloutState::Completed)
         .map(|d| d.id.clone())
         .filter(|_| in_progress);
-    let mut first = true;
-    round.svc.deployments.retain(|d| {
-        let keep = first
+    let mut kept = Vec::new();
+    let mut gone = Vec::new();
+    for (i, d) in std::mem::take(&mut round.svc.deployments)
+        .into_iter()
+        .enumerate()
+    {
+        let keep = i == 0
             || live_of(&d.id)
             || keep_target.as_deref() == Some(d.id.as_str())
             || (in_progress && d.rollout_state == RolloutState::Failed);
-        first = false;
-        keep
-    });
+        if keep { kept.push(d) } else { gone.push(d) }
+    }
+    round.svc.deployments = kept;
+    round.svc.retire(gone);
     let steady = done
         && round.svc.deployments.len() == 1
         && round.primary().rollout_state == RolloutState::Completed;

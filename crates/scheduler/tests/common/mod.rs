@@ -175,6 +175,16 @@ impl World {
         }
     }
 
+    /// The time the last command was applied at.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Moves the clock on so that the next command is applied at `at` or later.
+    pub fn advance_to(&mut self, at: Millis) {
+        self.now = self.now.max(Millis(at.0 - 1000));
+    }
+
     pub fn task_id(&mut self) -> TaskId {
         let id = TaskId(self.next_task);
         self.next_task += 1;
@@ -352,6 +362,8 @@ pub fn task(
         protected_until: None,
         version: 0,
         capacity_provider: None,
+        queued: None,
+        priority: None,
     }
 }
 

@@ -16,6 +16,9 @@
 //! on one instance, and, where a test asks for them, the deployment bounds (healthy tasks
 //! never below minimumHealthyPercent, pending and running never above maximumPercent).
 
+// Two test binaries share the harness; each uses part of it.
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -328,6 +331,10 @@ impl Harness {
             rollback_of: None,
             created_at: self.now,
             updated_at: self.now,
+            rolled_back_by: None,
+            sources: Vec::new(),
+            capacity_provider_strategy: Vec::new(),
+            finished_at: None,
         }
     }
 
@@ -358,7 +365,65 @@ impl Harness {
             version: 0,
             created_by: None,
             capacity_provider_strategy: Vec::new(),
+            deployment_controller: DeploymentControllerType::Ecs,
+            task_sets: Vec::new(),
+            past_deployments: Vec::new(),
         }
+    }
+
+    /// A REPLICA service with the EXTERNAL deployment controller at `desired`: no task sets
+    /// yet, as CreateService writes one.
+    pub fn external(&mut self, name: &str, desired: u32) -> Service {
+        let mut s = self.replica(name, 0, desired);
+        s.deployments.clear();
+        s.deployment_controller = DeploymentControllerType::External;
+        s
+    }
+
+    /// CreateTaskSet: an ACTIVE task set of `revision` at `scale` percent. Returns its id.
+    pub fn create_task_set(&mut self, name: &str, revision: u32, scale: f64) -> String {
+        let id = self.deployment_id();
+        let set = TaskSet {
+            id: id.clone(),
+            status: TaskSetStatus::Active,
+            family: FAMILY.into(),
+            revision,
+            external_id: None,
+            scale,
+            capacity_provider_strategy: Vec::new(),
+            stability_status: StabilityStatus::Stabilizing,
+            stability_status_at: self.now,
+            tags: Vec::new(),
+            client_token: None,
+            created_at: self.now,
+            updated_at: self.now,
+        };
+        self.update(name, |s| s.task_sets.push(set));
+        id
+    }
+
+    /// Changes the task set `id` of service `name` as UpdateTaskSet,
+    /// UpdateServicePrimaryTaskSet or DeleteTaskSet would.
+    pub fn change_task_set(&mut self, name: &str, id: &str, change: impl FnOnce(&mut TaskSet)) {
+        let now = self.now;
+        self.update(name, |s| {
+            let set = s
+                .task_sets
+                .iter_mut()
+                .find(|t| t.id == id)
+                .unwrap_or_else(|| panic!("no task set {id}"));
+            change(set);
+            set.updated_at = now;
+        });
+    }
+
+    /// The task set `id` of service `name`, if it is still there.
+    pub fn task_set(&self, name: &str, id: &str) -> Option<TaskSet> {
+        self.service(name)
+            .task_sets
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
     }
 
     /// A DAEMON service of `revision` (desired count 0 until the reconciler counts).
@@ -531,7 +596,7 @@ impl Harness {
                 again
                     .service
                     .as_ref()
-                    .map(|s| (&s.deployments, s.events.first()))
+                    .map(|s| (&s.deployments, &s.task_sets, s.events.first()))
             );
             self.log.push((self.now, decision.clone()));
             decisions.push(decision);

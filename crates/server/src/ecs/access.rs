@@ -8,8 +8,8 @@
 
 use berth_api::types as api;
 use berth_model::arn::{
-    ArnContext, ResourceArn, parse_container_instance, parse_resource_arn, parse_service,
-    parse_task, parse_task_definition,
+    ArnContext, ResourceArn, parse_container_instance, parse_deployment_arn, parse_resource_arn,
+    parse_service, parse_task, parse_task_definition, parse_task_set,
 };
 
 /// The resources one request acts on, and the cluster it acts in.
@@ -411,6 +411,117 @@ impl Touches for api::DescribeServicesRequest {
         let mut resources = service_arns(arn, &c, self.services.as_deref().unwrap_or_default());
         resources.push(arn.cluster(&c));
         in_cluster(c, resources)
+    }
+}
+
+/// Task set calls act on their service (CreateTaskSet also on the task definition it runs;
+/// the calls on one task set on its ARN as well, ECS's `task-set` resource type).
+fn on_service(arn: &ArnContext, cluster: &Option<String>, service: &Option<String>) -> Access {
+    let c = cluster_of(cluster);
+    let refs: Vec<String> = service.iter().cloned().collect();
+    in_cluster(c.clone(), service_arns(arn, &c, &refs))
+}
+
+fn with_task_set(
+    mut access: Access,
+    arn: &ArnContext,
+    service: &Option<String>,
+    set: &Option<String>,
+) -> Access {
+    let (Some(cluster), Some(service), Some(set)) = (access.cluster.clone(), service, set) else {
+        return access;
+    };
+    let name = parse_service(service).map(|(_, n)| n);
+    if let (Ok(name), Ok((_, id))) = (name, parse_task_set(set)) {
+        access.resources.push(arn.task_set(&cluster, &name, &id));
+    }
+    access
+}
+
+impl Touches for api::CreateTaskSetRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let mut access = on_service(arn, &self.cluster, &self.service);
+        access.resources.extend(
+            self.task_definition
+                .as_deref()
+                .and_then(|r| task_definition_arn(arn, r)),
+        );
+        access
+    }
+}
+
+impl Touches for api::DescribeTaskSetsRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        on_service(arn, &self.cluster, &self.service)
+    }
+}
+
+impl Touches for api::UpdateServicePrimaryTaskSetRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let access = on_service(arn, &self.cluster, &self.service);
+        with_task_set(access, arn, &self.service, &self.primary_task_set)
+    }
+}
+
+impl Touches for api::UpdateTaskSetRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let access = on_service(arn, &self.cluster, &self.service);
+        with_task_set(access, arn, &self.service, &self.task_set)
+    }
+}
+
+impl Touches for api::DeleteTaskSetRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let access = on_service(arn, &self.cluster, &self.service);
+        with_task_set(access, arn, &self.service, &self.task_set)
+    }
+}
+
+impl Touches for api::ListServiceDeploymentsRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        on_service(arn, &self.cluster, &self.service)
+    }
+}
+
+/// Service deployments and revisions, by ARN: each one named, in their cluster when they all
+/// share one (otherwise in none, which a cluster-scoped policy does not match).
+fn deployment_arns(arn: &ArnContext, refs: &[String], kind: &str) -> Access {
+    let parsed: Vec<_> = refs
+        .iter()
+        .filter_map(|r| parse_deployment_arn(r, kind).ok())
+        .collect();
+    let cluster = parsed
+        .first()
+        .map(|(c, _, _)| c.clone())
+        .filter(|c| parsed.iter().all(|(other, _, _)| other == c));
+    let resources = parsed
+        .iter()
+        .map(|(c, s, id)| match kind {
+            "service-revision" => arn.service_revision(c, s, id),
+            _ => arn.service_deployment(c, s, id),
+        })
+        .collect();
+    Access { resources, cluster }
+}
+
+impl Touches for api::DescribeServiceDeploymentsRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let refs = self.service_deployment_arns.as_deref().unwrap_or_default();
+        deployment_arns(arn, refs, "service-deployment")
+    }
+}
+
+impl Touches for api::DescribeServiceRevisionsRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let refs = self.service_revision_arns.as_deref().unwrap_or_default();
+        deployment_arns(arn, refs, "service-revision")
+    }
+}
+
+impl Touches for api::StopServiceDeploymentRequest {
+    fn touches(&self, arn: &ArnContext) -> Access {
+        let refs: Vec<String> = self.service_deployment_arn.iter().cloned().collect();
+        deployment_arns(arn, &refs, "service-deployment")
     }
 }
 

@@ -19,14 +19,12 @@ use berth_api::{EcsError, ErrorCode};
 pub(crate) enum Refusal {
     /// It needs something only AWS runs.
     AwsOnly(&'static str),
-    /// It has a meaning off AWS, and berth does not implement it yet.
-    NotYet(&'static str),
 }
 
 impl Refusal {
     fn reason(self) -> &'static str {
         match self {
-            Refusal::AwsOnly(why) | Refusal::NotYet(why) => why,
+            Refusal::AwsOnly(why) => why,
         }
     }
 }
@@ -43,15 +41,6 @@ const DAEMON: Refusal = Refusal::AwsOnly(
     "ECS daemons run on ECS Managed Instances capacity that AWS provisions; on berth, a service \
      with schedulingStrategy DAEMON runs one task on every instance",
 );
-const TASK_SETS: Refusal = Refusal::NotYet(
-    "task sets and the EXTERNAL deployment controller are still to be built; services are \
-     deployed by berth's own rolling deployments",
-);
-const DEPLOYMENT_HISTORY: Refusal = Refusal::NotYet(
-    "service deployments and revisions are still to be served through the ECS API; \
-     DescribeServices shows the current deployments and GET /v1/history the service's past \
-     values",
-);
 
 /// Every operation of the model that berth does not dispatch, and why.
 pub(crate) const REFUSED: &[(&str, Refusal)] = &[
@@ -66,12 +55,10 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     ("CreateDaemon", DAEMON),
     ("CreateExpressGatewayService", EXPRESS),
     ("CreateGateway", GATEWAY),
-    ("CreateTaskSet", TASK_SETS),
     ("DeleteDaemon", DAEMON),
     ("DeleteDaemonTaskDefinition", DAEMON),
     ("DeleteExpressGatewayService", EXPRESS),
     ("DeleteGateway", GATEWAY),
-    ("DeleteTaskSet", TASK_SETS),
     ("DescribeDaemon", DAEMON),
     ("DescribeDaemonDeployments", DAEMON),
     ("DescribeDaemonRevisions", DAEMON),
@@ -80,9 +67,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     ("DescribeGateway", GATEWAY),
     ("DescribeGatewayResources", GATEWAY),
     ("DescribeGatewayRoute", GATEWAY),
-    ("DescribeServiceDeployments", DEPLOYMENT_HISTORY),
-    ("DescribeServiceRevisions", DEPLOYMENT_HISTORY),
-    ("DescribeTaskSets", TASK_SETS),
     ("DisassociateGatewayFromCluster", GATEWAY),
     (
         "ExecuteCommand",
@@ -97,7 +81,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     ("ListGatewayClusterAssociations", GATEWAY),
     ("ListGatewayRoutes", GATEWAY),
     ("ListGateways", GATEWAY),
-    ("ListServiceDeployments", DEPLOYMENT_HISTORY),
     (
         "ListServicesByNamespace",
         Refusal::AwsOnly(
@@ -105,7 +88,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
         ),
     ),
     ("RegisterDaemonTaskDefinition", DAEMON),
-    ("StopServiceDeployment", DEPLOYMENT_HISTORY),
     (
         "SubmitAttachmentStateChanges",
         Refusal::AwsOnly(
@@ -124,8 +106,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     ("UpdateDaemon", DAEMON),
     ("UpdateExpressGatewayService", EXPRESS),
     ("UpdateGateway", GATEWAY),
-    ("UpdateServicePrimaryTaskSet", TASK_SETS),
-    ("UpdateTaskSet", TASK_SETS),
 ];
 
 /// The answer to an operation of the model that berth refuses, or `None` if it does not.
@@ -134,10 +114,7 @@ pub(crate) fn refusal(op: &str) -> Option<EcsError> {
     let why = refusal.reason();
     Some(EcsError::new(
         ErrorCode::UnsupportedFeatureException,
-        match refusal {
-            Refusal::AwsOnly(_) => format!("{op} is not supported by berth: {why}."),
-            Refusal::NotYet(_) => format!("{op} is not supported by berth yet: {why}."),
-        },
+        format!("{op} is not supported by berth: {why}."),
     ))
 }
 
@@ -165,18 +142,16 @@ mod tests {
             model::BOTOCORE_VERSION
         ));
         out.push_str(&format!(
-            "{} operations: {} implemented, {} refused as AWS-only, {} not implemented yet.\n\n",
+            "{} operations: {} implemented, {} refused as AWS-only.\n\n",
             model::OPERATIONS.len(),
             count(&|op| implemented.contains(&op)),
-            count(&|op| matches!(refused(op), Some(Refusal::AwsOnly(_)))),
-            count(&|op| matches!(refused(op), Some(Refusal::NotYet(_)))),
+            count(&|op| refused(op).is_some()),
         ));
         out.push_str("| Operation | berth | Why |\n|---|---|---|\n");
         for op in model::OPERATIONS {
             let (status, why) = match refused(op) {
                 _ if implemented.contains(op) => ("implemented", ""),
                 Some(r @ Refusal::AwsOnly(_)) => ("refused: AWS-only", r.reason()),
-                Some(r @ Refusal::NotYet(_)) => ("not yet", r.reason()),
                 None => ("**neither implemented nor refused**", ""),
             };
             out.push_str(&format!("| {op} | {status} | {why} |\n"));
@@ -241,9 +216,9 @@ mod tests {
         let e = refusal("ExecuteCommand").expect("refused");
         assert_eq!(e.code, ErrorCode::UnsupportedFeatureException);
         assert!(e.message.contains("Systems Manager"), "{}", e.message);
-        let e = refusal("CreateTaskSet").expect("refused");
+        let e = refusal("UpdateContainerAgent").expect("refused");
         assert!(
-            e.message.contains("not supported by berth yet"),
+            e.message.contains("not supported by berth:"),
             "{}",
             e.message
         );

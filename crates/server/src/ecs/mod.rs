@@ -14,12 +14,14 @@ mod agent;
 mod capacity;
 mod clusters;
 mod coverage;
+mod deployments;
 mod instances;
 mod protection;
 pub(crate) mod render;
 mod services;
 mod tags;
 mod task_definitions;
+mod task_sets;
 mod tasks;
 
 pub(crate) use instances::instance_ref;
@@ -122,6 +124,10 @@ pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/", post(ecs))
         .route("/v1/placement/dry-run", post(dry_run))
+        .route(
+            "/v1/placement/queue/{cluster}/{task}",
+            axum::routing::get(tasks::standing),
+        )
 }
 
 async fn ecs(
@@ -318,6 +324,15 @@ operations! {
     "DeleteService" => services::delete,
     "DescribeServices" => services::describe,
     "ListServices" => services::list,
+    "CreateTaskSet" => task_sets::create,
+    "DescribeTaskSets" => task_sets::describe,
+    "UpdateTaskSet" => task_sets::update,
+    "UpdateServicePrimaryTaskSet" => task_sets::update_primary,
+    "DeleteTaskSet" => task_sets::delete,
+    "ListServiceDeployments" => deployments::list,
+    "DescribeServiceDeployments" => deployments::describe,
+    "DescribeServiceRevisions" => deployments::describe_revisions,
+    "StopServiceDeployment" => deployments::stop,
     "PutAccountSetting" => account::put_setting,
     "PutAccountSettingDefault" => account::put_default,
     "ListAccountSettings" => account::list,

@@ -5,7 +5,7 @@ use berth_model::arn::ArnContext;
 use berth_model::capacity::StrategyItem;
 use berth_model::command::Failure;
 use berth_model::entity::*;
-use berth_model::service::{Deployment, Service};
+use berth_model::service::{Deployment, Service, TaskSet};
 use berth_state::{Counts, State, TaskFilter, Usage};
 
 pub fn tags(tags: &[Tag]) -> Vec<api::Tag> {
@@ -316,11 +316,62 @@ pub(crate) fn service(ctx: &ArnContext, state: &State, s: &Service) -> api::Serv
             rendered.pending_count = Some(pending);
         }
     }
+    if s.external() {
+        out.task_sets = Some(
+            s.task_sets
+                .iter()
+                .map(|t| task_set(ctx, state, s, t))
+                .collect(),
+        );
+    }
     out
 }
 
+/// A task set of an EXTERNAL service as ECS shows it, with its counts read from `state`.
+/// Tags are left empty: the caller adds them when asked for.
+pub(crate) fn task_set(ctx: &ArnContext, state: &State, s: &Service, t: &TaskSet) -> api::TaskSet {
+    let (running, pending) = task_counts(
+        state,
+        s,
+        TaskFilter {
+            started_by: Some(t.id.clone()),
+            group: Some(s.group()),
+            desired_status: Some(DesiredStatus::Running),
+            ..Default::default()
+        },
+    );
+    let strategy = &t.capacity_provider_strategy;
+    api::TaskSet {
+        id: Some(t.id.clone()),
+        task_set_arn: Some(ctx.task_set(&s.cluster, &s.name, &t.id)),
+        service_arn: Some(ctx.service(&s.cluster, &s.name)),
+        cluster_arn: Some(ctx.cluster(&s.cluster)),
+        external_id: t.external_id.clone(),
+        status: Some(t.status.as_str().into()),
+        task_definition: Some(ctx.task_definition(&t.family, t.revision)),
+        computed_desired_count: Some(clamp(t.computed_desired_count(s.desired_count))),
+        pending_count: Some(pending),
+        running_count: Some(running),
+        created_at: Some(seconds(t.created_at)),
+        updated_at: Some(seconds(t.updated_at)),
+        launch_type: strategy.is_empty().then(|| "EC2".into()),
+        capacity_provider_strategy: (!strategy.is_empty())
+            .then(|| strategy.iter().map(|i| i.render()).collect()),
+        load_balancers: Some(Vec::new()),
+        service_registries: Some(Vec::new()),
+        scale: Some(api::Scale {
+            value: Some(t.scale),
+            unit: Some("PERCENT".into()),
+        }),
+        stability_status: Some(t.stability_status.as_str().into()),
+        stability_status_at: Some(seconds(t.stability_status_at)),
+        tags: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
 /// (running, pending) among the tasks of `s`'s cluster that match `filter`.
-fn task_counts(state: &State, s: &Service, filter: TaskFilter) -> (i32, i32) {
+pub(crate) fn task_counts(state: &State, s: &Service, filter: TaskFilter) -> (i32, i32) {
     let (mut running, mut pending) = (0, 0);
     for t in state.tasks_after(&s.cluster, &filter, None) {
         match t.last_status {
@@ -356,8 +407,8 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
                 .collect()
         }),
         task_definition: s
-            .primary()
-            .map(|d| ctx.task_definition(&d.family, d.revision)),
+            .task_definition()
+            .map(|(family, revision)| ctx.task_definition(family, revision)),
         deployment_configuration: Some(api::DeploymentConfiguration {
             deployment_circuit_breaker: Some(api::DeploymentCircuitBreaker {
                 enable: Some(config.circuit_breaker.enable),
@@ -392,7 +443,7 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
         )),
         scheduling_strategy: Some(s.scheduling_strategy.as_str().into()),
         deployment_controller: Some(api::DeploymentController {
-            r#type: Some("ECS".into()),
+            r#type: Some(s.deployment_controller.as_str().into()),
         }),
         tags: Some(Vec::new()),
         created_by: Some(actor_arn(ctx, s.created_by.as_deref())),

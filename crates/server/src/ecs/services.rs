@@ -23,8 +23,8 @@ use berth_model::arn::parse_service;
 use berth_model::command::{CreateService, PutService};
 use berth_model::entity::TaskDefinition;
 use berth_model::service::{
-    CircuitBreaker, Deployment, DeploymentConfig, DeploymentStatus, RolloutState,
-    SchedulingStrategy, Service, ServiceStatus,
+    CircuitBreaker, Deployment, DeploymentConfig, DeploymentControllerType, DeploymentStatus,
+    RolloutState, SchedulingStrategy, Service, ServiceStatus,
 };
 use berth_model::validate::command::valid_service_name;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
@@ -54,7 +54,10 @@ const MAX_CLIENT_TOKEN: usize = 36;
 
 /// The cluster and name a `service` parameter refers to. A service ARN that names a cluster
 /// supplies the cluster when the request names none, and must agree with it when it does.
-fn service_ref(reference: &str, cluster: &Option<String>) -> Result<(String, String), EcsError> {
+pub(super) fn service_ref(
+    reference: &str,
+    cluster: &Option<String>,
+) -> Result<(String, String), EcsError> {
     let (named, name) = parse_service(reference).map_err(|e| EcsError::invalid(e.to_string()))?;
     let given = cluster.as_deref().filter(|c| !c.is_empty());
     match (named, given) {
@@ -74,7 +77,10 @@ fn service_ref(reference: &str, cluster: &Option<String>) -> Result<(String, Str
 }
 
 /// The task definition a service is to run: it must be registered and ACTIVE.
-fn definition<'a>(state: &'a State, reference: &str) -> Result<&'a Arc<TaskDefinition>, EcsError> {
+pub(super) fn definition<'a>(
+    state: &'a State,
+    reference: &str,
+) -> Result<&'a Arc<TaskDefinition>, EcsError> {
     // ECS answers an unknown task definition of a service with InvalidParameterException
     // (RunTask's answer is a ClientException); the message says which and why.
     let definition = resolve(state, reference)
@@ -96,19 +102,46 @@ fn scheduling_strategy(value: Option<&str>) -> Result<SchedulingStrategy, EcsErr
     }
 }
 
-fn deployment_controller(value: Option<&api::DeploymentController>) -> Result<(), EcsError> {
-    let Some(kind) = value.and_then(|c| c.r#type.as_deref()) else {
-        return Ok(());
+/// The deployment controller asked for, `None` when the request names none.
+fn deployment_controller(
+    value: Option<&api::DeploymentController>,
+) -> Result<Option<DeploymentControllerType>, EcsError> {
+    let Some(controller) = value else {
+        return Ok(None);
     };
+    let kind = required_str(&controller.r#type, "deploymentController.type")?;
     match one_of(
         kind,
         enums::DEPLOYMENT_CONTROLLER_TYPE,
         "deploymentController type",
     )? {
-        "ECS" => Ok(()),
+        "ECS" => Ok(Some(DeploymentControllerType::Ecs)),
+        "EXTERNAL" => Ok(Some(DeploymentControllerType::External)),
         other => Err(EcsError::invalid(format!(
-            "deploymentController type {other} is not supported: berth deploys services itself, with rolling updates (type ECS)"
+            "deploymentController type {other} is not supported: berth has no CodeDeploy; deploy with rolling updates (ECS) or your own controller through task sets (EXTERNAL)"
         ))),
+    }
+}
+
+/// What an EXTERNAL service's task sets decide and the service itself may not name.
+fn not_for_external(
+    task_definition: Option<&str>,
+    launch_type: Option<&str>,
+    capacity_provider_strategy: Option<&[api::CapacityProviderStrategyItem]>,
+) -> Result<(), EcsError> {
+    let named = [
+        ("taskDefinition", task_definition.is_some()),
+        ("launchType", launch_type.is_some()),
+        (
+            "capacityProviderStrategy",
+            capacity_provider_strategy.is_some_and(|c| !c.is_empty()),
+        ),
+    ];
+    match named.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(EcsError::invalid(format!(
+            "{name} cannot be set on a service with the EXTERNAL deployment controller: each task set names its own (CreateTaskSet)"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -126,19 +159,20 @@ fn no_strategy_for_daemon(
 
 /// The parameters CreateService and UpdateService share that name something berth does not
 /// have. Each is refused with what berth offers instead.
-struct Unsupported<'a> {
-    load_balancers: Option<&'a [api::LoadBalancer]>,
-    service_registries: Option<&'a [api::ServiceRegistry]>,
-    network_configuration: Option<&'a api::NetworkConfiguration>,
-    platform_version: Option<&'a str>,
-    service_connect: Option<&'a api::ServiceConnectConfiguration>,
-    volume_configurations: Option<&'a [api::ServiceVolumeConfiguration]>,
-    vpc_lattice: Option<&'a [api::VpcLatticeConfiguration]>,
-    availability_zone_rebalancing: Option<&'a str>,
+#[derive(Default)]
+pub(super) struct Unsupported<'a> {
+    pub(super) load_balancers: Option<&'a [api::LoadBalancer]>,
+    pub(super) service_registries: Option<&'a [api::ServiceRegistry]>,
+    pub(super) network_configuration: Option<&'a api::NetworkConfiguration>,
+    pub(super) platform_version: Option<&'a str>,
+    pub(super) service_connect: Option<&'a api::ServiceConnectConfiguration>,
+    pub(super) volume_configurations: Option<&'a [api::ServiceVolumeConfiguration]>,
+    pub(super) vpc_lattice: Option<&'a [api::VpcLatticeConfiguration]>,
+    pub(super) availability_zone_rebalancing: Option<&'a str>,
 }
 
 impl Unsupported<'_> {
-    fn check(&self) -> Result<(), EcsError> {
+    pub(super) fn check(&self) -> Result<(), EcsError> {
         fn given<T>(v: Option<&[T]>) -> bool {
             v.is_some_and(|v| !v.is_empty())
         }
@@ -272,15 +306,13 @@ fn deployment_config(
 }
 
 /// Placement constraints as given, each parsed to prove it valid; together with the task
-/// definition's at most ten, as every one of them binds each task.
-fn placement_constraints(
-    definition: &TaskDefinition,
+/// definition's (when there is one yet) at most ten, as every one of them binds each task.
+pub(super) fn placement_constraints(
+    definition: Option<&TaskDefinition>,
     given: &[api::PlacementConstraint],
 ) -> Result<Vec<api::PlacementConstraint>, EcsError> {
     let from_definition = definition
-        .spec
-        .placement_constraints
-        .as_deref()
+        .and_then(|d| d.spec.placement_constraints.as_deref())
         .map_or(0, <[_]>::len);
     if from_definition + given.len() > MAX_CONSTRAINTS {
         return Err(EcsError::invalid(format!(
@@ -298,7 +330,7 @@ fn placement_constraints(
 /// For a caller who may not run host processes, a service whose tasks name no runtime keeps
 /// off agents that would run them as host processes: a constraint saying so is added to the
 /// service (and shows in DescribeServices).
-fn guard_host_process_agents(
+pub(super) fn guard_host_process_agents(
     ctx: &Ctx,
     spec: &api::TaskDefinition,
     cluster: &str,
@@ -364,10 +396,21 @@ fn desired_count(value: i32) -> Result<u32, EcsError> {
 
 // --- deployments ------------------------------------------------------------------------------
 
-/// A new PRIMARY deployment of `definition`, just started.
-fn new_deployment(definition: &TaskDefinition, desired: u32, now: Millis) -> Deployment {
+/// A new PRIMARY deployment of `definition`, just started, replacing `sources` (the
+/// deployments live now), its tasks split by `strategy`.
+fn new_deployment(
+    definition: &TaskDefinition,
+    desired: u32,
+    sources: Vec<String>,
+    strategy: &[berth_model::capacity::StrategyItem],
+    now: Millis,
+) -> Deployment {
     let id = deployment_id(&mut rand::rng());
     Deployment {
+        rolled_back_by: None,
+        sources,
+        capacity_provider_strategy: strategy.to_vec(),
+        finished_at: None,
         rollout_state_reason: Some(format!("ECS deployment {id} in progress.")),
         id,
         status: DeploymentStatus::Primary,
@@ -393,7 +436,7 @@ fn request_digest<T: serde::Serialize>(request: &T) -> u64 {
 /// Reads the service, lets `decide` compute its new value from the snapshot (`None`: nothing
 /// to change), and commits it; if the service moved in between, reads it and decides again.
 /// Returns the service as stored.
-async fn change_service<F>(
+pub(super) async fn change_service<F>(
     app: &App,
     ctx: &Ctx,
     cluster: &str,
@@ -430,7 +473,7 @@ where
 }
 
 /// A service as an answer: counts from the newest state, tags when `with_tags`.
-fn answer(app: &App, ctx: &Ctx, service: &Service, with_tags: bool) -> api::Service {
+pub(super) fn answer(app: &App, ctx: &Ctx, service: &Service, with_tags: bool) -> api::Service {
     let state = app.node.state();
     let mut out = render::service(&ctx.arn, &state, service);
     if with_tags {
@@ -454,17 +497,37 @@ pub async fn create(
             validate::shorten(name)
         )));
     }
-    let reference = required_str(&req.task_definition, "taskDefinition")?;
+    let controller = deployment_controller(req.deployment_controller.as_ref())?
+        .unwrap_or(DeploymentControllerType::Ecs);
+    let external = controller == DeploymentControllerType::External;
     let strategy = scheduling_strategy(req.scheduling_strategy.as_deref())?;
-    let desired =
-        match strategy {
-            SchedulingStrategy::Replica => desired_count(req.desired_count.ok_or_else(|| {
+    let reference = if external {
+        not_for_external(
+            req.task_definition.as_deref(),
+            req.launch_type.as_deref(),
+            req.capacity_provider_strategy.as_deref(),
+        )?;
+        if strategy == SchedulingStrategy::Daemon {
+            return Err(EcsError::invalid(
+                "The DAEMON scheduling strategy cannot be used with the EXTERNAL deployment controller: task sets hold a share of a desired count",
+            ));
+        }
+        None
+    } else {
+        Some(required_str(&req.task_definition, "taskDefinition")?)
+    };
+    let desired = match strategy {
+        // An EXTERNAL service needs only its name: its count may come later.
+        SchedulingStrategy::Replica if external => desired_count(req.desired_count.unwrap_or(0))?,
+        SchedulingStrategy::Replica => {
+            desired_count(req.desired_count.ok_or_else(|| {
                 EcsError::invalid("desiredCount is required for a REPLICA service")
-            })?)?,
-            // The reconciler counts the instances a DAEMON service belongs on; anything given is
-            // not a count the service could hold.
-            SchedulingStrategy::Daemon => 0,
-        };
+            })?)?
+        }
+        // The reconciler counts the instances a DAEMON service belongs on; anything given is
+        // not a count the service could hold.
+        SchedulingStrategy::Daemon => 0,
+    };
     launch_type(req.launch_type.as_deref())?;
     Unsupported {
         load_balancers: req.load_balancers.as_deref(),
@@ -477,7 +540,6 @@ pub async fn create(
         availability_zone_rebalancing: req.availability_zone_rebalancing.as_deref(),
     }
     .check()?;
-    deployment_controller(req.deployment_controller.as_ref())?;
     let config = deployment_config(
         req.deployment_configuration.as_ref(),
         DeploymentConfig::default_for(strategy),
@@ -514,6 +576,7 @@ pub async fn create(
         return idempotent(app, ctx, &s, digest);
     }
     let capacity_provider_strategy = match strategy {
+        SchedulingStrategy::Replica if external => Vec::new(),
         SchedulingStrategy::Replica => super::capacity::launch_strategy(
             &state,
             &cluster,
@@ -524,18 +587,30 @@ pub async fn create(
             no_strategy_for_daemon(req.capacity_provider_strategy.as_deref())?
         }
     };
-    let definition = definition(&state, reference)?;
-    ctx.allow_privileges(
-        &definition.spec,
-        Some(&cluster),
-        "Running this task definition in a service",
-    )?;
-    let mut constraints = placement_constraints(
-        definition,
-        req.placement_constraints.as_deref().unwrap_or_default(),
-    )?;
-    guard_host_process_agents(ctx, &definition.spec, &cluster, &mut constraints);
+    let given_constraints = req.placement_constraints.as_deref().unwrap_or_default();
     let now = Millis::now();
+    let (constraints, deployments) = match reference {
+        Some(reference) => {
+            let definition = definition(&state, reference)?;
+            ctx.allow_privileges(
+                &definition.spec,
+                Some(&cluster),
+                "Running this task definition in a service",
+            )?;
+            let mut constraints = placement_constraints(Some(definition), given_constraints)?;
+            guard_host_process_agents(ctx, &definition.spec, &cluster, &mut constraints);
+            let first = new_deployment(
+                definition,
+                desired,
+                Vec::new(),
+                &capacity_provider_strategy,
+                now,
+            );
+            (constraints, vec![first])
+        }
+        // The task sets bring the definitions (and are checked against the constraints then).
+        None => (placement_constraints(None, given_constraints)?, Vec::new()),
+    };
     let service = Service {
         cluster: cluster.as_str().into(),
         name: name.into(),
@@ -546,7 +621,7 @@ pub async fn create(
         placement_constraints: constraints,
         placement_strategy: strategies,
         health_check_grace_period_seconds: grace,
-        deployments: vec![new_deployment(definition, desired, now)],
+        deployments,
         events: Vec::new(),
         steady: false,
         enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
@@ -559,6 +634,9 @@ pub async fn create(
         version: 0,
         created_by: None,
         capacity_provider_strategy,
+        deployment_controller: controller,
+        task_sets: Vec::new(),
+        past_deployments: Vec::new(),
     };
     let service = match app
         .write_by(
@@ -618,7 +696,7 @@ pub async fn update(
         availability_zone_rebalancing: req.availability_zone_rebalancing.as_deref(),
     }
     .check()?;
-    deployment_controller(req.deployment_controller.as_ref())?;
+    let controller = deployment_controller(req.deployment_controller.as_ref())?;
     let desired = req.desired_count.map(desired_count).transpose()?;
     let grace = grace_period(req.health_check_grace_period_seconds)?;
     let propagate = propagate_tags(req.propagate_tags.as_deref())?;
@@ -630,6 +708,16 @@ pub async fn update(
     let service = change_service(app, ctx, &cluster, &name, |state, current| {
         if current.status != ServiceStatus::Active {
             return Err(berth_model::Error::ServiceNotActive.into());
+        }
+        if controller.is_some_and(|c| c != current.deployment_controller) {
+            return Err(EcsError::invalid(format!(
+                "The deployment controller of service {name} is {} and cannot be changed",
+                current.deployment_controller
+            )));
+        }
+        if current.external() {
+            return update_external(ctx, state, &req, desired, grace, &propagate, current)
+                .map(|next| (next != *current).then_some(next));
         }
         let strategy = current.scheduling_strategy;
         if desired.is_some() && strategy == SchedulingStrategy::Daemon {
@@ -660,7 +748,7 @@ pub async fn update(
                 })?,
         };
         let mut constraints = placement_constraints(
-            definition,
+            Some(definition),
             req.placement_constraints
                 .as_deref()
                 .unwrap_or(&current.placement_constraints),
@@ -698,14 +786,21 @@ pub async fn update(
             next.desired_count = d;
         }
         if redeploy {
+            let sources = next.deployments.iter().map(|d| d.id.clone()).collect();
             for d in &mut next.deployments {
                 if d.status == DeploymentStatus::Primary {
                     d.status = DeploymentStatus::Active;
                     d.updated_at = now;
                 }
             }
-            next.deployments
-                .insert(0, new_deployment(definition, next.desired_count, now));
+            let deployment = new_deployment(
+                definition,
+                next.desired_count,
+                sources,
+                &capacity_provider_strategy,
+                now,
+            );
+            next.deployments.insert(0, deployment);
         } else if let Some(p) = next.deployments.first_mut()
             && p.desired_count != next.desired_count
         {
@@ -734,6 +829,74 @@ pub async fn update(
     Ok(api::UpdateServiceResponse {
         service: Some(answer(app, ctx, &service, false)),
     })
+}
+
+/// UpdateService on an EXTERNAL service: only what is not a task set's to decide (the
+/// desired count, placement, the grace period, tag options); the rest is refused with the way
+/// to do it.
+fn update_external(
+    ctx: &Ctx,
+    state: &State,
+    req: &api::UpdateServiceRequest,
+    desired: Option<u32>,
+    grace: Option<u32>,
+    propagate: &Option<String>,
+    current: &Service,
+) -> Result<Service, EcsError> {
+    not_for_external(
+        req.task_definition.as_deref(),
+        None,
+        req.capacity_provider_strategy.as_deref(),
+    )?;
+    if req.force_new_deployment == Some(true) {
+        return Err(EcsError::invalid(
+            "forceNewDeployment cannot be used on a service with the EXTERNAL deployment controller: create a new task set instead",
+        ));
+    }
+    if req.deployment_configuration.is_some() {
+        return Err(EcsError::invalid(
+            "deploymentConfiguration cannot be updated on a service with the EXTERNAL deployment controller: the controller paces its task sets itself",
+        ));
+    }
+    let constraints = match req.placement_constraints.as_deref() {
+        Some(given) => {
+            let mut constraints = placement_constraints(None, given)?;
+            // A caller who may not run host processes cannot drop the guard its task sets'
+            // definitions need.
+            for set in &current.task_sets {
+                if let Some(d) = state.task_definition(&set.family, set.revision) {
+                    guard_host_process_agents(ctx, &d.spec, &current.cluster, &mut constraints);
+                }
+            }
+            constraints
+        }
+        None => current.placement_constraints.clone(),
+    };
+    let strategies = placement_strategy(
+        req.placement_strategy
+            .as_deref()
+            .unwrap_or(&current.placement_strategy),
+        current.scheduling_strategy,
+    )?;
+    let mut next = current.clone();
+    if let Some(d) = desired {
+        next.desired_count = d;
+    }
+    next.placement_constraints = constraints;
+    next.placement_strategy = strategies;
+    if let Some(g) = grace {
+        next.health_check_grace_period_seconds = Some(g);
+    }
+    if let Some(p) = propagate {
+        next.propagate_tags = Some(p.clone());
+    }
+    if let Some(e) = req.enable_execute_command {
+        next.enable_execute_command = e;
+    }
+    if let Some(e) = req.enable_ecs_managed_tags {
+        next.enable_ecs_managed_tags = e;
+    }
+    Ok(next)
 }
 
 pub async fn delete(

@@ -10,12 +10,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use berth_api::EcsError;
 use berth_api::types::{self as api, enums};
 use berth_model::arn::parse_task;
 use berth_model::capacity::{PROVIDER_ATTRIBUTE, StrategyItem};
 use berth_model::command::{ClientToken, FailureReason, PlaceTasks, Placed, StopTask};
 use berth_model::entity::*;
+use berth_model::priority::{self, Kind};
+use berth_model::queue::{self, QueuedPlacement};
 use berth_model::requirements::requirements;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
 use berth_model::{InstanceId, Millis, TaskId};
@@ -133,19 +136,23 @@ fn template(
             ));
         }
     }
+    let tags = validate::tags(common.tags)?;
+    // The request's own tag, else the definition's, else a standalone task's default.
+    let priority = priority::effective(&tags, None, &definition.tags, Kind::Standalone);
     Ok(TaskTemplate {
         cluster: cluster.into(),
         definition,
         overrides,
         group,
         started_by: common.started_by.map(str::to_owned),
-        tags: validate::tags(common.tags)?,
+        tags,
         needs,
         constraints,
         strategies,
         enable_execute_command: common.enable_execute_command.unwrap_or(false),
         created_at: Millis::now(),
         capacity_provider: None,
+        priority,
     })
 }
 
@@ -207,6 +214,8 @@ fn tasks_for(state: &State, template: &TaskTemplate, placements: &[Placement]) -
 struct Share {
     template: TaskTemplate,
     remaining: usize,
+    /// How long its tasks may wait for capacity, when they may ([`berth_model::queue`]).
+    queue_timeout: Option<u32>,
 }
 
 /// The launch split into shares: one per provider of `strategy` that gets tasks
@@ -216,6 +225,7 @@ fn shares(template: TaskTemplate, strategy: &[StrategyItem], count: usize) -> Ve
         return vec![Share {
             template,
             remaining: count,
+            queue_timeout: None,
         }];
     }
     strategy
@@ -228,8 +238,63 @@ fn shares(template: TaskTemplate, strategy: &[StrategyItem], count: usize) -> Ve
                 ..template.clone()
             },
             remaining: n as usize,
+            queue_timeout: None,
         })
         .collect()
+}
+
+/// Sets each share's queue timeout: the request's `berth:queue-timeout` tag, else its
+/// capacity provider's, else its cluster's.
+fn queue_timeouts(state: &State, cluster: &str, shares: &mut [Share]) -> Result<(), EcsError> {
+    let cluster_tags = state
+        .cluster(cluster)
+        .map(|c| c.tags.clone())
+        .unwrap_or_default();
+    for share in shares {
+        let provider = share
+            .template
+            .capacity_provider
+            .as_deref()
+            .and_then(|p| state.capacity_provider(p));
+        share.queue_timeout = queue::effective_timeout(
+            &share.template.tags,
+            provider.map(|p| &p.tags[..]),
+            &cluster_tags,
+        )?;
+    }
+    Ok(())
+}
+
+/// The placement a queued task keeps for later: every constraint its template carries, as
+/// ECS shapes them (the task definition's, the request's, berth's own), and the strategies.
+fn queued_placement(
+    definition: &TaskDefinition,
+    req: &api::RunTaskRequest,
+    guarded: bool,
+    until: Millis,
+) -> QueuedPlacement {
+    let mut constraints: Vec<api::PlacementConstraint> = definition
+        .spec
+        .placement_constraints
+        .iter()
+        .flatten()
+        .map(|c| api::PlacementConstraint {
+            r#type: Some(c.r#type.clone().unwrap_or_else(|| "memberOf".into())),
+            expression: c.expression.clone(),
+        })
+        .collect();
+    constraints.extend(req.placement_constraints.iter().flatten().cloned());
+    if guarded {
+        constraints.push(api::PlacementConstraint {
+            r#type: Some("memberOf".into()),
+            expression: Some(berth_model::privileges::NOT_ON_HOST_PROCESS_AGENTS.into()),
+        });
+    }
+    QueuedPlacement {
+        until,
+        constraints,
+        strategies: req.placement_strategy.clone().unwrap_or_default(),
+    }
 }
 
 /// Why a share's plan placed fewer tasks than asked: its instances' rejections, or — when its
@@ -314,7 +379,8 @@ pub async fn run(
         Some(&cluster),
         "Running this task definition",
     )?;
-    if ctx.kept_off_host_process_agents(&template.definition.spec, &cluster) {
+    let guarded = ctx.kept_off_host_process_agents(&template.definition.spec, &cluster);
+    if guarded {
         template.constraints.push(host_process_guard()?);
     }
     if let Some(token) = &req.client_token
@@ -337,7 +403,6 @@ pub async fn run(
             failures: Some(Vec::new()),
         });
     }
-    has_instances(&state, &cluster)?;
     let strategy = super::capacity::launch_strategy(
         &state,
         &cluster,
@@ -346,7 +411,13 @@ pub async fn run(
     )?;
     let cluster_name = template.cluster.clone();
     let distinct_instance = template.distinct_instance();
+    let created_at = template.created_at;
     let mut shares = shares(template, &strategy, count);
+    queue_timeouts(&state, &cluster, &mut shares)?;
+    // Tasks that may wait for capacity need no instance yet.
+    if shares.iter().any(|s| s.queue_timeout.is_none()) {
+        has_instances(&state, &cluster)?;
+    }
 
     // Each share plans on the same snapshot (their instances are disjoint: a provider's own),
     // and all of them commit together in one PlaceTasks.
@@ -406,6 +477,38 @@ pub async fn run(
             break;
         }
         state = app.node.state();
+    }
+    // What did not fit waits for capacity, where the caller, the provider or the cluster
+    // asked for that: PROVISIONING tasks on no instance, in the same client token's record.
+    let queued: Vec<Task> = shares
+        .iter_mut()
+        .filter_map(|s| Some((s.queue_timeout?, s)))
+        .flat_map(|(timeout, s)| {
+            let until = created_at.saturating_add_ms(i64::from(timeout) * 1000);
+            let placement = queued_placement(&s.template.definition, &req, guarded, until);
+            let tasks: Vec<Task> = (0..s.remaining)
+                .map(|_| {
+                    s.template
+                        .queued_task(TaskId(rand::random()), placement.clone())
+                })
+                .collect();
+            s.remaining = 0;
+            tasks
+        })
+        .collect();
+    if !queued.is_empty() {
+        let command = PlaceTasks {
+            cluster: cluster_name.clone(),
+            tasks: queued,
+            client_token: req.client_token.clone().map(|token| ClientToken {
+                token,
+                request_digest,
+                continuation: !done.is_empty(),
+            }),
+            distinct_instance: false,
+        };
+        let Placed { tasks, .. } = app.write_by(&ctx.principal, command).await?;
+        done.extend(tasks);
     }
     let failures = shares
         .iter()
@@ -546,17 +649,30 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
         template.definition.revision,
     );
     let group = template.group.clone();
+    let priority = template.priority;
+    let mut shares = shares(template, &strategy, count);
+    queue_timeouts(&state, &cluster, &mut shares)?;
     // One plan per capacity provider's share (its own instances), or one for the cluster.
     let mut plan = berth_scheduler::Plan::default();
     let mut failures = Vec::new();
-    for share in shares(template, &strategy, count) {
+    let mut queued = 0;
+    let mut queue_timeout = None;
+    for share in shares {
         let p = place(
             &state,
             &share.template.request(share.remaining, None, true),
             rand::random(),
         );
-        if p.placements.len() < share.remaining {
-            failures.extend(share_failures(ctx, &cluster, &share, &p.rejections));
+        let short = share.remaining - p.placements.len();
+        match share.queue_timeout {
+            Some(t) if short > 0 => {
+                queued += short;
+                queue_timeout = queue_timeout.max(Some(t));
+            }
+            _ if short > 0 => {
+                failures.extend(share_failures(ctx, &cluster, &share, &p.rejections));
+            }
+            _ => {}
         }
         plan.placements.extend(p.placements);
         plan.verdicts.extend(p.verdicts);
@@ -597,12 +713,85 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
         "cluster": ctx.arn.cluster(&cluster),
         "taskDefinitionArn": ctx.arn.task_definition(&family, revision),
         "group": group,
+        "priority": priority.get(),
         "requested": count,
         "placed": plan.placements.len(),
         "index": state.index(),
         "placements": placements,
         "instances": instances,
         "failures": failures,
+        // What would wait for capacity, and behind how many tasks already waiting (those of
+        // its priority or higher: it goes ahead of lower ones).
+        "queued": queued,
+        "queueTimeoutSeconds": queue_timeout,
+        "queuedAhead": (queued > 0).then(|| {
+            state
+                .queued(&cluster)
+                .take_while(|t| t.priority() >= priority)
+                .count()
+        }),
+    }))
+}
+
+/// Most instances a queued task's standing lists (closest first).
+const MAX_STANDING_REASONS: usize = 10;
+
+/// `GET /v1/placement/queue/{cluster}/{task}`: where a task waiting for capacity stands — its
+/// place in its cluster's queue, when its wait ends — and what it waits for: why each instance
+/// cannot take it now, closest first. Needs `berth:DryRunPlacement` on the task.
+pub(crate) async fn standing(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    axum::Extension(principal): axum::Extension<crate::auth::Principal>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path((cluster, task)): axum::extract::Path<(String, String)>,
+) -> axum::response::Response {
+    let ctx = super::context(&app, &headers, principal);
+    match standing_of(&app, &ctx, &cluster, &task) {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(e) => super::error_response(e),
+    }
+}
+
+fn standing_of(app: &App, ctx: &Ctx, cluster: &str, task: &str) -> Result<Value, EcsError> {
+    let cluster = existing_cluster(app, &Some(cluster.to_owned()))?;
+    let id = task_ref(task, &cluster)?;
+    ctx.authorize(
+        berth_auth::action::DRY_RUN_PLACEMENT,
+        &[ctx.arn.task(&cluster, id)],
+        Some(&cluster),
+    )?;
+    let state = app.node.state();
+    let standing = berth_scheduler::queue::standing(&state, id)
+        .filter(|_| state.task(id).is_some_and(|t| *t.cluster == *cluster))
+        .ok_or_else(|| {
+            EcsError::invalid(format!(
+                "Task {id} is not waiting for capacity in cluster {cluster}: only a PROVISIONING task queued by RunTask (tag {}) has a place in the queue",
+                queue::QUEUE_TIMEOUT_TAG
+            ))
+        })?;
+    let waits_for: Vec<Value> = standing
+        .waits_for
+        .iter()
+        .take(MAX_STANDING_REASONS)
+        .map(|r| {
+            json!({
+                "containerInstanceArn": ctx.arn.container_instance(&cluster, r.instance),
+                "reason": r.reason.as_str(),
+                "detail": r.detail,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "taskArn": ctx.arn.task(&cluster, id),
+        "cluster": ctx.arn.cluster(&cluster),
+        "priority": standing.priority.get(),
+        "position": standing.position,
+        "queued": standing.length,
+        "waitEndsAt": standing.until.as_epoch_seconds(),
+        "fitsNow": standing.fits_now,
+        "unplaceable": standing.unplaceable,
+        "waitsFor": waits_for,
+        "index": state.index(),
     }))
 }
 

@@ -11,14 +11,17 @@
 //!  GET /ui/clusters/{cluster}/instances/{instance}  capacity, attributes, tasks, placement
 //!  any page ?fragment=1  just its live region (#live), which ui.js swaps in
 //!  GET /ui/events      SSE: `change` with the new state index whenever the state moves
-//!  POST /ui/logout     needs the page's CSRF token
+//!  POST /ui/logout     needs the page's CSRF token; revokes the session on every server
 //! ```
 //! Each page is read with the principal's own permissions (the ECS Describe action on what it
 //! shows; history, logs and dry-runs need theirs too), answers a page saying so when they are
 //! missing, a 404 page for what does not exist, and caps every list it shows (and says so).
 //! The browser never keeps the secret, only a session token that every server accepts (it is
-//! signed with a key derived from the cluster secret) and that dies with its credential. The
-//! UI acts as the signed-in principal: what it shows is filtered by that principal's policy.
+//! signed with a key derived from the cluster secret) and that dies with its credential, or
+//! when it signs out: a `RevokeSession` command puts its id in the replicated state until its
+//! expiry, so a copied cookie is refused by every server, leader or follower, once the
+//! sign-out is applied there, while the principal's other sessions go on. The UI acts as the
+//! signed-in principal: what it shows is filtered by that principal's policy.
 //! Pages carry no inline script or style, under a strict Content-Security-Policy, and the
 //! cookie is `HttpOnly` and `SameSite=Strict`; writes also need a CSRF token.
 
@@ -45,6 +48,7 @@ use berth_api::protocol::DEFAULT_REGION;
 use berth_auth::Session;
 use berth_model::Millis;
 use berth_model::arn::ArnContext;
+use berth_model::command::RevokeSession;
 use berth_model::credential::CredentialKind;
 use futures::Stream;
 use maud::Markup;
@@ -70,10 +74,12 @@ const COALESCE: Duration = Duration::from_millis(250);
 const SCRIPT: &str = include_str!("assets/ui.js");
 const STYLE: &str = include_str!("assets/ui.css");
 
-/// The session token of a signed-in request (what its CSRF token is derived from).
+/// The session token of a signed-in request (what its CSRF token is derived from), and the
+/// session it stands for (what signing out revokes).
 #[derive(Clone)]
 struct SignedIn {
     token: String,
+    session: Session,
 }
 
 pub(crate) fn router() -> Router<Arc<App>> {
@@ -107,9 +113,9 @@ pub(crate) async fn gate(app: &App, mut request: Request, next: Next) -> Respons
         return next.run(request).await;
     }
     match signed_in(app, request.headers()) {
-        Ok((principal, token)) => {
+        Ok((principal, signed_in)) => {
             request.extensions_mut().insert(principal);
-            request.extensions_mut().insert(SignedIn { token });
+            request.extensions_mut().insert(signed_in);
             next.run(request).await
         }
         Err(_) if request.method() == Method::GET => Redirect::to(LOGIN).into_response(),
@@ -123,8 +129,8 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The principal behind the request's session cookie, and the session token.
-fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Principal, String), String> {
+/// The principal behind the request's session cookie, and its session.
+fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Principal, SignedIn), String> {
     let token = headers
         .get_all("cookie")
         .iter()
@@ -138,11 +144,18 @@ fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Principal, String), Stri
         .verify(token, now_secs())
         .map_err(|e| e.to_string())?;
     let state = app.node.state();
+    if state.session_revoked(&session.id) {
+        return Err("this session was signed out; sign in again".into());
+    }
     let credential = state
         .credential(&session.access_key_id)
         .filter(|c| c.version == session.credential_version && c.valid_at(Millis::now()))
         .ok_or("the session's credential was deleted or changed; sign in again")?;
-    Ok((Principal::Credential(credential.clone()), token.to_owned()))
+    let signed_in = SignedIn {
+        token: token.to_owned(),
+        session,
+    };
+    Ok((Principal::Credential(credential.clone()), signed_in))
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -548,6 +561,7 @@ async fn login(State(app): State<Arc<App>>, headers: HeaderMap, form: Form<Login
         access_key_id: credential.access_key_id.clone(),
         credential_version: credential.version,
         expires: now_secs() + SESSION_TTL.as_secs(),
+        id: berth_auth::session_id(rand::random()),
     });
     let secure = if app.tls.is_some() { "; Secure" } else { "" };
     let cookie = format!(
@@ -578,17 +592,35 @@ struct LogoutForm {
     csrf: String,
 }
 
+/// Signs out: revokes the session in the replicated state (so the cookie, wherever it was
+/// copied to, is refused by every server), then clears the browser's cookie.
 async fn logout(
     State(app): State<Arc<App>>,
-    Extension(session): Extension<SignedIn>,
+    Extension(principal): Extension<Principal>,
+    Extension(signed_in): Extension<SignedIn>,
     form: Form<LogoutForm>,
 ) -> Response {
     if !app
         .keyring
         .session_key()
-        .csrf_matches(&session.token, &form.csrf)
+        .csrf_matches(&signed_in.token, &form.csrf)
     {
         return (StatusCode::FORBIDDEN, "the form's CSRF token is not valid").into_response();
+    }
+    let revoke = RevokeSession {
+        session: signed_in.session.id.clone(),
+        expires: Millis(
+            i64::try_from(signed_in.session.expires.saturating_mul(1000)).unwrap_or(i64::MAX),
+        ),
+    };
+    if let Err(e) = app.write_by(&principal, revoke).await {
+        // The session still works: say so rather than pretend it ended.
+        let status = crate::ecs::error_response(e.clone()).status();
+        let message = format!(
+            "Signing out failed; the session is still valid. {}",
+            e.message
+        );
+        return (status, message).into_response();
     }
     let mut response = Redirect::to(LOGIN).into_response();
     let cleared = format!("{COOKIE}=; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age=0");

@@ -175,6 +175,22 @@ pub(super) fn service_view(s: &Service, by_starter: &BTreeMap<&str, (u32, u32)>)
                 failed: d.failed_tasks,
             }
         })
+        // An EXTERNAL service's task sets show as its deployments do: their scale stands
+        // where a rollout's reason would.
+        .chain(s.task_sets.iter().map(|t| {
+            let (running, pending) = by_starter.get(t.id.as_str()).copied().unwrap_or_default();
+            DeploymentView {
+                id: t.id.clone(),
+                status: t.status.as_str(),
+                rollout: t.stability_status.as_str(),
+                rollout_reason: Some(format!("task set at {} % of the service", t.scale)),
+                task_definition: format!("{}:{}", t.family, t.revision),
+                desired: t.computed_desired_count(s.desired_count),
+                running,
+                pending,
+                failed: 0,
+            }
+        }))
         .collect();
     let health =
         if s.status == ServiceStatus::Draining {

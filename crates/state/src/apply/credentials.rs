@@ -1,8 +1,9 @@
-//! Credentials and join tokens: made, removed, and forgotten once useless.
+//! Credentials and join tokens: made, removed, and forgotten once useless; web UI sessions
+//! revoked until they would have expired anyway.
 
 use std::sync::Arc;
 
-use berth_model::command::{Bootstrap, CreateCredential, DeleteCredential};
+use berth_model::command::{Bootstrap, CreateCredential, DeleteCredential, RevokeSession};
 use berth_model::credential::{Credential, CredentialKind, valid_principal_name};
 use berth_model::{Error, Millis};
 
@@ -25,6 +26,24 @@ impl State {
         self.bootstrapped
             .as_deref()
             .and_then(|id| self.credentials.get(id))
+    }
+
+    /// Whether the web UI session `id` was signed out (and has not expired since).
+    pub fn session_revoked(&self, id: &str) -> bool {
+        self.revoked_sessions.contains_key(id)
+    }
+
+    /// Forgets revoked sessions that have expired by `now`: their tokens are refused anyway.
+    pub(crate) fn expire_revoked_sessions(&mut self, now: Millis) {
+        let expired: Vec<String> = self
+            .revoked_sessions
+            .iter()
+            .filter(|(_, expires)| **expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.revoked_sessions.remove(&id);
+        }
     }
 
     /// Whether the cluster has been bootstrapped (its first admin made).
@@ -171,5 +190,30 @@ impl Apply for DeleteCredential {
             })?;
         state.record(EntityKey::Credential(self.access_key_id.clone()), at, None);
         Ok(removed)
+    }
+}
+
+/// Sessions that may be revoked and not yet expired at once. A session lasts 12 hours and
+/// each sign-out needs a sign-in with a secret, so this is far above any real use; past it,
+/// signing out is refused (LimitExceeded) rather than the state growing without bound.
+pub const MAX_REVOKED_SESSIONS: usize = 100_000;
+
+impl Apply for RevokeSession {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<(), Error> {
+        if self.expires <= at || state.revoked_sessions.contains_key(&self.session) {
+            // Expired already (its token is refused anyway), or revoked before.
+            return Ok(());
+        }
+        let live = state.revoked_sessions.values().filter(|e| **e > at).count();
+        if live >= MAX_REVOKED_SESSIONS {
+            return Err(Error::LimitExceeded(format!(
+                "{MAX_REVOKED_SESSIONS} signed-out sessions have not expired yet; try again later"
+            )));
+        }
+        state.expire_revoked_sessions(at);
+        state
+            .revoked_sessions
+            .insert(self.session.clone(), self.expires);
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ mod capacity;
 mod credentials;
 mod instances;
 mod mesos;
+mod queue;
 mod services;
 mod task_definitions;
 mod tasks;
@@ -76,6 +77,7 @@ impl State {
             Command::Bootstrap(c) => self.run(c, at),
             Command::CreateCredential(c) => self.run(c, at),
             Command::DeleteCredential(c) => self.run(c, at),
+            Command::RevokeSession(c) => self.run(c, at),
             Command::PutAccountSetting(c) => self.run(c, at),
             Command::DeleteAccountSetting(c) => self.run(c, at),
             Command::UpdateTaskProtection(c) => self.run(c, at),
@@ -83,6 +85,8 @@ impl State {
             Command::UpdateCapacityProvider(c) => self.run(c, at),
             Command::DeleteCapacityProvider(c) => self.run(c, at),
             Command::PutClusterCapacityProviders(c) => self.run(c, at),
+            Command::PlaceQueuedTasks(c) => self.run(c, at),
+            Command::ExpireQueuedTasks(c) => self.run(c, at),
         }
     }
 
@@ -337,7 +341,7 @@ impl Apply for UntagResource {
 }
 
 impl Apply for Expire {
-    fn apply(&self, state: &mut State, _: Millis) -> Result<(), Error> {
+    fn apply(&self, state: &mut State, at: Millis) -> Result<(), Error> {
         let Expire {
             stopped_before,
             inactive_before,
@@ -389,6 +393,7 @@ impl Apply for Expire {
             .client_tokens
             .retain(|_, record| record.at >= stopped_before);
         state.expire_credentials(inactive_before);
+        state.expire_revoked_sessions(at);
         Ok(())
     }
 }

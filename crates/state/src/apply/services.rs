@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use berth_model::command::{CreateService, PutService};
 use berth_model::entity::TaskDefinitionStatus;
-use berth_model::service::{Service, ServiceStatus};
+use berth_model::service::{
+    DeploymentControllerType, MAX_TASK_SETS, Service, ServiceStatus, TaskSetStatus,
+};
 use berth_model::{Error, Millis};
 
 use super::Apply;
@@ -29,15 +31,26 @@ impl State {
         service
     }
 
-    /// Every revision a service's deployments name must exist and not be on its way out.
+    /// Every revision a service's deployments (or task sets not being deleted) name must
+    /// exist and not be on its way out.
     fn deployments_runnable(&self, service: &Service) -> Result<(), Error> {
-        for d in &service.deployments {
-            match self.task_definition(&d.family, d.revision) {
+        let revisions = service
+            .deployments
+            .iter()
+            .map(|d| (&d.family, d.revision))
+            .chain(
+                service
+                    .task_sets
+                    .iter()
+                    .filter(|t| t.status != TaskSetStatus::Draining)
+                    .map(|t| (&t.family, t.revision)),
+            );
+        for (family, revision) in revisions {
+            match self.task_definition(family, revision) {
                 Some(t) if t.status != TaskDefinitionStatus::DeleteInProgress => {}
                 _ => {
                     return Err(Error::invalid(format!(
-                        "TaskDefinition {}:{} is not found or is being deleted",
-                        d.family, d.revision
+                        "TaskDefinition {family}:{revision} is not found or is being deleted"
                     )));
                 }
             }
@@ -72,9 +85,17 @@ impl Apply for CreateService {
         {
             return Err(Error::invalid("Creation of service was not idempotent."));
         }
-        if service.status != ServiceStatus::Active || service.deployments.is_empty() {
+        let deployed = match service.deployment_controller {
+            DeploymentControllerType::Ecs => {
+                !service.deployments.is_empty() && service.task_sets.is_empty()
+            }
+            DeploymentControllerType::External => {
+                service.deployments.is_empty() && service.task_sets.is_empty()
+            }
+        };
+        if service.status != ServiceStatus::Active || !deployed {
             return Err(Error::invalid(
-                "A new service must be ACTIVE with one deployment",
+                "A new service must be ACTIVE, with one deployment (ECS) or no task set yet (EXTERNAL)",
             ));
         }
         state.deployments_runnable(service)?;
@@ -104,6 +125,23 @@ impl Apply for PutService {
         }
         if current.status == ServiceStatus::Inactive {
             return Err(Error::ServiceNotActive);
+        }
+        if service.deployment_controller != current.deployment_controller {
+            return Err(Error::invalid(format!(
+                "The deployment controller of service {} is {} and cannot be changed",
+                current.name, current.deployment_controller
+            )));
+        }
+        let live = |s: &Service| {
+            s.task_sets
+                .iter()
+                .filter(|t| t.status != TaskSetStatus::Draining)
+                .count()
+        };
+        if live(service) > MAX_TASK_SETS && live(service) > live(current) {
+            return Err(Error::invalid(format!(
+                "A service can have at most {MAX_TASK_SETS} task sets"
+            )));
         }
         state.deployments_runnable(service)?;
         let stored = state.store_service(at, service);

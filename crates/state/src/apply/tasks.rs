@@ -6,7 +6,8 @@
 //!                   └──── StopTask: desiredStatus = STOPPED, the agent stops it ───┘
 //! ```
 //! A task holds its reservation (CPU, memory, static ports) on its instance until its last
-//! status is STOPPED.
+//! status is STOPPED. A queued task (PROVISIONING, no instance; see `queue.rs`) holds nothing:
+//! StopTask stops it at once, as it does any task whose instance is gone.
 
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ impl State {
         new
     }
 
-    fn task_in(&self, cluster: &str, id: TaskId) -> Option<&Arc<Task>> {
+    pub(crate) fn task_in(&self, cluster: &str, id: TaskId) -> Option<&Arc<Task>> {
         self.tasks.get(&id).filter(|t| &*t.cluster == cluster)
     }
 
@@ -81,6 +82,18 @@ impl State {
                 ),
             ));
         }
+        self.check_fit(cluster, task, distinct_instance)
+    }
+
+    /// Whether `task` may start where it is planned: its task definition still exists and,
+    /// unless it joins the queue, its instance is in the cluster (and its capacity provider)
+    /// and has room for it — the one check every placement of any scheduler passes.
+    pub(crate) fn check_fit(
+        &self,
+        cluster: &Name,
+        task: &Task,
+        distinct_instance: bool,
+    ) -> Result<(), (FailureReason, String)> {
         match self
             .task_definitions
             .get(&(task.family.clone(), task.revision))
@@ -95,6 +108,10 @@ impl State {
                     ),
                 ));
             }
+        }
+        if task.instance.is_none() && task.is_queued() {
+            // Joins the queue: it holds nothing anywhere until the queue controller places it.
+            return Ok(());
         }
         let instance = task
             .instance
@@ -266,6 +283,11 @@ impl Apply for TaskStateChange {
         } = self;
         state.active_cluster(cluster)?;
         let old = state.task_in(cluster, *id).cloned().ok_or_else(not_found)?;
+        if old.instance.is_none() {
+            return Err(Error::invalid(format!(
+                "Task {id} is waiting for capacity and runs on no container instance: there is nothing to report for it"
+            )));
+        }
         let mut new = (*old).clone();
         for change in containers {
             let c = new

@@ -36,6 +36,10 @@ fn service(cluster: &str, name: &str) -> Service {
             rollback_of: None,
             created_at: Millis(0),
             updated_at: Millis(0),
+            rolled_back_by: None,
+            sources: Vec::new(),
+            capacity_provider_strategy: Vec::new(),
+            finished_at: None,
         }],
         events: Vec::new(),
         steady: false,
@@ -49,6 +53,35 @@ fn service(cluster: &str, name: &str) -> Service {
         version: 0,
         created_by: None,
         capacity_provider_strategy: Vec::new(),
+        deployment_controller: DeploymentControllerType::Ecs,
+        task_sets: Vec::new(),
+        past_deployments: Vec::new(),
+    }
+}
+
+/// An EXTERNAL service: no deployments; task sets come later.
+fn external(cluster: &str, name: &str) -> Service {
+    let mut s = service(cluster, name);
+    s.deployments.clear();
+    s.deployment_controller = DeploymentControllerType::External;
+    s
+}
+
+fn task_set(id: u64, revision: u32) -> TaskSet {
+    TaskSet {
+        id: format!("ecs-svc/{}", 2_000_000_000_000_000_000u64 + id),
+        status: TaskSetStatus::Active,
+        family: "web".into(),
+        revision,
+        external_id: None,
+        scale: 100.0,
+        capacity_provider_strategy: Vec::new(),
+        stability_status: StabilityStatus::Stabilizing,
+        stability_status_at: Millis(0),
+        tags: Vec::new(),
+        client_token: None,
+        created_at: Millis(0),
+        updated_at: Millis(0),
     }
 }
 
@@ -101,6 +134,52 @@ fn creating_needs_an_active_cluster_and_existing_revisions() {
     let mut s = service("prod", "web");
     s.deployments.clear();
     assert!(matches!(w.refused(create(s)), Error::InvalidParameter(_)));
+}
+
+#[test]
+fn an_external_service_holds_task_sets_of_existing_revisions_at_most_five() {
+    let mut w = World::with_cluster("prod");
+    // Created with no deployment and no task set; one with deployments is refused.
+    let mut wrong = external("prod", "web");
+    wrong.deployments = service("prod", "web").deployments;
+    assert!(matches!(
+        w.refused(create(wrong)),
+        Error::InvalidParameter(_)
+    ));
+    let v1 = w.ok(create(external("prod", "web")));
+    assert_eq!(v1.deployment_controller, DeploymentControllerType::External);
+
+    // A task set of a revision that does not exist is refused.
+    let mut next = (*v1).clone();
+    next.task_sets.push(task_set(1, 9));
+    assert!(
+        matches!(w.refused(put(next, v1.version)), Error::InvalidParameter(m) if m.contains("web:9"))
+    );
+    // Five are fine, a sixth is not, unless one of them is being deleted.
+    let mut next = (*v1).clone();
+    next.task_sets = (1..=5).map(|i| task_set(i, 1)).collect();
+    let v2 = w.ok(put(next, v1.version));
+    let mut sixth = (*v2).clone();
+    sixth.task_sets.push(task_set(6, 1));
+    assert!(matches!(
+        w.refused(put(sixth.clone(), v2.version)),
+        Error::InvalidParameter(_)
+    ));
+    sixth.task_sets[0].status = TaskSetStatus::Draining;
+    let v3 = w.ok(put(sixth, v2.version));
+    assert_eq!(v3.task_sets.len(), 6);
+
+    // The controller is fixed at creation.
+    let mut switched = (*v3).clone();
+    switched.deployment_controller = DeploymentControllerType::Ecs;
+    assert!(matches!(
+        w.refused(put(switched, v3.version)),
+        Error::InvalidParameter(m) if m.contains("cannot be changed")
+    ));
+    // And an ECS service cannot be created with task sets.
+    let mut odd = service("prod", "api");
+    odd.task_sets.push(task_set(7, 1));
+    assert!(matches!(w.refused(create(odd)), Error::InvalidParameter(_)));
 }
 
 #[test]

@@ -264,6 +264,23 @@ pub fn matches_entities(state: &State, p: &Primary) {
             assert_eq!(rest, ids[k + 1..], "instances of cluster {c} after {id}");
         }
 
+        let mut queued: Vec<&Task> = p
+            .tasks
+            .iter()
+            .filter(|t| t.cluster == c && t.is_queued())
+            .collect();
+        queued.sort_by_key(|t| t.queue_key());
+        let queue: Vec<TaskId> = state.queued(&c).map(|t| t.id).collect();
+        assert_eq!(
+            queue,
+            queued.iter().map(|t| t.id).collect::<Vec<_>>(),
+            "queue of cluster {c}"
+        );
+        assert!(
+            queued.iter().all(|t| t.instance.is_none()),
+            "a queued task holds no instance"
+        );
+
         let live = p.tasks.iter().filter(|t| t.cluster == c && t.is_live());
         let (running_tasks, pending_tasks) = phase_counts(live);
         let registered_instances = instances

@@ -476,6 +476,8 @@ pub fn task(cluster: &str, id: u128, instance: u128) -> TaskBuilder {
         protected_until: None,
         version: 0,
         capacity_provider: None,
+        queued: None,
+        priority: None,
     })
 }
 
@@ -530,6 +532,18 @@ impl TaskBuilder {
 
     pub fn tags(mut self, tags: Vec<Tag>) -> Self {
         self.0.tags = tags;
+        self
+    }
+
+    /// A task RunTask queued for capacity: PROVISIONING on no instance, waiting until `until`.
+    pub fn queued(mut self, until: Millis) -> Self {
+        self.0.instance = None;
+        self.0.last_status = TaskStatus::Provisioning;
+        self.0.queued = Some(berth_model::queue::QueuedPlacement {
+            until,
+            constraints: Vec::new(),
+            strategies: Vec::new(),
+        });
         self
     }
 

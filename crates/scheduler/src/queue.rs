@@ -1,0 +1,334 @@
+//! The queue's decision: which of a cluster's queued tasks to place now, and whose wait is
+//! over. A pure function of one snapshot and the time; the server's queue controller runs it
+//! on the leader whenever the cluster changes or a wait runs out, and commits the result.
+//!
+//! ```text
+//!  queued tasks of the cluster, in queue order (priority, highest first; then created, id)
+//!     └─► runs of consecutive tasks with the same needs ─► place(scratch, run) ─► placed:
+//!           applied to a scratch copy of the state, so the next run sees what this one took
+//!           ─► what did not fit blocks later tasks with the same needs (they cannot fit
+//!              either) but not others: a smaller task behind a big one may go first
+//!     └─► a task past its wait that does not fit ─► expired, with the closest instance's
+//!           reason (`TaskFailedToStart: RESOURCE:MEMORY`)
+//!  ─► Decision { PlaceQueuedTasks, ExpireQueuedTasks, wake_at: the next wait to run out }
+//! ```
+//! A queued task is placed exactly as its RunTask would have placed it: its template is
+//! rebuilt from its task definition, its overrides and the constraints and strategies it kept
+//! ([`template_for`]), and the placements pass through the state machine's own commit check
+//! on the scratch copy before they are proposed. The commit re-checks them against the
+//! newest state all the same; what it refuses is decided again on the next pass.
+//!
+//! Within a cluster the queue is ordered by priority, then FIFO, for tasks that compete for the
+//! same capacity. A task that cannot fit does not hold up tasks with other needs behind it
+//! (they may fit where it cannot), so a large task can be overtaken by smaller ones, of its
+//! priority or lower; its timeout bounds its wait. Since every task is tried on what the tasks
+//! ahead of it left, a lower-priority task never takes room a higher-priority one that needs
+//! no more (and has no narrower constraints) could have taken: that one would have fitted
+//! there first.
+
+use std::sync::Arc;
+
+use berth_model::command::{
+    ExpireQueuedTasks, FailureReason, PlaceQueuedTasks, Placed, QueueExpiry, QueuedTaskPlacement,
+};
+use berth_model::entity::{Name, PortClaim, Reservation, Task};
+use berth_model::priority::Priority;
+use berth_model::queue::{QueuedPlacement, expired_reason};
+use berth_model::requirements::requirements;
+use berth_model::{Millis, Stamped, TaskId};
+use berth_state::State;
+
+use crate::engine::{InstanceRejection, place};
+use crate::request::{parse_constraint, parse_strategy};
+use crate::template::TaskTemplate;
+
+/// What the queue controller should do for one cluster now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    /// Queued tasks to place, each fully formed on the instance chosen for it.
+    pub place: Option<PlaceQueuedTasks>,
+    /// Queued tasks whose wait is over.
+    pub expire: Option<ExpireQueuedTasks>,
+    /// When the next wait runs out, if any task is left waiting: look again then even if
+    /// nothing changes.
+    pub wake_at: Option<Millis>,
+}
+
+impl Decision {
+    /// Nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.place.is_none() && self.expire.is_none()
+    }
+}
+
+/// The template a queued task's RunTask launched it with: its task definition (by family and
+/// revision), its overrides and tags, and the constraints and strategies it kept. `Err` says
+/// why it cannot be placed (its definition is gone, a kept constraint no longer parses).
+pub fn template_for(state: &State, task: &Task) -> Result<TaskTemplate, String> {
+    let queued = task
+        .queued
+        .as_ref()
+        .ok_or_else(|| format!("task {} was not queued", task.id))?;
+    let definition = state
+        .task_definition(&task.family, task.revision)
+        .ok_or_else(|| {
+            format!(
+                "task definition {}:{} no longer exists",
+                task.family, task.revision
+            )
+        })?
+        .clone();
+    let needs = requirements(&definition.spec, &task.overrides).map_err(|e| e.to_string())?;
+    let constraints = queued
+        .constraints
+        .iter()
+        .map(|c| {
+            parse_constraint(
+                c.r#type.as_deref().unwrap_or("memberOf"),
+                c.expression.as_deref(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let strategies = queued
+        .strategies
+        .iter()
+        .map(|s| parse_strategy(s.r#type.as_deref().unwrap_or_default(), s.field.as_deref()))
+        .collect::<Result<_, _>>()?;
+    Ok(TaskTemplate {
+        cluster: task.cluster.clone(),
+        definition,
+        overrides: task.overrides.clone(),
+        group: task.group.clone(),
+        started_by: task.started_by.clone(),
+        tags: task.tags.clone(),
+        needs,
+        constraints,
+        strategies,
+        enable_execute_command: task.enable_execute_command,
+        created_at: task.created_at,
+        capacity_provider: task.capacity_provider.clone(),
+        priority: task.priority(),
+    })
+}
+
+/// What decides where a queued task can go: two tasks with the same needs fit in the same
+/// places, so once one does not fit in a pass, the other need not be tried.
+#[derive(PartialEq)]
+struct Needs<'a> {
+    family: &'a Name,
+    revision: u32,
+    reservation: &'a Reservation,
+    ports: &'a [PortClaim],
+    group: &'a str,
+    provider: Option<&'a Name>,
+    placement: &'a QueuedPlacement,
+}
+
+fn needs(task: &Task) -> Option<Needs<'_>> {
+    Some(Needs {
+        family: &task.family,
+        revision: task.revision,
+        reservation: &task.reservation,
+        ports: &task.ports,
+        group: &task.group,
+        provider: task.capacity_provider.as_ref(),
+        placement: task.queued.as_ref()?,
+    })
+}
+
+impl Needs<'_> {
+    /// Same needs, ignoring when the wait ends.
+    fn same(&self, other: &Needs<'_>) -> bool {
+        self.family == other.family
+            && self.revision == other.revision
+            && self.reservation == other.reservation
+            && self.ports == other.ports
+            && self.group == other.group
+            && self.provider == other.provider
+            && self.placement.constraints == other.placement.constraints
+            && self.placement.strategies == other.placement.strategies
+    }
+}
+
+/// Plans `run` (queued tasks with the same needs, in queue order) on `scratch` and applies
+/// what fits to it. Returns the placements and, when some did not fit, the closest
+/// instance's reason (`None`: no instance to try).
+fn place_run(
+    scratch: &mut State,
+    run: &[&Arc<Task>],
+    now: Millis,
+    seed: u64,
+) -> (Vec<QueuedTaskPlacement>, Option<Option<FailureReason>>) {
+    let Ok(first) = template_for(scratch, run[0]) else {
+        return (Vec::new(), Some(Some(FailureReason::Missing)));
+    };
+    let plan = place(scratch, &first.request(run.len(), None, false), seed);
+    let mut placements = Vec::with_capacity(plan.placements.len());
+    for (task, placement) in run.iter().zip(&plan.placements) {
+        let (Ok(template), Some(instance)) = (
+            template_for(scratch, task),
+            scratch.instance(placement.instance),
+        ) else {
+            continue;
+        };
+        let placed = Task {
+            queued: task.queued.clone(),
+            ..template.task(task.id, instance, placement)
+        };
+        placements.push(QueuedTaskPlacement {
+            task: placed,
+            distinct_instance: template.distinct_instance(),
+        });
+    }
+    // The state machine's own commit check, on the scratch copy: what passes is what the
+    // next run must see as taken, and only that is proposed.
+    let index = scratch.index();
+    let command = PlaceQueuedTasks {
+        cluster: first.cluster.clone(),
+        placements,
+    };
+    let committed = scratch.apply(
+        index,
+        &Stamped {
+            at: now,
+            command: command.clone().into(),
+            by: None,
+        },
+    );
+    let placed: Vec<TaskId> = match committed.map(Placed::try_from) {
+        Ok(Ok(p)) => p.tasks.iter().map(|t| t.id).collect(),
+        _ => Vec::new(),
+    };
+    let placements: Vec<QueuedTaskPlacement> = command
+        .placements
+        .into_iter()
+        .filter(|p| placed.contains(&p.task.id))
+        .collect();
+    let short = (placements.len() < run.len()).then(|| plan.rejections.first().map(|r| r.reason));
+    (placements, short)
+}
+
+/// Decides, for `cluster`'s queue at `now`, which tasks to place and whose wait is over.
+/// `seed` makes the placement choices reproducible.
+pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision {
+    let queue: Vec<&Arc<Task>> = state.queued(cluster).collect();
+    let mut scratch = state.clone();
+    let mut placements = Vec::new();
+    let mut expired = Vec::new();
+    // Needs that did not fit this pass, with the closest instance's reason.
+    let mut blocked: Vec<(Needs<'_>, Option<FailureReason>)> = Vec::new();
+    let mut wake_at: Option<Millis> = None;
+    let mut i = 0;
+    let mut runs = 0u64;
+    while i < queue.len() {
+        let Some(need) = needs(queue[i]) else {
+            i += 1;
+            continue;
+        };
+        // The run: this task and the next ones with the same needs.
+        let mut end = i + 1;
+        while end < queue.len() && needs(queue[end]).is_some_and(|n| n.same(&need)) {
+            end += 1;
+        }
+        let run = &queue[i..end];
+        i = end;
+        let known = blocked.iter().find(|(b, _)| b.same(&need)).map(|(_, r)| *r);
+        let (placed, short) = match known {
+            Some(reason) => (Vec::new(), Some(reason)),
+            None => {
+                runs += 1;
+                place_run(&mut scratch, run, now, seed.wrapping_add(runs))
+            }
+        };
+        let reason = match short {
+            Some(reason) => {
+                if known.is_none() {
+                    blocked.push((need, reason));
+                }
+                reason
+            }
+            None => None,
+        };
+        for task in run {
+            if placed.iter().any(|p| p.task.id == task.id) {
+                continue;
+            }
+            let until = task.queued.as_ref().map_or(now, |q| q.until);
+            if until <= now {
+                expired.push(QueueExpiry {
+                    id: task.id,
+                    reason: expired_reason(reason.map(|r| r.as_str())),
+                });
+            } else {
+                wake_at = Some(wake_at.map_or(until, |w| w.min(until)));
+            }
+        }
+        placements.extend(placed);
+    }
+    Decision {
+        place: (!placements.is_empty()).then(|| PlaceQueuedTasks {
+            cluster: cluster.into(),
+            placements,
+        }),
+        expire: (!expired.is_empty()).then(|| ExpireQueuedTasks {
+            cluster: cluster.into(),
+            tasks: expired,
+        }),
+        wake_at,
+    }
+}
+
+/// Where a queued task stands: its place in the queue and what it waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    /// Its priority: the tasks ahead of it have this or a higher one.
+    pub priority: Priority,
+    /// 1 for the task at the head of the queue.
+    pub position: usize,
+    /// Tasks waiting in the cluster, this one included.
+    pub length: usize,
+    /// When its wait ends.
+    pub until: Millis,
+    /// Why each instance cannot take it now, closest first; empty when it would fit now (the
+    /// queue controller places it at its next pass, after the tasks ahead of it) or when the
+    /// cluster (or its capacity provider) has no instance at all.
+    pub waits_for: Vec<InstanceRejection>,
+    /// It would fit on the current state, were it alone.
+    pub fits_now: bool,
+    /// Why it cannot be placed at all, when its template cannot be rebuilt.
+    pub unplaceable: Option<String>,
+}
+
+/// Where queued task `id` stands, or `None` when it is not waiting for capacity.
+pub fn standing(state: &State, id: TaskId) -> Option<Standing> {
+    let task = state.task(id).filter(|t| t.is_queued())?;
+    let until = task.queued.as_ref()?.until;
+    let mut position = 0;
+    let mut length = 0;
+    for (k, t) in state.queued(&task.cluster).enumerate() {
+        length += 1;
+        if t.id == id {
+            position = k + 1;
+        }
+    }
+    let (waits_for, fits_now, unplaceable) = match template_for(state, task) {
+        Ok(template) => {
+            let plan = place(
+                state,
+                &template.request(1, None, false),
+                u64::from(id.0 as u32),
+            );
+            (plan.rejections, !plan.placements.is_empty(), None)
+        }
+        Err(e) => (Vec::new(), false, Some(e)),
+    };
+    Some(Standing {
+        priority: task.priority(),
+        position,
+        length,
+        until,
+        waits_for,
+        fits_now,
+        unplaceable,
+    })
+}
