@@ -303,6 +303,14 @@ fn placement_strategies(service: &Service) -> Vec<Strategy> {
     }
 }
 
+/// How launches are split between capacity providers: `strategy` over `target` tasks, of
+/// which `kept` are there already.
+struct Shares<'a> {
+    strategy: &'a [berth_model::capacity::StrategyItem],
+    target: u32,
+    kept: &'a [Arc<Task>],
+}
+
 /// A service's live tasks: the PRIMARY's kept ones and the old ones.
 type Split = (Vec<Arc<Task>>, Vec<Arc<Task>>);
 
@@ -592,6 +600,34 @@ impl Round<'_> {
         }
     }
 
+    /// Plans up to `budget` tasks made from `template`: anywhere without a strategy, else each
+    /// capacity provider topped up to its share of the target.
+    fn launch_shares(
+        &mut self,
+        template: Option<TaskTemplate>,
+        budget: usize,
+        shares: Shares<'_>,
+        settings: &Settings,
+    ) {
+        if shares.strategy.is_empty() {
+            self.launch_from(template, budget, None, None, settings);
+            return;
+        }
+        let mut budget = budget;
+        let targets = split(shares.strategy, shares.target);
+        for (item, target) in shares.strategy.iter().zip(targets) {
+            let there = shares
+                .kept
+                .iter()
+                .filter(|t| t.capacity_provider.as_ref() == Some(&item.provider))
+                .count();
+            let count = (target as usize).saturating_sub(there).min(budget);
+            budget -= count;
+            let provider = Some(item.provider.clone());
+            self.launch_from(template.clone(), count, None, provider, settings);
+        }
+    }
+
     /// `excess` of `candidates` to stop for scale-in: tasks that are not healthy yet first
     /// (newest first), then the placement chain in reverse.
     fn choose_scale_in(&mut self, candidates: Vec<Arc<Task>>, excess: usize) -> Vec<TaskId> {
@@ -874,22 +910,13 @@ fn replica(
     }
     if primary.rollout_state != RolloutState::Failed && !throttled {
         let strategy = round.svc.capacity_provider_strategy.clone();
-        if strategy.is_empty() {
-            round.launch(want.min(room), None, None, settings);
-        } else {
-            // Each provider is topped up to its share of the desired count.
-            let mut budget = want.min(room);
-            let targets = split(&strategy, n as u32);
-            for (item, target) in strategy.iter().zip(targets) {
-                let there = keep
-                    .iter()
-                    .filter(|t| t.capacity_provider.as_ref() == Some(&item.provider))
-                    .count();
-                let count = (target as usize).saturating_sub(there).min(budget);
-                budget -= count;
-                round.launch(count, None, Some(item.provider.clone()), settings);
-            }
-        }
+        let template = round.template();
+        let shares = Shares {
+            strategy: &strategy,
+            target: n as u32,
+            kept: &keep,
+        };
+        round.launch_shares(template, want.min(room), shares, settings);
     }
     let healthy_kept = keep.iter().filter(|t| round.healthy(t)).count();
     (keep.len(), healthy_kept)

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use berth_model::entity::{DesiredStatus, Task, TaskStatus};
 use berth_model::service::{StabilityStatus, TaskSet, TaskSetStatus};
 
-use super::{DRAINING_REASON, Round, Settings, Stop, events, scaling_reason};
-use crate::capacity::split;
+use super::{DRAINING_REASON, Round, Settings, Shares, Stop, events, scaling_reason};
 
 /// An ACTIVE EXTERNAL service's round.
 pub(super) fn run(round: &mut Round<'_>, tasks: &[Arc<Task>], settings: &Settings) {
@@ -162,27 +161,12 @@ fn keep_at_count(
     let launched_before = round.launch.len();
     if want > 0 && !round.backing_off(&set.id, all, settings) {
         let template = round.template_for(&set.family, set.revision, &set.id);
-        if set.capacity_provider_strategy.is_empty() {
-            round.launch_from(template, want, None, None, settings);
-        } else {
-            let targets = split(&set.capacity_provider_strategy, target as u32);
-            let mut budget = want;
-            for (item, share) in set.capacity_provider_strategy.iter().zip(targets) {
-                let there = keep
-                    .iter()
-                    .filter(|t| t.capacity_provider.as_ref() == Some(&item.provider))
-                    .count();
-                let count = (share as usize).saturating_sub(there).min(budget);
-                budget -= count;
-                round.launch_from(
-                    template.clone(),
-                    count,
-                    None,
-                    Some(item.provider.clone()),
-                    settings,
-                );
-            }
-        }
+        let shares = Shares {
+            strategy: &set.capacity_provider_strategy,
+            target: target as u32,
+            kept: &keep,
+        };
+        round.launch_shares(template, want, shares, settings);
     }
 
     // Tasks on instances that are leaving go once their replacements are healthy.

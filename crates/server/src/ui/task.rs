@@ -34,6 +34,8 @@ pub struct TaskPage {
     /// The service the task belongs to, if its group is a service's.
     pub service: Option<String>,
     pub started_by: Option<String>,
+    /// Its scheduling priority, 0 to 1000 (`berth:priority`).
+    pub priority: u16,
     pub instance: Option<String>,
     pub created_at: Millis,
     pub started_at: Option<Millis>,
@@ -91,6 +93,7 @@ pub fn task_page(state: &State, cluster: &str, id: &str, with_history: bool) -> 
         group: t.group.clone(),
         service: t.group.strip_prefix("service:").map(str::to_owned),
         started_by: t.started_by.clone(),
+        priority: t.priority().get(),
         instance: t.instance.map(|i| i.to_string()),
         created_at: t.created_at,
         started_at: t.started_at,
@@ -265,6 +268,7 @@ pub fn render(p: &TaskPage) -> Markup {
                 dt { "task definition" } dd { (p.task_definition) }
                 dt { "group" } dd { (p.group) }
                 @if let Some(s) = &p.started_by { dt { "started by" } dd { code { (s) } } }
+                dt { "priority" } dd { (p.priority) }
                 dt { "instance" } dd {
                     @match &p.instance {
                         Some(i) => a href=(href::instance(&p.cluster, i)) { code { (i) } },
@@ -368,6 +372,7 @@ mod tests {
             group: "service:web".into(),
             service: Some("web".into()),
             started_by: Some("ecs-svc/1".into()),
+            priority: 500,
             instance: Some("cd34".into()),
             created_at: Millis(0),
             started_at: Some(Millis(1000)),
@@ -411,6 +416,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<td>143</td>"), "{html}");
+        assert!(html.contains("<dt>priority</dt><dd>500</dd>"), "{html}");
         assert!(html.contains("0.0.0.0:61000 → 80/tcp"), "{html}");
         assert!(html.contains("status: RUNNING → STOPPED"), "{html}");
         assert!(
