@@ -116,7 +116,9 @@ def test_a_created_key_works_with_boto3_and_the_aws_cli(
 
     # `berth credential list` shows both keys, never a secret.
     admin_file = str(berth_server.admin_credentials_file)
-    r = berth_cli("credential", "list", "--endpoint", endpoint, "--credentials-file", admin_file)
+    r = berth_cli(
+        "credential", "list", "-o", "json", "--endpoint", endpoint, "--credentials-file", admin_file
+    )
     assert r.returncode == 0, r.stderr
     listed = {c["accessKeyId"]: c for c in json.loads(r.stdout)["credentials"]}
     assert listed[reader.access_key_id]["name"] == "reader"
@@ -124,6 +126,14 @@ def test_a_created_key_works_with_boto3_and_the_aws_cli(
     assert listed[berth_server.admin.access_key_id]["role"] == "admin"
     assert reader.secret_access_key not in r.stdout
     assert berth_server.admin.secret_access_key not in r.stdout
+    # For people, a table: one line per key, with its name and role, and no secret either.
+    r = berth_cli("credential", "list", "--endpoint", endpoint, "--credentials-file", admin_file)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:4] == ["ACCESS", "KEY", "NAME", "KIND"], r.stdout
+    reader_line = next(line for line in lines if line.startswith(reader.access_key_id))
+    assert reader_line.split()[1:4] == ["reader", "user", "read-only"], reader_line
+    assert reader.secret_access_key not in r.stdout
 
     # Deleted: refused from then on, as a key the server does not know.
     r = berth_cli(

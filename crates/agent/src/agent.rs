@@ -18,6 +18,11 @@
 //! endpoint speaks TLS with a certificate made at start and registered by its hash
 //! ([`crate::listener`]), and answers only requests signed with that same credential, which
 //! only this agent and the servers (which hold it sealed) have.
+//!
+//! Many agents can share one process (`berth-fleet`, which simulates thousands of hosts):
+//! then they share one connection pool ([`AgentConfig::transport`], multiplexed over HTTP/2),
+//! and serve no logs ([`AgentConfig::serve_logs`]), so ten thousand of them cost a few dozen
+//! sockets rather than three each. Each still signs as its own instance.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -75,6 +80,11 @@ pub struct AgentConfig {
     pub runtime: Option<RuntimeKind>,
     /// Where the agent serves container logs to the server.
     pub listen: SocketAddr,
+    /// Whether the agent serves its containers' logs at all. Without, it binds no listener
+    /// and registers no log endpoint, and the server answers a request for those logs with an
+    /// error that says so: `berth-fleet`'s hollow agents, thousands to a process, each with
+    /// nothing to show, would otherwise hold a listening socket apiece.
+    pub serve_logs: bool,
     /// The address the server reaches `listen` at (default: derived from `listen`).
     pub advertise: Option<String>,
     pub availability_zone: Option<String>,
@@ -95,6 +105,10 @@ pub struct AgentConfig {
     /// The CA certificate(s) to trust for an `https://` server (PEM), when no join token pins
     /// one.
     pub ca_pem: Option<Vec<u8>>,
+    /// The connection pool to reach the servers through, when the agent shares one with
+    /// others in the same process (it must trust what the join token pins, or `ca_pem`).
+    /// `None`: the agent makes its own.
+    pub transport: Option<Transport>,
 }
 
 impl AgentConfig {
@@ -107,6 +121,7 @@ impl AgentConfig {
             data_dir: data_dir.into(),
             runtime: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            serve_logs: true,
             advertise: None,
             availability_zone: None,
             cpu: None,
@@ -118,6 +133,7 @@ impl AgentConfig {
             shim: std::env::current_exe().unwrap_or_else(|_| "berth".into()),
             token: None,
             ca_pem: None,
+            transport: None,
         }
     }
 }
@@ -217,9 +233,12 @@ async fn identity(
     endpoints: &Endpoints,
 ) -> Result<(Identity, Transport), AgentError> {
     let path = config.data_dir.join("agent.json");
+    let transport_for = |trust: Trust| match &config.transport {
+        Some(shared) => Ok(shared.clone()),
+        None => Transport::new(&trust).map_err(|e| AgentError::Setup(e.to_string())),
+    };
     if let Some(saved) = Identity::load(&path, &config.cluster) {
-        let transport =
-            Transport::new(&saved.trust(config)?).map_err(|e| AgentError::Setup(e.to_string()))?;
+        let transport = transport_for(saved.trust(config)?)?;
         return Ok((saved, transport));
     }
     let Some(token) = &config.token else {
@@ -229,7 +248,7 @@ async fn identity(
         Some(pin) => Trust::Pinned(pin),
         None => trust_without_pin(config)?,
     };
-    let transport = Transport::new(&trust).map_err(|e| AgentError::Setup(e.to_string()))?;
+    let transport = transport_for(trust)?;
     let joiner = Client::new(
         transport.clone(),
         endpoints.clone(),
@@ -277,11 +296,12 @@ pub struct Agent {
     pub docker: Result<String, String>,
     /// The runtime tasks get when they ask for none.
     pub default_runtime: RuntimeKind,
-    pub endpoint: String,
+    /// Where the agent serves logs (`https://host:port`), unless it serves none.
+    pub endpoint: Option<String>,
     /// Container starts and runtime latency, for `/metrics`.
     pub metrics: AgentMetrics,
     task: JoinHandle<Result<(), AgentError>>,
-    logs: JoinHandle<()>,
+    logs: Option<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -330,18 +350,11 @@ impl Agent {
             hollow: metrics.measure(Arc::new(HollowRuntime::new())),
         };
 
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| AgentError::Setup(format!("binding {}: {e}", config.listen)))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| AgentError::Setup(e.to_string()))?;
-        let advertised = config
-            .advertise
-            .clone()
-            .unwrap_or_else(|| local.to_string());
-        let endpoint = format!("https://{advertised}");
-        let log_tls = LogTls::generate(host_of(&advertised))?;
+        let log_endpoint = if config.serve_logs {
+            Some(LogEndpoint::bind(&config).await?)
+        } else {
+            None
+        };
 
         let (identity, transport) = identity(&config, &endpoints).await?;
         let client = Client::new(transport.clone(), endpoints, &identity.credentials());
@@ -349,9 +362,7 @@ impl Agent {
             &client,
             &config,
             &identity,
-            &endpoint,
-            &log_tls.certificate_sha256,
-            local.port(),
+            log_endpoint.as_ref(),
             &docker_version,
             &runtimes,
             default_runtime,
@@ -369,8 +380,11 @@ impl Agent {
             cleanup_wait: config.cleanup_wait,
             containers: Mutex::new(HashMap::new()),
         });
-        let logs_app = logs_router(shared.clone());
-        let logs = tokio::spawn(log_tls.serve(listener, logs_app));
+        let endpoint = log_endpoint.as_ref().map(|e| e.url.clone());
+        let logs = log_endpoint.map(|e| {
+            let app = logs_router(shared.clone());
+            tokio::spawn(e.tls.serve(e.listener, app))
+        });
         let task = tokio::spawn(poll_loop(shared, config));
         Ok(Agent {
             instance_arn,
@@ -390,14 +404,49 @@ impl Agent {
             Ok(r) => r,
             Err(e) => Err(AgentError::Setup(format!("the agent's loop ended: {e}"))),
         };
-        self.logs.abort();
+        if let Some(logs) = &self.logs {
+            logs.abort();
+        }
         result
     }
 
     /// Stops polling and serving logs; running containers are left alone.
     pub fn shutdown(&self) {
         self.task.abort();
-        self.logs.abort();
+        if let Some(logs) = &self.logs {
+            logs.abort();
+        }
+    }
+}
+
+/// Where the agent serves logs: its listener, the URL servers reach it at, and its TLS
+/// identity, registered with the instance.
+struct LogEndpoint {
+    listener: tokio::net::TcpListener,
+    url: String,
+    port: u16,
+    tls: LogTls,
+}
+
+impl LogEndpoint {
+    async fn bind(config: &AgentConfig) -> Result<LogEndpoint, AgentError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| AgentError::Setup(format!("binding {}: {e}", config.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| AgentError::Setup(e.to_string()))?;
+        let advertised = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| local.to_string());
+        let tls = LogTls::generate(host_of(&advertised))?;
+        Ok(LogEndpoint {
+            listener,
+            url: format!("https://{advertised}"),
+            port: local.port(),
+            tls,
+        })
     }
 }
 
@@ -426,14 +475,11 @@ fn ports_resource(name: &str, ports: &[u16]) -> api::Resource {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn register(
     client: &Client,
     config: &AgentConfig,
     identity: &Identity,
-    endpoint: &str,
-    certificate_sha256: &[u8; 32],
-    port: u16,
+    log_endpoint: Option<&LogEndpoint>,
     docker_version: &Result<String, String>,
     runtimes: &Runtimes,
     default_runtime: RuntimeKind,
@@ -444,7 +490,10 @@ async fn register(
         .memory_mib
         .unwrap_or_else(|| host_memory_mib().unwrap_or(1024) - config.reserved_memory_mib);
     let mut reserved = config.reserved_ports.clone();
-    if !reserved.contains(&port) && config.listen.port() != 0 {
+    if let Some(port) = log_endpoint.map(|e| e.port)
+        && !reserved.contains(&port)
+        && config.listen.port() != 0
+    {
         reserved.push(port);
     }
     reserved.sort_unstable();
@@ -458,11 +507,14 @@ async fn register(
             other => other.into(),
         },
     );
-    attributes.insert(ENDPOINT_ATTRIBUTE.into(), endpoint.into());
-    attributes.insert(
-        CERTIFICATE_ATTRIBUTE.into(),
-        berth_auth::token::encode_hex(certificate_sha256),
-    );
+    // No log endpoint, no attributes: the server then knows the instance serves no logs.
+    if let Some(e) = log_endpoint {
+        attributes.insert(ENDPOINT_ATTRIBUTE.into(), e.url.clone());
+        attributes.insert(
+            CERTIFICATE_ATTRIBUTE.into(),
+            berth_auth::token::encode_hex(&e.tls.certificate_sha256),
+        );
+    }
     // One attribute per runtime the agent can run, for memberOf constraints
     // (`attribute:berth.runtime.process exists`), and the default's name.
     for kind in [

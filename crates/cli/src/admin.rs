@@ -1,6 +1,7 @@
 //! The operator's commands that berth's native API serves: credentials, join tokens, task
-//! logs and the servers' Raft group. Each is a signed request (the admin credential file berth wrote at bootstrap, or any
-//! AWS credentials in the environment) and prints the server's JSON answer.
+//! logs and the servers' Raft group. Each is a signed request (the admin credential file berth
+//! wrote at bootstrap, or any AWS credentials in the environment) and prints the server's JSON
+//! answer; the listings print a table unless `-o json|yaml` asks for the answer itself.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +13,9 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+
+use crate::ops::listing;
+use crate::ops::output::{Format, Paint, emit};
 
 /// How a command reaches the server and signs, found the way AWS tools find it: the
 /// endpoint from `--endpoint-url`, `BERTH_ENDPOINT`, `AWS_ENDPOINT_URL_ECS`,
@@ -166,6 +170,9 @@ pub enum CredentialCmd {
     },
     /// List credentials (never their secrets).
     List {
+        /// table for people; json or yaml for scripts.
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        output: Format,
         #[command(flatten)]
         connection: Connection,
     },
@@ -199,6 +206,9 @@ pub enum JoinTokenCmd {
     },
     /// List join tokens (never their secrets).
     List {
+        /// table for people; json or yaml for scripts.
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        output: Format,
         #[command(flatten)]
         connection: Connection,
     },
@@ -295,8 +305,11 @@ pub async fn credential(cmd: CredentialCmd) -> Result<()> {
             }
             print(&created)
         }
-        CredentialCmd::List { connection } => {
-            print(&call(&connection.client()?, "GET", "/v1/credentials", None).await?)
+        CredentialCmd::List { output, connection } => {
+            let listed = call(&connection.client()?, "GET", "/v1/credentials", None).await?;
+            emit(output, &listed, || {
+                listing::credentials(&listed, Paint::detect())
+            })
         }
         CredentialCmd::Delete {
             access_key_id,
@@ -324,6 +337,9 @@ pub enum RaftCmd {
     /// The servers of the group: id, address, voter or learner, who leads, and (from the
     /// leader) how far each has replicated.
     ListPeers {
+        /// table for people; json or yaml for scripts.
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        output: Format,
         #[command(flatten)]
         connection: Connection,
     },
@@ -352,15 +368,11 @@ pub enum RaftCmd {
 
 pub async fn operator(cmd: OperatorCmd) -> Result<()> {
     match cmd {
-        OperatorCmd::Raft(RaftCmd::ListPeers { connection }) => print(
-            &call(
-                &connection.client()?,
-                "GET",
-                "/v1/operator/raft/peers",
-                None,
-            )
-            .await?,
-        ),
+        OperatorCmd::Raft(RaftCmd::ListPeers { output, connection }) => {
+            let path = "/v1/operator/raft/peers";
+            let peers = call(&connection.client()?, "GET", path, None).await?;
+            emit(output, &peers, || listing::peers(&peers, Paint::detect()))
+        }
         OperatorCmd::Raft(RaftCmd::RemovePeer {
             id,
             force,
@@ -401,8 +413,11 @@ pub async fn join_token(cmd: JoinTokenCmd) -> Result<()> {
                 _ => print(&created),
             }
         }
-        JoinTokenCmd::List { connection } => {
-            print(&call(&connection.client()?, "GET", "/v1/join-tokens", None).await?)
+        JoinTokenCmd::List { output, connection } => {
+            let listed = call(&connection.client()?, "GET", "/v1/join-tokens", None).await?;
+            emit(output, &listed, || {
+                listing::join_tokens(&listed, Paint::detect())
+            })
         }
         JoinTokenCmd::Delete { id, connection } => {
             let path = format!("/v1/join-tokens/{}", berth_client::path_segment(&id));

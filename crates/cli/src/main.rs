@@ -62,7 +62,7 @@ enum Cmd {
     #[command(subcommand)]
     Operator(admin::OperatorCmd),
     /// The operator's commands: status, cluster, instance, task, service, taskdef, run, stop,
-    /// history, explain, watch, completions.
+    /// history, explain, watch, schedule, completions.
     #[command(flatten)]
     Ops(ops::OpsCmd),
 }

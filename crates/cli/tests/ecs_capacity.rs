@@ -16,7 +16,7 @@ use aws_sdk_ecs::types::{
     ManagedScalingStatus, Tag,
 };
 use common::agent::AgentProcess;
-use common::{Berth, credential, eventually, expect_error, raw};
+use common::{Berth, credential, eventually, expect_error, raw, tags_of};
 
 const CLUSTER: &str = "cap";
 
@@ -357,6 +357,101 @@ async fn capacity_provider_operations_answer_as_ecs_does() {
     ] {
         assert_eq!(result, Err(Some("AccessDeniedException".into())));
     }
+}
+
+#[tokio::test]
+async fn capacity_providers_are_tagged_by_arn() {
+    let b = Berth::start();
+    let ecs = b.client();
+    provider(&ecs, "pool-t").await;
+    let described = ecs
+        .describe_capacity_providers()
+        .capacity_providers("pool-t")
+        .send()
+        .await
+        .unwrap();
+    let arn = described.capacity_providers()[0]
+        .capacity_provider_arn()
+        .unwrap()
+        .to_owned();
+
+    ecs.tag_resource()
+        .resource_arn(&arn)
+        .tags(Tag::builder().key("team").value("web").build())
+        .tags(
+            Tag::builder()
+                .key("berth:queue-timeout")
+                .value("60")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&ecs, &arn).await,
+        ["team=web", "berth:queue-timeout=60"]
+    );
+    let with_tags = ecs
+        .describe_capacity_providers()
+        .capacity_providers("pool-t")
+        .include(CapacityProviderField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_tags.capacity_providers()[0].tags().len(), 2);
+
+    ecs.untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of(&ecs, &arn).await, ["berth:queue-timeout=60"]);
+
+    // The provider tag is checked like every berth tag; a missing provider is not tagged.
+    expect_error(
+        ecs.tag_resource()
+            .resource_arn(&arn)
+            .tags(
+                Tag::builder()
+                    .key("berth:queue-timeout")
+                    .value("soon")
+                    .build(),
+            )
+            .send()
+            .await,
+        "InvalidParameterException",
+    );
+    let missing = arn.replace("pool-t", "pool-nope");
+    expect_error(
+        ecs.list_tags_for_resource()
+            .resource_arn(&missing)
+            .send()
+            .await,
+        "InvalidParameterException",
+    );
+    expect_error(
+        ecs.tag_resource()
+            .resource_arn(&missing)
+            .tags(Tag::builder().key("k").value("v").build())
+            .send()
+            .await,
+        "ResourceNotFoundException",
+    );
+
+    // Tagging is a write: a read-only principal may list the tags, not change them.
+    let reader = credential(&b, "reader", "read-only").await;
+    let as_reader = b.client_as(&reader);
+    assert_eq!(tags_of(&as_reader, &arn).await.len(), 1);
+    expect_error(
+        as_reader
+            .tag_resource()
+            .resource_arn(&arn)
+            .tags(Tag::builder().key("k").value("v").build())
+            .send()
+            .await,
+        "AccessDeniedException",
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use aws_sdk_ecs::types::{
     StabilityStatus, Tag, TaskSetField,
 };
 use common::agent::AgentProcess;
-use common::{Berth, credential, eventually, expect_error};
+use common::{Berth, credential, eventually, expect_error, tags_of};
 
 const CLUSTER: &str = "bg";
 const SERVICE: &str = "web";
@@ -69,6 +69,23 @@ async fn external_service(ecs: &Client, desired: i32) {
     assert!(s.deployments().is_empty());
     assert!(s.task_sets().is_empty());
     assert_eq!(s.task_definition(), None);
+}
+
+/// An EXTERNAL service of one task in [`CLUSTER`] (which must exist) with one task set at
+/// 0 %: the task definition's ARN and the set as CreateTaskSet answered.
+async fn idle_task_set(ecs: &Client) -> (String, aws_sdk_ecs::types::TaskSet) {
+    let def = revision(ecs, "web:1").await;
+    external_service(ecs, 1).await;
+    let created = ecs
+        .create_task_set()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .task_definition(&def)
+        .scale(percent(0.0))
+        .send()
+        .await
+        .unwrap();
+    (def, created.task_set().unwrap().clone())
 }
 
 /// (running, stability) of the task set `id`, as DescribeTaskSets says.
@@ -640,18 +657,8 @@ async fn task_sets_are_authorized_like_their_service() {
     for c in [CLUSTER, "other"] {
         ecs.create_cluster().cluster_name(c).send().await.unwrap();
     }
-    let def = revision(&ecs, "web:1").await;
-    external_service(&ecs, 1).await;
-    let set = ecs
-        .create_task_set()
-        .cluster(CLUSTER)
-        .service(SERVICE)
-        .task_definition(&def)
-        .scale(percent(0.0))
-        .send()
-        .await
-        .unwrap();
-    let id = set.task_set().unwrap().id().unwrap().to_owned();
+    let (def, set) = idle_task_set(&ecs).await;
+    let id = set.id().unwrap().to_owned();
 
     let reader = b.client_as(&credential(&b, "reader", "read-only").await);
     reader
@@ -723,4 +730,86 @@ async fn task_sets_are_authorized_like_their_service() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn task_sets_are_tagged_by_arn_within_their_cluster() {
+    let b = Berth::start();
+    let ecs = b.client();
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    let (_, set) = idle_task_set(&ecs).await;
+    let (id, arn) = (set.id().unwrap(), set.task_set_arn().unwrap());
+
+    ecs.tag_resource()
+        .resource_arn(arn)
+        .tags(Tag::builder().key("colour").value("blue").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of(&ecs, arn).await, ["colour=blue"]);
+    let described = ecs
+        .describe_task_sets()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .task_sets(id)
+        .include(TaskSetField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let shown: Vec<_> = described.task_sets()[0]
+        .tags()
+        .iter()
+        .map(|t| t.value().unwrap())
+        .collect();
+    assert_eq!(shown, ["blue"]);
+
+    // Another cluster's operator may not tag it; this cluster's operator may.
+    let outsider = b.client_as(&credential(&b, "ops-other", "operator:other").await);
+    let insider = b.client_as(&credential(&b, "ops-bg", &format!("operator:{CLUSTER}")).await);
+    expect_error(
+        outsider
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(Tag::builder().key("colour").value("red").build())
+            .send()
+            .await,
+        "AccessDeniedException",
+    );
+    insider
+        .untag_resource()
+        .resource_arn(arn)
+        .tag_keys("colour")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags_of(&ecs, arn).await.is_empty());
+
+    // A task set that is not there, in a service that is there or not.
+    let missing = arn.replace(id, "ecs-svc/1");
+    expect_error(
+        ecs.list_tags_for_resource()
+            .resource_arn(&missing)
+            .send()
+            .await,
+        "TaskSetNotFoundException",
+    );
+    expect_error(
+        ecs.tag_resource()
+            .resource_arn(&missing)
+            .tags(Tag::builder().key("k").value("v").build())
+            .send()
+            .await,
+        "ResourceNotFoundException",
+    );
+    expect_error(
+        ecs.list_tags_for_resource()
+            .resource_arn(arn.replace("/web/", "/gone/"))
+            .send()
+            .await,
+        "ServiceNotFoundException",
+    );
 }

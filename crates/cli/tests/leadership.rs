@@ -1,5 +1,5 @@
-//! Leadership moves when asked, and a lost peer is news once: three real `berth server`
-//! processes on loopback.
+//! Leadership moves when asked, and a lost peer is news once: three (or five) real `berth
+//! server` processes on loopback.
 //!
 //! - `berth operator raft transfer-leader --to ID` hands the office to that voter (asked
 //!   through any server), and without `--to` to the most up-to-date one, while clients write
@@ -7,6 +7,9 @@
 //!   every acknowledged write on every server and the reads linearizable, and no write was
 //!   refused along the way. Unknown servers, unsigned and non-admin callers are refused and
 //!   the leader stays.
+//! - With five voters (the target needs a follower's vote, and followers refuse votes while
+//!   their leader lease runs) five transfers in a row each hand over to the server named.
+//! - Every leader counts the transfers it led by outcome in `/metrics`.
 //! - A leader stopped with SIGTERM hands over before it exits.
 //! - With a follower killed, the leader logs that it does not answer once — not openraft's
 //!   line per retry (~40 a second before) — and once when it is back.
@@ -282,22 +285,7 @@ async fn leadership_moves_on_request_and_no_acknowledged_write_is_lost() {
     assert_eq!(leaders(&nodes).await, vec![Some(first); 3]);
 
     // The registers, then clients on every server.
-    let mut arns = Vec::new();
-    for key in KEYS {
-        let r = ecs_op(
-            &leader.endpoint,
-            "CreateCluster",
-            &format!(r#"{{"clusterName":"{key}"}}"#),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        arns.push(
-            r.json()["cluster"]["clusterArn"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let arns = registers(leader).await;
     let load = Load::start(&nodes, &arns).await;
     load.until_more(30).await;
 
@@ -323,13 +311,88 @@ async fn leadership_moves_on_request_and_no_acknowledged_write_is_lost() {
     all_follow(&nodes, third).await;
     load.until_more(30).await;
 
+    // The first leader counted one transfer refused (no server 9) and one handed over; asking
+    // for the leader itself is no transfer.
+    assert_eq!(transfers(server(&nodes, first), "refused").await, 1.0);
+    assert_eq!(transfers(server(&nodes, first), "handed_over").await, 1.0);
+    assert_eq!(transfers(server(&nodes, first), "failed").await, 0.0);
+    assert_eq!(transfers(server(&nodes, target), "handed_over").await, 1.0);
+
     let history = load.settle(&nodes, third).await;
+    checked(&history, "two transfers");
+}
+
+/// Five voters: the target needs a follower's vote besides its own and the old leader's,
+/// and a follower refuses votes while its leader lease runs — renewed by every heartbeat
+/// and by the heartbeat round of every linearizable read, which the clients here make
+/// through every server. Before the leader held reads and waited those leases out, most
+/// such transfers failed (7 of 20 handed over in the benchmark; the old leader won the
+/// election back). Five in a row, each asked of the leader for the next server round the
+/// group, so every server leads one transfer; each must hand over to the server named, and
+/// nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_voters_hand_over_to_the_named_voter_every_time() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(root.path(), 5);
+    let mut leader = leader_of(&nodes).await;
+    all_follow(&nodes, leader).await;
+    let arns = registers(server(&nodes, leader)).await;
+    let load = Load::start(&nodes, &arns).await;
+    load.until_more(30).await;
+
+    for round in 1..=5 {
+        let target = leader % 5 + 1;
+        let moved = operator(
+            server(&nodes, leader),
+            &["transfer-leader", "--to", &target.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("transfer {round}, {leader} to {target}: {e}"));
+        assert_eq!(moved["leader"], target, "transfer {round}: {moved}");
+        assert_eq!(moved["previous"], leader, "transfer {round}: {moved}");
+        all_follow(&nodes, target).await;
+        leader = target;
+        load.until_more(10).await;
+    }
+    for id in 1..=5 {
+        let node = server(&nodes, id);
+        assert_eq!(transfers(node, "handed_over").await, 1.0, "server {id}");
+        assert_eq!(transfers(node, "failed").await, 0.0, "server {id}");
+    }
+
+    let history = load.settle(&nodes, leader).await;
+    checked(&history, "five transfers among five voters");
+}
+
+/// Creates the registers' clusters through `leader`: their ARNs, in [`KEYS`] order.
+async fn registers(leader: &Berth) -> Vec<String> {
+    let mut arns = Vec::new();
+    for key in KEYS {
+        let r = ecs_op(
+            &leader.endpoint,
+            "CreateCluster",
+            &format!(r#"{{"clusterName":"{key}"}}"#),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        arns.push(
+            r.json()["cluster"]["clusterArn"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    arns
+}
+
+/// Asserts that the history checker finds every acknowledged write on every server and the
+/// reads linearizable.
+fn checked(history: &History<String, String>, during: &str) {
     let writes = history
         .ops
         .iter()
         .filter(|op| op.outcome == Outcome::Ok)
         .count();
-    let report = check(&history, &Limits::default()).expect("a history the checker decides");
+    let report = check(history, &Limits::default()).expect("a history the checker decides");
     assert!(
         report.is_ok(),
         "{} violations:\n{}",
@@ -342,9 +405,21 @@ async fn leadership_moves_on_request_and_no_acknowledged_write_is_lost() {
             .join("\n")
     );
     eprintln!(
-        "{writes} acknowledged operations over two transfers; history checked ({} ops)",
+        "{writes} acknowledged operations over {during}; history checked ({} ops)",
         report.ops
     );
+}
+
+/// The transfers `server` led that ended with `outcome`, from its `/metrics` (0 before the
+/// first).
+async fn transfers(server: &Berth, outcome: &str) -> f64 {
+    let r = raw(&server.endpoint, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8(r.body).unwrap();
+    let series = format!("berth_raft_leadership_transfers_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0.0, |n| n.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

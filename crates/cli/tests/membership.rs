@@ -124,7 +124,7 @@ async fn servers_join_a_running_server_and_leave_on_request() {
 
     let second = join(&root.path().join("two"), 2, &first, &token);
     let third = join(&root.path().join("three"), 3, &first, &token);
-    let peers = operator(&first, &["list-peers"]).unwrap();
+    let peers = operator(&first, &["list-peers", "-o", "json"]).unwrap();
     assert_eq!(voters(&peers), [1, 2, 3], "{peers}");
     assert_eq!(peers["leader"], 1, "{peers}");
     let health = get_json(&third.endpoint, "/v1/health").await;
@@ -159,7 +159,7 @@ async fn servers_join_a_running_server_and_leave_on_request() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("node 2 is already a voter"), "{stderr}");
     assert_eq!(
-        voters(&operator(&first, &["list-peers"]).unwrap()),
+        voters(&operator(&first, &["list-peers", "-o", "json"]).unwrap()),
         [1, 2, 3]
     );
 
@@ -192,7 +192,7 @@ async fn servers_join_a_running_server_and_leave_on_request() {
         );
     }
     assert_eq!(
-        voters(&operator(&first, &["list-peers"]).unwrap()),
+        voters(&operator(&first, &["list-peers", "-o", "json"]).unwrap()),
         [1, 2, 3]
     );
 
@@ -227,14 +227,14 @@ async fn a_dead_server_is_replaced_by_a_new_one_under_a_new_id() {
         err.contains("ClientException") && err.contains("quorum"),
         "{err}"
     );
-    let peers = operator(via, &["list-peers"]).unwrap();
+    let peers = operator(via, &["list-peers", "-o", "json"]).unwrap();
     assert_eq!(voters(&peers).len(), 3, "{peers}");
 
     // The documented procedure: remove the dead server, then join a fresh one.
     let after = operator(via, &["remove-peer", &dead.to_string()]).unwrap();
     assert_eq!(voters(&after).len(), 2, "{after}");
     let fresh = join(&root.path().join("node4"), 4, via, &token);
-    let peers = operator(via, &["list-peers"]).unwrap();
+    let peers = operator(via, &["list-peers", "-o", "json"]).unwrap();
     let mut expected = vec![leader as u64, live as u64, 4];
     expected.sort();
     assert_eq!(voters(&peers), expected, "{peers}");

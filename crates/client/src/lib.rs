@@ -75,21 +75,48 @@ pub struct Transport {
     http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").finish_non_exhaustive()
+    }
+}
+
 impl Transport {
     /// A pool that speaks plain HTTP, and HTTPS when `trust` says which CA to trust.
     pub fn new(trust: &Trust) -> Result<Transport, ClientError> {
+        Transport::build(trust, false)
+    }
+
+    /// A pool that carries every request to a server as a stream of one HTTP/2 connection,
+    /// however many are in flight. With HTTP/1.1 each request in flight holds a connection of
+    /// its own, so a process standing in for thousands of agents (`berth-fleet`), each with a
+    /// long-poll always waiting, would need a socket per agent; this way the agents sharing
+    /// one transport share one socket.
+    ///
+    /// Plain HTTP (`Trust::PlainHttp`) speaks HTTP/2 from the start (prior knowledge), which
+    /// berth servers accept. Over TLS the protocol is what ALPN settles: HTTP/2 where the
+    /// server offers `h2`, HTTP/1.1 (a connection per request in flight) where it does not.
+    pub fn multiplexed(trust: &Trust) -> Result<Transport, ClientError> {
+        Transport::build(trust, true)
+    }
+
+    fn build(trust: &Trust, multiplexed: bool) -> Result<Transport, ClientError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls::client_config(trust)?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
+            .https_or_http();
+        let https = if multiplexed {
+            builder.enable_all_versions().wrap_connector(connector)
+        } else {
+            builder.enable_http1().wrap_connector(connector)
+        };
         Ok(Transport {
             http: HttpClient::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
+                .http2_only(multiplexed && matches!(trust, Trust::PlainHttp))
                 .build(https),
         })
     }

@@ -57,7 +57,7 @@ pub(crate) fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, Clien
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Request(e.to_string()))?;
-    // hyper-rustls sets ALPN itself (http/1.1 only, as enabled below).
+    // hyper-rustls sets ALPN itself: http/1.1, or h2 and http/1.1 for a multiplexed pool.
     let config = match trust {
         Trust::PlainHttp => builder
             .with_root_certificates(RootCertStore::empty())

@@ -323,10 +323,14 @@ pub enum ResourceArn {
     ContainerInstance(String, InstanceId),
     Task(String, TaskId),
     Service(String, String),
+    /// Account-wide, like a task definition.
+    CapacityProvider(String),
+    /// Cluster, service and task set id (`ecs-svc/…`).
+    TaskSet(String, String, String),
 }
 
 /// Parses a full ECS ARN of a cluster, task definition (with revision), container instance,
-/// task or service. Short forms are not accepted: TagResource and friends take ARNs only.
+/// task, service, capacity provider or task set. Short forms are not accepted: TagResource and friends take ARNs only.
 pub fn parse_resource_arn(s: &str) -> Result<ResourceArn, RefError> {
     const KIND: &str = "resource";
     let resource = resource_part(s, KIND)?.ok_or_else(|| err(KIND, s))?;
@@ -350,11 +354,31 @@ pub fn parse_resource_arn(s: &str) -> Result<ResourceArn, RefError> {
             let (c, name) = parse_service(s)?;
             ResourceArn::Service(need_cluster(c)?, name)
         }
+        "capacity-provider" => match resource.split_once('/') {
+            Some((_, name)) if valid_name(name) => ResourceArn::CapacityProvider(name.to_owned()),
+            _ => return Err(err(KIND, s)),
+        },
+        "task-set" => match parse_task_set(s)? {
+            (Some((cluster, service)), id) => ResourceArn::TaskSet(cluster, service, id),
+            (None, _) => return Err(err(KIND, s)),
+        },
         _ => return Err(err(KIND, s)),
     })
 }
 
 impl ResourceArn {
+    /// The cluster the resource lives in; `None` for account-wide ones.
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            ResourceArn::Cluster(c)
+            | ResourceArn::ContainerInstance(c, _)
+            | ResourceArn::Task(c, _)
+            | ResourceArn::Service(c, _)
+            | ResourceArn::TaskSet(c, _, _) => Some(c),
+            ResourceArn::TaskDefinition(..) | ResourceArn::CapacityProvider(_) => None,
+        }
+    }
+
     /// The ARN of this resource in `ctx`.
     pub fn render(&self, ctx: &ArnContext) -> String {
         match self {
@@ -363,6 +387,8 @@ impl ResourceArn {
             ResourceArn::ContainerInstance(cluster, id) => ctx.container_instance(cluster, *id),
             ResourceArn::Task(cluster, id) => ctx.task(cluster, *id),
             ResourceArn::Service(cluster, name) => ctx.service(cluster, name),
+            ResourceArn::CapacityProvider(name) => ctx.capacity_provider(name),
+            ResourceArn::TaskSet(cluster, service, id) => ctx.task_set(cluster, service, id),
         }
     }
 }
@@ -477,10 +503,19 @@ mod tests {
             ResourceArn::ContainerInstance("c".into(), id),
             ResourceArn::Task("c".into(), TaskId(id.0)),
             ResourceArn::Service("c".into(), "s".into()),
+            ResourceArn::CapacityProvider("spot_pool-1".into()),
+            ResourceArn::TaskSet("c".into(), "s".into(), "ecs-svc/42".into()),
         ] {
             assert_eq!(parse_resource_arn(&r.render(&ctx)).unwrap(), r);
         }
-        assert!(parse_resource_arn("c").is_err());
-        assert!(parse_resource_arn("arn:aws:ecs:us-east-1:0:task-definition/f").is_err());
+        for bad in [
+            "c",
+            "arn:aws:ecs:us-east-1:0:task-definition/f",
+            "arn:aws:ecs:us-east-1:0:capacity-provider/",
+            "arn:aws:ecs:us-east-1:0:capacity-provider/a/b",
+            "arn:aws:ecs:us-east-1:0:task-set/ecs-svc/42",
+        ] {
+            assert!(parse_resource_arn(bad).is_err(), "{bad}");
+        }
     }
 }

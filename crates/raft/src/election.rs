@@ -13,6 +13,10 @@
 //! - a candidacy draws a new wait too, so a split vote is retried at different times;
 //! - a candidate refused by a voter with a longer log waits a further lease before standing
 //!   again, so the voter with the whole log stands first (openraft's "smaller log" rule);
+//! - a leader that hands its office over is held back as long as a follower that heard it
+//!   last would wait ([`ElectionTimer::hold`]): granting the target's vote would otherwise
+//!   rearm it like any voter, to stand one election timeout later — before the target's own
+//!   retry, should the target's first round fall short, and with the same log;
 //! - a loop checks the deadline every fifth of a heartbeat and asks openraft to elect.
 //!
 //! The decisions ([`wait`], [`due`]) are pure, with time and the random draw as inputs; the
@@ -88,6 +92,8 @@ pub(crate) fn due(seen: Seen, now: Instant, deadline: Instant) -> Step {
 pub(crate) struct ElectionTimer {
     timing: Timing,
     deadline: Mutex<Instant>,
+    /// No candidacy before this, whatever rearms the deadline ([`ElectionTimer::hold`]).
+    held: Mutex<Option<Instant>>,
 }
 
 impl ElectionTimer {
@@ -96,6 +102,7 @@ impl ElectionTimer {
         let timer = ElectionTimer {
             timing,
             deadline: Mutex::new(Instant::now()),
+            held: Mutex::new(None),
         };
         timer.rearm(Since::Leader);
         timer
@@ -115,8 +122,19 @@ impl ElectionTimer {
         *deadline = (*deadline).max(later);
     }
 
+    /// Keeps this node from standing for as long as a follower that heard from a leader now
+    /// would wait at most (its lease and the longest election timeout), even if a vote it
+    /// grants meanwhile rearms the deadline: what a leader does when it asks a target to
+    /// stand in its place.
+    pub(crate) fn hold(&self) {
+        let until = Instant::now() + wait(&self.timing, Since::Leader, 1.0);
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
+
     fn deadline(&self) -> Instant {
-        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+        let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        let held = *self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.map_or(deadline, |held| held.max(deadline))
     }
 }
 
@@ -203,6 +221,19 @@ mod tests {
         let a = wait(&t, Since::Election, 0.1);
         let b = wait(&t, Since::Election, 0.7);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_held_timer_waits_like_a_follower_of_a_leader_whatever_rearms_it() {
+        let timer = ElectionTimer::new(timing());
+        let before = Instant::now();
+        timer.hold();
+        // Granting the target's vote rearms it as after an election (at most 200 ms).
+        timer.rearm(Since::Election);
+        assert!(timer.deadline() >= before + wait(&timing(), Since::Leader, 1.0));
+        // A later deadline still counts.
+        *timer.deadline.lock().unwrap() = before + ms(10_000);
+        assert_eq!(timer.deadline(), before + ms(10_000));
     }
 
     fn seen(state: ServerState, voter: bool, alone: bool) -> Seen {

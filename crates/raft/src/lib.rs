@@ -21,6 +21,7 @@
 
 mod batcher;
 mod election;
+mod lease;
 mod log_store;
 pub mod membership;
 pub mod metrics;
@@ -277,8 +278,9 @@ pub struct Node {
     addr: String,
     metrics: metrics::RaftMetrics,
     data_dir: PathBuf,
-    /// Every write passes it (shared); a leadership transfer closes it (exclusive) so that
-    /// the log stops growing while the target catches up and stands (`transfer`).
+    /// Every write and read index passes it (shared); a leadership transfer closes it
+    /// (exclusive) so that the log stops growing while the target catches up and no
+    /// heartbeat round renews the followers' leases before it stands (`transfer`).
     gate: tokio::sync::RwLock<()>,
 }
 
@@ -563,7 +565,7 @@ impl Node {
         let quorum = match m.current_leader {
             None => false,
             Some(leader) if leader == self.id => matches!(
-                tokio::time::timeout(bound, self.raft.ensure_linearizable()).await,
+                tokio::time::timeout(bound, self.leader_read_index()).await,
                 Ok(Ok(_))
             ),
             Some(_) => match self.leader() {
@@ -633,8 +635,11 @@ impl Node {
     }
 
     /// The leader's side of a read barrier: the commit index a quorum confirms this node
-    /// still leads at (0 for an empty log).
+    /// still leads at (0 for an empty log). It waits at the gate during a leadership
+    /// transfer, as writes do: the heartbeat round that confirms leadership renews every
+    /// follower's lease, and followers refuse the target's vote while theirs runs.
     pub async fn leader_read_index(&self) -> Result<u64, WriteError> {
+        let _pass = self.gate.read().await;
         match self.raft.ensure_linearizable().await {
             Ok(read) => Ok(read.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {

@@ -26,8 +26,30 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::BerthRaft;
 
-/// The label set of a refused placement: the ECS failure reason (`RESOURCE:CPU`, ...).
-type Reason = [(&'static str, &'static str); 1];
+/// A set of one label: a refused placement's ECS failure reason (`reason`: `RESOURCE:CPU`,
+/// ...), a leadership transfer's `outcome`.
+type OneLabel = [(&'static str, &'static str); 1];
+
+/// How a leadership transfer this server led ended (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferOutcome {
+    /// The target leads.
+    HandedOver,
+    /// Nothing was changed: the request could not be met.
+    Refused,
+    /// Started but did not end with the target leading.
+    Failed,
+}
+
+impl TransferOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            TransferOutcome::HandedOver => "handed_over",
+            TransferOutcome::Refused => "refused",
+            TransferOutcome::Failed => "failed",
+        }
+    }
+}
 
 /// The log's counters and histograms; cheap to record into from any thread.
 #[derive(Debug, Clone)]
@@ -37,10 +59,11 @@ pub struct RaftMetrics {
     log_write_entries: Histogram,
     log_write_seconds: Histogram,
     placed: Counter,
-    refused: Family<Reason, Counter>,
+    refused: Family<OneLabel, Counter>,
     offers: Counter,
     leader_changes: Counter,
     candidacies: Counter,
+    transfers: Family<OneLabel, Counter>,
 }
 
 impl Default for RaftMetrics {
@@ -58,6 +81,7 @@ impl Default for RaftMetrics {
             offers: Counter::default(),
             leader_changes: Counter::default(),
             candidacies: Counter::default(),
+            transfers: Family::default(),
         }
     }
 }
@@ -100,6 +124,13 @@ impl RaftMetrics {
     /// This node's election timer ran out and it stood for leader.
     pub(crate) fn stood(&self) {
         self.candidacies.inc();
+    }
+
+    /// A leadership transfer this server led (as the leader) ended so.
+    pub(crate) fn transferred(&self, outcome: TransferOutcome) {
+        self.transfers
+            .get_or_create(&[("outcome", outcome.label())])
+            .inc();
     }
 
     fn register(&self, registry: &mut Registry) {
@@ -149,6 +180,12 @@ impl RaftMetrics {
             "berth_raft_candidacies",
             "Times this server stood for leader (its election timer ran out without a leader)",
             self.candidacies.clone(),
+        );
+        registry.register(
+            "berth_raft_leadership_transfers",
+            "Leadership transfers this server led as the leader, by outcome (handed_over, \
+             refused: nothing changed, failed: the target did not take over)",
+            self.transfers.clone(),
         );
     }
 }

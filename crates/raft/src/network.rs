@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 use berth_model::Stamped;
 
 use crate::election::{ElectionTimer, Since};
+use crate::lease::{Contact, Contacts};
 use crate::reach::{self, PeerReach, Seen};
 use crate::transfer::{StandRequest, TransferError, TransferRequest, Transferred};
 use crate::{Member, MembershipChange, MembershipError, TypeConfig, WriteError, Written};
@@ -95,6 +96,8 @@ pub struct Network {
     election: Arc<ElectionTimer>,
     /// Whether each peer answers (`reach`), kept across the `Peer`s openraft makes for it.
     reach: Arc<Mutex<HashMap<NodeId, PeerReach>>>,
+    /// The calls that renew each peer's leader lease (`lease`), for a leadership transfer.
+    contacts: Arc<Contacts>,
 }
 
 impl Network {
@@ -111,11 +114,17 @@ impl Network {
             retry_every,
             election,
             reach: Arc::default(),
+            contacts: Arc::default(),
         }
     }
 
     pub fn access(&self) -> &PeerAccess {
         &self.access
+    }
+
+    /// The lease-renewing calls this node made to `peer` as a leader.
+    pub(crate) fn contact(&self, peer: NodeId) -> Contact {
+        self.contacts.get(peer)
     }
 }
 
@@ -130,6 +139,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             retry_every: self.retry_every,
             election: self.election.clone(),
             reach: self.reach.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -290,6 +300,7 @@ pub struct Peer {
     retry_every: Duration,
     election: Arc<ElectionTimer>,
     reach: Arc<Mutex<HashMap<NodeId, PeerReach>>>,
+    contacts: Arc<Contacts>,
 }
 
 /// One call to a peer, recorded when it ends. A call openraft gives up on (its timeout drops
@@ -394,6 +405,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let _renewing = self.contacts.call(self.target);
         self.call(APPEND_PATH, &rpc).await
     }
 
@@ -405,6 +417,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
+        let _renewing = self.contacts.call(self.target);
         self.call(SNAPSHOT_PATH, &rpc).await
     }
 

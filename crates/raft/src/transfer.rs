@@ -4,22 +4,38 @@
 //!
 //! openraft 0.9 has no transfer of its own, so berth builds one from what it does offer:
 //!
-//! 1. The leader holds new writes at its door (`Node::write_local` passes a gate the transfer
-//!    closes; writes already proposed finish first), so its log stops growing.
+//! ```text
+//!  leader: close the gate ─► target holds the whole log ─► heartbeats off ─► leases lapse
+//!          (writes, read indexes wait)                       (only with 4+ voters)
+//!     ─► hold own election timer ─► TimeoutNow ─► target: trigger().elect() ─► new leader
+//!     ─► heartbeats on, gate open (held writes meet ForwardToLeader and follow it)
+//! ```
+//!
+//! 1. The leader holds new writes and read indexes at its door (`Node::write_local` and
+//!    `Node::leader_read_index` pass a gate the transfer closes; those already under way
+//!    finish first), so its log stops growing and no heartbeat round goes out.
 //! 2. It waits until the target holds its whole log: the target must win a vote, and a voter
 //!    grants one only to a log at least as long as its own.
-//! 3. It stops sending heartbeats, so the other followers' leases run out, and tells the
-//!    target to stand at once ([`crate::network::STAND_PATH`], the thesis's TimeoutNow). The
-//!    target checks that the request comes from the leader it follows, in its term, and that
-//!    it holds the log the leader saw it hold ([`check_stand`]), then asks openraft to elect
-//!    it. openraft refuses a vote only while the voter's own leader lease runs, and a leader's
-//!    lease is the one it took office with, so the old leader grants it: in a group of three
-//!    the target wins in one round. In a larger group the target's retry (one election
-//!    timeout later, on berth's timer) comes after the followers' leases lapsed (two election
-//!    timeouts after the last heartbeat) and before their own timers fire (three).
-//! 4. It waits at most four election timeouts for a new leader, then sends heartbeats again
-//!    and opens the gate: the held writes meet openraft's `ForwardToLeader` and follow the new
-//!    leader as after any election, or are proposed here if the transfer failed.
+//! 3. It stops sending heartbeats. openraft refuses a vote while the voter's leader lease
+//!    runs (two election timeouts after the last append it accepted) and 0.9 has no way for a
+//!    transfer's vote to skip that check. The old leader's own lease is the one it took
+//!    office with, so with three voters the target's vote and the old leader's are a
+//!    majority at once. With more, the target needs followers' votes too: the leader waits
+//!    until enough followers' leases have certainly run out, from what its transport
+//!    recorded of the calls that renew them ([`crate::lease`]), plus half an election
+//!    timeout. The followers' own timers fire no sooner than a whole election timeout after
+//!    their leases, so the target stands alone. The leader's own lease must have run out too
+//!    (a leader elected a moment ago refuses like a follower).
+//! 4. It holds its own election timer for as long as a follower would wait (granting the
+//!    target's vote would otherwise rearm it to stand one election timeout later, with the
+//!    same log) and tells the target to stand at once ([`crate::network::STAND_PATH`], the
+//!    thesis's TimeoutNow). The target checks that the request comes from the leader it
+//!    follows, in its term, and that it holds the log the leader saw it hold
+//!    ([`check_stand`]), then asks openraft to elect it.
+//! 5. The leader waits at most four election timeouts for a new leader, then sends
+//!    heartbeats again and opens the gate: the held writes meet openraft's `ForwardToLeader`
+//!    and follow the new leader as after any election, or are proposed here if the transfer
+//!    failed.
 //!
 //! Until the target has been told to stand, a failure leaves the old leader leading and
 //! nothing changed. Afterwards the target holds a higher term whatever happens, so the old
@@ -27,15 +43,20 @@
 //! leads, if anyone yet.
 //!
 //! Whom to hand over to, and whether a target may stand, are pure decisions here ([`choose`],
-//! [`check_stand`]); the `Node` methods below are the shell around them.
+//! [`check_stand`]); when the leases lapse is [`crate::lease`]'s; the `Node` methods below
+//! are the shell around them. Every transfer a leader leads is counted by outcome
+//! (`berth_raft_leadership_transfers`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::election::Since;
+use crate::lease::{self, Leases};
 use crate::membership::Configuration;
+use crate::metrics::TransferOutcome;
 use crate::{Node, network};
 
 /// Why leadership was not handed over.
@@ -192,15 +213,15 @@ impl Node {
         if !self.is_leader() || self.configuration().voters.len() < 2 {
             return None;
         }
-        Some(
-            tokio::time::timeout(within, self.transfer_leadership_here(None))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(TransferError::Failed(format!(
-                        "no new leader within {within:?}"
-                    )))
-                }),
-        )
+        let result = tokio::time::timeout(within, self.hand_over(None))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TransferError::Failed(format!(
+                    "no new leader within {within:?}"
+                )))
+            });
+        self.count_transfer(&result);
+        Some(result)
     }
 
     /// The leader's side of a transfer (see the module docs): never forwarded again.
@@ -208,6 +229,23 @@ impl Node {
         &self,
         to: Option<u64>,
     ) -> Result<Transferred, TransferError> {
+        let result = self.hand_over(to).await;
+        self.count_transfer(&result);
+        result
+    }
+
+    /// Counts a transfer this node was asked to lead; asking the leader for itself is none.
+    fn count_transfer(&self, result: &Result<Transferred, TransferError>) {
+        let outcome = match result {
+            Ok(t) if t.leader == t.previous => return,
+            Ok(_) => TransferOutcome::HandedOver,
+            Err(TransferError::Refused(_)) => TransferOutcome::Refused,
+            Err(TransferError::NoLeader | TransferError::Failed(_)) => TransferOutcome::Failed,
+        };
+        self.metrics.transferred(outcome);
+    }
+
+    async fn hand_over(&self, to: Option<u64>) -> Result<Transferred, TransferError> {
         let me = self.id;
         if !self.is_leader() {
             return Err(TransferError::Failed(format!(
@@ -228,7 +266,7 @@ impl Node {
         let still = |why: String| TransferError::Failed(format!("{why}; server {me} still leads"));
         let bound = self.timing.write_timeout;
 
-        // 1. No new writes; those already proposed finish.
+        // 1. No new writes or read indexes; those under way finish.
         let _held = tokio::time::timeout(bound, self.gate.write())
             .await
             .map_err(|_| still(format!("writes in flight did not commit within {bound:?}")))?;
@@ -246,10 +284,26 @@ impl Node {
                 "server {target} did not catch up with the log within {bound:?}"
             )));
         }
-        // 3. Quiet, then TimeoutNow.
+        // 3. Quiet, until enough leases have run out for the target to win.
         let _quiet = Quiet::new(&self.raft);
-        let term = self.raft.metrics().borrow().current_term;
         let within = self.timing.election_timeout * 4;
+        let others: Vec<u64> = config
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != me && *v != target)
+            .collect();
+        if tokio::time::timeout(within, self.leases_lapse(&others, config.voters.len()))
+            .await
+            .is_err()
+        {
+            return Err(still(format!(
+                "the followers' leader leases did not run out within {within:?}"
+            )));
+        }
+        // 4. Hold back, then TimeoutNow.
+        self.election.hold();
+        let term = self.raft.metrics().borrow().current_term;
         let stand = StandRequest {
             leader: me,
             term,
@@ -270,7 +324,7 @@ impl Node {
                 )));
             }
         }
-        // 4. A new leader.
+        // 5. A new leader.
         let moved = metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me));
         let _ = tokio::time::timeout(within, moved).await;
         let leader = metrics.borrow().current_leader;
@@ -292,6 +346,41 @@ impl Node {
                 "server {target} did not take over within {within:?}; server {me} stepped \
                  down and no leader is known yet"
             ))),
+        }
+    }
+
+    /// Waits (heartbeats off, the gate closed) until this leader's own lease and those of
+    /// enough of `others` (the voters but this node and the target, in a group of `voters`)
+    /// have run out, plus half an election timeout: then the target's vote request is
+    /// granted by a majority, and no follower's timer has fired yet (see the module docs).
+    async fn leases_lapse(&self, others: &[u64], voters: usize) {
+        let lease = self.timing.election_timeout * 2;
+        let margin = self.timing.election_timeout / 2;
+        let poll = self.timing.heartbeat / 5;
+        let needed = lease::needed_from_followers(voters);
+        // A leader's vote changes only when it stops leading, which ends the transfer anyway.
+        let own = self
+            .raft
+            .with_raft_state(|s| s.vote_last_modified())
+            .await
+            .ok()
+            .flatten()
+            .map(|took_office| took_office + lease);
+        loop {
+            let contacts = others.iter().map(|peer| self.peers.contact(*peer));
+            let followers = match lease::lapses(contacts, needed, lease) {
+                Leases::Renewing => {
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+                Leases::Lapsed => None,
+                Leases::LapseAt(end) => Some(end + margin),
+            };
+            match own.max(followers) {
+                // A call made meanwhile moves it: look again then.
+                Some(ready) if ready > Instant::now() => tokio::time::sleep_until(ready).await,
+                _ => return,
+            }
         }
     }
 

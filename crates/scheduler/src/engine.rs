@@ -185,6 +185,53 @@ pub fn place(state: &State, request: &PlacementRequest, seed: u64) -> Plan {
     }
 }
 
+/// Whether one more task of `request` can go on `instance` as the state stands: the full
+/// feasibility check (resources, ports, and the request's constraints unless it names its
+/// instances, as StartTask's and daemons' do), with its dynamic ports chosen when it can.
+/// Preemption asks this of an instance with some of its tasks taken away.
+pub fn feasible_on(
+    state: &State,
+    request: &PlacementRequest,
+    instance: InstanceId,
+    seed: u64,
+) -> Result<Placement, InstanceRejection> {
+    let mut planner = Planner {
+        state,
+        req: request,
+        planned: HashMap::new(),
+        group_on: HashMap::new(),
+        spread: Vec::new(),
+        rng: SmallRng::seed_from_u64(seed),
+    };
+    let Some(i) = state
+        .instance(instance)
+        .filter(|i| *i.cluster == *request.cluster && planner.in_provider(i))
+    else {
+        return Err(InstanceRejection {
+            instance,
+            reason: FailureReason::Missing,
+            detail: format!("container instance {instance} is not registered in this cluster"),
+        });
+    };
+    let constraints = request.instances.is_none();
+    if constraints
+        && request
+            .constraints
+            .iter()
+            .any(|c| matches!(c, Constraint::DistinctInstance))
+    {
+        planner.group_on = state
+            .live_in_group(&request.cluster, &request.group)
+            .collect();
+    }
+    // One count per strategy, as `commit` keeps them up to date (nothing is ranked here).
+    planner.spread = vec![HashMap::new(); request.strategies.len()];
+    match planner.check(i, constraints) {
+        Ok(()) => Ok(planner.commit(i)),
+        Err(m) => Err(planner.rejection(&m)),
+    }
+}
+
 fn stage(reason: FailureReason) -> u8 {
     match reason {
         FailureReason::Missing | FailureReason::Inactive | FailureReason::Agent => 0,

@@ -16,7 +16,9 @@
 //! ports and distinctInstance, through `berth_state::fits` and the same group index), and the
 //! scheduler retries what was rejected on a fresher snapshot. Scale-in ([`choose_to_stop`])
 //! runs the same strategies in reverse. The queue of RunTask tasks waiting for capacity is
-//! decided here too ([`queue::decide`]), through the same templates and the same engine.
+//! decided here too ([`queue::decide`]), through the same templates and the same engine, and
+//! so is preemption ([`preempt::choose`]): which lower-priority tasks to stop when a task of
+//! the queue or a service's finds no room.
 //!
 //! Speed: counts of live tasks per group per instance, instances by attribute value and by
 //! free capacity are indexes the state machine maintains on apply, so planning never walks the
@@ -25,6 +27,7 @@
 
 pub mod capacity;
 mod engine;
+pub mod preempt;
 pub mod query;
 pub mod queue;
 mod request;

@@ -6,11 +6,17 @@
 //!  queued tasks of the cluster, in queue order (priority, highest first; then created, id)
 //!     └─► runs of consecutive tasks with the same needs ─► place(scratch, run) ─► placed:
 //!           applied to a scratch copy of the state, so the next run sees what this one took
-//!           ─► what did not fit blocks later tasks with the same needs (they cannot fit
-//!              either) but not others: a smaller task behind a big one may go first
+//!           ─► what did not fit may preempt: lower-priority, unprotected tasks stopped to
+//!              make room (`preempt::choose`), one `PreemptAndPlace` per task, also applied
+//!              to the scratch copy; the runs behind a preemption wait for the next pass
+//!              (commits go placements first, so nothing may be placed in room that only
+//!              a preemption frees)
+//!           ─► what still did not fit blocks later tasks with the same needs (they cannot
+//!              fit either) but not others: a smaller task behind a big one may go first
 //!     └─► a task past its wait that does not fit ─► expired, with the closest instance's
 //!           reason (`TaskFailedToStart: RESOURCE:MEMORY`)
-//!  ─► Decision { PlaceQueuedTasks, ExpireQueuedTasks, wake_at: the next wait to run out }
+//!  ─► Decision { PlaceQueuedTasks, PreemptAndPlace…, ExpireQueuedTasks,
+//!                wake_at: the next wait to run out }
 //! ```
 //! A queued task is placed exactly as its RunTask would have placed it: its template is
 //! rebuilt from its task definition, its overrides and the constraints and strategies it kept
@@ -29,16 +35,18 @@
 use std::sync::Arc;
 
 use berth_model::command::{
-    ExpireQueuedTasks, FailureReason, PlaceQueuedTasks, Placed, QueueExpiry, QueuedTaskPlacement,
+    ExpireQueuedTasks, FailureReason, PlaceQueuedTasks, Placed, PreemptAndPlace, QueueExpiry,
+    QueuedTaskPlacement,
 };
 use berth_model::entity::{Name, PortClaim, Reservation, Task};
 use berth_model::priority::Priority;
 use berth_model::queue::{QueuedPlacement, expired_reason};
 use berth_model::requirements::requirements;
-use berth_model::{Millis, Stamped, TaskId};
+use berth_model::{InstanceId, Millis, Stamped, TaskId};
 use berth_state::State;
 
 use crate::engine::{InstanceRejection, place};
+use crate::preempt;
 use crate::request::{parse_constraint, parse_strategy};
 use crate::template::TaskTemplate;
 
@@ -47,6 +55,9 @@ use crate::template::TaskTemplate;
 pub struct Decision {
     /// Queued tasks to place, each fully formed on the instance chosen for it.
     pub place: Option<PlaceQueuedTasks>,
+    /// Queued tasks placed by stopping lower-priority tasks, one command each, to commit
+    /// after `place` (they were decided on what it took).
+    pub preempt: Vec<PreemptAndPlace>,
     /// Queued tasks whose wait is over.
     pub expire: Option<ExpireQueuedTasks>,
     /// When the next wait runs out, if any task is left waiting: look again then even if
@@ -57,7 +68,7 @@ pub struct Decision {
 impl Decision {
     /// Nothing to commit.
     pub fn is_empty(&self) -> bool {
-        self.place.is_none() && self.expire.is_none()
+        self.place.is_none() && self.preempt.is_empty() && self.expire.is_none()
     }
 }
 
@@ -150,17 +161,46 @@ impl Needs<'_> {
     }
 }
 
+/// What one run of same-need tasks came to on the scratch state.
+struct RunOutcome {
+    placed: Vec<QueuedTaskPlacement>,
+    preempted: Vec<PreemptAndPlace>,
+    /// When some did not fit even by preemption: the closest instance's reason (`None`: no
+    /// instance to try).
+    short: Option<Option<FailureReason>>,
+}
+
+impl RunOutcome {
+    fn took(&self, id: TaskId) -> bool {
+        self.placed.iter().any(|p| p.task.id == id)
+            || self.preempted.iter().any(|p| p.task.id == id)
+    }
+}
+
+/// Applies `command` to `scratch` as the state machine would commit it; whether it passed.
+fn commit_on(scratch: &mut State, now: Millis, command: impl Into<berth_model::Command>) -> bool {
+    let index = scratch.index();
+    scratch
+        .apply(
+            index,
+            &Stamped {
+                at: now,
+                command: command.into(),
+                by: None,
+            },
+        )
+        .is_ok()
+}
+
 /// Plans `run` (queued tasks with the same needs, in queue order) on `scratch` and applies
-/// what fits to it. Returns the placements and, when some did not fit, the closest
-/// instance's reason (`None`: no instance to try).
-fn place_run(
-    scratch: &mut State,
-    run: &[&Arc<Task>],
-    now: Millis,
-    seed: u64,
-) -> (Vec<QueuedTaskPlacement>, Option<Option<FailureReason>>) {
+/// what fits to it; what does not fit tries preemption, task by task, in queue order.
+fn place_run(scratch: &mut State, run: &[&Arc<Task>], now: Millis, seed: u64) -> RunOutcome {
     let Ok(first) = template_for(scratch, run[0]) else {
-        return (Vec::new(), Some(Some(FailureReason::Missing)));
+        return RunOutcome {
+            placed: Vec::new(),
+            preempted: Vec::new(),
+            short: Some(Some(FailureReason::Missing)),
+        };
     };
     let plan = place(scratch, &first.request(run.len(), None, false), seed);
     let mut placements = Vec::with_capacity(plan.placements.len());
@@ -204,8 +244,51 @@ fn place_run(
         .into_iter()
         .filter(|p| placed.contains(&p.task.id))
         .collect();
-    let short = (placements.len() < run.len()).then(|| plan.rejections.first().map(|r| r.reason));
-    (placements, short)
+    let mut outcome = RunOutcome {
+        placed: placements,
+        preempted: Vec::new(),
+        short: None,
+    };
+    // The rest, in queue order, by preemption; the first that cannot stops the run (the
+    // others have the same needs and priority or less).
+    let mut touched: Vec<InstanceId> = Vec::new();
+    for task in run.iter().filter(|t| !placed.contains(&t.id)) {
+        match preempt_one(scratch, task, now, seed, &touched) {
+            Some(command) => {
+                touched.extend(command.task.instance);
+                outcome.preempted.push(command);
+            }
+            None => {
+                outcome.short = Some(plan.rejections.first().map(|r| r.reason));
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+/// Queued `task` placed by preemption on `scratch` (and applied to it), if it can be.
+fn preempt_one(
+    scratch: &mut State,
+    task: &Task,
+    now: Millis,
+    seed: u64,
+    touched: &[InstanceId],
+) -> Option<PreemptAndPlace> {
+    let template = template_for(scratch, task).ok()?;
+    let request = template.request(1, None, false);
+    let choice = preempt::choose(scratch, &request, task.priority(), now, seed, touched)?;
+    let instance = scratch.instance(choice.instance)?;
+    let command = PreemptAndPlace {
+        cluster: task.cluster.clone(),
+        task: Box::new(Task {
+            queued: task.queued.clone(),
+            ..template.task(task.id, instance, &choice.placement)
+        }),
+        distinct_instance: template.distinct_instance(),
+        victims: choice.victims,
+    };
+    commit_on(scratch, now, command.clone()).then_some(command)
 }
 
 /// Decides, for `cluster`'s queue at `now`, which tasks to place and whose wait is over.
@@ -214,6 +297,7 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
     let queue: Vec<&Arc<Task>> = state.queued(cluster).collect();
     let mut scratch = state.clone();
     let mut placements = Vec::new();
+    let mut preempted = Vec::new();
     let mut expired = Vec::new();
     // Needs that did not fit this pass, with the closest instance's reason.
     let mut blocked: Vec<(Needs<'_>, Option<FailureReason>)> = Vec::new();
@@ -233,14 +317,18 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
         let run = &queue[i..end];
         i = end;
         let known = blocked.iter().find(|(b, _)| b.same(&need)).map(|(_, r)| *r);
-        let (placed, short) = match known {
-            Some(reason) => (Vec::new(), Some(reason)),
+        let outcome = match known {
+            Some(reason) => RunOutcome {
+                placed: Vec::new(),
+                preempted: Vec::new(),
+                short: Some(reason),
+            },
             None => {
                 runs += 1;
                 place_run(&mut scratch, run, now, seed.wrapping_add(runs))
             }
         };
-        let reason = match short {
+        let reason = match outcome.short {
             Some(reason) => {
                 if known.is_none() {
                     blocked.push((need, reason));
@@ -250,7 +338,7 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
             None => None,
         };
         for task in run {
-            if placed.iter().any(|p| p.task.id == task.id) {
+            if outcome.took(task.id) {
                 continue;
             }
             let until = task.queued.as_ref().map_or(now, |q| q.until);
@@ -263,13 +351,22 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
                 wake_at = Some(wake_at.map_or(until, |w| w.min(until)));
             }
         }
-        placements.extend(placed);
+        placements.extend(outcome.placed);
+        let preempting = !outcome.preempted.is_empty();
+        preempted.extend(outcome.preempted);
+        if preempting && i < queue.len() {
+            // The room a preemption frees is only free once it commits, after `place`: the
+            // runs behind it are decided on the next pass, which its commit triggers.
+            wake_at = Some(now);
+            break;
+        }
     }
     Decision {
         place: (!placements.is_empty()).then(|| PlaceQueuedTasks {
             cluster: cluster.into(),
             placements,
         }),
+        preempt: preempted,
         expire: (!expired.is_empty()).then(|| ExpireQueuedTasks {
             cluster: cluster.into(),
             tasks: expired,

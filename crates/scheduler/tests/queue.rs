@@ -1,8 +1,9 @@
 //! The queue's decision (`berth_scheduler::queue::decide`) on real states: priority, then FIFO
 //! order among tasks that compete for the same capacity, partial placement, expiry with ECS's
-//! reason, constraints kept from the RunTask; and a state-machine property test interleaving
-//! queued RunTasks of several priorities, capacity coming and going and StopTask with the
-//! queue controller's passes.
+//! reason, constraints kept from the RunTask, preemption of lower-priority work; and a
+//! state-machine property test interleaving queued RunTasks of several priorities, services
+//! placing (and preempting) with and without task protection, capacity coming and going and
+//! StopTask with the queue controller's passes.
 
 mod common;
 
@@ -10,14 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use berth_api::types as api;
+use berth_model::command::preempt;
 use berth_model::command::*;
 use berth_model::entity::*;
 use berth_model::priority::Priority;
 use berth_model::queue::QueuedPlacement;
 use berth_model::requirements::requirements;
 use berth_model::{InstanceId, Millis, TaskId};
+use berth_scheduler::preempt::choose;
 use berth_scheduler::queue::{Decision, decide, standing};
-use berth_scheduler::{TaskTemplate, complete_overrides};
+use berth_scheduler::{PlacementRequest, TaskTemplate, complete_overrides, place};
 use common::*;
 use proptest::prelude::*;
 
@@ -100,8 +103,31 @@ fn enqueue_at(w: &mut World, priority: u16, family: &str, n: usize) -> Vec<TaskI
     enqueue_with(w, family, n, 60_000, Vec::new(), priority)
 }
 
+/// Commits a preemption as a controller does, and checks the state machine kept its promise:
+/// every task it stopped was of lower priority than the preemptor and not protected.
+fn commit_preemption(w: &mut World, command: PreemptAndPlace) -> Preempted {
+    let preempted = w.ok(command);
+    for victim in &preempted.evicted {
+        assert!(
+            victim.priority() < preempted.task.priority(),
+            "{} (priority {}) evicted for {} (priority {})",
+            victim.id,
+            victim.priority(),
+            preempted.task.id,
+            preempted.task.priority()
+        );
+        assert!(
+            !victim.protected_at(victim.stopped_at.unwrap()),
+            "{} was protected",
+            victim.id
+        );
+        assert_eq!(victim.stop_code.as_deref(), Some(preempt::STOP_CODE));
+    }
+    preempted
+}
+
 /// One pass of the queue controller at `now`: decides and commits. Returns the decision and
-/// the ids it placed (in queue order).
+/// the ids it placed (in queue order; those placed by preemption after the others).
 fn pass_at(w: &mut World, now: Millis) -> (Decision, Vec<TaskId>) {
     let decision = decide(&w.state, CLUSTER, now, 7);
     // Committed at the time it was decided, as the controller stamps its writes.
@@ -111,6 +137,9 @@ fn pass_at(w: &mut World, now: Millis) -> (Decision, Vec<TaskId>) {
         let Placed { tasks, rejected } = w.ok(command);
         assert!(rejected.is_empty(), "refused at commit: {rejected:?}");
         placed = tasks.iter().map(|t| t.id).collect();
+    }
+    for command in decision.preempt.clone() {
+        placed.push(commit_preemption(w, command).task.id);
     }
     if let Some(command) = decision.expire.clone() {
         let done = w.ok(command);
@@ -244,12 +273,13 @@ fn higher_priority_goes_first_and_fifo_holds_within_a_priority() {
 fn a_lower_priority_task_takes_only_room_no_higher_one_could_use() {
     // The high one cannot fit (1024 MiB on a half-free instance); a low one that fits in the
     // half may go — it takes nothing the high one could have used.
+    // (The other half is held by a task of higher priority still, so the high one cannot
+    // preempt it either.)
     let (mut w, i, hog) = full();
     let high = enqueue_at(&mut w, 900, "whole", 1)[0];
     let low = enqueue_at(&mut w, 100, "half", 1)[0];
     w.report(hog, TaskStatus::Stopped);
-    let half_hog = w.run(i, "hog", needs(0, 512));
-    w.report(half_hog, TaskStatus::Running);
+    w.run_at(i, "hog", 512, 1000, None);
     let (_, placed) = pass(&mut w);
     assert_eq!(placed, vec![low]);
     assert_eq!(queue_of(&w), vec![high]);
@@ -263,6 +293,47 @@ fn a_lower_priority_task_takes_only_room_no_higher_one_could_use() {
     let (_, placed) = pass(&mut w);
     assert_eq!(placed, vec![high]);
     assert_eq!(queue_of(&w), low);
+}
+
+#[test]
+fn a_queued_task_preempts_lower_priority_work_but_never_its_equals_or_protected_tasks() {
+    // The hog (standalone, 100) holds the instance: a queued 100 waits, a queued 500 takes
+    // its place in one transaction, and the hog's stop says who took it.
+    let (mut w, i, hog) = full();
+    let equal = enqueue_at(&mut w, 100, "whole", 1)[0];
+    let (d, placed) = pass(&mut w);
+    assert!(placed.is_empty() && d.preempt.is_empty(), "{d:?}");
+    let high = enqueue_at(&mut w, 500, "whole", 1)[0];
+    let (d, placed) = pass(&mut w);
+    assert_eq!(placed, vec![high]);
+    assert_eq!(d.preempt[0].victims, vec![hog]);
+    let t = w.state.task(high).unwrap();
+    assert_eq!((t.instance, t.last_status), (Some(i), TaskStatus::Pending));
+    let stopped = w.state.task(hog).unwrap();
+    assert_eq!(stopped.stop_code.as_deref(), Some(preempt::STOP_CODE));
+    assert!(
+        stopped
+            .stopped_reason
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("Preempted by (task {high}) of priority 500")),
+        "{:?}",
+        stopped.stopped_reason
+    );
+    assert_eq!(queue_of(&w), vec![equal], "the equal one still waits");
+
+    // A protected task is never taken, whatever the priority.
+    let mut w = World::new();
+    define(&mut w, "whole", 10, 1024);
+    let i = w.add(host(1024, 1024));
+    let until = Millis(w.now().0 + 3_600_000);
+    let guarded = w.run_at(i, "hog", 1024, 0, Some(until));
+    let top = enqueue_at(&mut w, 1000, "whole", 1)[0];
+    let (d, placed) = pass(&mut w);
+    assert!(placed.is_empty() && d.preempt.is_empty(), "{d:?}");
+    assert!(w.state.task(guarded).unwrap().is_live());
+    let s = standing(&w.state, top).unwrap();
+    assert_eq!(s.position, 1);
 }
 
 #[test]
@@ -394,6 +465,13 @@ enum Step {
     StopQueued(usize),
     /// Time passes, in seconds.
     Wait(i64),
+    /// A service places one task of this size at this priority, as its reconciler does:
+    /// anywhere it fits, else by preemption; protected (for the whole run) or not.
+    Service {
+        size: usize,
+        priority: u16,
+        protected: bool,
+    },
 }
 
 const SIZES: [(&str, i32); 3] = [("s", 256), ("m", 512), ("l", 1024)];
@@ -408,6 +486,8 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (0..16usize).prop_map(Step::Finish),
         1 => (0..16usize).prop_map(Step::StopQueued),
         2 => (1..20i64).prop_map(Step::Wait),
+        2 => (0..SIZES.len(), prop_oneof![Just(100u16), Just(500), Just(900)], any::<bool>())
+            .prop_map(|(size, priority, protected)| Step::Service { size, priority, protected }),
     ]
 }
 
@@ -452,6 +532,7 @@ proptest! {
         let mut fates: BTreeMap<TaskId, Fate> = BTreeMap::new();
         let mut memory_of: BTreeMap<TaskId, i64> = BTreeMap::new();
         let mut priority_of: BTreeMap<TaskId, u16> = BTreeMap::new();
+        let mut guarded: BTreeSet<TaskId> = BTreeSet::new();
         let mut clock = w.now();
         for s in steps {
             match s {
@@ -493,8 +574,53 @@ proptest! {
                     }
                 }
                 Step::Wait(seconds) => clock = Millis(clock.0 + seconds * 1000),
+                Step::Service { size, priority, protected } => {
+                    let memory = i64::from(SIZES[size].1);
+                    let group = format!("service:svc{priority}");
+                    let req = PlacementRequest::new(CLUSTER, &group, needs(0, memory), 1);
+                    let p = Priority::new(priority).unwrap();
+                    let until = protected.then_some(Millis(i64::MAX / 2));
+                    let id = w.task_id();
+                    let on = |instance| Task {
+                        priority: Some(p),
+                        protected_until: until,
+                        ..task(id, CLUSTER, instance, &group, needs(0, memory))
+                    };
+                    let plan = place(&w.state, &req, 3);
+                    if let Some(first) = plan.placements.first() {
+                        w.ok(PlaceTasks {
+                            cluster: CLUSTER.into(),
+                            tasks: vec![on(first.instance)],
+                            client_token: None,
+                            distinct_instance: false,
+                        });
+                    } else if let Some(choice) =
+                        choose(&w.state, &req, p, clock.max(w.now()), 3, &[])
+                    {
+                        commit_preemption(&mut w, PreemptAndPlace {
+                            cluster: CLUSTER.into(),
+                            task: Box::new(on(choice.instance)),
+                            distinct_instance: false,
+                            victims: choice.victims,
+                        });
+                    }
+                    if w.state.task(id).is_some() {
+                        if protected {
+                            guarded.insert(id);
+                        }
+                        priority_of.insert(id, priority);
+                    }
+                }
             }
             clock = clock.max(w.now());
+            // Protected tasks are never preempted.
+            for id in &guarded {
+                prop_assert_ne!(
+                    w.state.task(*id).unwrap().stop_code.as_deref(),
+                    Some(preempt::STOP_CODE),
+                    "protected {} was preempted", id
+                );
+            }
             // The controller's pass after every change, as it wakes on each.
             let before = queue_of(&w);
             // Queue order holds within a priority: priority never rises along the queue, and
@@ -543,13 +669,19 @@ proptest! {
             }
         }
         // Drain: every wait runs out; each task left the queue one way or another.
+        // A pass that preempts leaves the tasks behind it to the next one.
         let end = Millis(clock.0 + 60_000);
-        let (decision, placed) = pass_at(&mut w, end);
-        for id in placed {
-            fates.insert(id, Fate::Placed);
-        }
-        for e in decision.expire.iter().flat_map(|e| &e.tasks) {
-            fates.insert(e.id, Fate::Expired);
+        for _ in 0..=memory_of.len() {
+            let (decision, placed) = pass_at(&mut w, end);
+            for id in placed {
+                fates.insert(id, Fate::Placed);
+            }
+            for e in decision.expire.iter().flat_map(|e| &e.tasks) {
+                fates.insert(e.id, Fate::Expired);
+            }
+            if decision.preempt.is_empty() {
+                break;
+            }
         }
         prop_assert!(queue_of(&w).is_empty());
         for id in memory_of.keys() {

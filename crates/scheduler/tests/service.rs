@@ -2,7 +2,9 @@
 //! time: scale-out and scale-in, replacement, rolling updates within minimumHealthyPercent and
 //! maximumPercent, health checks and their grace period, the circuit breaker and rollback,
 //! launch throttling, DAEMON placement, draining, unplaceable tasks, deletion, priorities
-//! (what service tasks carry, which service's commit goes first), and the reconciler's own
+//! (what service tasks carry, which service's commit goes first), preemption (of standalone
+//! and lower-priority service tasks, never protected ones; daemons first on a new instance),
+//! and the reconciler's own
 //! contract (idempotent, deterministic per seed).
 //!
 //! Every test asserts on the commands the reconciler produced and the state they made, the way
@@ -17,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use berth_api::types as api;
 use berth_model::command::{
     AgentConnectivity, DeregisterContainerInstance, PlaceTasks, Placed, UpdateTaskProtection,
+    preempt,
 };
 use berth_model::entity::*;
 use berth_model::priority::PRIORITY_TAG;
@@ -1771,4 +1774,155 @@ fn when_services_compete_for_the_same_room_the_higher_priority_one_commits_first
         vec![(WEB.to_owned(), 1, 0), ("batch".to_owned(), 0, 1)],
         "the lower-priority placement is refused at commit, to be planned again"
     );
+}
+
+// ---- preemption ----
+
+/// Fills `instance` with `n` standalone tasks (priority 100) of `memory` MiB each, RUNNING.
+fn fill(h: &mut Harness, instance: InstanceId, n: usize, memory: i64) -> Vec<TaskId> {
+    let ids: Vec<TaskId> = (0..n)
+        .map(|k| TaskId(0xba7c_0000 + u128::from(instance.0 as u64) * 100 + k as u128))
+        .collect();
+    let tasks = ids
+        .iter()
+        .map(|id| common::task(*id, CLUSTER, instance, "family:batch", needs(0, memory)))
+        .collect();
+    let Placed { tasks, rejected } = h.ok(PlaceTasks {
+        cluster: CLUSTER.into(),
+        tasks,
+        client_token: None,
+        distinct_instance: false,
+    });
+    assert!(rejected.is_empty() && tasks.len() == n, "{rejected:?}");
+    h.agents();
+    ids
+}
+
+fn preempted(h: &Harness, ids: &[TaskId]) -> Vec<TaskId> {
+    ids.iter()
+        .copied()
+        .filter(|id| h.task(*id).stop_code.as_deref() == Some(preempt::STOP_CODE))
+        .collect()
+}
+
+#[test]
+fn a_service_preempts_standalone_tasks_on_a_full_cluster_and_reaches_a_steady_state() {
+    let mut h = Harness::new();
+    let a = h.add(host(1024, 512));
+    let b = h.add(host(1024, 512));
+    let rev = h.register(def(GOOD));
+    let mut batch = fill(&mut h, a, 2, 256);
+    batch.extend(fill(&mut h, b, 2, 256));
+    let mut web = h.replica(WEB, rev, 2);
+    web.tags = priority_tag("900");
+    h.create(web);
+    h.settle();
+    let running = h.running(WEB);
+    assert_eq!(running.len(), 2, "{:?}", h.events(WEB));
+    let gone = preempted(&h, &batch);
+    assert_eq!(
+        gone.len(),
+        2,
+        "one 256 MiB batch task per web task, no more"
+    );
+    for id in &gone {
+        let t = h.task(*id);
+        assert_eq!(t.last_status, TaskStatus::Stopped);
+        let reason = t.stopped_reason.as_deref().unwrap();
+        assert!(
+            running
+                .iter()
+                .any(|w| reason
+                    .starts_with(&format!("Preempted by (task {}) of priority 900", w.id))),
+            "{reason}"
+        );
+    }
+    assert_eq!(h.events(WEB)[0], steady(WEB));
+}
+
+#[test]
+fn a_preempted_service_task_says_why_in_its_service_and_is_replaced_where_there_is_room() {
+    let mut h = Harness::new();
+    h.add(host(1024, 256));
+    let rev = h.register(def(GOOD));
+    let mut batch = h.replica("batch", rev, 1);
+    batch.tags = priority_tag("100");
+    h.create(batch);
+    h.settle();
+    let victim = h.running("batch")[0].id;
+    let web = h.replica(WEB, rev, 1);
+    h.create(web);
+    h.settle();
+    let preemptor = h.running(WEB)[0].id;
+    let t = h.task(victim);
+    assert_eq!(t.stop_code.as_deref(), Some(preempt::STOP_CODE));
+    let event = preempt::service_event(
+        "batch",
+        victim,
+        preemptor,
+        berth_model::priority::Priority::SERVICE,
+        berth_model::priority::Priority::new(100).unwrap(),
+    );
+    let events = h.events("batch");
+    assert!(events.contains(&event), "{events:#?}");
+    assert!(
+        events[0].contains("was unable to place a task"),
+        "no room left for its replacement: {events:#?}"
+    );
+    // Room comes: the service replaces its task there, and the web task stays.
+    h.add(host(1024, 256));
+    h.settle();
+    assert_eq!(h.running("batch").len(), 1);
+    assert_eq!(h.running(WEB)[0].id, preemptor);
+    assert_eq!(h.events("batch")[0], steady("batch"));
+}
+
+#[test]
+fn protected_and_equal_priority_tasks_are_never_preempted_by_a_service() {
+    let mut h = Harness::new();
+    h.add(host(1024, 256));
+    let rev = h.register(def(GOOD));
+    let mut batch = h.replica("batch", rev, 1);
+    batch.tags = priority_tag("100");
+    h.create(batch);
+    h.settle();
+    let guarded = h.running("batch")[0].id;
+    let until = berth_model::Millis(h.now.0 + 3_600_000);
+    h.ok(UpdateTaskProtection {
+        cluster: CLUSTER.into(),
+        tasks: vec![guarded],
+        until: Some(until),
+    });
+    let web = h.replica(WEB, rev, 1);
+    h.create(web);
+    let mut twin = h.replica("twin", rev, 1);
+    twin.tags = priority_tag("100");
+    h.create(twin);
+    h.settle();
+    assert!(h.task(guarded).is_live());
+    assert!(h.running(WEB).is_empty() && h.running("twin").is_empty());
+    assert!(h.events(WEB)[0].contains("was unable to place a task"));
+}
+
+#[test]
+fn a_daemon_lands_first_on_a_new_instance_preempting_what_got_there_before_it() {
+    let mut h = Harness::new();
+    h.add(host(1024, 512));
+    let rev = h.register(def(GOOD));
+    let agentd = h.daemon("agentd", rev);
+    h.create(agentd);
+    h.settle();
+    assert_eq!(h.running("agentd").len(), 1);
+    // A new instance, filled by batch work before the daemon's controller looked at it.
+    let new = h.add(host(1024, 512));
+    let batch = fill(&mut h, new, 2, 256);
+    h.settle();
+    let daemons: Vec<Option<InstanceId>> = h.running("agentd").iter().map(|t| t.instance).collect();
+    assert!(
+        daemons.contains(&Some(new)),
+        "{daemons:?}: {:?}",
+        h.events("agentd")
+    );
+    assert_eq!(preempted(&h, &batch).len(), 1, "one batch task made room");
+    assert_eq!(h.events("agentd")[0], steady("agentd"));
 }

@@ -16,8 +16,21 @@
 //! commands in the log, so every server agrees on `agentConnected` and on which tasks were
 //! lost. A new leader gives every agent a full heartbeat timeout before judging it, as it
 //! cannot know when the old leader last heard from it.
+//!
+//! ```text
+//!  commit ──► published state ──► dispatcher (one per server): the change log since the
+//!                                 last state it saw → the instances whose tasks or record
+//!                                 changed → wakes the polls waiting on those instances only
+//! ```
+//! A waiting poll sleeps until its own instance changes, not until anything commits: with
+//! every poll woken by every commit, N agents cost N wake-ups and N recomputations per
+//! commit, and a commit rate that grows with the cluster made that quadratic (issue 18).
+//! The dispatcher reads the state's change log, so its cost is the number of entities that
+//! changed; when it falls behind the log's reach (or a task came and went unseen) it wakes
+//! every poll, which is what every commit used to do.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,10 +54,11 @@ use berth_model::command::{AgentConnectivity, AgentLost, ContainerChange, TaskSt
 use berth_model::credential::CredentialKind;
 use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
 use berth_model::{InstanceId, Millis, TypedCommand};
-use berth_state::State as ClusterState;
+use berth_state::{EntityKey, State as ClusterState};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::App;
 use crate::auth::Principal;
@@ -65,12 +79,14 @@ pub(crate) fn router() -> axum::Router<Arc<App>> {
         .route("/v1/tasks/{*task}", get(logs))
 }
 
-/// When each agent was last heard from, on this server.
+/// What this server keeps in memory about its agents: when each was last heard from, and
+/// which polls wait for which instance to change.
 #[derive(Default)]
 pub struct Heartbeats {
     seen: Mutex<HashMap<InstanceId, Instant>>,
     /// Heard here while a follower, not yet passed on to the leader.
     to_forward: Mutex<HashSet<InstanceId>>,
+    waiting: Waiting,
 }
 
 impl Heartbeats {
@@ -83,6 +99,125 @@ impl Heartbeats {
     fn last(&self, id: InstanceId) -> Option<Instant> {
         self.seen.lock().expect("heartbeats lock").get(&id).copied()
     }
+}
+
+/// The polls waiting on each instance: one channel per instance with a poll waiting, which
+/// carries the index of the instance's latest change the dispatcher has seen.
+#[derive(Default)]
+struct Waiting {
+    by_instance: Mutex<HashMap<InstanceId, watch::Sender<u64>>>,
+    /// Whether the dispatcher runs (started by the first poll).
+    dispatching: AtomicBool,
+}
+
+/// One poll's wait on its instance; leaving, the last poll of an instance removes its channel.
+struct Waiter<'a> {
+    waiting: &'a Waiting,
+    id: InstanceId,
+    changes: Option<watch::Receiver<u64>>,
+}
+
+impl Waiting {
+    /// Waits on instance `id`: every change the dispatcher reports after this call wakes the
+    /// waiter, so a poll subscribes *before* it reads the state it compares.
+    fn subscribe(&self, id: InstanceId) -> Waiter<'_> {
+        let mut map = self.by_instance.lock().expect("waiting lock");
+        let changes = map
+            .entry(id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Waiter {
+            waiting: self,
+            id,
+            changes: Some(changes),
+        }
+    }
+
+    /// Wakes the polls waiting on `ids` (on every instance for `None`): the state at `index`
+    /// changed those instances or their tasks.
+    fn wake(&self, ids: Option<&HashSet<InstanceId>>, index: u64) {
+        let map = self.by_instance.lock().expect("waiting lock");
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(tx) = map.get(id) {
+                        tx.send_replace(index);
+                    }
+                }
+            }
+            None => {
+                for tx in map.values() {
+                    tx.send_replace(index);
+                }
+            }
+        }
+    }
+}
+
+impl Waiter<'_> {
+    /// Until the dispatcher reports a change of the instance, or `wait` passes.
+    async fn changed(&mut self, wait: Duration) {
+        if let Some(rx) = &mut self.changes {
+            // The sender lives while this receiver does (see `drop`), so this cannot fail.
+            let _ = tokio::time::timeout(wait, rx.changed()).await;
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        drop(self.changes.take());
+        let mut map = self.waiting.by_instance.lock().expect("waiting lock");
+        if map.get(&self.id).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(&self.id);
+        }
+    }
+}
+
+/// Starts this server's dispatcher, once: it follows the published state and wakes the polls
+/// of the instances each commit changed.
+fn dispatch(app: &Arc<App>) {
+    let waiting = &app.heartbeats.waiting;
+    if waiting.dispatching.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // Read before the first poll reads its state, so no change after that one is missed.
+    let mut seen = app.node.state();
+    let app = app.clone();
+    tokio::spawn(async move {
+        loop {
+            let newer = tokio::select! {
+                newer = app.node.wait_beyond(seen.index(), Duration::from_secs(3600)) => newer,
+                () = app.stopping() => return,
+            };
+            if newer.index() <= seen.index() {
+                continue;
+            }
+            let changed = changed_instances(&seen, &newer);
+            app.heartbeats.waiting.wake(changed.as_ref(), newer.index());
+            seen = newer;
+        }
+    });
+}
+
+/// The instances whose record or tasks changed from `old` to `new`; `None` when that cannot
+/// be told: the change log no longer reaches back to `old`, or a task was made and removed in
+/// between, so neither state knows where it ran.
+fn changed_instances(old: &ClusterState, new: &ClusterState) -> Option<HashSet<InstanceId>> {
+    let mut ids = HashSet::new();
+    for (_, key) in new.changes_since(old.index())? {
+        match key {
+            EntityKey::Instance(id) => {
+                ids.insert(id);
+            }
+            EntityKey::Task(id) => match new.task(id).or_else(|| old.task(id)) {
+                Some(t) => ids.extend(t.instance),
+                None => return None,
+            },
+            _ => {}
+        }
+    }
+    Some(ids)
 }
 
 /// The leader's heartbeat monitor; on followers it forwards heartbeats to the leader.
@@ -319,6 +454,9 @@ async fn poll(
     if let Err(e) = acts_for(&ctx, action::POLL_ASSIGNMENTS, &cluster, id) {
         return error_response(e);
     }
+    dispatch(&app);
+    // Before the state is read: a change committed after this read wakes the waiter.
+    let mut waiter = app.heartbeats.waiting.subscribe(id);
     let mut state = app.node.state();
     match state.instance(id) {
         Some(i) if *i.cluster == *cluster => {
@@ -361,7 +499,7 @@ async fn poll(
             return Json(poll_response(&ctx, &state, id, version)).into_response();
         }
         tokio::select! {
-            newer = app.node.wait_beyond(state.index(), deadline - now) => state = newer,
+            () = waiter.changed(deadline - now) => state = app.node.state(),
             () = app.stopping() => {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
             }
@@ -577,7 +715,16 @@ async fn logs(
             .instance
             .and_then(|i| state.instance(i))
             .ok_or_else(no_agent)?;
-        let endpoint = instance.agent_endpoint.clone().ok_or_else(no_agent)?;
+        let endpoint = instance.agent_endpoint.clone().ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!(
+                    "container instance {} serves no logs: its agent registered no log endpoint \
+                     (a simulated agent of berth-fleet runs nothing and serves none)",
+                    instance.id
+                ),
+            )
+        })?;
         let certificate = instance
             .agent_certificate
             .as_deref()

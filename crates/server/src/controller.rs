@@ -7,7 +7,7 @@
 //!                                                                     ▼
 //!         one snapshot ─► reconcile(snapshot, service, now, seed) per dirty service
 //!                     ─► by priority, highest first, commit each decision:
-//!                        StopTask… ─► PlaceTasks ─► PutService
+//!                        StopTask… ─► PlaceTasks ─► PreemptAndPlace… ─► PutService
 //! ```
 //! A change to a task marks its service dirty (by its `service:<name>` group), a change to an
 //! instance marks every service of its cluster (daemons follow instances, draining moves
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::Millis;
-use berth_model::command::Placed;
+use berth_model::command::{Placed, Preempted};
 use berth_model::service::service_of_group;
 use berth_raft::Written;
 use berth_scheduler::service::{Decision, Settings, commit_bands, reconcile};
@@ -266,6 +266,26 @@ async fn commit(app: &App, decision: Decision) -> Option<Key> {
             Err(e) => {
                 tracing::warn!(%service, error = %e, "placing service tasks failed");
                 return Some(key);
+            }
+        }
+    }
+    // Placements that displace lower-priority tasks, one transaction each; a conflict (a
+    // victim moved on, the room went elsewhere) is decided again on a fresher snapshot.
+    for command in decision.preempt.iter().cloned() {
+        match app.node.write(command).await {
+            Ok(w) => match w.result {
+                Ok(Preempted { task, evicted }) => {
+                    tracing::info!(%service, task = %task.id, evicted = evicted.len(), "placed by preemption");
+                    placed.push(task.id);
+                }
+                Err(e) => {
+                    tracing::debug!(%service, error = %e, "preemption refused at commit; deciding again");
+                    retry = Some(key.clone());
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "preemption failed");
+                retry = Some(key.clone());
             }
         }
     }

@@ -76,13 +76,7 @@ async fn history(
         q.region.as_deref().unwrap_or(DEFAULT_REGION),
         app.config.account_id.clone(),
     );
-    let cluster = match &resource {
-        ResourceArn::Cluster(c)
-        | ResourceArn::ContainerInstance(c, _)
-        | ResourceArn::Task(c, _)
-        | ResourceArn::Service(c, _) => Some(c.as_str()),
-        ResourceArn::TaskDefinition(..) => None,
-    };
+    let cluster = resource.cluster();
     if let Err(e) = principal.authorize(
         &region,
         action::GET_HISTORY,

@@ -6,7 +6,8 @@
 //!  the next wait to run out in each cluster (the decision's wake_at) ────────────────────────┤
 //!                                                                                             ▼
 //!     one snapshot ─► decide(snapshot, cluster, now, seed) per cluster with a queue
-//!                 ─► PlaceQueuedTasks (re-checked at commit) ─► ExpireQueuedTasks
+//!                 ─► PlaceQueuedTasks (re-checked at commit) ─► PreemptAndPlace… (one
+//!                    transaction each, refused whole on a conflict) ─► ExpireQueuedTasks
 //! ```
 //! Any change to a task, an instance or a cluster marks its cluster: a task stopping or an
 //! instance registering frees capacity, a new queued task may fit at once. Only clusters with
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_model::Millis;
-use berth_model::command::Placed;
+use berth_model::command::{Placed, Preempted};
 use berth_model::entity::Name;
 use berth_scheduler::queue::{Decision, decide};
 use berth_state::{EntityKey, State};
@@ -166,6 +167,23 @@ async fn commit(app: &App, cluster: Name, decision: Decision) -> Option<Name> {
             },
             Err(e) => {
                 tracing::warn!(%cluster, error = %e, "placing queued tasks failed");
+                again = true;
+            }
+        }
+    }
+    for command in decision.preempt {
+        match app.node.write(command).await {
+            Ok(w) => match w.result {
+                Ok(Preempted { task, evicted }) => {
+                    tracing::info!(%cluster, task = %task.id, evicted = evicted.len(), "queued task placed by preemption");
+                }
+                Err(e) => {
+                    tracing::debug!(%cluster, error = %e, "preemption refused at commit; deciding again");
+                    again = true;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%cluster, error = %e, "preemption failed");
                 again = true;
             }
         }

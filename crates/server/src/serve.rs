@@ -2,13 +2,20 @@
 //! stalled or numerous clients, and graceful shutdown.
 //!
 //! ```text
-//!  accept ──► (TLS handshake, ≤ 10 s) ──► HTTP/1.1 keep-alive connection
+//!  accept ──► (TLS handshake, ≤ 10 s) ──► HTTP/1.1 keep-alive connection, or HTTP/2 (its
+//!     │            preface, with or without TLS)
 //!     │            idle between requests: up to IDLE_TIMEOUT (clients keep pools, and Mesos
 //!     │            frameworks keep one connection for all their calls)
-//!     │            a request head: within 10 s of its first byte (slow headers are cut off)
+//!     │            an HTTP/1.1 request head: within 10 s of its first byte (slow headers are
+//!     │            cut off)
 //!     │            a request body: read by the authentication layer within its own deadline
+//!     │            HTTP/2: at most MAX_STREAMS requests in flight per connection
 //!     └─ at most MAX_CONNECTIONS at once: beyond that, new connections wait in the backlog
 //! ```
+//! HTTP/2 is what lets one process stand in for thousands of agents (`berth-fleet`, issue 18):
+//! every agent keeps a long-poll waiting, and over HTTP/1.1 each would hold a connection (a
+//! file descriptor on both sides, an ephemeral port) of its own; over HTTP/2 they are streams
+//! of a few connections. Real agents, the CLI and the SDKs speak either.
 //! axum's own `serve` has no timer, so a client that sends its headers one byte a minute held
 //! a connection (and a file descriptor) forever. hyper's header timeout alone would also cut
 //! off every keep-alive connection idle for as long, which clients such as pymesos do not
@@ -20,14 +27,15 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -44,6 +52,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once (the process may hold 20,000 files; leave room for the rest).
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Requests in flight at once on one HTTP/2 connection (hyper's default is 200): a client
+/// multiplexing many agents' long-polls over one connection needs one stream per agent.
+pub const MAX_STREAMS: u32 = 2_048;
 /// How long a graceful shutdown waits for responses in flight (streams included).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -58,9 +69,10 @@ pub async fn serve(
     let tls = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut http = hyper::server::conn::http1::Builder::new();
+    let mut http = auto::Builder::new(TokioExecutor::new());
     // No hyper timer: Guarded keeps both deadlines, with one timer per connection.
-    http.keep_alive(true);
+    http.http1().keep_alive(true);
+    http.http2().max_concurrent_streams(MAX_STREAMS);
     tokio::pin!(shutdown);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -81,10 +93,10 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let between_requests = Arc::new(AtomicBool::new(true));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let service = Requests {
             router: router.clone(),
-            between_requests: between_requests.clone(),
+            in_flight: in_flight.clone(),
         };
         let http = http.clone();
         let tls = tls.clone();
@@ -93,7 +105,7 @@ pub async fn serve(
             let _slot = slot;
             let served = match tls {
                 None => {
-                    let io = Guarded::new(stream, between_requests);
+                    let io = Guarded::new(stream, in_flight);
                     let conn = http.serve_connection(TokioIo::new(io), service);
                     watcher.watch(conn).await
                 }
@@ -112,7 +124,7 @@ pub async fn serve(
                                 return;
                             }
                         };
-                    let io = Guarded::new(stream, between_requests);
+                    let io = Guarded::new(stream, in_flight);
                     let conn = http.serve_connection(TokioIo::new(io), service);
                     watcher.watch(conn).await
                 }
@@ -131,12 +143,30 @@ pub async fn serve(
     }
 }
 
-/// The router as hyper calls it, telling the connection's [`Guarded`] when a request has
-/// arrived (its head is complete) and when its response is ready (waiting for the next).
+/// The router as hyper calls it, counting for the connection's [`Guarded`] the requests that
+/// have arrived (their heads are complete) and have no response ready yet: the connection is
+/// between requests when none is in flight. HTTP/1.1 has at most one; HTTP/2 any number.
 #[derive(Clone)]
 struct Requests {
     router: Router,
-    between_requests: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// One request in flight, until its response is ready or it is abandoned (an HTTP/2 client
+/// may reset a stream, and hyper then drops the request's future unfinished).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Requests {
@@ -145,28 +175,35 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Requests {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
-        self.between_requests.store(false, Ordering::Release);
+        let in_flight = InFlight::new(self.in_flight.clone());
         let router = self.router.clone();
-        let between_requests = self.between_requests.clone();
         Box::pin(async move {
             let response = router.oneshot(request.map(Body::new)).await;
-            between_requests.store(true, Ordering::Release);
+            drop(in_flight);
             response
         })
     }
 }
 
-/// A connection's IO with its two deadlines: a client that starts a request head must finish
-/// it within [`HEADER_READ_TIMEOUT`] of its first byte, and a connection idle between
-/// requests for [`IDLE_TIMEOUT`] is closed. Whether a request is in progress comes from
-/// [`Requests`] (hyper has the whole head once it calls the service).
+/// A connection's IO with its two deadlines: a client that starts an HTTP/1.1 request head
+/// must finish it within [`HEADER_READ_TIMEOUT`] of its first byte, and a connection idle
+/// between requests for [`IDLE_TIMEOUT`] is closed. Whether a request is in progress comes
+/// from [`Requests`] (hyper has the whole head once it calls the service).
+///
+/// An HTTP/2 connection has only the idle deadline: its client sends frames between requests
+/// (settings acknowledgements, window updates, pings) that are not the start of a request
+/// head, and the HTTP/2 codec bounds a request's headers itself. The connection tells which
+/// it is by its first bytes: only HTTP/2's preface starts `PR` (`PRI * HTTP/2.0`).
 ///
 /// One timer serves the connection's whole life and is re-armed lazily: it may fire early
 /// (then the real deadline is computed again), never late. A busy connection therefore
 /// costs a clock read per request, not a timer registration.
 struct Guarded<IO> {
     io: IO,
-    between_requests: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
+    /// The connection's first two bytes, as far as they have arrived (`opened` of them).
+    opening: [u8; 2],
+    opened: usize,
     /// Whether the last read found the connection between requests.
     was_between: bool,
     /// When the connection last became idle (opened, or a response was ready).
@@ -177,16 +214,23 @@ struct Guarded<IO> {
 }
 
 impl<IO> Guarded<IO> {
-    fn new(io: IO, between_requests: Arc<AtomicBool>) -> Self {
+    fn new(io: IO, in_flight: Arc<AtomicUsize>) -> Self {
         let now = Instant::now();
         Guarded {
             io,
-            between_requests,
+            in_flight,
+            opening: [0; 2],
+            opened: 0,
             was_between: true,
             idle_since: now,
             head_started: None,
             timer: Box::pin(tokio::time::sleep_until(now + IDLE_TIMEOUT)),
         }
+    }
+
+    /// Whether the client opened with HTTP/2's preface.
+    fn http2(&self) -> bool {
+        self.opened == 2 && self.opening == *b"PR"
     }
 
     /// Whether the deadline of what the connection waits for has passed; otherwise the timer
@@ -224,7 +268,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let between = self.between_requests.load(Ordering::Acquire);
+        let between = self.in_flight.load(Ordering::Acquire) == 0;
         if between != self.was_between {
             // A request arrived, or its response is ready: either way no head is being read.
             self.head_started = None;
@@ -236,7 +280,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if between && buf.filled().len() > before && self.head_started.is_none() {
+                let read = buf.filled().len() - before;
+                for &b in buf.filled()[before..].iter().take(2 - self.opened) {
+                    let at = self.opened;
+                    self.opening[at] = b;
+                    self.opened = at + 1;
+                }
+                if between && read > 0 && self.head_started.is_none() && !self.http2() {
                     self.head_started = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))
@@ -288,10 +338,10 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn connection() -> (DuplexStream, Guarded<DuplexStream>, Arc<AtomicBool>) {
+    fn connection() -> (DuplexStream, Guarded<DuplexStream>, Arc<AtomicUsize>) {
         let (client, server) = tokio::io::duplex(64);
-        let between = Arc::new(AtomicBool::new(true));
-        (client, Guarded::new(server, between.clone()), between)
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        (client, Guarded::new(server, in_flight.clone()), in_flight)
     }
 
     /// Reads for `wait` (paused time): `None` if nothing happened by then.
@@ -339,20 +389,51 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_in_flight_have_no_deadline_and_restart_the_idle_clock() {
-        let (mut client, mut conn, between) = connection();
+        let (mut client, mut conn, in_flight) = connection();
         client
             .write_all(b"GET / HTTP/1.1\r\n\r\n")
             .await
             .expect("write");
         assert!(read_for(&mut conn, SECOND).await.expect("read").is_ok());
         // The head is complete: the request is served, for as long as it takes.
-        between.store(false, Ordering::Release);
+        in_flight.store(1, Ordering::Release);
         let r = read_for(&mut conn, 2 * IDLE_TIMEOUT).await;
         assert!(r.is_none(), "{r:?}");
         // The response is ready: a full idle timeout starts now, not at the head.
-        between.store(true, Ordering::Release);
+        in_flight.store(0, Ordering::Release);
         assert!(read_for(&mut conn, IDLE_TIMEOUT - SECOND).await.is_none());
         let closed = read_for(&mut conn, 2 * SECOND).await.expect("closed");
         assert_eq!(closed.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_frames_between_requests_are_not_a_slow_head() {
+        let (mut client, mut conn, _) = connection();
+        client
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .expect("write");
+        assert!(read_for(&mut conn, SECOND).await.expect("read").is_ok());
+        // A window update, say: no request follows for longer than a head may take.
+        client.write_all(b"\0\0\x04\x08").await.expect("write");
+        assert!(read_for(&mut conn, SECOND).await.expect("read").is_ok());
+        let r = read_for(&mut conn, 3 * HEADER_READ_TIMEOUT).await;
+        assert!(r.is_none(), "{r:?}");
+        // The idle deadline still holds.
+        let closed = read_for(&mut conn, IDLE_TIMEOUT).await.expect("closed");
+        assert_eq!(closed.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_head_starting_with_p_keeps_its_deadline() {
+        let (mut client, mut conn, _) = connection();
+        client.write_all(b"P").await.expect("write");
+        assert!(read_for(&mut conn, SECOND).await.expect("read").is_ok());
+        client.write_all(b"OST / HT").await.expect("write");
+        assert!(read_for(&mut conn, SECOND).await.expect("read").is_ok());
+        let cut = read_for(&mut conn, HEADER_READ_TIMEOUT)
+            .await
+            .expect("cut off");
+        assert_eq!(cut.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }

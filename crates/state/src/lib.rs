@@ -85,7 +85,10 @@ impl EntityKey {
             ResourceArn::TaskDefinition(f, r) => EntityKey::TaskDefinition(f.as_str().into(), *r),
             ResourceArn::ContainerInstance(_, id) => EntityKey::Instance(*id),
             ResourceArn::Task(_, id) => EntityKey::Task(*id),
-            ResourceArn::Service(c, n) => EntityKey::Service(c.as_str().into(), n.as_str().into()),
+            ResourceArn::Service(c, n) | ResourceArn::TaskSet(c, n, _) => {
+                EntityKey::Service(c.as_str().into(), n.as_str().into())
+            }
+            ResourceArn::CapacityProvider(_) => return None,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! to a brute-force recomputation and to a restored snapshot, serde round trip, bounded and
 //! ordered history, consistent change log — plus: a refused command changes nothing, the same
 //! log applied twice gives the same state, a snapshot taken midway never changes, and tasks
-//! placed with `distinct_instance` never share an instance while live.
+//! placed with `distinct_instance` never share an instance while live. Preemptions
+//! (`PreemptAndPlace`) are among the commands: all or nothing, like every refusal.
 //!
 //! Host ports come from small sets that overlap on purpose: dynamic ports from a three-port
 //! window at the bottom of the dynamic range, static ports and host-reserved ports that
@@ -17,10 +18,12 @@ use std::collections::BTreeMap;
 
 use berth_model::command::{
     AcceptOffers, AgentConnectivity, AgentLost, ContainerChange, FrameworkDisconnected, MakeOffers,
-    OffersMade, Placed, RemoveFramework, RemoveOffers, Stamped, SubscribeFramework, UntagResource,
+    OffersMade, Placed, PreemptAndPlace, RemoveFramework, RemoveOffers, Stamped,
+    SubscribeFramework, UntagResource,
 };
-use berth_model::entity::{DYNAMIC_PORTS, HealthStatus, InstanceStatus, TaskStatus};
-use berth_model::{Command, CommandResult, InstanceId, Millis};
+use berth_model::entity::{DYNAMIC_PORTS, HealthStatus, InstanceStatus, Task, TaskStatus};
+use berth_model::priority::Priority;
+use berth_model::{Command, CommandResult, InstanceId, Millis, TaskId};
 use berth_state::{Config, State};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -137,6 +140,15 @@ enum Op {
     Stop {
         cluster: usize,
         task: u128,
+    },
+    /// A preemption: `task` at `priority` on its instance, stopping the tasks `victims` pick
+    /// (see [`existing_task`]); the commit refuses it whole unless each is live there, lower
+    /// and unprotected, and the task fits once they are gone.
+    Preempt {
+        cluster: usize,
+        task: Planned,
+        priority: u16,
+        victims: Vec<u128>,
     },
     Report {
         cluster: usize,
@@ -385,9 +397,35 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn step() -> impl Strategy<Value = Step> {
+/// A preemption, at one of a few priorities, naming up to two victims.
+fn preemption() -> impl Strategy<Value = Op> {
     (
-        op(),
+        cluster(),
+        planned(),
+        select(vec![0u16, 100, 500, 1000]),
+        proptest::collection::vec(task_id(), 0..3),
+    )
+        .prop_map(|(cluster, task, priority, victims)| Op::Preempt {
+            cluster,
+            task,
+            priority,
+            victims,
+        })
+}
+
+/// Any command, preemptions included (kept apart from [`op`] so that the collision coverage
+/// below samples the same sequences as before they existed).
+fn any_op() -> impl Strategy<Value = Op> {
+    prop_oneof![20 => op(), 1 => preemption()]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    step_of(any_op())
+}
+
+fn step_of(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Step> {
+    (
+        op,
         prop_oneof![4 => Just(false), 1 => Just(true)],
         0i64..4_000,
     )
@@ -562,6 +600,39 @@ fn command(op: &Op, state: &State, now: Millis) -> Command {
         }
         Op::Stop { cluster, task } => {
             stop_task(name(*cluster), existing_task(state, name(*cluster), *task)).into()
+        }
+        Op::Preempt {
+            cluster,
+            task: p,
+            priority,
+            victims,
+        } => {
+            let c = name(*cluster);
+            let mut victims: Vec<TaskId> = victims
+                .iter()
+                .map(|v| TaskId(existing_task(state, c, *v)))
+                .collect();
+            victims.dedup();
+            let task = Task {
+                priority: Priority::new(*priority),
+                ..task(name(p.cluster.unwrap_or(*cluster)), p.id, p.instance)
+                    .family(FAMILIES[p.family], p.revision)
+                    .cpu(p.cpu)
+                    .memory(p.memory)
+                    .tcp(&p.tcp)
+                    .udp(&p.udp)
+                    .dynamic_tcp(&p.dynamic_tcp)
+                    .dynamic_udp(&p.dynamic_udp)
+                    .group(&format!("group{}", p.group))
+                    .build()
+            };
+            PreemptAndPlace {
+                cluster: c.into(),
+                task: Box::new(task),
+                distinct_instance: false,
+                victims,
+            }
+            .into()
         }
         Op::Report {
             cluster,
@@ -925,7 +996,7 @@ fn the_generator_reaches_every_kind_of_collision() {
     use std::collections::BTreeSet;
 
     let mut runner = TestRunner::deterministic();
-    let strategy = proptest::collection::vec(step(), 1..50);
+    let strategy = proptest::collection::vec(step_of(op()), 1..50);
     let mut seen = BTreeSet::new();
     for _ in 0..400 {
         let steps = strategy.new_tree(&mut runner).unwrap().current();

@@ -1,7 +1,9 @@
 //! `berth explain RUN-ARGS`: where `berth run RUN-ARGS` (RunTask) would place its tasks, and why not elsewhere. The server
 //! plans the request on its current state without committing it (`POST
 //! /v1/placement/dry-run`); this renders every instance's verdict: chosen, passed over (by
-//! which strategy) or rejected (and the reason, as ECS's failures name it).
+//! which strategy) or rejected (and the reason, as ECS's failures name it) — and, for a RunTask
+//! that would queue (`berth:queue-timeout`), how long it would wait, behind how many, and
+//! which lower-priority tasks the queue would preempt to place it.
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -48,6 +50,33 @@ pub struct Plan {
     pub requested: u32,
     pub placed: u32,
     pub instances: Vec<Verdict>,
+    /// The tasks that would wait for capacity (a RunTask with `berth:queue-timeout`), for how
+    /// long, and behind how many already waiting; absent from servers before the queue.
+    #[serde(default)]
+    pub queued: u32,
+    #[serde(default)]
+    pub queue_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub queued_ahead: Option<u64>,
+    /// What the queue would stop to place waiting tasks at once.
+    #[serde(default)]
+    pub preemptions: Vec<Preemption>,
+}
+
+/// One queued task's preemption: the instance and the lower-priority tasks stopped there.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preemption {
+    pub container_instance_arn: String,
+    pub stops: Vec<Victim>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Victim {
+    pub task_arn: String,
+    pub group: Option<String>,
+    pub priority: u16,
 }
 
 pub fn render(plan: &Plan, paint: Paint) -> String {
@@ -75,6 +104,39 @@ pub fn render(plan: &Plan, paint: Paint) -> String {
         Tone::Bad
     };
     out = paint.tone(out.trim_end(), summary) + "\n";
+    if plan.queued > 0 {
+        let wait = plan
+            .queue_timeout_seconds
+            .map_or_else(String::new, |t| format!(" for up to {t} s"));
+        let ahead = plan.queued_ahead.unwrap_or(0);
+        out.push_str(&format!(
+            "{} would wait for capacity{wait}, behind {ahead} queued task(s) of this priority or higher\n",
+            plan.queued
+        ));
+    }
+    if !plan.preemptions.is_empty() {
+        out.push_str("To place waiting tasks at once, the queue would stop (preempt):\n");
+        let rows: Vec<Vec<Cell>> = plan
+            .preemptions
+            .iter()
+            .flat_map(|p| {
+                p.stops.iter().map(|v| {
+                    vec![
+                        Cell::from(short(&p.container_instance_arn)),
+                        Cell::from(short(&v.task_arn)),
+                        Cell::from(or_dash(v.group.as_deref())),
+                        Cell::from(v.priority.to_string()),
+                    ]
+                })
+            })
+            .collect();
+        out.push_str(&table(
+            &["INSTANCE", "STOPS TASK", "GROUP", "PRIORITY"],
+            &rows,
+            paint,
+            "  ",
+        ));
+    }
     // Chosen first, then passed over, then rejected: best to worst, as a person reads it.
     let mut instances: Vec<&Verdict> = plan.instances.iter().collect();
     let rank = |v: &str| match v {
@@ -144,6 +206,10 @@ mod tests {
             priority: Some(100),
             requested: 3,
             placed: 2,
+            queued: 0,
+            queue_timeout_seconds: None,
+            queued_ahead: None,
+            preemptions: Vec::new(),
             instances: vec![
                 Verdict {
                     container_instance_arn: arn("c3"),
@@ -169,5 +235,38 @@ mod tests {
             ],
         };
         insta::assert_snapshot!(render(&plan, Paint(false)));
+    }
+
+    #[test]
+    fn a_queued_request_says_how_long_it_waits_and_what_it_would_preempt() {
+        let answer = serde_json::json!({
+            "cluster": "arn:aws:ecs:us-east-1:0:cluster/default",
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:0:task-definition/batch:1",
+            "group": "family:batch",
+            "priority": 500,
+            "requested": 2,
+            "placed": 0,
+            "instances": [],
+            "queued": 2,
+            "queueTimeoutSeconds": 600,
+            "queuedAhead": 3,
+            "preemptions": [{
+                "containerInstanceArn": "arn:aws:ecs:us-east-1:0:container-instance/default/i1",
+                "stops": [
+                    { "taskArn": "arn:aws:ecs:us-east-1:0:task/default/t1", "group": "family:old", "priority": 100 },
+                    { "taskArn": "arn:aws:ecs:us-east-1:0:task/default/t2", "group": null, "priority": 0 }
+                ]
+            }],
+        });
+        let plan: Plan = serde_json::from_value(answer).unwrap();
+        insta::assert_snapshot!(render(&plan, Paint(false)), @r"
+        0 of 2 tasks of batch:1 would be placed in default (group family:batch, priority 500)
+        2 would wait for capacity for up to 600 s, behind 3 queued task(s) of this priority or higher
+        To place waiting tasks at once, the queue would stop (preempt):
+          INSTANCE  STOPS TASK  GROUP       PRIORITY
+          i1        t1          family:old  100
+          i1        t2          -           0
+        The cluster has no container instances.
+        ");
     }
 }

@@ -30,8 +30,10 @@ mod connect;
 mod explain;
 mod history;
 mod instance;
-mod output;
+pub(crate) mod listing;
+pub(crate) mod output;
 mod rollout;
+mod schedule;
 mod service;
 mod status;
 mod task;
@@ -79,6 +81,10 @@ pub enum OpsCmd {
     Explain(explain::ExplainArgs),
     /// Changes to the cluster state as they happen.
     Watch(watch::WatchArgs),
+    /// Schedule expressions (EventBridge Scheduler's cron, rate and at): preview when one
+    /// runs.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:
   berth completions bash > /etc/bash_completion.d/berth
@@ -135,6 +141,7 @@ pub async fn run(cmd: OpsCmd, command: impl FnOnce() -> clap::Command) -> Result
         OpsCmd::History(a) => history::run(a).await,
         OpsCmd::Explain(a) => explain::run(a).await,
         OpsCmd::Watch(a) => watch::run(a).await,
+        OpsCmd::Schedule(c) => schedule::run(c).await,
         OpsCmd::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "berth", &mut std::io::stdout());
             Ok(())

@@ -261,6 +261,27 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
 // --- SDK errors ---------------------------------------------------------------------------------
 
+/// The tags of the resource `arn` as ListTagsForResource answers them, as `key=value`.
+pub async fn tags_of(ecs: &Client, arn: &str) -> Vec<String> {
+    let listed = ecs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .tags()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t.key().unwrap_or_default(),
+                t.value().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 /// Asserts that an SDK call failed with the ECS exception `code`, answered as HTTP 400 (403
 /// for AccessDeniedException, as AWS answers it) with a message a person can act on; returns
 /// the message.

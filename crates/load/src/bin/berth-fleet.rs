@@ -1,14 +1,17 @@
-//! `berth-fleet`: a thousand hollow container instances in one process, for scale tests of the
-//! control plane.
+//! `berth-fleet`: thousands of hollow container instances in one process, for scale tests of
+//! the control plane.
 //!
 //! ```text
 //!  berth-fleet --count N ──► one join token for the cluster (POST /v1/join-tokens, signed
 //!                            with --credentials-file, the server's admin.credentials)
+//!                        ──► ⌈N / --agents-per-connection⌉ shared connection pools (HTTP/2)
 //!                        ──► N × berth_agent::Agent (the real agent code, hollow runtime)
-//!                              each: its own data dir (identity), log listener on 127.0.0.1:0,
-//!                              joins with the shared token (its own credential, kept in its
-//!                              data dir), RegisterContainerInstance, DiscoverPollEndpoint,
-//!                              long-poll loop, one supervisor per task, Submit*StateChange
+//!                              each: its own data dir (identity), no log listener, joins
+//!                              with the shared token (its own credential, kept in its data
+//!                              dir), RegisterContainerInstance, DiscoverPollEndpoint,
+//!                              long-poll loop, one supervisor per task, Submit*StateChange,
+//!                              every request signed as its own instance, as a stream of its
+//!                              pool's one connection
 //!  start-up: at most --concurrency agents joining and registering at once (each a Raft write)
 //!  stdout:   `fleet ready: N agents` once all are registered; then run until SIGINT/SIGTERM
 //! ```
@@ -19,6 +22,13 @@
 //! polls, heartbeats, state changes — is what it would see from that many real agents. They
 //! share one tokio runtime, which is the one difference: their CPU comes out of one pool, sized
 //! by `--threads`.
+//!
+//! Sockets are what limit a fleet, not memory: every agent keeps a long-poll waiting, and over
+//! HTTP/1.1 each would hold a connection of its own (and each agent a log listener), so 10,000
+//! agents needed 20,000+ file descriptors and ran the machine out of them and of ephemeral
+//! ports (issue 18). So the agents multiplex over a few HTTP/2 connections, and serve no logs
+//! (a hollow container has none worth serving; the server says so if asked): 10,000 agents
+//! take about 20 connections.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,7 +37,7 @@ use anyhow::{Context, Result, bail};
 use berth_agent::runtime::RuntimeKind;
 use berth_agent::{Agent, AgentConfig};
 use berth_auth::JoinToken;
-use berth_client::{Client, Transport};
+use berth_client::{Client, Transport, Trust};
 use berth_load::{Access, REGION};
 use bytes::Bytes;
 use clap::Parser;
@@ -78,12 +88,19 @@ struct Args {
     /// Worker threads of the runtime all agents share.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Agents that share one connection (one HTTP/2 connection pool) to the server; the
+    /// server takes 2,048 requests in flight per connection, and each agent keeps one
+    /// long-poll waiting plus its reports.
+    #[arg(long, default_value_t = 500)]
+    agents_per_connection: usize,
 }
 
-/// What every agent shares: the join token and the CA to trust.
+/// What every agent shares: the join token, the CA to trust, and the connection pools.
 struct Join {
     token: JoinToken,
     ca_pem: Option<Vec<u8>>,
+    /// Agent `i` reaches the server through `transports[i % len]`.
+    transports: Vec<Transport>,
 }
 
 /// One join token for the cluster, which all the agents use (an agent that joined before, with
@@ -117,9 +134,22 @@ async fn join_token(args: &Args) -> Result<Join> {
     let token = v["token"]
         .as_str()
         .with_context(|| format!("no token in the answer: {v}"))?;
+    let token = JoinToken::parse(token)?;
+    let ca_pem = args.access.ca_pem()?;
+    // What each agent would trust on its own: the CA the token pins, else the CA given.
+    let trust = match (token.ca_sha256, &ca_pem) {
+        (Some(pin), _) => Trust::Pinned(pin),
+        (None, Some(pem)) => Trust::from_pem(pem)?,
+        (None, None) => Trust::PlainHttp,
+    };
+    let pools = args.count.div_ceil(args.agents_per_connection.max(1));
+    let transports = (0..pools)
+        .map(|_| Transport::multiplexed(&trust))
+        .collect::<Result<_, _>>()?;
     Ok(Join {
-        token: JoinToken::parse(token)?,
-        ca_pem: args.access.ca_pem()?,
+        token,
+        ca_pem,
+        transports,
     })
 }
 
@@ -130,6 +160,8 @@ fn config(args: &Args, join: &Join, i: usize) -> AgentConfig {
     );
     c.token = Some(join.token.clone());
     c.ca_pem = join.ca_pem.clone();
+    c.transport = Some(join.transports[i % join.transports.len()].clone());
+    c.serve_logs = false;
     c.cluster = args.cluster.clone();
     c.runtime = Some(RuntimeKind::Hollow);
     c.cpu = Some(args.cpu);
@@ -140,9 +172,11 @@ fn config(args: &Args, join: &Join, i: usize) -> AgentConfig {
     c
 }
 
-/// This process's resident set, in MiB.
-fn rss_mib() -> f64 {
-    berth_load::proc_stats(std::process::id()).map_or(f64::NAN, |s| s.rss_mib)
+/// This process's resident set (MiB) and open file descriptors, for the log.
+fn usage() -> String {
+    let rss = berth_load::proc_stats(std::process::id()).map_or(f64::NAN, |s| s.rss_mib);
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    format!("RSS {rss:.1} MiB, {fds} open files")
 }
 
 /// Starts every agent, `concurrency` registrations at a time. On the first failure the
@@ -214,12 +248,12 @@ async fn run(args: Args) -> Result<()> {
     let took = t0.elapsed();
     println!("fleet ready: {} agents", agents.len());
     eprintln!(
-        "registered {} agents in {:.2} s ({:.0}/s, {} at a time); RSS {:.1} MiB",
+        "registered {} agents in {:.2} s ({:.0}/s, {} at a time); {}",
         agents.len(),
         took.as_secs_f64(),
         agents.len() as f64 / took.as_secs_f64(),
         args.concurrency,
-        rss_mib(),
+        usage(),
     );
 
     // Each agent runs until it fails (it was deregistered) or the fleet stops.
@@ -247,21 +281,13 @@ async fn run(args: Args) -> Result<()> {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            _ = report.tick() => eprintln!(
-                "{} agents running; RSS {:.1} MiB",
-                running.len(),
-                rss_mib()
-            ),
+            _ = report.tick() => eprintln!("{} agents running; {}", running.len(), usage()),
             done = running.join_next() => if done.is_none() {
                 bail!("every agent has ended");
             },
         }
     }
-    eprintln!(
-        "stopping {} agents; RSS {:.1} MiB",
-        running.len(),
-        rss_mib()
-    );
+    eprintln!("stopping {} agents; {}", running.len(), usage());
     let _ = stop_tx.send(true);
     while running.join_next().await.is_some() {}
     Ok(())

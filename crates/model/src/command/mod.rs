@@ -30,6 +30,7 @@ mod credentials;
 mod expire;
 mod instances;
 mod mesos;
+pub mod preempt;
 mod queue;
 mod services;
 mod tags;
@@ -56,6 +57,7 @@ pub use credentials::*;
 pub use expire::*;
 pub use instances::*;
 pub use mesos::*;
+pub use preempt::{PreemptAndPlace, Preempted};
 pub use queue::*;
 pub use services::*;
 pub use tags::*;
@@ -153,6 +155,7 @@ commands! {
         PutClusterCapacityProviders => Arc<Cluster>,
         PlaceQueuedTasks => Placed,
         ExpireQueuedTasks => Partial<Task>,
+        PreemptAndPlace => Preempted,
     }
 }
 
@@ -253,6 +256,7 @@ outcomes! {
         AccountSettingRemoved(Option<Arc<AccountSetting>>),
         Tasks(Partial<Task>),
         CapacityProvider(Arc<CapacityProvider>),
+        Preempted(Preempted),
     }
 }
 

@@ -58,6 +58,18 @@ fn resource(arn: &ResourceArn) -> Result<(), Error> {
         | ResourceArn::Task(c, _) => cluster(c),
         ResourceArn::TaskDefinition(f, _) => family(f),
         ResourceArn::Service(c, s) => cluster(c).and_then(|()| service(s)),
+        ResourceArn::CapacityProvider(name) => providers([name.as_str()]),
+        ResourceArn::TaskSet(c, s, id) => {
+            cluster(c)?;
+            service(s)?;
+            match crate::arn::parse_task_set(id) {
+                Ok((None, _)) => Ok(()),
+                _ => Err(Error::invalid(format!(
+                    "'{}' is not a task set id",
+                    shorten(id)
+                ))),
+            }
+        }
     }
 }
 
@@ -134,6 +146,14 @@ pub fn check(command: &Command) -> Result<(), Error> {
             })
         }
         Command::ExpireQueuedTasks(c) => cluster(&c.cluster),
+        Command::PreemptAndPlace(c) => {
+            cluster(&c.cluster)?;
+            if c.task.cluster != c.cluster {
+                return Err(Error::invalid("a placed task belongs to another cluster"));
+            }
+            providers(c.task.capacity_provider.as_deref())?;
+            family(&c.task.family)
+        }
         Command::StopTask(c) => cluster(&c.cluster),
         Command::TaskStateChange(c) => cluster(&c.cluster),
         Command::AgentConnectivity(c) => cluster(&c.cluster),

@@ -10,6 +10,9 @@
 //!             start within maximumPercent (unless FAILED or backing off); protected tasks
 //!             are never chosen to stop until their protection lapses (look again then)
 //!    DAEMON:  one PRIMARY task per ACTIVE instance meeting the constraints
+//!    placing: what finds no room preempts lower-priority, unprotected tasks (`preempt`), one
+//!             `PreemptAndPlace` per task — a daemon's task on its instance, displacing what
+//!             got there first, so daemons end up first on every instance
 //!    rollout: COMPLETED when only the PRIMARY's healthy tasks remain · drop drained deployments
 //!             (while rolling out, keep the rollback target and FAILED ones in view)
 //!    events:  ECS's wording; steady state once
@@ -38,17 +41,18 @@ mod task_sets;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth_model::command::{PlaceTasks, PutService, StopTask};
+use berth_model::command::{PlaceTasks, PreemptAndPlace, PutService, StopTask};
 use berth_model::entity::*;
 use berth_model::priority::{self, Kind, Priority};
 use berth_model::service::*;
-use berth_model::{InstanceId, Millis, TaskId};
+use berth_model::{InstanceId, Millis, Stamped, TaskId};
 use berth_state::{State, TaskFilter};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::capacity::split;
 use crate::engine::place;
+use crate::preempt;
 use crate::request::{Constraint, SpreadField, Strategy, parse_constraint, parse_strategy};
 use crate::scale_in::choose_to_stop;
 use crate::template::TaskTemplate;
@@ -103,6 +107,9 @@ pub struct Decision {
     pub launch: Vec<Task>,
     /// The launched tasks carry a distinctInstance constraint.
     pub distinct_instance: bool,
+    /// Tasks placed by stopping lower-priority ones, one command each, to commit after
+    /// `launch` (they were decided on what it takes).
+    pub preempt: Vec<PreemptAndPlace>,
     pub stop: Vec<Stop>,
     /// Run again at this time even if nothing changes (grace periods, backoff, retries).
     pub wake_at: Option<Millis>,
@@ -111,7 +118,10 @@ pub struct Decision {
 impl Decision {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.service.is_none() && self.launch.is_empty() && self.stop.is_empty()
+        self.service.is_none()
+            && self.launch.is_empty()
+            && self.preempt.is_empty()
+            && self.stop.is_empty()
     }
 
     /// The StopTask commands, one per task.
@@ -323,6 +333,7 @@ struct Round<'a> {
     stop: Vec<Stop>,
     launch: Vec<Task>,
     distinct_instance: bool,
+    preempt: Vec<PreemptAndPlace>,
     wake_at: Option<Millis>,
     health_checked: HashMap<(Name, u32), bool>,
 }
@@ -580,7 +591,11 @@ impl Round<'_> {
         };
         template.capacity_provider = provider;
         let seed = self.rng.random();
-        let plan = place(self.state, &template.request(count, on, false), seed);
+        let plan = place(
+            self.state,
+            &template.request(count, on.clone(), false),
+            seed,
+        );
         for p in &plan.placements {
             if let Some(instance) = self.state.instance(p.instance) {
                 let id = TaskId(self.rng.random());
@@ -588,7 +603,21 @@ impl Round<'_> {
             }
         }
         self.distinct_instance = template.distinct_instance();
-        if plan.placements.len() < count {
+        let mut placed = plan.placements.len();
+        if placed < count {
+            // What found no room may displace lower-priority work: a daemon's task on each
+            // instance it was refused, anything else wherever the cheapest victims are.
+            let wanted: Vec<Option<Vec<InstanceId>>> = match on {
+                Some(ids) => ids
+                    .into_iter()
+                    .filter(|i| !plan.placements.iter().any(|p| p.instance == *i))
+                    .map(|i| Some(vec![i]))
+                    .collect(),
+                None => vec![None; count - placed],
+            };
+            placed += self.preempt_for(&template, wanted, seed);
+        }
+        if placed < count {
             let message = match (&template.capacity_provider, plan.rejections.first()) {
                 (Some(provider), None) => events::provider_empty(&self.svc.name, provider),
                 (_, closest) => events::unplaceable(&self.svc.name, closest),
@@ -598,6 +627,83 @@ impl Round<'_> {
             let at = self.now.saturating_add_ms(settings.retry_unplaced_ms);
             self.wake(at);
         }
+    }
+
+    /// Tasks launched this round, placed outright or by preemption.
+    fn launched(&self) -> usize {
+        self.launch.len() + self.preempt.len()
+    }
+
+    /// Places one task of `template` per entry of `wanted` (its instance, for a daemon; else
+    /// anywhere) by preemption, on a copy of the state that holds this round's launches and
+    /// earlier preemptions, so each sees what the others took. Returns how many it placed;
+    /// stops at the first that cannot be (the rest have the same needs).
+    fn preempt_for(
+        &mut self,
+        template: &TaskTemplate,
+        wanted: Vec<Option<Vec<InstanceId>>>,
+        seed: u64,
+    ) -> usize {
+        let mut scratch = self.state.clone();
+        let at = self.now;
+        let apply = |scratch: &mut State, command: berth_model::Command| {
+            let index = scratch.index();
+            scratch
+                .apply(
+                    index,
+                    &Stamped {
+                        at,
+                        command,
+                        by: None,
+                    },
+                )
+                .is_ok()
+        };
+        if !self.launch.is_empty() {
+            let launched = PlaceTasks {
+                cluster: self.svc.cluster.clone(),
+                tasks: self.launch.clone(),
+                client_token: None,
+                distinct_instance: self.distinct_instance,
+            };
+            apply(&mut scratch, launched.into());
+        }
+        for earlier in &self.preempt {
+            apply(&mut scratch, earlier.clone().into());
+        }
+        let mut placed = 0;
+        for on in wanted {
+            let touched: Vec<InstanceId> = self
+                .preempt
+                .iter()
+                .filter_map(|p| p.task.instance)
+                .collect();
+            let request = template.request(1, on, false);
+            let Some(choice) =
+                preempt::choose(&scratch, &request, template.priority, at, seed, &touched)
+            else {
+                break;
+            };
+            let Some(instance) = scratch.instance(choice.instance) else {
+                break;
+            };
+            let command = PreemptAndPlace {
+                cluster: self.svc.cluster.clone(),
+                task: Box::new(template.task(
+                    TaskId(self.rng.random()),
+                    instance,
+                    &choice.placement,
+                )),
+                distinct_instance: template.distinct_instance(),
+                victims: choice.victims,
+            };
+            if !apply(&mut scratch, command.clone().into()) {
+                break;
+            }
+            self.preempt.push(command);
+            placed += 1;
+        }
+        placed
     }
 
     /// Plans up to `budget` tasks made from `template`: anywhere without a strategy, else each
@@ -696,6 +802,7 @@ pub fn reconcile(
         stop: Vec::new(),
         launch: Vec::new(),
         distinct_instance: false,
+        preempt: Vec::new(),
         wake_at: None,
         health_checked: HashMap::new(),
     };
@@ -734,6 +841,7 @@ pub fn reconcile(
         service: changed.then_some(round.svc),
         launch: round.launch,
         distinct_instance: round.distinct_instance,
+        preempt: round.preempt,
         stop: round.stop,
         wake_at: round.wake_at,
     }
@@ -800,7 +908,7 @@ fn run(round: &mut Round<'_>, tasks: &[Arc<Task>], settings: &Settings) {
         SchedulingStrategy::Replica => replica(round, keep, old, stopping, throttled, settings),
         SchedulingStrategy::Daemon => daemon(round, keep, old, throttled, settings),
     };
-    let moved = !round.stop.is_empty() || !round.launch.is_empty();
+    let moved = !round.stop.is_empty() || round.launched() > 0;
     finish_rollout(round, tasks, keep_after, healthy_kept, moved);
 }
 

@@ -91,7 +91,7 @@ pub(super) fn run(round: &mut Round<'_>, tasks: &[Arc<Task>], settings: &Setting
                 .iter()
                 .any(|t| t.is_live() && t.started_by.as_deref() == Some(s.id.as_str()))
     });
-    let steady = all_steady && round.launch.is_empty() && round.stop.is_empty();
+    let steady = all_steady && round.launched() == 0 && round.stop.is_empty();
     if steady && !round.svc.steady {
         round.svc.steady = true;
         round.post(events::steady(&name));
@@ -158,7 +158,7 @@ fn keep_at_count(
 
     // Starts: the missing ones, each capacity provider topped up to its share.
     let want = target.saturating_sub(keep.len());
-    let launched_before = round.launch.len();
+    let launched_before = round.launched();
     if want > 0 && !round.backing_off(&set.id, all, settings) {
         let template = round.template_for(&set.family, set.revision, &set.id);
         let shares = Shares {
@@ -182,7 +182,7 @@ fn keep_at_count(
     }
     stopped.extend(round.stop[before..].iter().map(|s| s.task));
     round.stop.len() == before
-        && round.launch.len() == launched_before
+        && round.launched() == launched_before
         && stopping == 0
         && leaving.is_empty()
         && keep.len() == target

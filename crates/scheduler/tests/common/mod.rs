@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use berth_model::command::*;
 use berth_model::entity::*;
+use berth_model::priority::Priority;
 use berth_model::{InstanceId, Millis, TaskId};
 use berth_scheduler::{Placement, PlacementRequest};
 use berth_state::State;
@@ -212,6 +213,33 @@ impl World {
             distinct_instance: false,
         });
         (placed.tasks.len() == 1).then_some(id)
+    }
+
+    /// Places a RUNNING task of `group` at `priority` on `instance`, holding `memory` MiB,
+    /// protected until `protected`; it must fit.
+    pub fn run_at(
+        &mut self,
+        instance: InstanceId,
+        group: &str,
+        memory: i64,
+        priority: u16,
+        protected: Option<Millis>,
+    ) -> TaskId {
+        let id = self.task_id();
+        let t = Task {
+            priority: Priority::new(priority),
+            protected_until: protected,
+            ..task(id, CLUSTER, instance, group, needs(0, memory))
+        };
+        let placed = self.ok(PlaceTasks {
+            cluster: CLUSTER.into(),
+            tasks: vec![t],
+            client_token: None,
+            distinct_instance: false,
+        });
+        assert_eq!(placed.tasks.len(), 1, "the test's task must fit");
+        self.report(id, TaskStatus::Running);
+        id
     }
 
     /// Places one task that must fit.

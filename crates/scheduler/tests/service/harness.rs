@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  step():    for each live service: reconcile(state, service, now, seed)
-//!               → StopTask… → PlaceTasks → PutService   (each through State::apply)
+//!               → StopTask… → PlaceTasks → PreemptAndPlace… → PutService
+//!                 (each through State::apply)
 //!  agents():  PENDING → RUNNING (health as the image is scripted) or → STOPPED (an image
 //!             that fails to start); desiredStatus STOPPED → STOPPED
 //!  settle():  step, check, agents, check … until a round decides nothing and no agent moves
@@ -581,6 +582,10 @@ impl Harness {
                 let Placed { tasks, .. } = self.ok(command);
                 placed.extend(tasks.iter().map(|t| t.id));
             }
+            for command in decision.preempt.clone() {
+                let Preempted { task, .. } = self.ok(command);
+                placed.push(task.id);
+            }
             if let Some(command) = decision.service_command(&placed, self.now, seed) {
                 self.ok(command);
             }
@@ -590,9 +595,14 @@ impl Harness {
             let again = self.decide(&name, seed.rotate_left(17));
             assert!(
                 again.is_empty(),
-                "{name} decided again on the state its decision produced: stop {:?}, launch {:?}, service {:#?}",
+                "{name} decided again on the state its decision produced: stop {:?}, launch {:?}, preempt {:?}, service {:#?}",
                 again.stop,
                 again.launch.iter().map(|t| t.id).collect::<Vec<_>>(),
+                again
+                    .preempt
+                    .iter()
+                    .map(|p| (p.task.id, &p.victims))
+                    .collect::<Vec<_>>(),
                 again
                     .service
                     .as_ref()

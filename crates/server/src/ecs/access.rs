@@ -8,8 +8,8 @@
 
 use berth_api::types as api;
 use berth_model::arn::{
-    ArnContext, ResourceArn, parse_container_instance, parse_deployment_arn, parse_resource_arn,
-    parse_service, parse_task, parse_task_definition, parse_task_set,
+    ArnContext, parse_container_instance, parse_deployment_arn, parse_resource_arn, parse_service,
+    parse_task, parse_task_definition, parse_task_set,
 };
 
 /// The resources one request acts on, and the cluster it acts in.
@@ -533,16 +533,9 @@ fn tagged(arn: &ArnContext, resource_arn: &Option<String>) -> Access {
     else {
         return Access::default();
     };
-    let cluster = match &parsed {
-        ResourceArn::Cluster(c)
-        | ResourceArn::ContainerInstance(c, _)
-        | ResourceArn::Task(c, _)
-        | ResourceArn::Service(c, _) => Some(c.clone()),
-        ResourceArn::TaskDefinition(..) => None,
-    };
     Access {
         resources: vec![parsed.render(arn)],
-        cluster,
+        cluster: parsed.cluster().map(str::to_owned),
     }
 }
 

@@ -3,6 +3,7 @@
 use berth_api::types as api;
 use berth_api::{EcsError, ErrorCode};
 use berth_model::arn::{ResourceArn, parse_resource_arn};
+use berth_model::capacity::CapacityProviderStatus;
 use berth_model::command::{TagResource, UntagResource};
 use berth_model::validate::{self, required, required_str, tag_key};
 use berth_state::State;
@@ -18,7 +19,8 @@ fn resource(value: &Option<String>) -> Result<ResourceArn, EcsError> {
 
 /// The current tags of a resource, or the error ECS answers ListTagsForResource with when it
 /// is not there: ClusterNotFoundException when the cluster it names (or is) does not exist,
-/// ServiceNotFoundException for a missing service, InvalidParameterException otherwise.
+/// ServiceNotFoundException for a missing service, TaskSetNotFoundException for a missing
+/// task set, InvalidParameterException otherwise.
 fn current_tags(state: &State, r: &ResourceArn) -> Result<Vec<berth_model::entity::Tag>, EcsError> {
     let in_cluster = |cluster: &str| match state.cluster(cluster) {
         Some(_) => Ok(()),
@@ -61,6 +63,31 @@ fn current_tags(state: &State, r: &ResourceArn) -> Result<Vec<berth_model::entit
                     EcsError::new(
                         ErrorCode::ServiceNotFoundException,
                         format!("Service not found: {name} in cluster {c}."),
+                    )
+                })
+        }
+        ResourceArn::CapacityProvider(name) => state
+            .capacity_provider(name)
+            .filter(|p| p.status == CapacityProviderStatus::Active)
+            .map(|p| p.tags.clone())
+            .ok_or_else(|| missing(format!("capacity provider {name}"))),
+        ResourceArn::TaskSet(c, service, id) => {
+            in_cluster(c)?;
+            let service = state.service(c, service).ok_or_else(|| {
+                EcsError::new(
+                    ErrorCode::ServiceNotFoundException,
+                    format!("Service not found: {service} in cluster {c}."),
+                )
+            })?;
+            service
+                .task_sets
+                .iter()
+                .find(|t| t.id == *id)
+                .map(|t| t.tags.clone())
+                .ok_or_else(|| {
+                    EcsError::new(
+                        ErrorCode::TaskSetNotFoundException,
+                        format!("The specified task set {id} was not found."),
                     )
                 })
         }

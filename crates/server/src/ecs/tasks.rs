@@ -23,6 +23,7 @@ use berth_model::requirements::requirements;
 use berth_model::validate::{self, list_len, max_results, one_of, required, required_str};
 use berth_model::{InstanceId, Millis, TaskId};
 use berth_scheduler::capacity::split;
+use berth_scheduler::preempt;
 use berth_scheduler::{
     Constraint, InstanceRejection, Placement, Strategy, TaskTemplate, complete_overrides,
     parse_constraint, parse_strategy, place,
@@ -657,6 +658,7 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
     let mut failures = Vec::new();
     let mut queued = 0;
     let mut queue_timeout = None;
+    let mut preemptions = Vec::new();
     for share in shares {
         let p = place(
             &state,
@@ -668,6 +670,35 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
             Some(t) if short > 0 => {
                 queued += short;
                 queue_timeout = queue_timeout.max(Some(t));
+                // What the queue controller would stop to place them: lower-priority,
+                // unprotected tasks (`berth_scheduler::preempt`).
+                let planned = tasks_for(&state, &share.template, &p.placements);
+                let now = Millis::now();
+                for choice in preempt::would_preempt(
+                    &state,
+                    &share.template,
+                    planned,
+                    short,
+                    now,
+                    rand::random(),
+                ) {
+                    let victims: Vec<Value> = choice
+                        .victims
+                        .iter()
+                        .filter_map(|v| state.task(*v))
+                        .map(|v| {
+                            json!({
+                                "taskArn": ctx.arn.task(&cluster, v.id),
+                                "group": v.group,
+                                "priority": v.priority().get(),
+                            })
+                        })
+                        .collect();
+                    preemptions.push(json!({
+                        "containerInstanceArn": ctx.arn.container_instance(&cluster, choice.instance),
+                        "stops": victims,
+                    }));
+                }
             }
             _ if short > 0 => {
                 failures.extend(share_failures(ctx, &cluster, &share, &p.rejections));
@@ -724,6 +755,9 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
         // its priority or higher: it goes ahead of lower ones).
         "queued": queued,
         "queueTimeoutSeconds": queue_timeout,
+        // Per queued task the queue controller would place at once by preemption: the
+        // instance and the lower-priority tasks it would stop there.
+        "preemptions": preemptions,
         "queuedAhead": (queued > 0).then(|| {
             state
                 .queued(&cluster)

@@ -53,7 +53,7 @@ impl State {
             })
     }
 
-    fn put_provider(&mut self, provider: CapacityProvider) -> Arc<CapacityProvider> {
+    pub(super) fn put_provider(&mut self, provider: CapacityProvider) -> Arc<CapacityProvider> {
         let provider = Arc::new(CapacityProvider {
             version: self.index,
             ..provider

@@ -15,6 +15,7 @@ mod capacity;
 mod credentials;
 mod instances;
 mod mesos;
+mod preempt;
 mod queue;
 mod services;
 mod task_definitions;
@@ -87,6 +88,7 @@ impl State {
             Command::PutClusterCapacityProviders(c) => self.run(c, at),
             Command::PlaceQueuedTasks(c) => self.run(c, at),
             Command::ExpireQueuedTasks(c) => self.run(c, at),
+            Command::PreemptAndPlace(c) => self.run(c, at),
         }
     }
 
@@ -155,6 +157,19 @@ impl State {
                 .ok_or_else(missing)?
                 .tags
                 .clone(),
+            ResourceArn::CapacityProvider(name) => self
+                .capacity_providers
+                .get(name.as_str())
+                .filter(|p| p.status == berth_model::capacity::CapacityProviderStatus::Active)
+                .ok_or_else(missing)?
+                .tags
+                .clone(),
+            ResourceArn::TaskSet(c, n, id) => self
+                .service(c, n)
+                .and_then(|s| s.task_sets.iter().find(|t| t.id == *id))
+                .ok_or_else(missing)?
+                .tags
+                .clone(),
         })
     }
 
@@ -205,6 +220,24 @@ impl State {
                         ..(*s).clone()
                     };
                     self.store_service(at, &new);
+                }
+            }
+            ResourceArn::CapacityProvider(name) => {
+                if let Some(p) = self.capacity_providers.get(name.as_str()) {
+                    let p = berth_model::capacity::CapacityProvider {
+                        tags,
+                        ..(**p).clone()
+                    };
+                    self.put_provider(p);
+                }
+            }
+            ResourceArn::TaskSet(c, n, id) => {
+                if let Some(s) = self.service(c, n) {
+                    let mut new = (**s).clone();
+                    if let Some(set) = new.task_sets.iter_mut().find(|t| t.id == *id) {
+                        set.tags = tags;
+                        self.store_service(at, &new);
+                    }
                 }
             }
         }

@@ -14,7 +14,7 @@ use berth_model::command::{
 
 use crate::common::*;
 
-fn create(name: &str) -> CreateCapacityProvider {
+pub(crate) fn create(name: &str) -> CreateCapacityProvider {
     CreateCapacityProvider {
         name: name.into(),
         auto_scaling_group: api::AutoScalingGroupProvider {

@@ -11,6 +11,7 @@ fn world() -> World {
     w.ok(create_cluster("test"));
     w.ok(instance("prod", 1).build());
     w.place(place("prod", vec![task("prod", 10, 1)]));
+    w.ok(crate::capacity::create("pool"));
     w
 }
 
@@ -32,16 +33,21 @@ fn tags_of(w: &World, r: &ResourceArn) -> (Vec<Tag>, u64) {
             let t = w.state.task(*id).unwrap();
             (t.tags.clone(), t.version)
         }
-        ResourceArn::Service(..) => unreachable!(),
+        ResourceArn::CapacityProvider(name) => {
+            let p = w.state.capacity_provider(name).unwrap();
+            (p.tags.clone(), p.version)
+        }
+        ResourceArn::Service(..) | ResourceArn::TaskSet(..) => unreachable!(),
     }
 }
 
-fn resources() -> [ResourceArn; 4] {
+fn resources() -> [ResourceArn; 5] {
     [
         cluster_arn("prod"),
         ResourceArn::TaskDefinition("web".into(), 1),
         instance_arn("prod", 1),
         task_arn("prod", 10),
+        ResourceArn::CapacityProvider("pool".into()),
     ]
 }
 
@@ -99,6 +105,8 @@ fn tagging_what_does_not_exist_is_resource_not_found() {
         task_arn("prod", 99),
         task_arn("test", 10),
         ResourceArn::Service("prod".into(), "svc".into()),
+        ResourceArn::CapacityProvider("nope".into()),
+        ResourceArn::TaskSet("prod".into(), "svc".into(), "ecs-svc/1".into()),
     ] {
         assert!(
             matches!(
