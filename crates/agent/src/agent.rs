@@ -56,7 +56,7 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::hollow::HollowRuntime;
 use crate::runtime::process::ProcessRuntime;
 use crate::runtime::{Existing, LABEL_INSTANCE, Runtime, RuntimeKind};
-use crate::task::{Runtimes, Shared, supervise};
+use crate::task::{DockerUnavailable, Runtimes, Shared, supervise};
 
 /// Ports ECS reserves on every instance: SSH, the Docker daemon, the ECS agent.
 pub const DEFAULT_RESERVED_PORTS: &[u16] = &[22, 2375, 2376, 51678, 51679];
@@ -293,7 +293,7 @@ async fn identity(
 pub struct Agent {
     pub instance_arn: String,
     /// The Docker engine's version, or why Docker is unavailable.
-    pub docker: Result<String, String>,
+    pub docker: Result<String, DockerUnavailable>,
     /// The runtime tasks get when they ask for none.
     pub default_runtime: RuntimeKind,
     /// Where the agent serves logs (`https://host:port`), unless it serves none.
@@ -316,24 +316,27 @@ impl Agent {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             AgentError::Setup(format!("creating {}: {e}", config.data_dir.display()))
         })?;
-        let docker: Result<Arc<dyn Runtime>, String> =
+        let docker: Result<Arc<dyn Runtime>, DockerUnavailable> =
             if config.runtime == Some(RuntimeKind::Hollow) {
-                Err("the agent is hollow".into())
+                Err(DockerUnavailable::Hollow)
             } else {
                 DockerRuntime::connect()
                     .await
                     .map(|d| Arc::new(d) as Arc<dyn Runtime>)
-                    .map_err(|e| e.to_string())
+                    .map_err(DockerUnavailable::from)
             };
         let docker_version = match &docker {
-            Ok(d) => d.version().await.map_err(|e| e.to_string()),
+            Ok(d) => d.version().await.map_err(DockerUnavailable::from),
             Err(why) => Err(why.clone()),
         };
         let default_runtime = match config.runtime {
             Some(RuntimeKind::Docker) if docker.is_err() => {
                 return Err(AgentError::Setup(format!(
                     "--runtime docker, but {}",
-                    docker_version.err().unwrap_or_default()
+                    docker_version
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
                 )));
             }
             Some(kind) => kind,
@@ -480,7 +483,7 @@ async fn register(
     config: &AgentConfig,
     identity: &Identity,
     log_endpoint: Option<&LogEndpoint>,
-    docker_version: &Result<String, String>,
+    docker_version: &Result<String, DockerUnavailable>,
     runtimes: &Runtimes,
     default_runtime: RuntimeKind,
 ) -> Result<String, AgentError> {
@@ -822,17 +825,34 @@ fn logs_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Why a logs request is refused (403, with the message): it is not signed by a server.
+#[derive(Debug, thiserror::Error)]
+enum NotSignedByServer {
+    /// No `Authorization` header (or not text).
+    #[error("Missing Authentication Token")]
+    Unsigned,
+    /// Signed with another credential than this instance's own.
+    #[error("The security token included in the request is invalid.")]
+    OtherCredential,
+    /// A malformed `Authorization` header, or a signature that does not verify.
+    #[error(transparent)]
+    Signature(#[from] berth_auth::sigv4::SigV4Error),
+}
+
 /// Only requests signed with this instance's own credential (the servers hold it) pass.
-fn signed_by_server(shared: &Shared, request: &axum::http::request::Parts) -> Result<(), String> {
+fn signed_by_server(
+    shared: &Shared,
+    request: &axum::http::request::Parts,
+) -> Result<(), NotSignedByServer> {
     use berth_auth::sigv4;
     let authorization = request
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .ok_or("Missing Authentication Token")?;
-    let auth = sigv4::parse_authorization(authorization).map_err(|e| e.to_string())?;
+        .ok_or(NotSignedByServer::Unsigned)?;
+    let auth = sigv4::parse_authorization(authorization)?;
     if auth.access_key_id != shared.credentials.access_key_id {
-        return Err("The security token included in the request is invalid.".into());
+        return Err(NotSignedByServer::OtherCredential);
     }
     let headers: Vec<(&str, &str)> = request
         .headers
@@ -851,8 +871,8 @@ fn signed_by_server(shared: &Shared, request: &axum::http::request::Parts) -> Re
         AGENT_SIGNING_NAME,
         &shared.credentials.secret,
         std::time::SystemTime::now(),
-    )
-    .map_err(|e| e.to_string())
+    )?;
+    Ok(())
 }
 
 async fn logs(

@@ -25,3 +25,4 @@ pub mod spec;
 mod task;
 
 pub use agent::{Agent, AgentConfig, AgentError};
+pub use task::DockerUnavailable;

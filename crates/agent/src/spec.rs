@@ -88,11 +88,46 @@ fn seconds(value: Option<i32>, default: u64) -> Duration {
     Duration::from_secs(value.map_or(default, |v| v.max(0) as u64))
 }
 
-pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
+/// Why a task cannot be planned: something in its task definition berth cannot run. The
+/// message becomes the task's stoppedReason (after `CannotStartContainerError: `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The task definition lists no container.
+    #[error("the task definition has no containers")]
+    NoContainers,
+    /// A network mode other than bridge, host or none.
+    #[error("networkMode {0} is not supported by berth")]
+    NetworkMode(String),
+    /// A mount point names a volume the task definition does not declare.
+    #[error(
+        "container {container} mounts volume '{volume}', which the task definition does not declare"
+    )]
+    UndeclaredVolume { container: String, volume: String },
+    /// An EFS or FSx volume.
+    #[error("volume {0}: EFS and FSx volumes are not supported by berth")]
+    UnsupportedVolume(String),
+    /// A `dependsOn` condition other than START, COMPLETE, SUCCESS and HEALTHY (or none).
+    #[error("unknown dependsOn condition {0:?}")]
+    UnknownCondition(Option<String>),
+    /// The runtime label names no runtime.
+    #[error(
+        "docker label {label}={0} names no runtime; use docker, process or hollow",
+        label = RUNTIME_LABEL
+    )]
+    UnknownRuntime(String),
+    /// The containers' runtime labels disagree.
+    #[error(
+        "the containers of one task must use one runtime; {label} differs between them",
+        label = RUNTIME_LABEL
+    )]
+    MixedRuntimes,
+}
+
+pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, PlanError> {
     let def = &a.task_definition;
     let definitions = def.container_definitions.as_deref().unwrap_or_default();
     if definitions.is_empty() {
-        return Err("the task definition has no containers".into());
+        return Err(PlanError::NoContainers);
     }
     let runtime = match host.forced_runtime {
         Some(kind) => kind,
@@ -102,7 +137,7 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
         None | Some("bridge") | Some("default") => NetworkMode::Bridge,
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
-        Some(other) => return Err(format!("networkMode {other} is not supported by berth")),
+        Some(other) => return Err(PlanError::NetworkMode(other.to_owned())),
     };
     let volumes: HashMap<&str, &api::Volume> = def
         .volumes
@@ -173,9 +208,12 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
         let mut mounts = Vec::new();
         for m in d.mount_points.iter().flatten() {
             let source = m.source_volume.as_deref().unwrap_or_default();
-            let volume = volumes.get(source).ok_or_else(|| {
-                format!("container {name} mounts volume '{source}', which the task definition does not declare")
-            })?;
+            let volume = volumes
+                .get(source)
+                .ok_or_else(|| PlanError::UndeclaredVolume {
+                    container: name.clone(),
+                    volume: source.to_owned(),
+                })?;
             mounts.push(Mount {
                 source: mount_source(volume, &a.task_id, &a.task_arn)?,
                 target: m.container_path.clone().unwrap_or_default(),
@@ -275,7 +313,7 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
                 Some("COMPLETE") => Condition::Complete,
                 Some("SUCCESS") => Condition::Success,
                 Some("HEALTHY") => Condition::Healthy,
-                other => return Err(format!("unknown dependsOn condition {other:?}")),
+                other => return Err(PlanError::UnknownCondition(other.map(str::to_owned))),
             };
             depends_on.push(Dependency {
                 container: dep.container_name.clone().unwrap_or_default(),
@@ -307,19 +345,16 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, String> {
 }
 
 /// The runtime the containers ask for with [`RUNTIME_LABEL`], if any.
-fn runtime_of(definitions: &[api::ContainerDefinition]) -> Result<Option<RuntimeKind>, String> {
+fn runtime_of(definitions: &[api::ContainerDefinition]) -> Result<Option<RuntimeKind>, PlanError> {
     let mut chosen: Option<RuntimeKind> = None;
     for d in definitions {
         let Some(value) = d.docker_labels.as_ref().and_then(|l| l.get(RUNTIME_LABEL)) else {
             continue;
         };
-        let kind = RuntimeKind::parse(value).ok_or_else(|| {
-            format!("docker label {RUNTIME_LABEL}={value} names no runtime; use docker, process or hollow")
-        })?;
+        let kind =
+            RuntimeKind::parse(value).ok_or_else(|| PlanError::UnknownRuntime(value.clone()))?;
         if chosen.is_some_and(|c| c != kind) {
-            return Err(format!(
-                "the containers of one task must use one runtime; {RUNTIME_LABEL} differs between them"
-            ));
+            return Err(PlanError::MixedRuntimes);
         }
         chosen = Some(kind);
     }
@@ -330,7 +365,7 @@ fn mount_source(
     volume: &api::Volume,
     task_id: &str,
     task_arn: &str,
-) -> Result<MountSource, String> {
+) -> Result<MountSource, PlanError> {
     let name = volume.name.clone().unwrap_or_default();
     if let Some(path) = volume.host.as_ref().and_then(|h| h.source_path.as_ref()) {
         return Ok(MountSource::Bind(path.into()));
@@ -358,9 +393,7 @@ fn mount_source(
                 .fsx_windows_file_server_volume_configuration
                 .is_some() =>
         {
-            Err(format!(
-                "volume {name}: EFS and FSx volumes are not supported by berth"
-            ))
+            Err(PlanError::UnsupportedVolume(name))
         }
         // A volume with no source: an empty Docker volume that lives as long as the task.
         None => Ok(MountSource::Volume {
@@ -563,10 +596,10 @@ mod tests {
         );
         def["containerDefinitions"][1]["dockerLabels"][RUNTIME_LABEL] = json!("docker");
         let err = plan(&assignment(def.clone(), json!(null)), &host()).unwrap_err();
-        assert!(err.contains("one runtime"), "{err}");
+        assert!(err.to_string().contains("one runtime"), "{err}");
         def["containerDefinitions"][1]["dockerLabels"][RUNTIME_LABEL] = json!("vm");
         let err = plan(&assignment(def, json!(null)), &host()).unwrap_err();
-        assert!(err.contains("names no runtime"), "{err}");
+        assert!(err.to_string().contains("names no runtime"), "{err}");
     }
 
     #[test]
@@ -574,11 +607,11 @@ mod tests {
         let mut def = web();
         def["networkMode"] = json!("awsvpc");
         let err = plan(&assignment(def, json!(null)), &host()).unwrap_err();
-        assert!(err.contains("awsvpc"), "{err}");
+        assert!(err.to_string().contains("awsvpc"), "{err}");
         let mut def = web();
         def["containerDefinitions"][0]["mountPoints"] =
             json!([{"sourceVolume": "nope", "containerPath": "/x"}]);
         let err = plan(&assignment(def, json!(null)), &host()).unwrap_err();
-        assert!(err.contains("'nope'"), "{err}");
+        assert!(err.to_string().contains("'nope'"), "{err}");
     }
 }

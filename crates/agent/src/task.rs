@@ -47,15 +47,85 @@ pub(crate) struct Shared {
     pub containers: Mutex<HashMap<(String, String), (RuntimeKind, String)>>,
 }
 
+/// Why the agent has no Docker runtime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DockerUnavailable {
+    /// A hollow agent runs every task on the hollow runtime.
+    #[error("the agent is hollow")]
+    Hollow,
+    /// The Docker engine did not answer (or answered an error).
+    #[error(transparent)]
+    Engine(#[from] RuntimeError),
+}
+
+/// Why a task cannot start at all: it cannot be planned, or the runtime it needs is missing.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Plan(#[from] spec::PlanError),
+    #[error(transparent)]
+    Runtime(#[from] DockerUnavailable),
+}
+
+/// Why a container could not be launched; the message is its reason (ECS's error names).
+#[derive(Debug, thiserror::Error)]
+enum LaunchError {
+    /// The runtime refused to create it.
+    #[error("CannotCreateContainerError: {0}")]
+    Create(RuntimeError),
+    /// The runtime created it but could not start it.
+    #[error("CannotStartContainerError: {0}")]
+    Start(RuntimeError),
+}
+
+/// Why a container's `dependsOn` condition can never be met.
+#[derive(Debug, thiserror::Error)]
+enum DependencyError {
+    /// It depends on a container the task does not have.
+    #[error("{container} depends on {dependency}, which is not in the task")]
+    Missing {
+        container: String,
+        dependency: String,
+    },
+    /// SUCCESS, but the dependency exited with another code (or none).
+    #[error(
+        "dependency condition SUCCESS of {container} on {dependency} failed: it exited with {}",
+        code.map_or_else(|| "no exit code".to_owned(), |c| format!("code {c}"))
+    )]
+    Unsuccessful {
+        container: String,
+        dependency: String,
+        code: Option<i32>,
+    },
+    /// HEALTHY, but the dependency exited or is unhealthy.
+    #[error(
+        "dependency condition HEALTHY of {container} on {dependency} failed: it is {}",
+        if *exited { "exited" } else { "unhealthy" }
+    )]
+    Unhealthy {
+        container: String,
+        dependency: String,
+        exited: bool,
+    },
+    /// HEALTHY, but the dependency has no health check to become healthy by.
+    #[error(
+        "dependency condition HEALTHY of {container} on {dependency} can never be met: it has no healthCheck"
+    )]
+    NoHealthCheck {
+        container: String,
+        dependency: String,
+    },
+}
+
 /// The runtimes an agent has.
 pub(crate) struct Runtimes {
-    pub docker: Result<Arc<dyn Runtime>, String>,
+    pub docker: Result<Arc<dyn Runtime>, DockerUnavailable>,
     pub process: Arc<dyn Runtime>,
     pub hollow: Arc<dyn Runtime>,
 }
 
 impl Runtimes {
-    pub fn get(&self, kind: RuntimeKind) -> Result<&Arc<dyn Runtime>, String> {
+    pub fn get(&self, kind: RuntimeKind) -> Result<&Arc<dyn Runtime>, DockerUnavailable> {
         match kind {
             RuntimeKind::Docker => self.docker.as_ref().map_err(Clone::clone),
             RuntimeKind::Process => Ok(&self.process),
@@ -142,11 +212,13 @@ pub(crate) async fn supervise(
         default_runtime: s.shared.default_runtime,
         forced_runtime: s.shared.forced_runtime,
     };
-    let plan = spec::plan(&s.assignment, &host);
-    let (runtime, plan) = match plan.and_then(|p| {
-        let rt = s.shared.runtimes.get(p.runtime)?.clone();
-        Ok((rt, p))
-    }) {
+    let planned = spec::plan(&s.assignment, &host)
+        .map_err(StartError::from)
+        .and_then(|p| {
+            let rt = s.shared.runtimes.get(p.runtime)?.clone();
+            Ok((rt, p))
+        });
+    let (runtime, plan) = match planned {
         Ok(ok) => ok,
         Err(why) => {
             s.report_stopped(Some(format!("CannotStartContainerError: {why}")))
@@ -275,36 +347,32 @@ impl Supervisor {
     }
 
     /// Creates and starts one container.
-    async fn launch(&mut self, runtime: &Arc<dyn Runtime>, index: usize) -> Result<(), String> {
+    async fn launch(
+        &mut self,
+        runtime: &Arc<dyn Runtime>,
+        index: usize,
+    ) -> Result<(), LaunchError> {
         let spec = self.slots[index].plan.spec.clone();
-        let id = runtime
-            .create(&spec)
-            .await
-            .map_err(|e| format!("CannotCreateContainerError: {e}"))?;
+        let id = runtime.create(&spec).await.map_err(LaunchError::Create)?;
         self.slots[index].id = Some(id.clone());
         self.register(runtime.kind(), index, &id);
-        runtime
-            .start(&id)
-            .await
-            .map_err(|e| format!("CannotStartContainerError: {e}"))?;
+        runtime.start(&id).await.map_err(LaunchError::Start)?;
         self.slots[index].started_at = Instant::now();
         self.watch(runtime, index, &id);
         Ok(())
     }
 
     /// Whether container `index` may start: `Ok(true)` now, `Ok(false)` not yet, `Err` never.
-    fn ready(&self, index: usize) -> Result<bool, String> {
+    fn ready(&self, index: usize) -> Result<bool, DependencyError> {
         let name = &self.slots[index].plan.spec.container_name;
         for dep in &self.slots[index].plan.depends_on {
             let d = self
                 .slots
                 .iter()
                 .find(|s| s.plan.spec.container_name == dep.container)
-                .ok_or_else(|| {
-                    format!(
-                        "{name} depends on {}, which is not in the task",
-                        dep.container
-                    )
+                .ok_or_else(|| DependencyError::Missing {
+                    container: name.clone(),
+                    dependency: dep.container.clone(),
                 })?;
             let met = match dep.condition {
                 Condition::Start => d.id.is_some(),
@@ -312,32 +380,28 @@ impl Supervisor {
                 Condition::Success => match d.exited {
                     Some(Some(0)) => true,
                     Some(code) => {
-                        return Err(format!(
-                            "dependency condition SUCCESS of {name} on {} failed: it exited with {}",
-                            dep.container,
-                            code.map_or_else(|| "no exit code".to_owned(), |c| format!("code {c}"))
-                        ));
+                        return Err(DependencyError::Unsuccessful {
+                            container: name.clone(),
+                            dependency: dep.container.clone(),
+                            code,
+                        });
                     }
                     None => false,
                 },
                 Condition::Healthy => match (d.health, d.exited) {
                     (Health::Healthy, _) => true,
                     (_, Some(_)) | (Health::Unhealthy, _) => {
-                        return Err(format!(
-                            "dependency condition HEALTHY of {name} on {} failed: it is {}",
-                            dep.container,
-                            if d.exited.is_some() {
-                                "exited"
-                            } else {
-                                "unhealthy"
-                            }
-                        ));
+                        return Err(DependencyError::Unhealthy {
+                            container: name.clone(),
+                            dependency: dep.container.clone(),
+                            exited: d.exited.is_some(),
+                        });
                     }
                     (Health::None, None) if d.plan.spec.health_check.is_none() => {
-                        return Err(format!(
-                            "dependency condition HEALTHY of {name} on {} can never be met: it has no healthCheck",
-                            dep.container
-                        ));
+                        return Err(DependencyError::NoHealthCheck {
+                            container: name.clone(),
+                            dependency: dep.container.clone(),
+                        });
                     }
                     _ => false,
                 },
@@ -421,7 +485,7 @@ impl Supervisor {
                         }
                         Err(why) => {
                             self.slots[index].exited = Some(code);
-                            self.slots[index].reason = Some(why);
+                            self.slots[index].reason = Some(why.to_string());
                         }
                     }
                 }
@@ -484,6 +548,7 @@ impl Supervisor {
                 match self.ready(i) {
                     Ok(true) => {
                         if let Err(why) = self.launch(runtime, i).await {
+                            let why = why.to_string();
                             self.slots[i].reason = Some(why.clone());
                             return Ending::Failed(why);
                         }
@@ -491,7 +556,7 @@ impl Supervisor {
                     }
                     Ok(false) => {}
                     Err(why) => {
-                        self.slots[i].reason = Some(why.clone());
+                        self.slots[i].reason = Some(why.to_string());
                         return Ending::Failed(format!("DependencyConditionFailed: {why}"));
                     }
                 }

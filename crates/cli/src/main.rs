@@ -77,7 +77,7 @@ struct AgentArgs {
         default_value = "http://127.0.0.1:8642",
         env = "BERTH_SERVER",
         value_delimiter = ',',
-        value_parser = parse_server
+        value_parser = berth_agent::endpoints::parse_server
     )]
     servers: Vec<String>,
     /// The cluster to join.
@@ -135,20 +135,36 @@ struct AgentArgs {
     observe: observe::Observability,
 }
 
-fn parse_attribute(s: &str) -> Result<(String, String), String> {
+/// Why a command-line value does not parse; clap prints the message after the flag's name.
+#[derive(Debug, thiserror::Error)]
+enum ArgError {
+    /// `--attribute` without a name before its `=`.
+    #[error("'{0}' has no attribute name")]
+    NoAttributeName(String),
+    /// `--runtime` naming no runtime.
+    #[error("'{0}' is not docker, process or hollow")]
+    UnknownRuntime(String),
+    /// `--peer` without its `=`.
+    #[error("'{0}' is not ID=HOST:PORT")]
+    NotAPeer(String),
+    /// `--peer` whose id is not a number.
+    #[error("'{0}' is not a node id")]
+    NodeId(String),
+    /// `--peer` with nothing after its `=`.
+    #[error("'{0}' has no address")]
+    NoAddress(String),
+}
+
+fn parse_attribute(s: &str) -> Result<(String, String), ArgError> {
     let (k, v) = s.split_once('=').unwrap_or((s, ""));
     if k.is_empty() {
-        return Err(format!("'{s}' has no attribute name"));
+        return Err(ArgError::NoAttributeName(s.to_owned()));
     }
     Ok((k.to_owned(), v.to_owned()))
 }
 
-fn parse_server(s: &str) -> Result<String, String> {
-    berth_agent::endpoints::parse_server(s).map_err(|e| e.to_string())
-}
-
-fn parse_runtime(s: &str) -> Result<RuntimeKind, String> {
-    RuntimeKind::parse(s).ok_or_else(|| format!("'{s}' is not docker, process or hollow"))
+fn parse_runtime(s: &str) -> Result<RuntimeKind, ArgError> {
+    RuntimeKind::parse(s).ok_or_else(|| ArgError::UnknownRuntime(s.to_owned()))
 }
 
 #[derive(Args)]
@@ -225,13 +241,13 @@ impl Security {
     }
 }
 
-fn parse_peer(s: &str) -> Result<(u64, String), String> {
+fn parse_peer(s: &str) -> Result<(u64, String), ArgError> {
     let (id, addr) = s
         .split_once('=')
-        .ok_or_else(|| format!("'{s}' is not ID=HOST:PORT"))?;
-    let id = id.parse().map_err(|_| format!("'{id}' is not a node id"))?;
+        .ok_or_else(|| ArgError::NotAPeer(s.to_owned()))?;
+    let id = id.parse().map_err(|_| ArgError::NodeId(id.to_owned()))?;
     if addr.is_empty() {
-        return Err(format!("'{s}' has no address"));
+        return Err(ArgError::NoAddress(s.to_owned()));
     }
     Ok((id, addr.to_owned()))
 }
@@ -323,7 +339,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         match cli.command {
             Cmd::Server(a) => {
                 let membership = Membership {
@@ -370,8 +386,18 @@ fn main() -> Result<()> {
                 .await
             }
         }
-    })
+    });
+    // Dropping a runtime waits for every blocking thread, and a service controller pass
+    // planning a 20,000-task rollout on one can take tens of seconds: a stop would wait for
+    // it. Everything that must outlive the stop (acknowledged writes: on disk before the
+    // answer; answers in flight: drained by the graceful shutdown) is done by now, and that
+    // pass only reads a snapshot, so it is left behind.
+    runtime.shutdown_timeout(ABANDON_BLOCKING_WORK_AFTER);
+    outcome
 }
+
+/// How long a stopping process waits for blocking work still running (see [`main`]).
+const ABANDON_BLOCKING_WORK_AFTER: Duration = Duration::from_secs(1);
 
 /// `path` made absolute against the working directory (without touching the file system).
 fn absolute(path: &std::path::Path) -> Result<PathBuf> {
@@ -791,8 +817,12 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
 
 /// Why the agent has no Docker, without the agent's own "Docker is unavailable: " (the
 /// lines printing it say so themselves).
-fn docker_cause(why: &str) -> &str {
-    why.strip_prefix("Docker is unavailable: ").unwrap_or(why)
+fn docker_cause(why: &berth_agent::DockerUnavailable) -> String {
+    let why = why.to_string();
+    match why.strip_prefix("Docker is unavailable: ") {
+        Some(cause) => cause.to_owned(),
+        None => why,
+    }
 }
 
 /// This host's address on the route towards `server` (a URL), for an agent listening on all

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use berth_history::{Final, History, Limits, Op, Outcome, check};
 use bytes::Bytes;
-use common::cluster::{caught_up, leader_of, start_cluster, start_cluster_logging};
+use common::cluster::{
+    caught_up, leader_of, start_cluster, start_cluster_logging, start_cluster_with,
+};
 use common::{Berth, credential, ecs_op, eventually, get_json, raw, raw_as, raw_unsigned};
 use serde_json::{Value, json};
 
@@ -333,7 +335,17 @@ async fn leadership_moves_on_request_and_no_acknowledged_write_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_voters_hand_over_to_the_named_voter_every_time() {
     let root = tempfile::tempdir().unwrap();
-    let nodes = start_cluster(root.path(), 5);
+    // Five debug-built servers, their clients and the rest of the suite share two cores: at
+    // the default 100 ms election timeout a starved process can miss a whole round. Slower
+    // timing keeps what is tested (leases waited out, the named voter elected) and gives the
+    // transfer's bounds (all multiples of the timeout) room on a loaded machine.
+    let timing = [
+        "--raft-heartbeat-ms",
+        "100",
+        "--raft-election-timeout-ms",
+        "300",
+    ];
+    let nodes = start_cluster_with(root.path(), 5, &timing);
     let mut leader = leader_of(&nodes).await;
     all_follow(&nodes, leader).await;
     let arns = registers(server(&nodes, leader)).await;

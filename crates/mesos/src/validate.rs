@@ -372,7 +372,7 @@ pub enum TaskError {
     #[error("kill_policy.grace_period must not be negative")]
     NegativeGracePeriod,
     #[error("invalid health_check: {0}")]
-    InvalidHealthCheck(String),
+    InvalidHealthCheck(HealthCheckError),
     #[error("task uses no resources")]
     NoResources,
     #[error("invalid resources: {0}")]
@@ -522,27 +522,50 @@ fn validate_custom_executor(executor: &ExecutorInfo) -> Result<&crate::v1::Comma
     }
 }
 
-fn validate_health_check(check: &HealthCheck) -> Result<(), String> {
+/// What is wrong with a task's `health_check` (after "invalid health_check: ").
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HealthCheckError {
+    /// No `type`.
+    #[error("`type` must be set")]
+    MissingType,
+    /// A `type` this Mesos version does not know.
+    #[error("unknown type")]
+    UnknownType,
+    /// A COMMAND check with nothing to run.
+    #[error("COMMAND check without `command.value`")]
+    MissingCommand,
+    /// An HTTP check without its `http` settings.
+    #[error("HTTP check without `http`")]
+    MissingHttp,
+    /// A TCP check without its `tcp` settings.
+    #[error("TCP check without `tcp`")]
+    MissingTcp,
+    /// A negative (or NaN) duration; the field's name.
+    #[error("{0} must not be negative")]
+    NegativeSeconds(&'static str),
+}
+
+fn validate_health_check(check: &HealthCheck) -> Result<(), HealthCheckError> {
     match check.r#type {
-        None => return Err("`type` must be set".into()),
-        Some(HealthCheckType::Unknown) => return Err("unknown type".into()),
+        None => return Err(HealthCheckError::MissingType),
+        Some(HealthCheckType::Unknown) => return Err(HealthCheckError::UnknownType),
         Some(HealthCheckType::Command) => {
             let has_value = check
                 .command
                 .as_ref()
                 .is_some_and(|c| c.value.is_some() || !c.shell());
             if !has_value {
-                return Err("COMMAND check without `command.value`".into());
+                return Err(HealthCheckError::MissingCommand);
             }
         }
         Some(HealthCheckType::Http) => {
             if check.http.is_none() {
-                return Err("HTTP check without `http`".into());
+                return Err(HealthCheckError::MissingHttp);
             }
         }
         Some(HealthCheckType::Tcp) => {
             if check.tcp.is_none() {
-                return Err("TCP check without `tcp`".into());
+                return Err(HealthCheckError::MissingTcp);
             }
         }
     }
@@ -553,7 +576,7 @@ fn validate_health_check(check: &HealthCheck) -> Result<(), String> {
         ("grace_period_seconds", check.grace_period_seconds),
     ] {
         if v.is_some_and(|v| v.is_nan() || v < 0.0) {
-            return Err(format!("{name} must not be negative"));
+            return Err(HealthCheckError::NegativeSeconds(name));
         }
     }
     Ok(())

@@ -38,11 +38,16 @@ pub const PRIORITY_TAG: &str = "berth:priority";
 #[serde(try_from = "u16", into = "u16")]
 pub struct Priority(u16);
 
-impl TryFrom<u16> for Priority {
-    type Error = String;
+/// A priority above [`Priority::MAX`] (in a stored or sent value that bypassed the tag check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("priority {0} is above {max}", max = Priority::MAX)]
+pub struct PriorityOutOfRange(pub u16);
 
-    fn try_from(value: u16) -> Result<Self, String> {
-        Self::new(value).ok_or_else(|| format!("priority {value} is above {}", Self::MAX))
+impl TryFrom<u16> for Priority {
+    type Error = PriorityOutOfRange;
+
+    fn try_from(value: u16) -> Result<Self, PriorityOutOfRange> {
+        Self::new(value).ok_or(PriorityOutOfRange(value))
     }
 }
 

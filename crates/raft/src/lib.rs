@@ -131,18 +131,35 @@ impl Default for Timing {
 impl Timing {
     /// Refuses timings openraft cannot keep: a heartbeat must come well within an election
     /// timeout, or followers stand against a healthy leader.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), TimingError> {
         if self.heartbeat.is_zero() || self.write_timeout.is_zero() {
-            return Err("the heartbeat interval and the write timeout must be positive".into());
+            return Err(TimingError::NotPositive);
         }
         if self.election_timeout < self.heartbeat * 2 {
-            return Err(format!(
-                "the election timeout ({:?}) must be at least twice the heartbeat interval ({:?})",
-                self.election_timeout, self.heartbeat
-            ));
+            return Err(TimingError::ElectionTimeoutTooShort {
+                election_timeout: self.election_timeout,
+                heartbeat: self.heartbeat,
+            });
         }
         Ok(())
     }
+}
+
+/// Timings openraft cannot keep (see [`Timing::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimingError {
+    /// A zero heartbeat interval or write timeout.
+    #[error("the heartbeat interval and the write timeout must be positive")]
+    NotPositive,
+    /// An election timeout under two heartbeats: followers would stand against a healthy
+    /// leader whose heartbeat is a little late.
+    #[error(
+        "the election timeout ({election_timeout:?}) must be at least twice the heartbeat interval ({heartbeat:?})"
+    )]
+    ElectionTimeoutTooShort {
+        election_timeout: Duration,
+        heartbeat: Duration,
+    },
 }
 
 impl NodeOptions {
@@ -189,6 +206,9 @@ pub enum OpenError {
     /// openraft refused to start or initialize.
     #[error("raft failed to start: {0}")]
     Raft(String),
+    /// The timings given cannot be kept (said as openraft's own refusals are).
+    #[error("raft failed to start: {0}")]
+    Timing(TimingError),
     /// The node did not become ready in time.
     #[error("the node did not elect a leader and catch up within {0:?}")]
     NotReady(Duration),
@@ -348,7 +368,7 @@ impl Node {
         })?;
         let published = sm.published();
         let timing = options.timing;
-        timing.check().map_err(OpenError::Raft)?;
+        timing.check().map_err(OpenError::Timing)?;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let config = openraft::Config {
             cluster_name: "berth".into(),
@@ -892,7 +912,7 @@ mod tests {
             ..Timing::default()
         };
         let err = fast_heartbeat.check().unwrap_err();
-        assert!(err.contains("twice the heartbeat"), "{err}");
+        assert!(err.to_string().contains("twice the heartbeat"), "{err}");
         for zero in [
             Timing {
                 heartbeat: Duration::ZERO,

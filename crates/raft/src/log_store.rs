@@ -112,29 +112,31 @@ impl LogStore {
         })
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, String> {
-        let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-        let meta = txn.open_table(META).map_err(|e| e.to_string())?;
-        let Some(v) = meta.get(key).map_err(|e| e.to_string())? else {
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ReadError> {
+        let txn = self.db.begin_read().map_err(redb::Error::from)?;
+        let meta = txn.open_table(META).map_err(redb::Error::from)?;
+        let Some(v) = meta.get(key).map_err(redb::Error::from)? else {
             return Ok(None);
         };
-        serde_json::from_slice(v.value())
-            .map(Some)
-            .map_err(|e| e.to_string())
+        Ok(Some(serde_json::from_slice(v.value())?))
     }
 
-    fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry<TypeConfig>>, String> {
-        let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-        let logs = txn.open_table(LOGS).map_err(|e| e.to_string())?;
+    fn read_range(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<Entry<TypeConfig>>, ReadError> {
+        let txn = self.db.begin_read().map_err(redb::Error::from)?;
+        let logs = txn.open_table(LOGS).map_err(redb::Error::from)?;
         let range = match end {
             Some(end) => logs.range(start..end),
             None => logs.range(start..),
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(redb::Error::from)?;
         let mut out = Vec::new();
         for item in range {
-            let (_, v) = item.map_err(|e| e.to_string())?;
-            out.push(serde_json::from_slice(v.value()).map_err(|e| e.to_string())?);
+            let (_, v) = item.map_err(redb::Error::from)?;
+            out.push(serde_json::from_slice(v.value())?);
         }
         Ok(out)
     }
@@ -310,6 +312,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         out.extend(cached);
         Ok(out)
     }
+}
+
+/// Why the log or its metadata could not be read back (openraft is told its message).
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    /// The database refused the read.
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    /// A stored value does not decode.
+    #[error(transparent)]
+    Decode(#[from] serde_json::Error),
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {

@@ -155,23 +155,55 @@ pub struct Following {
     pub last_log_index: Option<u64>,
 }
 
+/// Why a server will not stand for election when a leader asks it to. The leader answers
+/// it as [`TransferError::Refused`] (by its message: that is what travels between servers).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StandRefusal {
+    /// A learner cannot be elected.
+    #[error("server {0} is not a voter")]
+    NotAVoter(u64),
+    /// The request comes from another leader or another term than this server follows (a
+    /// stale request).
+    #[error(
+        "server {id} follows {leader:?} in term {term}, not server {asked_by} in term {asked_term}"
+    )]
+    Stale {
+        id: u64,
+        leader: Option<u64>,
+        term: u64,
+        asked_by: u64,
+        asked_term: u64,
+    },
+    /// This server's log is behind the leader's: it could not win, and should not.
+    #[error("server {id} holds the log to {held:?}, not to {wanted:?}")]
+    Behind {
+        id: u64,
+        held: Option<u64>,
+        wanted: Option<u64>,
+    },
+}
+
 /// Whether a server may stand on `req`: it is a voter, follows the asking leader in the same
 /// term, and holds the log that leader has.
-pub fn check_stand(me: &Following, req: &StandRequest) -> Result<(), String> {
+pub fn check_stand(me: &Following, req: &StandRequest) -> Result<(), StandRefusal> {
     if !me.voter {
-        return Err(format!("server {} is not a voter", me.id));
+        return Err(StandRefusal::NotAVoter(me.id));
     }
     if me.leader != Some(req.leader) || me.term != req.term {
-        return Err(format!(
-            "server {} follows {:?} in term {}, not server {} in term {}",
-            me.id, me.leader, me.term, req.leader, req.term
-        ));
+        return Err(StandRefusal::Stale {
+            id: me.id,
+            leader: me.leader,
+            term: me.term,
+            asked_by: req.leader,
+            asked_term: req.term,
+        });
     }
     if me.last_log_index < req.last_log_index {
-        return Err(format!(
-            "server {} holds the log to {:?}, not to {:?}",
-            me.id, me.last_log_index, req.last_log_index
-        ));
+        return Err(StandRefusal::Behind {
+            id: me.id,
+            held: me.last_log_index,
+            wanted: req.last_log_index,
+        });
     }
     Ok(())
 }
@@ -327,6 +359,13 @@ impl Node {
         // 5. A new leader.
         let moved = metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me));
         let _ = tokio::time::timeout(within, moved).await;
+        if metrics.borrow().current_leader.is_none() {
+            // This server stepped down and an election is under way (a loaded host can make
+            // it take longer than one bound): wait one more for its outcome, so the answer
+            // names who leads rather than "nobody yet".
+            let known = metrics.wait_for(|m| m.current_leader.is_some());
+            let _ = tokio::time::timeout(within, known).await;
+        }
         let leader = metrics.borrow().current_leader;
         match leader {
             Some(l) if l == target => {
@@ -407,7 +446,7 @@ impl Node {
                 last_log_index: m.last_log_index,
             }
         };
-        check_stand(&me, &req).map_err(TransferError::Refused)?;
+        check_stand(&me, &req).map_err(|e| TransferError::Refused(e.to_string()))?;
         self.election.rearm(Since::Election);
         self.metrics.stood();
         self.raft
@@ -519,7 +558,7 @@ mod tests {
         assert_eq!(check_stand(&following(), &asked(1, 5, Some(40))), Ok(()));
         assert_eq!(check_stand(&following(), &asked(1, 5, Some(39))), Ok(()));
         let why = check_stand(&following(), &asked(1, 5, Some(41))).unwrap_err();
-        assert!(why.contains("holds the log to"), "{why}");
+        assert!(why.to_string().contains("holds the log to"), "{why}");
         // A stale request: another leader, or an older term.
         assert!(check_stand(&following(), &asked(3, 5, Some(40))).is_err());
         assert!(check_stand(&following(), &asked(1, 4, Some(40))).is_err());
@@ -528,7 +567,7 @@ mod tests {
             ..following()
         };
         let why = check_stand(&learner, &asked(1, 5, Some(40))).unwrap_err();
-        assert!(why.contains("not a voter"), "{why}");
+        assert!(why.to_string().contains("not a voter"), "{why}");
     }
 
     #[test]

@@ -37,8 +37,8 @@ mod template;
 
 pub use engine::{InstanceRejection, Placement, Plan, Verdict, instance_matches, place};
 pub use request::{
-    BinpackField, Constraint, PlacementRequest, SpreadField, Strategy, parse_constraint,
-    parse_strategy,
+    BinpackField, Constraint, PlacementRequest, RequestError, SpreadField, Strategy,
+    parse_constraint, parse_strategy,
 };
 pub use scale_in::choose_to_stop;
 pub use template::{TaskTemplate, complete_overrides};

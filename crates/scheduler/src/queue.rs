@@ -47,7 +47,7 @@ use berth_state::State;
 
 use crate::engine::{InstanceRejection, place};
 use crate::preempt;
-use crate::request::{parse_constraint, parse_strategy};
+use crate::request::{RequestError, parse_constraint, parse_strategy};
 use crate::template::TaskTemplate;
 
 /// What the queue controller should do for one cluster now.
@@ -72,24 +72,39 @@ impl Decision {
     }
 }
 
+/// Why a queued task's template cannot be rebuilt, so the task cannot be placed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    /// The task is not waiting in the queue.
+    #[error("task {0} was not queued")]
+    NotQueued(TaskId),
+    /// The task definition revision it was launched with was deleted since.
+    #[error("task definition {family}:{revision} no longer exists")]
+    DefinitionGone { family: Name, revision: u32 },
+    /// Its definition and overrides do not make a valid set of requirements.
+    #[error(transparent)]
+    Requirements(#[from] berth_model::Error),
+    /// A constraint or strategy it kept no longer parses.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
 /// The template a queued task's RunTask launched it with: its task definition (by family and
 /// revision), its overrides and tags, and the constraints and strategies it kept. `Err` says
 /// why it cannot be placed (its definition is gone, a kept constraint no longer parses).
-pub fn template_for(state: &State, task: &Task) -> Result<TaskTemplate, String> {
+pub fn template_for(state: &State, task: &Task) -> Result<TaskTemplate, TemplateError> {
     let queued = task
         .queued
         .as_ref()
-        .ok_or_else(|| format!("task {} was not queued", task.id))?;
+        .ok_or(TemplateError::NotQueued(task.id))?;
     let definition = state
         .task_definition(&task.family, task.revision)
-        .ok_or_else(|| {
-            format!(
-                "task definition {}:{} no longer exists",
-                task.family, task.revision
-            )
+        .ok_or_else(|| TemplateError::DefinitionGone {
+            family: task.family.clone(),
+            revision: task.revision,
         })?
         .clone();
-    let needs = requirements(&definition.spec, &task.overrides).map_err(|e| e.to_string())?;
+    let needs = requirements(&definition.spec, &task.overrides)?;
     let constraints = queued
         .constraints
         .iter()
@@ -417,7 +432,7 @@ pub fn standing(state: &State, id: TaskId) -> Option<Standing> {
             );
             (plan.rejections, !plan.placements.is_empty(), None)
         }
-        Err(e) => (Vec::new(), false, Some(e)),
+        Err(e) => (Vec::new(), false, Some(e.to_string())),
     };
     Some(Standing {
         priority: task.priority(),

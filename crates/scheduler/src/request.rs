@@ -6,7 +6,7 @@ use std::sync::Arc;
 use berth_model::InstanceId;
 use berth_model::entity::{Name, Reservation};
 
-use crate::query::{self, Expr};
+use crate::query::{self, Expr, ParseError};
 
 /// Constraints are binding: an instance that breaks one is not a candidate.
 #[derive(Debug, Clone)]
@@ -84,36 +84,73 @@ impl PlacementRequest {
     }
 }
 
+/// Why a placement constraint or strategy does not parse. Each message is what the ECS API
+/// answers (`InvalidParameterException`), so a user can correct the request from it alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A `distinctInstance` constraint was given an expression.
+    #[error("A distinctInstance constraint takes no expression")]
+    DistinctInstanceExpression,
+    /// A `memberOf` constraint has no expression, or only blanks.
+    #[error("A memberOf constraint needs an expression in the cluster query language")]
+    MissingExpression,
+    /// A `memberOf` expression is not valid cluster query language. The parser's error is part
+    /// of the message (as the API has always answered it), so it is a field, not a `#[source]`
+    /// that a chain printer would repeat.
+    #[error("memberOf expression '{text}': {error}")]
+    InvalidExpression {
+        /// The expression as given.
+        text: String,
+        /// Where and why it does not parse.
+        error: ParseError,
+    },
+    /// The constraint type is neither `distinctInstance` nor `memberOf`.
+    #[error("'{0}' is not a placement constraint type; expected distinctInstance or memberOf")]
+    InvalidConstraint(String),
+    /// A `spread` strategy has no field.
+    #[error("A spread strategy needs a field: instanceId, host or attribute:<name>")]
+    MissingSpreadField,
+    /// A `spread` field that is not `instanceId`, `host` or `attribute:<name>`.
+    #[error("'{0}' is not a spread field; expected instanceId, host or attribute:<name>")]
+    InvalidSpreadField(String),
+    /// A `binpack` field that is not `cpu` or `memory` (empty when there was none).
+    #[error("'{0}' is not a binpack field; expected cpu or memory")]
+    InvalidBinpackField(String),
+    /// The strategy type is none of `random`, `spread` and `binpack`.
+    #[error("'{0}' is not a placement strategy type; expected random, spread or binpack")]
+    InvalidStrategy(String),
+}
+
 /// Parses an ECS placement constraint (`type`, `expression`). A `memberOf` expression is
 /// compiled once per text and shared, as stored constraints are parsed again on every RunTask
 /// and reconcile.
-pub fn parse_constraint(kind: &str, expression: Option<&str>) -> Result<Constraint, String> {
+pub fn parse_constraint(kind: &str, expression: Option<&str>) -> Result<Constraint, RequestError> {
     match kind {
         "distinctInstance" => match expression {
             None | Some("") => Ok(Constraint::DistinctInstance),
-            Some(_) => Err("A distinctInstance constraint takes no expression".into()),
+            Some(_) => Err(RequestError::DistinctInstanceExpression),
         },
         "memberOf" => {
             let text = expression
                 .filter(|e| !e.trim().is_empty())
-                .ok_or("A memberOf constraint needs an expression in the cluster query language")?;
+                .ok_or(RequestError::MissingExpression)?;
             query::parse_shared(text)
                 .map(Constraint::MemberOf)
-                .map_err(|e| format!("memberOf expression '{text}': {e}"))
+                .map_err(|error| RequestError::InvalidExpression {
+                    text: text.to_owned(),
+                    error,
+                })
         }
-        other => Err(format!(
-            "'{other}' is not a placement constraint type; expected distinctInstance or memberOf"
-        )),
+        other => Err(RequestError::InvalidConstraint(other.to_owned())),
     }
 }
 
 /// Parses an ECS placement strategy (`type`, `field`).
-pub fn parse_strategy(kind: &str, field: Option<&str>) -> Result<Strategy, String> {
+pub fn parse_strategy(kind: &str, field: Option<&str>) -> Result<Strategy, RequestError> {
     match kind {
         "random" => Ok(Strategy::Random),
         "spread" => {
-            let field = field
-                .ok_or("A spread strategy needs a field: instanceId, host or attribute:<name>")?;
+            let field = field.ok_or(RequestError::MissingSpreadField)?;
             if field.eq_ignore_ascii_case("instanceId") || field.eq_ignore_ascii_case("host") {
                 return Ok(Strategy::Spread(SpreadField::Instance));
             }
@@ -124,22 +161,17 @@ pub fn parse_strategy(kind: &str, field: Option<&str>) -> Result<Strategy, Strin
                 Some(_) if field.len() > 10 => Ok(Strategy::Spread(SpreadField::Attribute(
                     field[10..].to_owned(),
                 ))),
-                _ => Err(format!(
-                    "'{field}' is not a spread field; expected instanceId, host or attribute:<name>"
-                )),
+                _ => Err(RequestError::InvalidSpreadField(field.to_owned())),
             }
         }
         "binpack" => match field.map(str::to_ascii_lowercase).as_deref() {
             Some("cpu") => Ok(Strategy::Binpack(BinpackField::Cpu)),
             Some("memory") => Ok(Strategy::Binpack(BinpackField::Memory)),
-            _ => Err(format!(
-                "'{}' is not a binpack field; expected cpu or memory",
-                field.unwrap_or_default()
+            _ => Err(RequestError::InvalidBinpackField(
+                field.unwrap_or_default().to_owned(),
             )),
         },
-        other => Err(format!(
-            "'{other}' is not a placement strategy type; expected random, spread or binpack"
-        )),
+        other => Err(RequestError::InvalidStrategy(other.to_owned())),
     }
 }
 
@@ -171,6 +203,7 @@ mod tests {
         assert!(
             parse_strategy("binpack", Some("disk"))
                 .unwrap_err()
+                .to_string()
                 .contains("cpu or memory")
         );
         assert!(parse_strategy("spread", None).is_err());
@@ -178,6 +211,7 @@ mod tests {
         assert!(
             parse_strategy("pack", None)
                 .unwrap_err()
+                .to_string()
                 .contains("random, spread or binpack")
         );
         assert!(matches!(
@@ -190,7 +224,7 @@ mod tests {
             Ok(Constraint::MemberOf(_))
         ));
         let e = parse_constraint("memberOf", Some("attribute:x = 1")).unwrap_err();
-        assert!(e.contains("column"), "{e}");
+        assert!(e.to_string().contains("column"), "{e}");
         assert!(parse_constraint("memberOf", None).is_err());
         assert!(parse_constraint("sameAs", None).is_err());
     }

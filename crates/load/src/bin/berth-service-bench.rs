@@ -189,35 +189,66 @@ struct Round {
     no_rollout_state: usize,
 }
 
+/// Why a service is not settled yet, for progress lines.
+#[derive(Debug, thiserror::Error)]
+enum Unsettled {
+    /// Its counts are not at the desired count yet.
+    #[error("runningCount {running}, pendingCount {pending}, desiredCount {want}")]
+    Counts {
+        running: u64,
+        pending: Value,
+        want: u64,
+    },
+    /// It has other than one deployment.
+    #[error("{0} deployments")]
+    Deployments(usize),
+    /// Its one deployment is of another revision.
+    #[error("deployment of {deployed}, not {revision}")]
+    Revision { deployed: String, revision: String },
+    /// Its one deployment is not PRIMARY.
+    #[error("its one deployment is {0}")]
+    Status(Value),
+    /// Its one deployment has not completed its rollout.
+    #[error("rolloutState {0}")]
+    Rollout(String),
+    /// Its one deployment is not at the desired count yet.
+    #[error("deployment runningCount {0}")]
+    DeploymentRunning(Value),
+}
+
 /// Is this DescribeServices entry at `desired` RUNNING tasks of `revision`, with nothing
 /// else left? `Err` says why not.
-fn settled(s: &Value, desired: u64, revision: &str) -> Result<(), String> {
+fn settled(s: &Value, desired: u64, revision: &str) -> Result<(), Unsettled> {
     let running = s["runningCount"].as_u64().unwrap_or(0);
     let want = s["desiredCount"].as_u64().unwrap_or(0);
     if want != desired || running != desired {
-        return Err(format!(
-            "runningCount {running}, pendingCount {}, desiredCount {want}",
-            s["pendingCount"]
-        ));
+        return Err(Unsettled::Counts {
+            running,
+            pending: s["pendingCount"].clone(),
+            want,
+        });
     }
     let deployments = s["deployments"].as_array().map_or(&[][..], Vec::as_slice);
     let [d] = deployments else {
-        return Err(format!("{} deployments", deployments.len()));
+        return Err(Unsettled::Deployments(deployments.len()));
     };
     let td = d["taskDefinition"].as_str().unwrap_or_default();
     if td != revision && !td.ends_with(&format!("/{revision}")) {
-        return Err(format!("deployment of {td}, not {revision}"));
+        return Err(Unsettled::Revision {
+            deployed: td.to_owned(),
+            revision: revision.to_owned(),
+        });
     }
     if d["status"].as_str().is_some_and(|st| st != "PRIMARY") {
-        return Err(format!("its one deployment is {}", d["status"]));
+        return Err(Unsettled::Status(d["status"].clone()));
     }
     if let Some(state) = d["rolloutState"].as_str()
         && state != "COMPLETED"
     {
-        return Err(format!("rolloutState {state}"));
+        return Err(Unsettled::Rollout(state.to_owned()));
     }
     if d["runningCount"].as_u64().is_some_and(|n| n != desired) {
-        return Err(format!("deployment runningCount {}", d["runningCount"]));
+        return Err(Unsettled::DeploymentRunning(d["runningCount"].clone()));
     }
     Ok(())
 }

@@ -322,7 +322,8 @@ pub(super) fn placement_constraints(
     }
     for c in given {
         let kind = required_str(&c.r#type, "placementConstraints.type")?;
-        parse_constraint(kind, c.expression.as_deref()).map_err(EcsError::invalid)?;
+        parse_constraint(kind, c.expression.as_deref())
+            .map_err(|e| EcsError::invalid(e.to_string()))?;
     }
     Ok(given.to_vec())
 }
@@ -367,7 +368,7 @@ fn placement_strategy(
     }
     for s in given {
         let kind = required_str(&s.r#type, "placementStrategy.type")?;
-        parse_strategy(kind, s.field.as_deref()).map_err(EcsError::invalid)?;
+        parse_strategy(kind, s.field.as_deref()).map_err(|e| EcsError::invalid(e.to_string()))?;
     }
     Ok(given.to_vec())
 }

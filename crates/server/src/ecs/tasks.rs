@@ -79,11 +79,17 @@ fn constraints(
     let mut out = Vec::new();
     for c in from_definition {
         let kind = c.r#type.as_deref().unwrap_or("memberOf");
-        out.push(parse_constraint(kind, c.expression.as_deref()).map_err(EcsError::invalid)?);
+        out.push(
+            parse_constraint(kind, c.expression.as_deref())
+                .map_err(|e| EcsError::invalid(e.to_string()))?,
+        );
     }
     for c in given {
         let kind = required_str(&c.r#type, "placementConstraints.type")?;
-        out.push(parse_constraint(kind, c.expression.as_deref()).map_err(EcsError::invalid)?);
+        out.push(
+            parse_constraint(kind, c.expression.as_deref())
+                .map_err(|e| EcsError::invalid(e.to_string()))?,
+        );
     }
     Ok(out)
 }
@@ -100,7 +106,7 @@ fn strategies(given: Option<&[api::PlacementStrategy]>) -> Result<Vec<Strategy>,
         .iter()
         .map(|s| {
             let kind = required_str(&s.r#type, "placementStrategy.type")?;
-            parse_strategy(kind, s.field.as_deref()).map_err(EcsError::invalid)
+            parse_strategy(kind, s.field.as_deref()).map_err(|e| EcsError::invalid(e.to_string()))
         })
         .collect()
 }
@@ -835,7 +841,7 @@ fn host_process_guard() -> Result<Constraint, EcsError> {
         "memberOf",
         Some(berth_model::privileges::NOT_ON_HOST_PROCESS_AGENTS),
     )
-    .map_err(EcsError::server)
+    .map_err(|e| EcsError::server(e.to_string()))
 }
 
 /// A task reference that must belong to `cluster` when its ARN names one.

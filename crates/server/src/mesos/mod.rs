@@ -729,7 +729,7 @@ async fn accept_offers(
                 &info.task_id.value,
                 TaskState::Error,
                 Reason::TaskInvalid,
-                why,
+                why.to_string(),
             ),
         }
     }
@@ -766,6 +766,27 @@ async fn accept_offers(
         .insert((framework.to_owned(), instance_id), Instant::now() + refuse);
 }
 
+/// Why a valid TaskInfo cannot be launched: the message of its TASK_ERROR.
+#[derive(Debug, thiserror::Error)]
+enum LaunchError {
+    /// The task definition it translates to is not one ECS would register.
+    #[error(transparent)]
+    Definition(berth_model::Error),
+    /// It needs a host privilege the framework's principal lacks.
+    #[error(
+        "launching this task needs the {} permission ({}), which the framework's principal does not have",
+        .0.action(),
+        .0.describe()
+    )]
+    Unauthorized(berth_auth::Privilege),
+    /// Registering its task definition was not acknowledged.
+    #[error(transparent)]
+    Write(#[from] berth_raft::WriteError),
+    /// Registering its task definition was refused.
+    #[error(transparent)]
+    Register(berth_model::Error),
+}
+
 /// The berth task for one valid TaskInfo: its definition (an identical revision of the
 /// framework's family is reused), on the offers' instance, with the ports it asked for.
 async fn launch_task(
@@ -776,23 +797,17 @@ async fn launch_task(
     info: &v1::TaskInfo,
     needs: &Resources,
     instance: &berth_model::entity::ContainerInstance,
-) -> Result<berth_model::entity::Task, String> {
+) -> Result<berth_model::entity::Task, LaunchError> {
     let request = translate::definition(family, info, needs);
-    let valid =
-        berth_model::validate::task_definition::register(&request).map_err(|e| e.to_string())?;
+    let valid = berth_model::validate::task_definition::register(&request)
+        .map_err(LaunchError::Definition)?;
     // A command task is a host process, a privileged container is root on the host: the
     // framework's principal needs the same permissions an ECS caller would.
     let region = ArnContext::new(DEFAULT_REGION, app.config.account_id.clone());
     for privilege in berth_model::privileges::privileges(&valid.spec) {
         principal
             .authorize(&region, privilege.action(), &[], Some(&fw.cluster))
-            .map_err(|_| {
-                format!(
-                    "launching this task needs the {} permission ({}), which the framework's principal does not have",
-                    privilege.action(),
-                    privilege.describe()
-                )
-            })?;
+            .map_err(|_| LaunchError::Unauthorized(privilege))?;
     }
     let _registering = app.mesos.registering.lock().await;
     let state = app.node.state();
@@ -816,9 +831,8 @@ async fn launch_task(
                         tags: Vec::new(),
                     },
                 )
-                .await
-                .map_err(|e| e.to_string())?;
-            written.result.map_err(|e| e.to_string())?
+                .await?;
+            written.result.map_err(LaunchError::Register)?
         }
     };
     let template = TaskTemplate::plain(

@@ -46,6 +46,45 @@ pub struct LogTail {
     pub unfinished: bool,
 }
 
+/// Why the UI has no dry-run answer or log tail to show; the page shows the message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DelegateError {
+    /// The task named in the page's URL is not in the cluster.
+    #[error("cluster {cluster} has no task {task}")]
+    NoTask { cluster: String, task: String },
+    /// The in-process request could not be built (an unusable URI).
+    #[error(transparent)]
+    Request(Arc<axum::http::Error>),
+    /// The handler answered with an error: its HTTP status and the API error's `message` (or
+    /// the body itself).
+    #[error("{status}: {message}")]
+    Refused { status: u16, message: String },
+    /// The answer's body could not be read.
+    #[error(transparent)]
+    Body(Arc<axum::Error>),
+    /// The dry-run's answer is not JSON.
+    #[error(transparent)]
+    Decode(Arc<serde_json::Error>),
+}
+
+impl From<axum::http::Error> for DelegateError {
+    fn from(e: axum::http::Error) -> Self {
+        Self::Request(Arc::new(e))
+    }
+}
+
+impl From<axum::Error> for DelegateError {
+    fn from(e: axum::Error) -> Self {
+        Self::Body(Arc::new(e))
+    }
+}
+
+impl From<serde_json::Error> for DelegateError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Decode(Arc::new(e))
+    }
+}
+
 /// Sends `request` as `principal` to `router`'s handler, without a socket.
 async fn call(
     app: &Arc<App>,
@@ -60,13 +99,16 @@ async fn call(
     }
 }
 
-/// The `message` of an API error body, or the body itself.
-fn message(status: axum::http::StatusCode, body: &[u8]) -> String {
-    let text = serde_json::from_slice::<Value>(body)
+/// The refusal of an API error answer: its status and the body's `message`, or the body itself.
+fn refused(status: axum::http::StatusCode, body: &[u8]) -> DelegateError {
+    let message = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
-    format!("{}: {text}", status.as_u16())
+    DelegateError::Refused {
+        status: status.as_u16(),
+        message,
+    }
 }
 
 /// The placement dry-run's answer for a RunTask `request`, or why there is none.
@@ -74,22 +116,19 @@ pub async fn dry_run(
     app: &Arc<App>,
     principal: &Principal,
     request: &Value,
-) -> Result<Value, String> {
+) -> Result<Value, DelegateError> {
     let http = Request::builder()
         .method(Method::POST)
         .uri("/v1/placement/dry-run")
         .header("content-type", "application/x-amz-json-1.1")
-        .body(Body::from(request.to_string()))
-        .map_err(|e| e.to_string())?;
+        .body(Body::from(request.to_string()))?;
     let response = call(app, crate::ecs::router(), principal, http).await;
     let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), DRY_RUN_LIMIT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let body = axum::body::to_bytes(response.into_body(), DRY_RUN_LIMIT).await?;
     if !status.is_success() {
-        return Err(message(status, &body));
+        return Err(refused(status, &body));
     }
-    serde_json::from_slice(&body).map_err(|e| e.to_string())
+    Ok(serde_json::from_slice(&body)?)
 }
 
 /// The end of `container`'s log in task `task` of `cluster`, or why it cannot be read.
@@ -99,16 +138,13 @@ pub async fn log_tail(
     cluster: &str,
     task: &str,
     container: &str,
-) -> Result<LogTail, String> {
+) -> Result<LogTail, DelegateError> {
     let uri = format!(
         "/v1/tasks/{task}/logs?cluster={}&container={}&follow=false",
         berth_client::path_segment(cluster),
         berth_client::path_segment(container)
     );
-    let http = Request::builder()
-        .uri(uri)
-        .body(Body::empty())
-        .map_err(|e| e.to_string())?;
+    let http = Request::builder().uri(uri).body(Body::empty())?;
     let response = call(app, crate::agents::router(), principal, http).await;
     let status = response.status();
     let mut body = response.into_body().into_data_stream();
@@ -120,18 +156,18 @@ pub async fn log_tail(
                 break;
             }
         }
-        return Err(message(status, &bytes));
+        return Err(refused(status, &bytes));
     }
     let mut tail = Tail::default();
     let finished = tokio::time::timeout(LOG_READ_TIME, async {
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
+            let chunk = chunk?;
             tail.push(&chunk);
             if tail.read >= LOG_READ_LIMIT {
                 return Ok(false);
             }
         }
-        Ok::<bool, String>(true)
+        Ok::<bool, DelegateError>(true)
     })
     .await;
     let unfinished = !matches!(finished, Ok(Ok(true)));

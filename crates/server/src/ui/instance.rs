@@ -16,6 +16,7 @@ use berth_state::{State, TaskFilter};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
+use super::delegate::DelegateError;
 use super::page::{self, href};
 use super::service::{TaskRow, task_rows};
 
@@ -28,7 +29,7 @@ pub const PENDING_EXPLAINED: usize = 5;
 /// Task definitions (the newest ACTIVE revision of each family) offered in the form.
 pub const TASK_DEFINITIONS_OFFERED: usize = 100;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct InstancePage {
     /// The state index the page shows.
     pub index: u64,
@@ -77,12 +78,12 @@ pub struct Explain {
 }
 
 /// This instance's verdict in one dry-run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Verdict {
     pub subject: String,
     /// `chosen`, `passed-over` or `rejected`; or why there is no verdict (the dry-run
     /// failed or refused the viewer).
-    pub outcome: Result<InstanceVerdict, String>,
+    pub outcome: Result<InstanceVerdict, DelegateError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -322,7 +323,7 @@ pub fn render(p: &InstancePage) -> Markup {
                                     td { @if o.placed > 0 { "would be placed" } @else { span.warn { "fits nowhere" } } }
                                 },
                                 Err(e) => tr data-verdict="error" {
-                                    td { (v.subject) } td.verdict { "no verdict" } td.error { (e) } td {}
+                                    td { (v.subject) } td.verdict { "no verdict" } td.error { (e.to_string()) } td {}
                                 },
                             }
                         }

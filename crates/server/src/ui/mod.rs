@@ -44,6 +44,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
+use berth_api::EcsError;
 use berth_api::protocol::DEFAULT_REGION;
 use berth_auth::Session;
 use berth_model::Millis;
@@ -119,7 +120,7 @@ pub(crate) async fn gate(app: &App, mut request: Request, next: Next) -> Respons
             next.run(request).await
         }
         Err(_) if request.method() == Method::GET => Redirect::to(LOGIN).into_response(),
-        Err(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
+        Err(why) => (StatusCode::UNAUTHORIZED, why.to_string()).into_response(),
     }
 }
 
@@ -129,28 +130,42 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Why a request carries no valid session (a POST is answered 401 with the message; a GET is
+/// sent to the sign-in page).
+#[derive(Debug, thiserror::Error)]
+enum NotSignedIn {
+    /// No session cookie.
+    #[error("not signed in")]
+    NoCookie,
+    /// The cookie's token does not verify (malformed, forged, expired).
+    #[error(transparent)]
+    Invalid(#[from] berth_auth::SessionError),
+    /// The session was signed out.
+    #[error("this session was signed out; sign in again")]
+    SignedOut,
+    /// The credential the session was made for is gone or was changed.
+    #[error("the session's credential was deleted or changed; sign in again")]
+    CredentialChanged,
+}
+
 /// The principal behind the request's session cookie, and its session.
-fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Principal, SignedIn), String> {
+fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Principal, SignedIn), NotSignedIn> {
     let token = headers
         .get_all("cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .ok_or("not signed in")?;
-    let session = app
-        .keyring
-        .session_key()
-        .verify(token, now_secs())
-        .map_err(|e| e.to_string())?;
+        .ok_or(NotSignedIn::NoCookie)?;
+    let session = app.keyring.session_key().verify(token, now_secs())?;
     let state = app.node.state();
     if state.session_revoked(&session.id) {
-        return Err("this session was signed out; sign in again".into());
+        return Err(NotSignedIn::SignedOut);
     }
     let credential = state
         .credential(&session.access_key_id)
         .filter(|c| c.version == session.credential_version && c.valid_at(Millis::now()))
-        .ok_or("the session's credential was deleted or changed; sign in again")?;
+        .ok_or(NotSignedIn::CredentialChanged)?;
     let signed_in = SignedIn {
         token: token.to_owned(),
         session,
@@ -266,17 +281,16 @@ fn arns(app: &App) -> ArnContext {
     ArnContext::new(DEFAULT_REGION, app.config.account_id.clone())
 }
 
-/// Whether `principal` may do `action` on `resource` in `cluster`; the refusal in AWS's words.
+/// Whether `principal` may do `action` on `resource` in `cluster`; the refusal in AWS's words
+/// (an AccessDeniedException, whose message the page shows).
 fn may(
     principal: &Principal,
     arn: &ArnContext,
     action: &str,
     resource: String,
     cluster: &str,
-) -> Result<(), String> {
-    principal
-        .authorize(arn, action, &[resource], Some(cluster))
-        .map_err(|e| e.message)
+) -> Result<(), EcsError> {
+    principal.authorize(arn, action, &[resource], Some(cluster))
 }
 
 async fn home(
@@ -322,7 +336,7 @@ async fn service_page(
             arn.service(&cluster, &name),
             &cluster,
         )
-        .map_err(Shown::Refused)?;
+        .map_err(|e| Shown::Refused(e.message))?;
         let state = app.node.state();
         let data = service::service_page(&state, &cluster, &name).ok_or_else(|| {
             Shown::NotFound(format!("Cluster {cluster} has no service named {name}."))
@@ -362,7 +376,7 @@ async fn task_page(
             resource.clone(),
             &cluster,
         )
-        .map_err(Shown::Refused)?;
+        .map_err(|e| Shown::Refused(e.message))?;
         let with_history = may(
             &principal,
             &arn,
@@ -402,7 +416,7 @@ async fn task_logs(
         Ok(id) => {
             delegate::log_tail(&app, &principal, &cluster, &id.to_string(), &q.container).await
         }
-        Err(_) => Err(format!("cluster {cluster} has no task {task}")),
+        Err(_) => Err(delegate::DelegateError::NoTask { cluster, task }),
     };
     html(StatusCode::OK, task::log_fragment(&tail))
 }
@@ -430,7 +444,7 @@ async fn instance_page(
             resource.clone(),
             &cluster,
         )
-        .map_err(Shown::Refused)?;
+        .map_err(|e| Shown::Refused(e.message))?;
         let state = app.node.state();
         let data = instance::instance_page(&state, &cluster, &instance, q.taskdef.as_deref())
             .ok_or_else(missing)?;

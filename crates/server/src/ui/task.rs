@@ -14,7 +14,7 @@ use berth_model::entity::Task;
 use berth_state::{Entity, EntityKey, State};
 use maud::{Markup, html};
 
-use super::delegate::LogTail;
+use super::delegate::{DelegateError, LogTail};
 use super::page::{self, href};
 
 /// Versions shown in the timeline, newest first (the state keeps `--history-versions`).
@@ -340,7 +340,7 @@ pub fn logs_panel(p: &TaskPage) -> Markup {
 
 /// One container's log tail as the script puts it in its box: the lines, and what was left
 /// out; or why there are none.
-pub fn log_fragment(tail: &Result<LogTail, String>) -> Markup {
+pub fn log_fragment(tail: &Result<LogTail, DelegateError>) -> Markup {
     html! {
         @match tail {
             Ok(t) => {
@@ -351,7 +351,7 @@ pub fn log_fragment(tail: &Result<LogTail, String>) -> Markup {
                     p.more { "the log is too long to read to its end here; use " code { "berth logs -f" } }
                 }
             }
-            Err(e) => p.error { "No logs: " (e) },
+            Err(e) => p.error { "No logs: " (e.to_string()) },
         }
     }
 }
@@ -440,7 +440,11 @@ mod tests {
         let html = log_fragment(&tail).into_string();
         assert!(html.contains("<pre>&lt;b&gt;hi&lt;/b&gt;</pre>"), "{html}");
         assert!(html.contains("earlier output not shown"), "{html}");
-        let html = log_fragment(&Err("403: denied".into())).into_string();
+        let html = log_fragment(&Err(DelegateError::Refused {
+            status: 403,
+            message: "denied".into(),
+        }))
+        .into_string();
         assert!(html.contains("No logs: 403: denied"), "{html}");
     }
 
