@@ -14,7 +14,8 @@
 //!  every start:  RegisterContainerInstance as that instance, signed with its own credential
 //! ```
 //! The agent's identity (its container instance ARN and credential) is kept in `--data-dir`,
-//! so a restarted agent re-registers as the same instance without the token. The log
+//! so a restarted agent re-registers as the same instance without the token; a process that
+//! runs thousands of agents keeps their identities together instead ([`IdentityStore`]). The log
 //! endpoint speaks TLS with a certificate made at start and registered by its hash
 //! ([`crate::listener`]), and answers only requests signed with that same credential, which
 //! only this agent and the servers (which hold it sealed) have.
@@ -109,6 +110,8 @@ pub struct AgentConfig {
     /// others in the same process (it must trust what the join token pins, or `ca_pem`).
     /// `None`: the agent makes its own.
     pub transport: Option<Transport>,
+    /// Where the agent keeps its identity. `None`: `<data-dir>/agent.json`.
+    pub identities: Option<Arc<dyn IdentityStore>>,
 }
 
 impl AgentConfig {
@@ -134,6 +137,7 @@ impl AgentConfig {
             token: None,
             ca_pem: None,
             transport: None,
+            identities: None,
         }
     }
 }
@@ -158,12 +162,76 @@ pub enum AgentError {
     NotJoined(String),
     #[error("joining through {server}")]
     Join { server: String, source: ClientError },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
-/// What the agent keeps across restarts (in a file only its user can read: it holds the
-/// instance's secret).
-#[derive(Serialize, Deserialize)]
-struct Identity {
+/// Where an agent keeps its [`Identity`] between starts.
+///
+/// An agent on its own host keeps it in `<data-dir>/agent.json`, written and fsynced when it
+/// joins. `berth-fleet` runs ten thousand agents in one process, and one file and one fsync
+/// each made registering them take a minute (issue 18): it keeps them all in one file,
+/// written once.
+pub trait IdentityStore: std::fmt::Debug + Send + Sync {
+    /// The identity saved before, if any (the agent checks it is for its cluster).
+    fn load(&self) -> Option<Identity>;
+    /// Keeps the identity the agent has just joined with.
+    fn save(&self, identity: &Identity) -> Result<(), IdentityError>;
+}
+
+/// An identity could not be kept.
+#[derive(Debug, thiserror::Error)]
+#[error("saving the agent's identity to {place}")]
+pub struct IdentityError {
+    /// Where it was to go.
+    pub place: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The default store: one file, only its user can read it.
+#[derive(Debug)]
+struct IdentityFile(PathBuf);
+
+impl IdentityStore for IdentityFile {
+    fn load(&self) -> Option<Identity> {
+        std::fs::read(&self.0)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Identity>(&b).ok())
+    }
+
+    fn save(&self, identity: &Identity) -> Result<(), IdentityError> {
+        let bytes = serde_json::to_vec_pretty(identity).map_err(std::io::Error::from);
+        bytes
+            .and_then(|b| write_private(&self.0, &b))
+            .map_err(|source| IdentityError {
+                place: self.0.display().to_string(),
+                source,
+            })
+    }
+}
+
+/// Writes `bytes` to `path` readable by its owner only, durably: a temporary file, fsynced,
+/// renamed over it.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+}
+
+/// What the agent keeps across restarts: its instance and the credential bound to it (kept
+/// where only its user can read it: it holds the instance's secret).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Identity {
     cluster: String,
     container_instance_arn: String,
     access_key_id: String,
@@ -173,31 +241,18 @@ struct Identity {
     ca_sha256: Option<String>,
 }
 
+/// Everything but the secret.
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("cluster", &self.cluster)
+            .field("container_instance_arn", &self.container_instance_arn)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Identity {
-    fn load(path: &std::path::Path, cluster: &str) -> Option<Identity> {
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Identity>(&b).ok())
-            .filter(|i| i.cluster == cluster)
-    }
-
-    fn save(&self, path: &std::path::Path) -> Result<(), AgentError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let bytes =
-            serde_json::to_vec_pretty(self).map_err(|e| AgentError::Setup(e.to_string()))?;
-        let tmp = path.with_extension("json.tmp");
-        let saved = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        saved.map_err(|e| AgentError::Setup(format!("saving {}: {e}", path.display())))
-    }
-
     fn credentials(&self) -> Credentials {
         Credentials {
             access_key_id: self.access_key_id.clone(),
@@ -232,12 +287,19 @@ async fn identity(
     config: &AgentConfig,
     endpoints: &Endpoints,
 ) -> Result<(Identity, Transport), AgentError> {
-    let path = config.data_dir.join("agent.json");
+    let file;
+    let store: &dyn IdentityStore = match &config.identities {
+        Some(store) => &**store,
+        None => {
+            file = IdentityFile(config.data_dir.join("agent.json"));
+            &file
+        }
+    };
     let transport_for = |trust: Trust| match &config.transport {
         Some(shared) => Ok(shared.clone()),
         None => Transport::new(&trust).map_err(|e| AgentError::Setup(e.to_string())),
     };
-    if let Some(saved) = Identity::load(&path, &config.cluster) {
+    if let Some(saved) = store.load().filter(|i| i.cluster == config.cluster) {
         let transport = transport_for(saved.trust(config)?)?;
         return Ok((saved, transport));
     }
@@ -285,7 +347,7 @@ async fn identity(
         secret_access_key: joined.secret_access_key,
         ca_sha256: token.ca_sha256.map(|h| berth_auth::token::encode_hex(&h)),
     };
-    identity.save(&path)?;
+    store.save(&identity)?;
     Ok((identity, transport))
 }
 

@@ -24,5 +24,5 @@ pub mod runtime;
 pub mod spec;
 mod task;
 
-pub use agent::{Agent, AgentConfig, AgentError};
+pub use agent::{Agent, AgentConfig, AgentError, Identity, IdentityError, IdentityStore};
 pub use task::DockerUnavailable;

@@ -1,7 +1,7 @@
 //! berth's own action names, the host privileges, and the ready-made roles.
 //!
-//! ECS operations are authorized as `ecs:<Operation>`, Mesos scheduler calls as
-//! `mesos:<Call>`; what berth adds beyond both is named here, once, so the server and the
+//! ECS operations are authorized as `ecs:<Operation>`, EventBridge Scheduler's as
+//! `scheduler:<Operation>`, Mesos scheduler calls as `mesos:<Call>`; what berth adds beyond both is named here, once, so the server and the
 //! roles cannot disagree on a spelling.
 //!
 //! Host privileges are separate actions: a task definition that asks for any of them is
@@ -154,6 +154,8 @@ impl Role {
                 in_cluster(
                     &[
                         "ecs:*",
+                        // Schedules whose target is the cluster.
+                        "scheduler:*",
                         action::GET_HISTORY,
                         action::DRY_RUN_PLACEMENT,
                         action::GET_TASK_LOGS,
@@ -183,6 +185,8 @@ impl Role {
                         "ecs:PutAccountSetting",
                         "ecs:DeleteAccountSetting",
                         "ecs:ListAccountSettings",
+                        // Lists only the schedules the caller may get.
+                        "scheduler:ListSchedules",
                         action::GET_METRICS,
                     ],
                     &["*"],
@@ -192,6 +196,8 @@ impl Role {
                 &[
                     "ecs:Describe*",
                     "ecs:List*",
+                    "scheduler:Get*",
+                    "scheduler:List*",
                     action::GET_HISTORY,
                     action::WATCH,
                     action::DRY_RUN_PLACEMENT,

@@ -256,9 +256,16 @@ pub(crate) async fn call(
         .await?;
     let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
     if answer.status >= 300 {
-        let kind = value["__type"].as_str().unwrap_or("error");
+        // JSON 1.1 errors carry `__type` and `message`; REST-JSON ones (the Scheduler API)
+        // the type in a header and `Message`.
+        let header = answer
+            .headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok());
+        let kind = value["__type"].as_str().or(header).unwrap_or("error");
         let message = value["message"]
             .as_str()
+            .or_else(|| value["Message"].as_str())
             .map(str::to_owned)
             .unwrap_or_else(|| String::from_utf8_lossy(&answer.body).into_owned());
         bail!("{kind}: {message}");

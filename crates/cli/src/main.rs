@@ -18,8 +18,8 @@ use berth_server::agents::Monitor;
 use berth_server::auth::Keyring;
 use berth_server::tls::Tls;
 use berth_server::{
-    App, Housekeeping, MesosLoop, QueueController, ServerConfig, ServiceController, bootstrap,
-    router,
+    App, Housekeeping, MesosLoop, QueueController, ScheduleRunner, ServerConfig, ServiceController,
+    bootstrap, router,
 };
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
@@ -319,6 +319,15 @@ struct Tuning {
     /// configured with a master address of their own.
     #[arg(long)]
     mesos_listen: Option<SocketAddr>,
+    /// Seconds an unanswered Mesos offer is held before it is rescinded (a Mesos master's
+    /// `--offer_timeout`). Unset, as on a Mesos master, an offer is held until the framework
+    /// answers it or its instance goes away.
+    #[arg(long)]
+    mesos_offer_timeout: Option<u64>,
+    /// Seconds a new leader gives Mesos frameworks to re-subscribe before it counts those
+    /// without a stream as disconnected (their failover timeout then runs).
+    #[arg(long, default_value_t = 10)]
+    mesos_resubscribe_grace: u64,
 }
 
 fn main() -> Result<()> {
@@ -561,6 +570,8 @@ async fn serve(
         heartbeat_timeout: Duration::from_secs(tuning.agent_heartbeat_timeout),
         agent_lost_after: Duration::from_secs(tuning.agent_lost_after),
         mesos_cluster: tuning.mesos_cluster.clone(),
+        mesos_offer_timeout: tuning.mesos_offer_timeout.map(Duration::from_secs),
+        mesos_resubscribe_grace: Duration::from_secs(tuning.mesos_resubscribe_grace),
         linearizable_reads: tuning.linearizable_reads,
         ..ServerConfig::default()
     };
@@ -568,6 +579,7 @@ async fn serve(
     Housekeeping::spawn(app.clone());
     ServiceController::spawn(app.clone());
     QueueController::spawn(app.clone());
+    ScheduleRunner::spawn(app.clone());
     MesosLoop::spawn(app.clone());
     Monitor::spawn(app.clone());
     observe

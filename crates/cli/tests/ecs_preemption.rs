@@ -5,7 +5,8 @@
 //! say it lost a task to preemption; the dry-run shows what a queued task would preempt; a
 //! queued high-priority RunTask preempts (an unqueued one fails as in ECS); a DAEMON service's
 //! task lands on a new instance of a full cluster though queued work was waiting for exactly
-//! that room.
+//! that room. Each preemption is counted in `/metrics` (`berth_preemptions_total`,
+//! `berth_preempted_tasks_total`), scraped signed and read with a Prometheus text-format parser.
 
 mod common;
 
@@ -15,6 +16,7 @@ use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{ContainerDefinition, SchedulingStrategy, Service, Tag, Task};
 use common::agent::AgentProcess;
 use common::{Berth, eventually, raw};
+use prometheus_parse::{Scrape, Value};
 
 const PRIORITY: &str = "berth:priority";
 const WAIT: &str = "berth:queue-timeout";
@@ -56,6 +58,29 @@ async fn run(ecs: &Client, cluster: &str, family: &str, count: i32, tags: Vec<Ta
         .unwrap();
     assert!(out.failures().is_empty(), "{:?}", out.failures());
     out.tasks().to_vec()
+}
+
+/// The sum of the samples of `metric` whose labels include `labels` in one signed scrape of
+/// `/metrics`, parsed as Prometheus parses it (0 when none match).
+async fn metric(b: &Berth, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let r = raw(&b.endpoint, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8(r.body).expect("UTF-8");
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("it parses");
+    assert!(
+        text.contains(&format!("# TYPE {metric} counter\n")) && scrape.docs.contains_key(metric),
+        "{metric} is declared a counter with HELP in\n{text}"
+    );
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            Value::Counter(v) => *v,
+            other => panic!("{metric} is not a counter: {other:?}"),
+        })
+        .sum()
 }
 
 async fn describe_tasks(ecs: &Client, cluster: &str, ids: &[String]) -> Vec<Task> {
@@ -229,6 +254,27 @@ async fn a_priority_900_service_preempts_priority_100_work_and_both_sides_say_wh
         events[0].contains("was unable to place a task"),
         "{events:#?}"
     );
+    // Counted: four tasks stopped by the service controller's committed preemptions, none by
+    // the queue's.
+    let service = [("preemptor", "service")];
+    assert_eq!(
+        metric(&b, "berth_preempted_tasks_total", &service).await,
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &b,
+            "berth_preemptions_total",
+            &[("preemptor", "service"), ("outcome", "committed")]
+        )
+        .await,
+        4.0,
+        "one 256 MiB task makes room for each web task"
+    );
+    assert_eq!(
+        metric(&b, "berth_preempted_tasks_total", &[("preemptor", "queue")]).await,
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -372,4 +418,20 @@ async fn a_queued_high_priority_run_task_preempts_a_standalone_task() {
         "{:?}",
         stopped[0].stopped_reason()
     );
+    let queue = [("preemptor", "queue")];
+    assert_eq!(metric(&b, "berth_preempted_tasks_total", &queue).await, 1.0);
+    let committed = [("preemptor", "queue"), ("outcome", "committed")];
+    assert_eq!(metric(&b, "berth_preemptions_total", &committed).await, 1.0);
+    // A queued task of the hogs' own priority finds nothing it may stop: the searches that
+    // found no set are counted, and nothing more is preempted.
+    let no_set = [("preemptor", "queue"), ("outcome", "no_set")];
+    let before = metric(&b, "berth_preemptions_total", &no_set).await;
+    run(&ecs, C, "batch", 1, vec![tag(WAIT, "600")]).await;
+    eventually(
+        Duration::from_secs(30),
+        "a search without a set counted",
+        || async { metric(&b, "berth_preemptions_total", &no_set).await > before },
+    )
+    .await;
+    assert_eq!(metric(&b, "berth_preempted_tasks_total", &queue).await, 1.0);
 }

@@ -1,8 +1,8 @@
 //! The Mesos v1 scheduler API, driven over HTTP as a framework would (a RecordIO event stream
 //! read with berth-mesos's decoder), against a real `berth server` and `berth agent`: the
 //! answers to bad calls, offers that hold their resources against RunTask, declines, command
-//! tasks through RUNNING to FINISHED or FAILED with acknowledgements, kills, reconciliation
-//! and teardown. (Unmodified pymesos frameworks are run in tests/mesos.)
+//! tasks through RUNNING to FINISHED or FAILED with acknowledgements, kills, reconciliation,
+//! teardown, and offer timeouts (none unless the operator sets one, as on a Mesos master). (Unmodified pymesos frameworks are run in tests/mesos.)
 
 mod common;
 
@@ -16,6 +16,7 @@ use common::agent::AgentProcess;
 use common::{Berth, ecs_op, http, raw, raw_unsigned};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PATH: &str = "/api/v1/scheduler";
 
@@ -177,13 +178,19 @@ impl Framework {
     }
 
     async fn launch(&self, offer: &Value, tasks: Vec<Value>) -> u16 {
+        self.launch_refusing(offer, tasks, 0.1).await
+    }
+
+    /// [`Framework::launch`], asking not to be offered the rest of the agent for
+    /// `refuse_seconds`.
+    async fn launch_refusing(&self, offer: &Value, tasks: Vec<Value>, refuse_seconds: f64) -> u16 {
         self.call(json!({
             "type": "ACCEPT",
             "framework_id": {"value": self.id},
             "accept": {
                 "offer_ids": [offer["id"]],
                 "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
-                "filters": {"refuse_seconds": 0.1}
+                "filters": {"refuse_seconds": refuse_seconds}
             }
         }))
         .await
@@ -250,7 +257,12 @@ async fn none_running(b: &Berth, within: Duration) {
 /// A server and an agent on cluster `default`. Command tasks run as host processes, which
 /// outlive a killed agent by design: tests that leave tasks running use `hollow`.
 async fn setup_with(runtime: &[&str]) -> (Berth, AgentProcess) {
-    let b = Berth::start();
+    setup_server_with(&[], runtime).await
+}
+
+/// [`setup_with`], with extra `berth server` flags.
+async fn setup_server_with(server: &[&str], runtime: &[&str]) -> (Berth, AgentProcess) {
+    let b = Berth::start_with(server);
     let r = ecs_op(&b.endpoint, "CreateCluster", r#"{"clusterName":"default"}"#).await;
     assert_eq!(r.status, 200);
     let mut flags = vec!["--cpu", "1024", "--memory", "2048"];
@@ -436,6 +448,46 @@ async fn an_offer_holds_its_resources_until_declined() {
         .await;
     assert_eq!(status, 202);
     f.offer().await;
+}
+
+/// Mesos never times an offer out unless the operator sets `--offer_timeout`, and neither
+/// does berth: an ACCEPT sent 12 s after its offer (past the fixed 10 s berth used to rescind
+/// at) still launches.
+#[tokio::test]
+async fn without_an_offer_timeout_a_late_accept_still_launches() {
+    let (b, _agent) = setup_with(&["--runtime", "hollow"]).await;
+    let mut f = Framework::subscribe(&b.endpoint, "unhurried").await;
+    let offer = f.offer().await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let task = command_task("late", &offer["agent_id"], "sleep 600");
+    assert_eq!(f.launch(&offer, vec![task]).await, 202);
+    f.update("late", "TASK_RUNNING").await;
+    assert!(
+        !f.seen.iter().any(|e| e["type"] == "RESCIND"),
+        "an offer was rescinded: {:#?}",
+        f.seen
+    );
+}
+
+/// With `--mesos-offer-timeout`, an unanswered offer is rescinded once it is that old, an
+/// ACCEPT of it afterwards is told its offers are no longer valid, and the instance is offered
+/// again.
+#[tokio::test]
+async fn with_an_offer_timeout_an_unanswered_offer_is_rescinded() {
+    let (b, _agent) =
+        setup_server_with(&["--mesos-offer-timeout", "1"], &["--runtime", "hollow"]).await;
+    let mut f = Framework::subscribe(&b.endpoint, "slow").await;
+    let offer = f.offer().await;
+    f.next("RESCIND", |e| e["rescind"]["offer_id"] == offer["id"])
+        .await;
+    let task = command_task("late", &offer["agent_id"], "sleep 600");
+    assert_eq!(f.launch(&offer, vec![task]).await, 202);
+    let lost = f.update("late", "TASK_LOST").await;
+    assert_eq!(lost["message"], "Some offers are no longer valid");
+    assert_eq!(lost["reason"], "REASON_INVALID_OFFERS");
+    let again = f.offer().await;
+    assert_eq!(again["agent_id"], offer["agent_id"]);
+    assert_ne!(again["id"], offer["id"]);
 }
 
 #[tokio::test]
@@ -819,23 +871,26 @@ async fn a_docker_task_runs_in_a_container_with_its_port() {
     });
     assert_eq!(f.launch(&offer, vec![task]).await, 202);
     f.update("web", "TASK_RUNNING").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = raw_unsigned(
-            &format!("http://127.0.0.1:{port}"),
-            "GET",
-            "/index.html",
-            &[],
-            b"",
-        )
-        .await;
-        if r.status == 200 {
-            assert_eq!(String::from_utf8_lossy(&r.body).trim(), "mesos");
-            break;
+    // RUNNING means the container started, not that httpd listens yet: until it does, Docker's
+    // port proxy accepts and closes the connection.
+    let body = eventually(Duration::from_secs(20), || async {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
+            .await
+            .map_err(|e| format!("port {port}: {e}"))?;
+        conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+            .await
+            .map_err(|e| format!("port {port}: {e}"))?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)
+            .await
+            .map_err(|e| format!("port {port}: {e}"))?;
+        match answer.split_once("\r\n\r\n") {
+            Some((head, body)) if head.split(' ').nth(1) == Some("200") => Ok(body.to_owned()),
+            _ => Err(format!("port {port} answered {answer:?}")),
         }
-        assert!(Instant::now() < deadline, "no answer on port {port}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
+    assert_eq!(body.trim(), "mesos");
     let kill = json!({"type": "KILL", "framework_id": {"value": f.id}, "kill": {"task_id": {"value": "web"}}});
     assert_eq!(f.call(kill).await, 202);
     f.update("web", "TASK_KILLED").await;
@@ -854,7 +909,9 @@ async fn frameworks_outlive_a_server_restart() {
     let agent = offer["agent_id"].clone();
     let mut one = command_task("back-task", &agent, "sleep 600");
     one["resources"][0]["scalar"]["value"] = json!(0.25);
-    assert_eq!(back.launch(&offer, vec![one]).await, 202);
+    // What is left of the agent is refused for an hour: offers do not time out, so an offer
+    // of it to `back` would otherwise keep it from `gone`.
+    assert_eq!(back.launch_refusing(&offer, vec![one], 3600.0).await, 202);
     back.update("back-task", "TASK_RUNNING").await;
     let mut gone = Framework::subscribe_with(&b.endpoint, gone_info).await;
     let offer = gone.offer().await;

@@ -5,7 +5,8 @@
 //! The bound on open files is the point (issue 18): an agent per host, or an agent with a log
 //! listener and a connection of its own, costs two or more descriptors each, which is what ran
 //! a 10,000-agent fleet out of them. Here every agent's long-poll and reports are streams of
-//! one shared HTTP/2 connection, and hollow agents bind no listener.
+//! one shared HTTP/2 connection, and hollow agents bind no listener. A restarted fleet comes
+//! back as the same instances: the agents' identities are kept, in one file for all.
 //!
 //! The server is the `berth` binary beside `berth-fleet` in the target directory (`cargo test
 //! --workspace`, or `cargo build -p berth` first).
@@ -231,4 +232,38 @@ async fn five_hundred_agents_share_a_few_files_register_and_run_a_service() {
     let body = String::from_utf8_lossy(&answer.body);
     assert_eq!(answer.status, 404, "{body}");
     assert!(body.contains("serves no logs"), "{body}");
+
+    // Started again on the same directory, the fleet's agents are the same instances: their
+    // identities were kept (in one file), so none joins anew.
+    drop(fleet);
+    let mut fleet = Killed(
+        Command::new(env!("CARGO_BIN_EXE_berth-fleet"))
+            .arg("--server")
+            .arg(format!("http://{addr}"))
+            .arg("--credentials-file")
+            .arg(&creds)
+            .args(["--cluster", CLUSTER, "--count", &AGENTS.to_string()])
+            .args(["--cpu", "1024", "--memory", "2048"])
+            .arg("--data-dir")
+            .arg(dir.path().join("fleet"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("berth-fleet, again"),
+    );
+    line_with(
+        &lines(&mut fleet.0),
+        &format!("fleet ready: {AGENTS} agents"),
+        Duration::from_secs(90),
+    );
+    let registered = call(
+        &mut conn,
+        "DescribeClusters",
+        json!({"clusters": [CLUSTER]}),
+    )
+    .await;
+    assert_eq!(
+        registered["clusters"][0]["registeredContainerInstancesCount"], AGENTS,
+        "the restarted fleet registered new instances"
+    );
 }

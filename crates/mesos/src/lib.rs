@@ -1,8 +1,10 @@
 //! The Mesos v1 scheduler HTTP API, as data: berth's contract with Mesos frameworks.
 //!
 //! berth serves the scheduler API so that unmodified Mesos frameworks (pymesos-based ones in
-//! particular) can schedule on it. This crate is that contract and nothing else, in the way
-//! `berth-api` is the contract with ECS clients: no HTTP server, no async runtime, no state.
+//! particular) can schedule on it. This crate is that contract and the master's decisions
+//! over it, in the way `berth-api` is the contract with ECS clients: no HTTP server, no async
+//! runtime, no clock, no state of its own. The server's Mesos adapter is the thin shell that
+//! reads berth's state, asks these functions what to do, and does it.
 //!
 //! - [`v1`] and [`scheduler`]: the messages of `mesos.proto` and `scheduler/scheduler.proto`
 //!   in the JSON a master speaks (proto field names, enums by name, 64-bit integers as
@@ -14,14 +16,20 @@
 //!   shortfall spelled out, and conversion to berth's CPU units and MiB.
 //! - [`recordio`]: the framing of the event stream, both ways.
 //! - [`protocol`]: paths, headers and the version string.
+//! - [`allocator`]: which framework each free agent is offered to (DRF, refuse filters,
+//!   suppression, offer holds and timeouts), a pure function of a snapshot, the time and a
+//!   seed.
+//! - [`updates`]: which status UPDATE a framework is sent for a task, and when again.
 //!
 //! The protocol facts, and what pymesos expects beyond the protos, are collected in
 //! `shared/notes/mesos-http-api.md`.
 
+pub mod allocator;
 pub mod protocol;
 pub mod recordio;
 pub mod resources;
 pub mod scheduler;
+pub mod updates;
 pub mod v1;
 pub mod validate;
 mod wire;

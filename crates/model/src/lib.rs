@@ -12,6 +12,7 @@
 //! - [`queue`]: queued RunTask: who opts in to wait for capacity, for how long, and why a
 //!   wait ended;
 //! - [`priority`]: task priorities, from the `berth:priority` tag or the kind of launch;
+//! - [`schedule`]: schedules that run tasks on a timetable, and the record of their runs;
 //! - [`credential`]: who may call berth (credentials, agents' own keys, join tokens);
 //! - [`privileges`]: which host privileges a task definition asks for;
 //! - [`validate`]: ECS requests checked and turned into domain values;
@@ -33,6 +34,7 @@ pub mod priority;
 pub mod privileges;
 pub mod queue;
 pub mod requirements;
+pub mod schedule;
 pub mod service;
 pub mod time;
 pub mod validate;

@@ -79,6 +79,8 @@ fn benches(c: &mut Criterion) {
         ("random", Vec::new(), vec![Strategy::Random]),
         ("binpack_memory", Vec::new(), vec![Strategy::Binpack(BinpackField::Memory)]),
         ("spread_az_binpack_memory", Vec::new(), vec![az(), Strategy::Binpack(BinpackField::Memory)]),
+        // The ECS console's default, and the scale benchmark's (issue 18).
+        ("spread_az_instance", Vec::new(), vec![az(), Strategy::Spread(SpreadField::Instance)]),
         (
             "member_of_distinct_instance",
             vec![
@@ -90,7 +92,7 @@ fn benches(c: &mut Criterion) {
     ];
     let mut g = c.benchmark_group("place");
     for (name, constraints, strategies) in &cases {
-        for count in [1usize, 10] {
+        for count in [1usize, 10, 100] {
             let mut req: PlacementRequest = request(&group(7), needs(256, 512), count);
             req.constraints = constraints.clone();
             req.strategies = strategies.clone();

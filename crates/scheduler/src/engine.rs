@@ -1,4 +1,12 @@
 //! The planner: feasibility, strategies, choice and dynamic ports, one task at a time.
+//!
+//! Two ways to find each task's instance, which must agree: the scan (every instance checked,
+//! then the strategy chain narrowing stage by stage; it also words every rejection and
+//! explanation) and, for speed, an index where the chain allows one — the free-capacity walk
+//! for binpack first ([`Planner::tightest`]), a lazy seeded shuffle for random first, and
+//! [`crate::index`] for spread first. A chain that starts with spread breaks its final ties by
+//! a seeded order of the instances ([`crate::index::tie`]) rather than by a draw, so that the
+//! index can keep it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -12,6 +20,7 @@ use berth_state::{Capacity, State, Usage, fits};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::index::{Own, Ranker, Shape, SpreadIndex, tie};
 use crate::query::Target;
 use crate::request::{BinpackField, Constraint, PlacementRequest, SpreadField, Strategy};
 
@@ -153,6 +162,10 @@ struct Planner<'a> {
     /// Per spread strategy (by position in the chain): tasks of the group per bucket.
     spread: Vec<HashMap<Bucket<'a>, u64>>,
     rng: SmallRng,
+    seed: u64,
+    /// How a chain that starts with spread ranks, when [`SpreadIndex`] can keep it; its ties
+    /// are then broken by [`tie`], in the scan as in the index.
+    shape: Option<Shape<'a>>,
 }
 
 /// Plans `request.count` tasks (or one per listed instance, for StartTask).
@@ -164,6 +177,8 @@ pub fn place(state: &State, request: &PlacementRequest, seed: u64) -> Plan {
         group_on: HashMap::new(),
         spread: Vec::new(),
         rng: SmallRng::seed_from_u64(seed),
+        seed,
+        shape: Shape::of(&request.strategies),
     };
     let needs_group = request
         .constraints
@@ -202,6 +217,8 @@ pub fn feasible_on(
         group_on: HashMap::new(),
         spread: Vec::new(),
         rng: SmallRng::seed_from_u64(seed),
+        seed,
+        shape: None,
     };
     let Some(i) = state
         .instance(instance)
@@ -480,6 +497,10 @@ impl<'a> Planner<'a> {
                 break;
             }
             let keep: Vec<bool> = match strategy {
+                Strategy::Random if self.shape.is_some() => {
+                    let pick = self.first_by_tie(&candidates);
+                    (0..candidates.len()).map(|n| n == pick).collect()
+                }
                 Strategy::Random => {
                     let pick = self.rng.random_range(0..candidates.len());
                     (0..candidates.len()).map(|n| n == pick).collect()
@@ -634,10 +655,40 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The position in `candidates` of the first by the seeded tie-break (ties by id).
+    fn first_by_tie(&self, candidates: &[Candidate<'a>]) -> usize {
+        (0..candidates.len())
+            .min_by_key(|n| {
+                let id = candidates[*n].instance.id;
+                (tie(self.seed, id), id)
+            })
+            .unwrap_or(0)
+    }
+
     fn place_anywhere(mut self) -> Plan {
         let instances = self.instances();
         let mut plan = Plan::default();
         let explain = self.req.explain;
+        // A chain that starts with spread, for a plan of several tasks that explains nothing:
+        // ranked once, then kept up to date as tasks are placed (see `crate::index`). The scan
+        // below then only runs to word why no instance can take the next task. For one task
+        // the scan is cheaper than building the index, and picks the same instance.
+        let mut index = match &self.shape {
+            Some(shape) if !explain && self.req.count > 1 => {
+                let group = self
+                    .group_on
+                    .iter()
+                    .filter_map(|(id, n)| self.state.instance(*id).map(|i| (&**i, u64::from(*n))));
+                Some(SpreadIndex::build(
+                    shape.clone(),
+                    self.seed,
+                    &self,
+                    &instances,
+                    group,
+                ))
+            }
+            _ => None,
+        };
         let fast = !explain && matches!(self.req.strategies.first(), Some(Strategy::Binpack(_)));
         // With no strategy, or random first, the pick is the first feasible instance of a
         // seeded shuffle — uniform over the feasible ones. Drawing the shuffle lazily finds it
@@ -645,6 +696,14 @@ impl<'a> Planner<'a> {
         // explanations and failures) makes the same draws, so it picks the same instance.
         let random_first = matches!(self.req.strategies.first(), None | Some(Strategy::Random));
         for k in 0..self.req.count {
+            if let Some(pos) = index.as_ref().and_then(SpreadIndex::best) {
+                let i = instances[pos];
+                plan.placements.push(self.commit(i));
+                if let Some(index) = index.as_mut() {
+                    index.placed(&self, pos, i);
+                }
+                continue;
+            }
             if random_first
                 && !explain
                 && let Some(i) = self.shuffled_first(&instances, |p, i| p.check(i, true).is_ok())
@@ -710,7 +769,9 @@ impl<'a> Planner<'a> {
                 chosen
             } else {
                 let mut survivors = self.narrow(candidates, from, &mut notes);
-                let pick = if survivors.len() > 1 {
+                let pick = if self.shape.is_some() {
+                    self.first_by_tie(&survivors)
+                } else if survivors.len() > 1 {
                     self.rng.random_range(0..survivors.len())
                 } else {
                     0
@@ -785,6 +846,23 @@ impl<'a> Planner<'a> {
             }
         }
         plan
+    }
+}
+
+impl<'a> Ranker<'a> for Planner<'a> {
+    fn feasible(&self, i: &'a ContainerInstance) -> bool {
+        self.check(i, true).is_ok()
+    }
+
+    fn own(&self, i: &'a ContainerInstance, own: Own) -> i64 {
+        match own {
+            Own::Group => {
+                let live = self.group_on.get(&i.id).copied().unwrap_or(0);
+                let planned = self.planned.get(&i.id).map_or(0, |p| p.tasks);
+                i64::from(live) + i64::from(planned)
+            }
+            Own::Free(field) => self.remaining(i, field),
+        }
     }
 }
 

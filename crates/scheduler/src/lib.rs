@@ -20,13 +20,19 @@
 //! so is preemption ([`preempt::choose`]): which lower-priority tasks to stop when a task of
 //! the queue or a service's finds no room.
 //!
+//! Schedules ([`timetable::decide`]) are decided here too: which due times a schedule takes
+//! now, and whether its run starts, is skipped or was missed.
+//!
 //! Speed: counts of live tasks per group per instance, instances by attribute value and by
 //! free capacity are indexes the state machine maintains on apply, so planning never walks the
 //! cluster's tasks, and a chain that starts with binpack walks instances from the tightest fit
-//! upwards and stops at the first that qualifies.
+//! upwards and stops at the first that qualifies. A chain that starts with spread is ranked
+//! once per plan into buckets of interned attribute values (`index`), so each further task
+//! costs O(log n), not a check and two attribute lookups by name per instance.
 
 pub mod capacity;
 mod engine;
+mod index;
 pub mod preempt;
 pub mod query;
 pub mod queue;
@@ -34,6 +40,7 @@ mod request;
 mod scale_in;
 pub mod service;
 mod template;
+pub mod timetable;
 
 pub use engine::{InstanceRejection, Placement, Plan, Verdict, instance_matches, place};
 pub use request::{

@@ -3,7 +3,8 @@
 //! on the leader whenever the cluster changes or a wait runs out, and commits the result.
 //!
 //! ```text
-//!  queued tasks of the cluster, in queue order (priority, highest first; then created, id)
+//!  queued tasks of the cluster, in queue order ([`order`]: priority, highest first; within a
+//!  priority the task groups take turns, FIFO within each group)
 //!     └─► runs of consecutive tasks with the same needs ─► place(scratch, run) ─► placed:
 //!           applied to a scratch copy of the state, so the next run sees what this one took
 //!           ─► what did not fit may preempt: lower-priority, unprotected tasks stopped to
@@ -24,14 +25,22 @@
 //! on the scratch copy before they are proposed. The commit re-checks them against the
 //! newest state all the same; what it refuses is decided again on the next pass.
 //!
-//! Within a cluster the queue is ordered by priority, then FIFO, for tasks that compete for the
-//! same capacity. A task that cannot fit does not hold up tasks with other needs behind it
+//! Within a cluster the queue is ordered by priority, then round-robin between task groups
+//! (RunTask's `group`, `family:NAME` by default), FIFO within a group: one batch job of a
+//! thousand tasks queued a minute before another of ten does not make the second wait for all
+//! thousand. Turns are dealt from the state alone, so every pass and every replica agrees and
+//! nothing is remembered between passes: a group's k-th waiting task goes in round
+//! `running + k`, where `running` counts the group's placed live tasks; within a round, in
+//! the order the tasks arrived ([`order`]). When room frees a task at a time, the group
+//! running fewest goes next; when all start from nothing, it is plain round-robin.
+//! Within that order, it is FIFO for tasks that compete for the same capacity. A task that cannot fit does not hold up tasks with other needs behind it
 //! (they may fit where it cannot), so a large task can be overtaken by smaller ones, of its
 //! priority or lower; its timeout bounds its wait. Since every task is tried on what the tasks
 //! ahead of it left, a lower-priority task never takes room a higher-priority one that needs
 //! no more (and has no narrower constraints) could have taken: that one would have fitted
 //! there first.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_model::command::{
@@ -60,6 +69,10 @@ pub struct Decision {
     pub preempt: Vec<PreemptAndPlace>,
     /// Queued tasks whose wait is over.
     pub expire: Option<ExpireQueuedTasks>,
+    /// Preemption searches this pass made that found no set of tasks to stop: queued tasks
+    /// (one per distinct need) that fit nowhere, even by preemption. The found ones are
+    /// `preempt`. For the queue controller's metrics.
+    pub preemption_misses: usize,
     /// When the next wait runs out, if any task is left waiting: look again then even if
     /// nothing changes.
     pub wake_at: Option<Millis>,
@@ -183,6 +196,8 @@ struct RunOutcome {
     /// When some did not fit even by preemption: the closest instance's reason (`None`: no
     /// instance to try).
     short: Option<Option<FailureReason>>,
+    /// Whether a preemption search was made and found nothing.
+    missed: bool,
 }
 
 impl RunOutcome {
@@ -215,6 +230,7 @@ fn place_run(scratch: &mut State, run: &[&Arc<Task>], now: Millis, seed: u64) ->
             placed: Vec::new(),
             preempted: Vec::new(),
             short: Some(Some(FailureReason::Missing)),
+            missed: false,
         };
     };
     let plan = place(scratch, &first.request(run.len(), None, false), seed);
@@ -263,6 +279,7 @@ fn place_run(scratch: &mut State, run: &[&Arc<Task>], now: Millis, seed: u64) ->
         placed: placements,
         preempted: Vec::new(),
         short: None,
+        missed: false,
     };
     // The rest, in queue order, by preemption; the first that cannot stops the run (the
     // others have the same needs and priority or less).
@@ -275,6 +292,7 @@ fn place_run(scratch: &mut State, run: &[&Arc<Task>], now: Millis, seed: u64) ->
             }
             None => {
                 outcome.short = Some(plan.rejections.first().map(|r| r.reason));
+                outcome.missed = true;
                 break;
             }
         }
@@ -309,7 +327,7 @@ fn preempt_one(
 /// Decides, for `cluster`'s queue at `now`, which tasks to place and whose wait is over.
 /// `seed` makes the placement choices reproducible.
 pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision {
-    let queue: Vec<&Arc<Task>> = state.queued(cluster).collect();
+    let queue = order(state, cluster);
     let mut scratch = state.clone();
     let mut placements = Vec::new();
     let mut preempted = Vec::new();
@@ -317,6 +335,7 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
     // Needs that did not fit this pass, with the closest instance's reason.
     let mut blocked: Vec<(Needs<'_>, Option<FailureReason>)> = Vec::new();
     let mut wake_at: Option<Millis> = None;
+    let mut misses = 0;
     let mut i = 0;
     let mut runs = 0u64;
     while i < queue.len() {
@@ -337,6 +356,7 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
                 placed: Vec::new(),
                 preempted: Vec::new(),
                 short: Some(reason),
+                missed: false,
             },
             None => {
                 runs += 1;
@@ -366,6 +386,7 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
                 wake_at = Some(wake_at.map_or(until, |w| w.min(until)));
             }
         }
+        misses += usize::from(outcome.missed);
         placements.extend(outcome.placed);
         let preempting = !outcome.preempted.is_empty();
         preempted.extend(outcome.preempted);
@@ -386,8 +407,75 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
             cluster: cluster.into(),
             tasks: expired,
         }),
+        preemption_misses: misses,
         wake_at,
     }
+}
+
+/// `cluster`'s queued tasks in the order [`decide`] tries them: priority, highest first;
+/// within a priority, groups take turns — a group's k-th waiting task goes in round
+/// `running + k` (`running`: the group's placed live tasks), rounds in order, each round in
+/// arrival order — and each group is FIFO. The state keeps the queue in (priority, created,
+/// id) order; this reorders each priority's band by round, a stable sort, so ties within a
+/// round keep arrival order.
+pub fn order<'s>(state: &'s State, cluster: &str) -> Vec<&'s Arc<Task>> {
+    let mut queue: Vec<&Arc<Task>> = state.queued(cluster).collect();
+    let mut start = 0;
+    while start < queue.len() {
+        let priority = queue[start].priority();
+        let end = start
+            + queue[start..]
+                .iter()
+                .take_while(|t| t.priority() == priority)
+                .count();
+        let mut turns: HashMap<&str, usize> = HashMap::new();
+        let mut band: Vec<(usize, &Arc<Task>)> = queue[start..end]
+            .iter()
+            .map(|t| {
+                let turn = turns
+                    .entry(&t.group)
+                    .or_insert_with(|| running(state, cluster, &t.group));
+                *turn += 1;
+                (*turn, *t)
+            })
+            .collect();
+        band.sort_by_key(|(round, _)| *round);
+        for (slot, (_, t)) in queue[start..end].iter_mut().zip(band) {
+            *slot = t;
+        }
+        start = end;
+    }
+    queue
+}
+
+/// The placed live tasks of `group` in `cluster`, from the state's per-group index.
+fn running(state: &State, cluster: &str, group: &str) -> usize {
+    state
+        .live_in_group(cluster, group)
+        .map(|(_, n)| n as usize)
+        .sum()
+}
+
+/// How many queued tasks a new task of `group` at `priority` would wait behind in `cluster`:
+/// every waiting task of higher priority, and of its own priority those whose turn comes
+/// first ([`order`]): its round is one past its group's running and waiting tasks, and it
+/// arrives last, so it goes last in that round.
+pub fn ahead_of_new(state: &State, cluster: &str, priority: Priority, group: &str) -> usize {
+    let mut higher = 0;
+    let mut waiting: HashMap<&str, usize> = HashMap::new();
+    for t in state.queued(cluster) {
+        match t.priority().cmp(&priority) {
+            std::cmp::Ordering::Greater => higher += 1,
+            std::cmp::Ordering::Equal => *waiting.entry(&t.group).or_default() += 1,
+            std::cmp::Ordering::Less => break,
+        }
+    }
+    let round = running(state, cluster, group) + waiting.get(group).copied().unwrap_or(0) + 1;
+    higher
+        + waiting
+            .iter()
+            .map(|(g, n)| (*n).min(round.saturating_sub(running(state, cluster, g))))
+            .sum::<usize>()
 }
 
 /// Where a queued task stands: its place in the queue and what it waits for.
@@ -417,7 +505,7 @@ pub fn standing(state: &State, id: TaskId) -> Option<Standing> {
     let until = task.queued.as_ref()?.until;
     let mut position = 0;
     let mut length = 0;
-    for (k, t) in state.queued(&task.cluster).enumerate() {
+    for (k, t) in order(state, &task.cluster).into_iter().enumerate() {
         length += 1;
         if t.id == id {
             position = k + 1;

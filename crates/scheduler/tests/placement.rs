@@ -542,6 +542,31 @@ proptest! {
         check_plan(&mut w, &req, &plan);
     }
 
+    /// Item 2 (issue 18): a chain that starts with spread is planned through an index of
+    /// instances bucketed by attribute value when nothing is explained, and by the full scan
+    /// when it is: both place every task on the same instance, and follow the chain.
+    #[test]
+    fn spread_first_index_and_full_scan_place_alike(
+        cluster in cluster_spec(),
+        spec in request_spec(),
+        first in prop_oneof![
+            Just(SpreadField::Attribute(AZ.into())),
+            Just(SpreadField::Attribute(TYPE.into())),
+            Just(SpreadField::Instance),
+        ],
+        count in 1usize..=24,
+    ) {
+        let (mut w, _) = build(&cluster);
+        let mut req = request_of(&spec);
+        req.count = count;
+        req.strategies.insert(0, Strategy::Spread(first));
+        let indexed = place(&w.state, &req, spec.seed);
+        let scanned = place(&w.state, &PlacementRequest { explain: true, ..req.clone() }, spec.seed);
+        prop_assert_eq!(&indexed.placements, &scanned.placements);
+        prop_assert_eq!(&indexed.rejections, &scanned.rejections);
+        check_plan(&mut w, &req, &indexed);
+    }
+
     /// Item 2: a chain that starts with binpack always takes a tightest fit — through the
     /// index-walking fast path (explain off) and the full scan (explain on) alike.
     #[test]

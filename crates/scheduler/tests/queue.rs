@@ -1,5 +1,6 @@
-//! The queue's decision (`berth_scheduler::queue::decide`) on real states: priority, then FIFO
-//! order among tasks that compete for the same capacity, partial placement, expiry with ECS's
+//! The queue's decision (`berth_scheduler::queue::decide`) on real states: priority, then
+//! round-robin between task groups, FIFO within a group among tasks that compete for the same
+//! capacity, partial placement, expiry with ECS's
 //! reason, constraints kept from the RunTask, preemption of lower-priority work; and a
 //! state-machine property test interleaving queued RunTasks of several priorities, services
 //! placing (and preempting) with and without task protection, capacity coming and going and
@@ -19,7 +20,7 @@ use berth_model::queue::QueuedPlacement;
 use berth_model::requirements::requirements;
 use berth_model::{InstanceId, Millis, TaskId};
 use berth_scheduler::preempt::choose;
-use berth_scheduler::queue::{Decision, decide, standing};
+use berth_scheduler::queue::{Decision, ahead_of_new, decide, order, standing};
 use berth_scheduler::{PlacementRequest, TaskTemplate, complete_overrides, place};
 use common::*;
 use proptest::prelude::*;
@@ -47,7 +48,8 @@ fn define(w: &mut World, family: &str, cpu: i32, memory: i32) {
 }
 
 /// Queues `n` tasks of `family` (revision 1) at `priority` as RunTask does when nothing fits:
-/// they wait `wait_ms` from now, kept with `constraints`.
+/// they wait `wait_ms` from now, kept with `constraints`, in `group` (RunTask's default,
+/// `family:NAME`, when `None`).
 fn enqueue_with(
     w: &mut World,
     family: &str,
@@ -55,6 +57,7 @@ fn enqueue_with(
     wait_ms: i64,
     constraints: Vec<api::PlacementConstraint>,
     priority: Priority,
+    group: Option<&str>,
 ) -> Vec<TaskId> {
     let definition = w.state.task_definition(family, 1).unwrap().clone();
     let overrides = complete_overrides(&definition, None);
@@ -66,7 +69,7 @@ fn enqueue_with(
         ..TaskTemplate::plain(
             CLUSTER.into(),
             definition,
-            format!("family:{family}"),
+            group.map_or_else(|| format!("family:{family}"), str::to_owned),
             None,
             Vec::new(),
             Vec::new(),
@@ -95,12 +98,31 @@ fn enqueue_with(
 }
 
 fn enqueue(w: &mut World, family: &str, n: usize, wait_ms: i64) -> Vec<TaskId> {
-    enqueue_with(w, family, n, wait_ms, Vec::new(), Priority::STANDALONE)
+    enqueue_with(
+        w,
+        family,
+        n,
+        wait_ms,
+        Vec::new(),
+        Priority::STANDALONE,
+        None,
+    )
 }
 
 fn enqueue_at(w: &mut World, priority: u16, family: &str, n: usize) -> Vec<TaskId> {
     let priority = Priority::new(priority).unwrap();
-    enqueue_with(w, family, n, 60_000, Vec::new(), priority)
+    enqueue_with(w, family, n, 60_000, Vec::new(), priority, None)
+}
+
+/// Queues `n` tasks of `family` in task group `group` at `priority`.
+fn enqueue_in(w: &mut World, group: &str, priority: u16, family: &str, n: usize) -> Vec<TaskId> {
+    let priority = Priority::new(priority).unwrap();
+    enqueue_with(w, family, n, 60_000, Vec::new(), priority, Some(group))
+}
+
+/// The order the queue's decision tries the cluster's queued tasks in.
+fn turns_of(w: &World) -> Vec<TaskId> {
+    order(&w.state, CLUSTER).iter().map(|t| t.id).collect()
 }
 
 /// Commits a preemption as a controller does, and checks the state machine kept its promise:
@@ -404,6 +426,7 @@ fn a_queued_task_keeps_its_constraints() {
         60_000,
         vec![only_b],
         Priority::STANDALONE,
+        None,
     )[0];
     w.report(hog_a, TaskStatus::Stopped);
     let (_, placed) = pass(&mut w);
@@ -443,14 +466,101 @@ fn stopping_a_queued_task_stops_it_at_once_and_the_queue_moves_on() {
     assert_eq!(placed, vec![b]);
 }
 
+#[test]
+fn task_groups_at_one_priority_take_turns_and_each_group_is_fifo() {
+    let (mut w, _, hog) = full();
+    // A big batch job queues first, two small ones after it, all at priority 100.
+    let big = enqueue_in(&mut w, "job:big", 100, "half", 4);
+    let small = enqueue_in(&mut w, "job:small", 100, "half", 2);
+    let tiny = enqueue_in(&mut w, "job:tiny", 100, "half", 1)[0];
+    // A higher priority still goes first, whatever its group.
+    let urgent = enqueue_in(&mut w, "job:urgent", 500, "half", 1)[0];
+    assert_eq!(
+        queue_of(&w),
+        [vec![urgent], big.clone(), small.clone(), vec![tiny]].concat(),
+        "the state keeps arrival order"
+    );
+    assert_eq!(
+        turns_of(&w),
+        vec![
+            urgent, big[0], small[0], tiny, big[1], small[1], big[2], big[3]
+        ],
+        "round 1: every group's first, in arrival order; round 2: the seconds; then the rest"
+    );
+    let s = standing(&w.state, tiny).unwrap();
+    assert_eq!((s.position, s.length), (4, 8), "its place is its turn");
+    assert_eq!(
+        ahead_of_new(&w.state, CLUSTER, Priority::STANDALONE, "job:tiny"),
+        6,
+        "a second tiny task goes after round 2's big and small ones"
+    );
+    assert_eq!(
+        ahead_of_new(&w.state, CLUSTER, Priority::STANDALONE, "job:other"),
+        4,
+        "a new group's first task takes round 1's last turn"
+    );
+    assert_eq!(
+        ahead_of_new(&w.state, CLUSTER, Priority::SERVICE, "job:big"),
+        1
+    );
+
+    // Room for two: the urgent one and the big job's head.
+    w.report(hog, TaskStatus::Stopped);
+    let (_, placed) = pass(&mut w);
+    assert_eq!(placed, vec![urgent, big[0]]);
+    assert_eq!(
+        turns_of(&w),
+        vec![small[0], tiny, big[1], small[1], big[2], big[3]],
+        "the big job runs one now: the others' first tasks go before its second"
+    );
+    assert_eq!(
+        ahead_of_new(&w.state, CLUSTER, Priority::STANDALONE, "job:big"),
+        6,
+        "behind every waiting task: its round is 5, the others' end at 2"
+    );
+    // Room frees one task at a time: the groups running fewest go first.
+    w.report(urgent, TaskStatus::Stopped);
+    let (_, placed) = pass(&mut w);
+    assert_eq!(placed, vec![small[0]], "its turn, though big[1] came first");
+    w.report(big[0], TaskStatus::Stopped);
+    let (_, placed) = pass(&mut w);
+    assert_eq!(
+        placed,
+        vec![big[1]],
+        "nothing of the big job runs now: round 1, oldest"
+    );
+    assert_eq!(turns_of(&w), vec![tiny, big[2], small[1], big[3]]);
+    let (d, placed) = pass(&mut w);
+    assert!(
+        placed.is_empty() && d.is_empty(),
+        "a second pass decides nothing: {d:?}"
+    );
+}
+
+#[test]
+fn a_group_whose_task_cannot_fit_does_not_hold_up_other_groups_turns() {
+    let (mut w, i, hog) = full();
+    let whole = enqueue_in(&mut w, "job:a", 100, "whole", 1)[0];
+    let halves = enqueue_in(&mut w, "job:a", 100, "half", 2);
+    let other = enqueue_in(&mut w, "job:b", 100, "half", 1)[0];
+    assert_eq!(turns_of(&w), vec![whole, other, halves[0], halves[1]]);
+    // Half the instance frees: job:a's head cannot fit, job:b's turn comes next.
+    w.report(hog, TaskStatus::Stopped);
+    w.run_at(i, "hog", 512, 1000, None);
+    let (_, placed) = pass(&mut w);
+    assert_eq!(placed, vec![other]);
+    assert_eq!(turns_of(&w), vec![whole, halves[0], halves[1]]);
+}
+
 // ---- the state machine property ----
 
 #[derive(Debug, Clone)]
 enum Step {
-    /// A queued RunTask of `count` tasks of family `sizes[size]` at `priority`, waiting `wait`
-    /// seconds.
+    /// A queued RunTask of `count` tasks of family `sizes[size]` in task group `job:<group>` at
+    /// `priority`, waiting `wait` seconds.
     Queue {
         size: usize,
+        group: usize,
         count: usize,
         wait: i64,
         priority: u16,
@@ -478,8 +588,8 @@ const SIZES: [(&str, i32); 3] = [("s", 256), ("m", 512), ("l", 1024)];
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..SIZES.len(), 1..4usize, 1..30i64, prop_oneof![Just(100u16), Just(500), Just(900)])
-            .prop_map(|(size, count, wait, priority)| Step::Queue { size, count, wait, priority }),
+        4 => (0..SIZES.len(), 0..3usize, 1..4usize, 1..30i64, prop_oneof![Just(100u16), Just(500), Just(900)])
+            .prop_map(|(size, group, count, wait, priority)| Step::Queue { size, group, count, wait, priority }),
         1 => prop_oneof![Just(512i64), Just(1024), Just(2048)]
             .prop_map(|memory| Step::Register { memory }),
         1 => (0..8usize).prop_map(Step::Deregister),
@@ -536,10 +646,12 @@ proptest! {
         let mut clock = w.now();
         for s in steps {
             match s {
-                Step::Queue { size, count, wait, priority } => {
+                Step::Queue { size, group, count, wait, priority } => {
                     let (family, memory) = SIZES[size];
                     let p = Priority::new(priority).unwrap();
-                    for id in enqueue_with(&mut w, family, count, wait * 1000, Vec::new(), p) {
+                    let group = format!("job:{group}");
+                    let wait = wait * 1000;
+                    for id in enqueue_with(&mut w, family, count, wait, Vec::new(), p, Some(&group)) {
                         memory_of.insert(id, i64::from(memory));
                         priority_of.insert(id, priority);
                     }
@@ -621,15 +733,47 @@ proptest! {
                     "protected {} was preempted", id
                 );
             }
-            // The controller's pass after every change, as it wakes on each.
-            let before = queue_of(&w);
-            // Queue order holds within a priority: priority never rises along the queue, and
-            // within one the task created first comes first.
-            for pair in before.windows(2) {
+            // The state keeps the queue by priority, then arrival.
+            for pair in queue_of(&w).windows(2) {
                 let (a, b) = (w.state.task(pair[0]).unwrap(), w.state.task(pair[1]).unwrap());
                 prop_assert!(priority_of[&a.id] >= priority_of[&b.id], "{} before {}", a.id, b.id);
                 if priority_of[&a.id] == priority_of[&b.id] {
                     prop_assert!(a.created_at <= b.created_at, "{} before {}", a.id, b.id);
+                }
+            }
+            // The controller's pass after every change, as it wakes on each.
+            let before = turns_of(&w);
+            prop_assert_eq!(before.len(), queue_of(&w).len());
+            // Queue order holds within a priority: priority never rises along the turns;
+            // within one, groups take turns (a group's k-th waiting task goes in round k past
+            // the group's placed live tasks, and rounds never go back) and each group is FIFO.
+            let every = berth_state::TaskFilter::default();
+            let live = w
+                .state
+                .tasks_after(CLUSTER, &every, None)
+                .filter(|t| t.is_live() && t.instance.is_some())
+                .fold(BTreeMap::<&str, usize>::new(), |mut m, t| {
+                    *m.entry(&t.group).or_default() += 1;
+                    m
+                });
+            let mut round_of: BTreeMap<(u16, &str), usize> = BTreeMap::new();
+            let mut last: Option<(u16, usize)> = None;
+            let mut newest: BTreeMap<(u16, &str), (Millis, TaskId)> = BTreeMap::new();
+            for id in &before {
+                let t = w.state.task(*id).unwrap();
+                let p = priority_of[id];
+                let round = round_of
+                    .entry((p, &t.group))
+                    .or_insert_with(|| live.get(&*t.group).copied().unwrap_or(0));
+                *round += 1;
+                if let Some((lp, lr)) = last {
+                    prop_assert!(lp >= p, "{} (priority {}) after priority {}", id, p, lp);
+                    prop_assert!(lp > p || lr <= *round, "{} in round {} after round {}", id, round, lr);
+                }
+                last = Some((p, *round));
+                let key = (t.created_at, t.id);
+                if let Some(prev) = newest.insert((p, &t.group), key) {
+                    prop_assert!(prev < key, "{} overtook a task of its group", id);
                 }
             }
             let (decision, placed) = pass_at(&mut w, clock);
@@ -641,7 +785,7 @@ proptest! {
                 prop_assert!(e.reason.starts_with("TaskFailedToStart: "));
             }
             not_over_committed(&w);
-            // FIFO: a task placed in this pass never overtook an earlier one, still
+            // FIFO: a task placed in this pass never overtook one earlier in the turns, still
             // waiting, that needs no more than it does (it would have fit where it went).
             let waiting: BTreeSet<TaskId> = queue_of(&w).into_iter().collect();
             // Priority: a lower-priority task is never placed while a higher-priority one

@@ -5,6 +5,7 @@
 //!  request ─► which API? ─┬─ /v1/health, /version ─────────────────────► handler (no principal)
 //!                         ├─ /v1/raft/*, heartbeats ─ SigV4, peer key only, body hash signed
 //!                         ├─ POST / (ECS) ─────────── SigV4 for `ecs`
+//!                         ├─ /schedules* ──────────── SigV4 for `scheduler` (EventBridge Scheduler)
 //!                         ├─ Mesos scheduler API ──── HTTP Basic (key id : secret) or SigV4
 //!                         ├─ /ui ──────────────────── session cookie (crate::ui)
 //!                         └─ everything else ──────── SigV4 for `berth`
@@ -65,6 +66,8 @@ pub(crate) enum Api {
     Ecs,
     /// The Mesos scheduler API.
     Mesos,
+    /// EventBridge Scheduler's API (`/schedules...`), signed for `scheduler`.
+    Scheduler,
     /// Raft RPCs and forwarded heartbeats: other servers only.
     Peer,
     /// The rest of `/v1/...`.
@@ -79,6 +82,7 @@ impl Api {
             "/v1/health" | "/version" => Api::Open,
             "/" => Api::Ecs,
             "/api/v1/scheduler" => Api::Mesos,
+            p if p == "/schedules" || p.starts_with("/schedules/") => Api::Scheduler,
             p if p.starts_with("/v1/raft/") || p == crate::agents::FORWARD_PATH => Api::Peer,
             p if p == crate::ui::PREFIX || p.starts_with("/ui/") => Api::Ui,
             _ => Api::Native,
@@ -88,6 +92,7 @@ impl Api {
     fn signing_name(self) -> &'static str {
         match self {
             Api::Ecs => "ecs",
+            Api::Scheduler => "scheduler",
             Api::Open | Api::Mesos | Api::Peer | Api::Native | Api::Ui => "berth",
         }
     }
@@ -96,7 +101,7 @@ impl Api {
         match self {
             Api::Ecs => MAX_ECS_BODY,
             Api::Peer => MAX_PEER_BODY,
-            Api::Open | Api::Mesos | Api::Native | Api::Ui => MAX_BODY,
+            Api::Open | Api::Mesos | Api::Scheduler | Api::Native | Api::Ui => MAX_BODY,
         }
     }
 }
@@ -500,6 +505,9 @@ mod tests {
         assert_eq!(Api::of("/v1/health"), Api::Open);
         assert_eq!(Api::of("/"), Api::Ecs);
         assert_eq!(Api::of("/api/v1/scheduler"), Api::Mesos);
+        assert_eq!(Api::of("/schedules"), Api::Scheduler);
+        assert_eq!(Api::of("/schedules/nightly"), Api::Scheduler);
+        assert_eq!(Api::of("/schedulesx"), Api::Native);
         assert_eq!(Api::of("/version"), Api::Open);
         assert_eq!(Api::of("/v1/raft/vote"), Api::Peer);
         assert_eq!(Api::of("/v1/raft/write"), Api::Peer);

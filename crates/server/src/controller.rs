@@ -32,6 +32,7 @@ use berth_state::{EntityKey, State};
 use futures::future::join_all;
 
 use crate::App;
+use crate::metrics::{Preemption, Preemptor};
 
 type Key = (Arc<str>, Arc<str>);
 
@@ -276,10 +277,18 @@ async fn commit(app: &App, decision: Decision) -> Option<Key> {
             Ok(w) => match w.result {
                 Ok(Preempted { task, evicted }) => {
                     tracing::info!(%service, task = %task.id, evicted = evicted.len(), "placed by preemption");
+                    app.metrics.preemption(
+                        Preemptor::Service,
+                        Preemption::Committed {
+                            evicted: evicted.len(),
+                        },
+                    );
                     placed.push(task.id);
                 }
                 Err(e) => {
                     tracing::debug!(%service, error = %e, "preemption refused at commit; deciding again");
+                    app.metrics
+                        .preemption(Preemptor::Service, Preemption::Refused);
                     retry = Some(key.clone());
                 }
             },

@@ -11,7 +11,8 @@
 //! authentication layer ([`auth`]), so tests can drive it without a socket; [`serve`] runs it
 //! on a listener (TLS, timeouts); [`Housekeeping`] runs the leader's periodic work
 //! (forgetting old STOPPED tasks), [`ServiceController`] keeps services at their desired
-//! state and [`QueueController`] places RunTask's queued tasks as capacity frees.
+//! state, [`QueueController`] places RunTask's queued tasks as capacity frees and
+//! [`ScheduleRunner`] runs schedules' tasks when they are due (EventBridge Scheduler's API).
 
 pub mod agents;
 pub mod auth;
@@ -25,6 +26,7 @@ mod native;
 mod operator;
 mod pagination;
 mod queue;
+mod schedules;
 pub mod serve;
 pub mod tls;
 pub mod ui;
@@ -32,6 +34,7 @@ pub mod ui;
 pub use controller::ServiceController;
 pub use mesos::MesosLoop;
 pub use queue::QueueController;
+pub use schedules::runner::ScheduleRunner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +66,12 @@ pub struct ServerConfig {
     pub service_resync_interval: Duration,
     /// The cluster Mesos frameworks schedule on.
     pub mesos_cluster: String,
+    /// How long an unanswered Mesos offer is held before it is rescinded; `None` (Mesos's
+    /// default) holds it until the framework answers or the instance goes away.
+    pub mesos_offer_timeout: Option<Duration>,
+    /// How long a new leader waits for frameworks to re-subscribe before it treats those
+    /// without a stream as disconnected.
+    pub mesos_resubscribe_grace: Duration,
     /// Serve every ECS Describe/List linearizably (a read barrier first), not only those
     /// that ask with the `x-berth-read-consistency: linearizable` header.
     pub linearizable_reads: bool,
@@ -80,6 +89,8 @@ impl Default for ServerConfig {
             heartbeat_check_interval: Duration::from_secs(1),
             service_resync_interval: Duration::from_secs(30),
             mesos_cluster: ecs::DEFAULT_CLUSTER.to_owned(),
+            mesos_offer_timeout: None,
+            mesos_resubscribe_grace: Duration::from_secs(10),
             linearizable_reads: false,
         }
     }
@@ -162,6 +173,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(credentials::router())
         .merge(mesos::router())
         .merge(metrics::router())
+        .merge(schedules::router())
         .merge(ui::router())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -6,6 +6,7 @@
 //!                                                                berth_api_request_duration_seconds
 //!  Raft batcher / log writer ─► berth_raft_*, berth_placements_*, berth_mesos_offers_total
 //!  agent monitor, polls ─► berth_agent_transitions_total
+//!  queue and service controllers ─► berth_preemptions_total, berth_preempted_tasks_total
 //!  scrape ─► the published state, read once: tasks by status, instances, services by health,
 //!            Mesos frameworks and outstanding offers
 //!
@@ -97,6 +98,46 @@ impl AgentTransition {
     }
 }
 
+/// Who looked for tasks to preempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preemptor {
+    /// The queue controller, for a queued RunTask task.
+    Queue,
+    /// The service controller, for a service's (or a daemon's) task.
+    Service,
+}
+
+/// How one preemption search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preemption {
+    /// A set was found and `PreemptAndPlace` committed, stopping `evicted` tasks.
+    Committed { evicted: usize },
+    /// A set was found but the commit refused it (the state moved on); decided again.
+    Refused,
+    /// `searches` searches found no set of tasks whose stopping would make room.
+    NoSet { searches: usize },
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PreemptionLabels {
+    preemptor: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PreemptorLabels {
+    preemptor: &'static str,
+}
+
+impl Preemptor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Preemptor::Queue => "queue",
+            Preemptor::Service => "service",
+        }
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 250 µs to ~8 s: a Describe answers in about a millisecond, a long-poll in many seconds.
     Histogram::new(exponential_buckets(0.00025, 2.0, 16))
@@ -108,6 +149,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<OperationLabels, Histogram, fn() -> Histogram>,
     agents: Family<TransitionLabels, Counter>,
+    preemptions: Family<PreemptionLabels, Counter>,
+    preempted: Family<PreemptorLabels, Counter>,
     /// A collector from outside the server, added after start (`berth dev`'s agent).
     included: Arc<OnceLock<Box<dyn Collector>>>,
 }
@@ -139,6 +182,23 @@ impl Metrics {
             "Agents that went disconnected, reconnected or lost, as the leader recorded them",
             agents.clone(),
         );
+        // Labels from closed sets only (no cluster): the counters outlive clusters, and which
+        // cluster preempts is in the stopped tasks' reasons and the controllers' logs.
+        let preemptions = Family::<PreemptionLabels, Counter>::default();
+        let preempted = Family::<PreemptorLabels, Counter>::default();
+        registry.register(
+            "berth_preemptions",
+            "Preemption searches by preemptor (queue, service) and outcome: committed (tasks \
+             stopped and the preemptor placed in one transaction), refused (re-checked at commit \
+             and refused; decided again), no_set (no set of lower-priority, unprotected tasks \
+             would make room; counted by the queue controller, once per distinct need a pass)",
+            preemptions.clone(),
+        );
+        registry.register(
+            "berth_preempted_tasks",
+            "Tasks stopped by a committed preemption, by preemptor (queue, service)",
+            preempted.clone(),
+        );
         node.register_metrics(&mut registry);
         registry.register_collector(Box::new(StateLevels { node: node.clone() }));
         let included = Arc::new(OnceLock::new());
@@ -148,6 +208,8 @@ impl Metrics {
             requests,
             durations,
             agents,
+            preemptions,
+            preempted,
             included,
         }
     }
@@ -165,6 +227,30 @@ impl Metrics {
                 to: transition.as_str(),
             })
             .inc_by(count as u64);
+    }
+
+    /// Records how a preemption search by `by` ended.
+    pub fn preemption(&self, by: Preemptor, outcome: Preemption) {
+        let (label, count) = match outcome {
+            Preemption::Committed { evicted } => {
+                self.preempted
+                    .get_or_create(&PreemptorLabels {
+                        preemptor: by.as_str(),
+                    })
+                    .inc_by(evicted as u64);
+                ("committed", 1)
+            }
+            Preemption::Refused => ("refused", 1),
+            Preemption::NoSet { searches } => ("no_set", searches),
+        };
+        if count > 0 {
+            self.preemptions
+                .get_or_create(&PreemptionLabels {
+                    preemptor: by.as_str(),
+                    outcome: label,
+                })
+                .inc_by(count as u64);
+        }
     }
 
     /// Every metric of this server, for [`exporter`].
@@ -223,6 +309,7 @@ fn api_label(api: Api) -> &'static str {
         Api::Open => "open",
         Api::Ecs => "ecs",
         Api::Mesos => "mesos",
+        Api::Scheduler => "scheduler",
         Api::Peer => "peer",
         Api::Native => "native",
         Api::Ui => "ui",

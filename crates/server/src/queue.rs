@@ -8,6 +8,7 @@
 //!     one snapshot ─► decide(snapshot, cluster, now, seed) per cluster with a queue
 //!                 ─► PlaceQueuedTasks (re-checked at commit) ─► PreemptAndPlace… (one
 //!                    transaction each, refused whole on a conflict) ─► ExpireQueuedTasks
+//!                 ─► berth_preemptions_total{preemptor="queue"}: committed, refused, no_set
 //! ```
 //! Any change to a task, an instance or a cluster marks its cluster: a task stopping or an
 //! instance registering frees capacity, a new queued task may fit at once. Only clusters with
@@ -28,6 +29,7 @@ use berth_state::{EntityKey, State};
 use futures::future::join_all;
 
 use crate::App;
+use crate::metrics::{Preemption, Preemptor};
 
 /// Spawns the queue controller loop; it acts only while this node is the leader.
 pub struct QueueController;
@@ -138,6 +140,12 @@ async fn run(app: Arc<App>) {
         };
         let mut commits = Vec::new();
         for (cluster, decision) in decided {
+            app.metrics.preemption(
+                Preemptor::Queue,
+                Preemption::NoSet {
+                    searches: decision.preemption_misses,
+                },
+            );
             match decision.wake_at {
                 Some(at) => timers.insert(cluster.clone(), at),
                 None => timers.remove(&cluster),
@@ -176,9 +184,17 @@ async fn commit(app: &App, cluster: Name, decision: Decision) -> Option<Name> {
             Ok(w) => match w.result {
                 Ok(Preempted { task, evicted }) => {
                     tracing::info!(%cluster, task = %task.id, evicted = evicted.len(), "queued task placed by preemption");
+                    app.metrics.preemption(
+                        Preemptor::Queue,
+                        Preemption::Committed {
+                            evicted: evicted.len(),
+                        },
+                    );
                 }
                 Err(e) => {
                     tracing::debug!(%cluster, error = %e, "preemption refused at commit; deciding again");
+                    app.metrics
+                        .preemption(Preemptor::Queue, Preemption::Refused);
                     again = true;
                 }
             },

@@ -31,6 +31,7 @@ use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
+use berth_model::schedule::Schedule;
 use berth_model::service::{Service, ServiceStatus};
 use berth_model::{InstanceId, Millis, OfferId, TaskId};
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
@@ -201,6 +202,8 @@ pub struct State {
     account_settings: OrdMap<(SettingOwner, SettingName), Arc<AccountSetting>>,
     /// Capacity providers by name (deleted ones stay, INACTIVE, until the name is reused).
     capacity_providers: OrdMap<Name, Arc<CapacityProvider>>,
+    /// Schedules by group and name.
+    schedules: OrdMap<(Name, Name), Arc<Schedule>>,
     /// The actor of the command being applied (from its `Stamped`), for history and for the
     /// entities that record who made them.
     actor: Option<Arc<str>>,
@@ -249,6 +252,7 @@ impl State {
             revoked_sessions: OrdMap::new(),
             account_settings: OrdMap::new(),
             capacity_providers: OrdMap::new(),
+            schedules: OrdMap::new(),
             actor: None,
         }
     }

@@ -9,6 +9,7 @@ use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
+use berth_model::schedule::Schedule;
 use berth_model::service::Service;
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub struct Persisted {
     account_settings: Vec<Arc<AccountSetting>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     capacity_providers: Vec<Arc<CapacityProvider>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    schedules: Vec<Arc<Schedule>>,
 }
 
 impl State {
@@ -92,6 +95,7 @@ impl State {
                 .collect(),
             account_settings: self.account_settings.values().cloned().collect(),
             capacity_providers: self.capacity_providers.values().cloned().collect(),
+            schedules: self.schedules.values().cloned().collect(),
         }
     }
 
@@ -140,8 +144,11 @@ impl State {
         for a in p.account_settings {
             s.account_settings.insert((a.owner.clone(), a.name), a);
         }
-        for p in p.capacity_providers {
-            s.capacity_providers.insert(p.name.clone(), p);
+        for c in p.capacity_providers {
+            s.capacity_providers.insert(c.name.clone(), c);
+        }
+        for v in p.schedules {
+            s.schedules.insert((v.group.clone(), v.name.clone()), v);
         }
         s
     }

@@ -60,7 +60,8 @@ pub enum OpsCmd {
     /// Container instances: ls, describe.
     #[command(subcommand)]
     Instance(instance::InstanceCmd),
-    /// Tasks: ls, describe (start them with `berth run`, stop them with `berth stop`).
+    /// Tasks: ls, describe, explain (where a queued one stands; start them with `berth run`,
+    /// stop them with `berth stop`).
     #[command(subcommand)]
     Task(task::TaskCmd),
     /// Services: ls, describe, create, update, scale, delete (with --wait to follow the

@@ -176,6 +176,14 @@ impl Cell {
         let tone = status_tone(&text);
         Cell { text, tone }
     }
+
+    /// The same tone, showing `text` instead.
+    pub fn with_text(self, text: &str) -> Cell {
+        Cell {
+            text: text.to_owned(),
+            ..self
+        }
+    }
 }
 
 impl From<String> for Cell {

@@ -1,5 +1,6 @@
-//! `berth task ls|describe`, `berth run` and `berth stop`: tasks through RunTask, StopTask,
-//! ListTasks and DescribeTasks, and waiting for them to run or stop.
+//! `berth task ls|describe` (`berth task explain` lives with `berth explain`), `berth run` and
+//! `berth stop`: tasks through RunTask, StopTask, ListTasks and DescribeTasks, and waiting for
+//! them to run or stop.
 //!
 //! ```text
 //!  run ─► RunTask ─► failures? exit 3
@@ -36,6 +37,9 @@ pub enum TaskCmd {
     /// Show tasks in full: containers, exit codes, bindings, stop reasons.
     #[command(after_help = "Examples:\n  berth task describe 5c1d7e0f --cluster default")]
     Describe(TaskDescribe),
+    /// Where a task waiting for capacity (PROVISIONING, queued with berth:queue-timeout)
+    /// stands in the queue, and what it waits for.
+    Explain(super::explain::TaskExplainArgs),
 }
 
 #[derive(Args)]
@@ -510,6 +514,7 @@ pub async fn run(cmd: TaskCmd) -> Result<()> {
             let tasks = describe(&ecs, &a.cluster.cluster, &a.tasks).await?;
             emit(a.common.output, &tasks, || render_describe(&tasks, paint))
         }
+        TaskCmd::Explain(a) => super::explain::run_task_explain(a).await,
     }
 }
 

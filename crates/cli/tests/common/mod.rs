@@ -430,7 +430,7 @@ impl RawResponse {
 }
 
 /// A request to the server at `endpoint`, signed with its admin credential (for the ECS API
-/// at `/`, else for berth's native API).
+/// at `/`, EventBridge Scheduler's at `/schedules`, else for berth's native API).
 pub async fn raw(
     endpoint: &str,
     method: &str,
@@ -450,7 +450,16 @@ pub async fn raw_as(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> RawResponse {
-    let service = if path == "/" { "ecs" } else { "berth" };
+    let service = if path == "/" {
+        "ecs"
+    } else if path == "/schedules"
+        || path.starts_with("/schedules/")
+        || path.starts_with("/schedules?")
+    {
+        "scheduler"
+    } else {
+        "berth"
+    };
     let client = berth_client::Client::new(
         transport(endpoint),
         endpoint,

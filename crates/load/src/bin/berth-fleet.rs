@@ -6,9 +6,9 @@
 //!                            with --credentials-file, the server's admin.credentials)
 //!                        ──► ⌈N / --agents-per-connection⌉ shared connection pools (HTTP/2)
 //!                        ──► N × berth_agent::Agent (the real agent code, hollow runtime)
-//!                              each: its own data dir (identity), no log listener, joins
-//!                              with the shared token (its own credential, kept in its data
-//!                              dir), RegisterContainerInstance, DiscoverPollEndpoint,
+//!                              each: no log listener, joins with the shared token (its own
+//!                              credential, kept in memory and then in one file for all),
+//!                              RegisterContainerInstance, DiscoverPollEndpoint,
 //!                              long-poll loop, one supervisor per task, Submit*StateChange,
 //!                              every request signed as its own instance, as a stream of its
 //!                              pool's one connection
@@ -29,13 +29,20 @@
 //! ports (issue 18). So the agents multiplex over a few HTTP/2 connections, and serve no logs
 //! (a hollow container has none worth serving; the server says so if asked): 10,000 agents
 //! take about 20 connections.
+//!
+//! Nor do they keep a file each: an agent on its own host writes and fsyncs its identity when it
+//! joins, and ten thousand of those, one after the other on the fleet's thread, were most of
+//! the fleet's start-up. The fleet keeps the identities in memory while the agents join and
+//! writes them to `<data-dir>/identities.json` once, with one fsync.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use berth_agent::runtime::RuntimeKind;
-use berth_agent::{Agent, AgentConfig};
+use berth_agent::{Agent, AgentConfig, Identity, IdentityError, IdentityStore};
 use berth_auth::JoinToken;
 use berth_client::{Client, Transport, Trust};
 use berth_load::{Access, REGION};
@@ -61,8 +68,8 @@ struct Args {
     /// How many agents (container instances).
     #[arg(long, default_value_t = 1000)]
     count: usize,
-    /// One sub-directory per agent is made here (`agent-0000`, ...) for its identity; run again
-    /// with the same directory and the agents re-register as the same instances.
+    /// The agents' identities are kept here, in `identities.json` (one file for all); run
+    /// again with the same directory and the agents re-register as the same instances.
     #[arg(long)]
     data_dir: PathBuf,
     /// CPU units each instance registers. The default holds 32 tasks of 256: 1,000 instances
@@ -95,12 +102,81 @@ struct Args {
     agents_per_connection: usize,
 }
 
+/// The fleet's identities: read from one file at start, kept in memory while the agents join,
+/// written back once when they all have (only if one joined anew).
+#[derive(Debug)]
+struct Identities {
+    path: PathBuf,
+    /// By agent index.
+    saved: Mutex<Vec<Option<Identity>>>,
+    joined: AtomicBool,
+}
+
+impl Identities {
+    fn open(path: PathBuf, count: usize) -> Result<Arc<Identities>> {
+        let mut saved: Vec<Option<Identity>> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading the identities in {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        saved.resize(count.max(saved.len()), None);
+        Ok(Arc::new(Identities {
+            path,
+            saved: Mutex::new(saved),
+            joined: AtomicBool::new(false),
+        }))
+    }
+
+    /// Agent `agent`'s store.
+    fn of(self: &Arc<Self>, agent: usize) -> Arc<dyn IdentityStore> {
+        Arc::new(Slot {
+            all: self.clone(),
+            agent,
+        })
+    }
+
+    /// Writes every identity, durably, if an agent joined since they were read; then forgets
+    /// them (the agents hold their own).
+    fn write(&self) -> Result<()> {
+        let saved = std::mem::take(&mut *self.saved.lock().expect("identities lock"));
+        if self.joined.load(Ordering::Relaxed) {
+            let bytes = serde_json::to_vec(&saved)?;
+            berth_agent::agent::write_private(&self.path, &bytes)
+                .with_context(|| format!("writing {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// One agent's view of [`Identities`].
+#[derive(Debug)]
+struct Slot {
+    all: Arc<Identities>,
+    agent: usize,
+}
+
+impl IdentityStore for Slot {
+    fn load(&self) -> Option<Identity> {
+        let saved = self.all.saved.lock().expect("identities lock");
+        saved.get(self.agent).cloned().flatten()
+    }
+
+    fn save(&self, identity: &Identity) -> Result<(), IdentityError> {
+        let mut saved = self.all.saved.lock().expect("identities lock");
+        saved[self.agent] = Some(identity.clone());
+        self.all.joined.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// What every agent shares: the join token, the CA to trust, and the connection pools.
 struct Join {
     token: JoinToken,
     ca_pem: Option<Vec<u8>>,
     /// Agent `i` reaches the server through `transports[i % len]`.
     transports: Vec<Transport>,
+    identities: Arc<Identities>,
 }
 
 /// One join token for the cluster, which all the agents use (an agent that joined before, with
@@ -146,18 +222,22 @@ async fn join_token(args: &Args) -> Result<Join> {
     let transports = (0..pools)
         .map(|_| Transport::multiplexed(&trust))
         .collect::<Result<_, _>>()?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let identities = Identities::open(args.data_dir.join("identities.json"), args.count)?;
     Ok(Join {
         token,
         ca_pem,
         transports,
+        identities,
     })
 }
 
 fn config(args: &Args, join: &Join, i: usize) -> AgentConfig {
-    let mut c = AgentConfig::new(
-        args.server.clone(),
-        args.data_dir.join(format!("agent-{i:04}")),
-    );
+    // The agents share the data directory: hollow tasks keep nothing there, and their
+    // identities are the fleet's to keep.
+    let mut c = AgentConfig::new(args.server.clone(), args.data_dir.clone());
+    c.identities = Some(join.identities.of(i));
     c.token = Some(join.token.clone());
     c.ca_pem = join.ca_pem.clone();
     c.transport = Some(join.transports[i % join.transports.len()].clone());
@@ -206,12 +286,15 @@ async fn start_all(args: &Args) -> Result<Vec<(usize, Agent)>> {
             }
         }
     }
+    // Those that joined keep their instances next time, even if another failed.
+    let written = join.identities.write();
     if let Some(e) = failure {
         for (_, agent) in &started {
             agent.shutdown();
         }
         return Err(e);
     }
+    written?;
     started.sort_by_key(|(i, _)| *i);
     Ok(started)
 }

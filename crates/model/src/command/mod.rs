@@ -32,6 +32,7 @@ mod instances;
 mod mesos;
 pub mod preempt;
 mod queue;
+mod schedules;
 mod services;
 mod tags;
 mod task_definitions;
@@ -47,6 +48,7 @@ use crate::capacity::CapacityProvider;
 use crate::credential::Credential;
 use crate::entity::*;
 use crate::mesos::Framework;
+use crate::schedule::Schedule;
 use crate::service::Service;
 use crate::time::Millis;
 
@@ -59,6 +61,7 @@ pub use instances::*;
 pub use mesos::*;
 pub use preempt::{PreemptAndPlace, Preempted};
 pub use queue::*;
+pub use schedules::*;
 pub use services::*;
 pub use tags::*;
 pub use task_definitions::*;
@@ -156,6 +159,12 @@ commands! {
         PlaceQueuedTasks => Placed,
         ExpireQueuedTasks => Partial<Task>,
         PreemptAndPlace => Preempted,
+        CreateSchedule => Arc<Schedule>,
+        UpdateSchedule => Arc<Schedule>,
+        SetSchedulePolicy => Arc<Schedule>,
+        DeleteSchedule => Arc<Schedule>,
+        TakeDueTimes => Arc<Schedule>,
+        EndScheduleAttempt => Arc<Schedule>,
     }
 }
 
@@ -257,6 +266,7 @@ outcomes! {
         Tasks(Partial<Task>),
         CapacityProvider(Arc<CapacityProvider>),
         Preempted(Preempted),
+        Schedule(Arc<Schedule>),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::arn::{ResourceArn, valid_cluster_name, valid_family};
 use crate::capacity::provider_name;
 use crate::command::Command;
 use crate::error::Error;
+use crate::schedule::check_name;
 use crate::validate::{attribute_name, attribute_value, shorten};
 
 fn cluster(name: &str) -> Result<(), Error> {
@@ -77,6 +78,11 @@ fn providers<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), Error> 
     names
         .into_iter()
         .try_for_each(|n| provider_name(Some(n)).map(|_| ()))
+}
+
+fn schedule(group: &str, name: &str) -> Result<(), Error> {
+    check_name("GroupName", group)?;
+    check_name("Name", name)
 }
 
 fn setting_owner(owner: &SettingOwner) -> Result<(), Error> {
@@ -190,6 +196,18 @@ pub fn check(command: &Command) -> Result<(), Error> {
         }
         Command::TagResource(c) => resource(&c.resource),
         Command::UntagResource(c) => resource(&c.resource),
+        Command::CreateSchedule(c) => {
+            schedule(&c.group, &c.name)?;
+            cluster(&c.spec.target.cluster)
+        }
+        Command::UpdateSchedule(c) => {
+            schedule(&c.group, &c.name)?;
+            cluster(&c.spec.target.cluster)
+        }
+        Command::SetSchedulePolicy(c) => schedule(&c.group, &c.name),
+        Command::DeleteSchedule(c) => schedule(&c.group, &c.name),
+        Command::TakeDueTimes(c) => schedule(&c.group, &c.name),
+        Command::EndScheduleAttempt(c) => schedule(&c.group, &c.name),
         Command::FrameworkDisconnected(_)
         | Command::RemoveFramework(_)
         | Command::RemoveOffers(_)

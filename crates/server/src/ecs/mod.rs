@@ -167,6 +167,17 @@ async fn dry_run(
     response
 }
 
+/// RunTask for someone who is not calling now (a schedule's creator, at each run), authorized
+/// exactly as the ECS API authorizes it.
+pub(crate) async fn run_task(
+    app: &App,
+    ctx: &Ctx,
+    request: berth_api::types::RunTaskRequest,
+) -> Result<berth_api::types::RunTaskResponse, EcsError> {
+    authorize(ctx, "RunTask", &request)?;
+    tasks::run(app, ctx, request).await
+}
+
 /// The request's context: ARNs in the caller's SigV4 region (default us-east-1).
 pub(crate) fn context(app: &App, headers: &HeaderMap, principal: Principal) -> Ctx {
     let region = headers

@@ -758,18 +758,14 @@ pub async fn dry_run(app: &App, ctx: &Ctx, req: api::RunTaskRequest) -> Result<V
         "instances": instances,
         "failures": failures,
         // What would wait for capacity, and behind how many tasks already waiting (those of
-        // its priority or higher: it goes ahead of lower ones).
+        // higher priority, and of its own those whose turn comes first: groups take turns).
         "queued": queued,
         "queueTimeoutSeconds": queue_timeout,
         // Per queued task the queue controller would place at once by preemption: the
         // instance and the lower-priority tasks it would stop there.
         "preemptions": preemptions,
-        "queuedAhead": (queued > 0).then(|| {
-            state
-                .queued(&cluster)
-                .take_while(|t| t.priority() >= priority)
-                .count()
-        }),
+        "queuedAhead": (queued > 0)
+            .then(|| berth_scheduler::queue::ahead_of_new(&state, &cluster, priority, &group)),
     }))
 }
 

@@ -17,6 +17,7 @@ mod instances;
 mod mesos;
 mod preempt;
 mod queue;
+mod schedules;
 mod services;
 mod task_definitions;
 mod tasks;
@@ -89,6 +90,12 @@ impl State {
             Command::PlaceQueuedTasks(c) => self.run(c, at),
             Command::ExpireQueuedTasks(c) => self.run(c, at),
             Command::PreemptAndPlace(c) => self.run(c, at),
+            Command::CreateSchedule(c) => self.run(c, at),
+            Command::UpdateSchedule(c) => self.run(c, at),
+            Command::SetSchedulePolicy(c) => self.run(c, at),
+            Command::DeleteSchedule(c) => self.run(c, at),
+            Command::TakeDueTimes(c) => self.run(c, at),
+            Command::EndScheduleAttempt(c) => self.run(c, at),
         }
     }
 
