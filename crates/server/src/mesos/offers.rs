@@ -410,6 +410,11 @@ fn send_updates(app: &App, pass: &mut Pass) {
                     continue;
                 };
                 let (s, reason, message) = translate::status_of(t);
+                // A launched task is staging until its agent reports; Mesos agents never send
+                // TASK_STAGING, and frameworks do not expect it.
+                if s == TaskState::Staging {
+                    continue;
+                }
                 let started = t.started_at.is_some();
                 match next_update(s, started, hub.sent.get(&t.id), now, RESEND_AFTER) {
                     Next::Nothing => {}
