@@ -793,3 +793,15 @@ def start_hollow_agent(start_berth, server: BerthProcess, cluster: str, *extra: 
     )
     (line,) = agent.read_until(lambda line: line.startswith("berth agent registered as "))
     return line.split()[4].rsplit("/", 1)[1]
+
+
+def wait_for(what: str, check, timeout: float = 30.0):
+    """check() until it returns something truthy (which is returned), every 0.2 s; fails
+    naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.2)

@@ -1,6 +1,7 @@
 """Capacity providers with stock aws-cli: providers created, described with their tags and
 attached to a cluster; instances join a provider by the ecs.capacity-provider attribute; a
-RunTask strategy (A base 2 weight 1, B weight 3) splits ten tasks 4 + 6; ECS's errors."""
+RunTask strategy (A base 2 weight 1, B weight 3) splits ten tasks 4 + 6; ECS's answers to
+deleting a provider in use or one that does not exist."""
 
 from __future__ import annotations
 
@@ -72,9 +73,15 @@ def test_capacity_providers_with_aws_cli(aws, aws_run):
     assert all(instances[t["containerInstanceArn"]] == t["capacityProviderName"]
                for t in run["tasks"])
 
-    attached = aws_run("ecs", "delete-capacity-provider", "--capacity-provider", "pool-a")
-    assert attached.returncode != 0
-    assert "ClientException" in attached.stderr
+    # As ECS answers it: the provider a cluster has stays ACTIVE, its deletion DELETE_FAILED.
+    attached = aws("ecs", "delete-capacity-provider", "--capacity-provider", "pool-a")
+    assert attached["capacityProvider"]["status"] == "ACTIVE"
+    assert attached["capacityProvider"]["updateStatus"] == "DELETE_FAILED"
+    assert "associated with cluster: cap" in attached["capacityProvider"]["updateStatusReason"]
+    missing = aws_run("ecs", "delete-capacity-provider", "--capacity-provider", "never")
+    assert missing.returncode != 0
+    assert "ClientException" in missing.stderr
+    assert "The specified capacity provider does not exist" in missing.stderr
     in_use = aws_run(
         "ecs", "put-cluster-capacity-providers", "--cluster", "cap",
         "--capacity-providers", "pool-b", "--default-capacity-provider-strategy", "[]",

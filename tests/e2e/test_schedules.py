@@ -13,7 +13,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from conftest import REGION, start_hollow_agent
+from conftest import REGION, start_hollow_agent, wait_for
 
 CLUSTER = "scheduled"
 ROLE = "arn:aws:iam::000000000000:role/scheduler"
@@ -30,16 +30,6 @@ def target(count: int = 1) -> str:
         "Input": json.dumps({"containerOverrides": [
             {"name": "report", "environment": [{"name": "MODE", "value": "nightly"}]}]}),
     })
-
-
-def wait_for(what: str, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.2)
 
 
 def test_aws_scheduler_runs_a_task_when_due(aws, aws_run, berth_server, start_berth):

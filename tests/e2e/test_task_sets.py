@@ -6,9 +6,8 @@ agent, so the counts are real tasks reaching RUNNING."""
 from __future__ import annotations
 
 import json
-import time
 
-from conftest import start_hollow_agent
+from conftest import start_hollow_agent, wait_for
 
 CLUSTER = "bg"
 SERVICE = "web"
@@ -16,16 +15,6 @@ SERVICE = "web"
 
 def definition(image: str) -> str:
     return json.dumps([{"name": "web", "image": image, "cpu": 64, "memory": 64}])
-
-
-def wait_for(what: str, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.2)
 
 
 def test_blue_green_with_aws_ecs_commands(aws, aws_run, berth_server, start_berth):

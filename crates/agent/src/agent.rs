@@ -50,6 +50,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::{Client, ClientError};
+use crate::dns::{DnsServer, SharedZones};
 use crate::endpoints::{Endpoints, EndpointsError};
 use crate::listener::LogTls;
 use crate::metrics::AgentMetrics;
@@ -112,6 +113,8 @@ pub struct AgentConfig {
     pub transport: Option<Transport>,
     /// Where the agent keeps its identity. `None`: `<data-dir>/agent.json`.
     pub identities: Option<Arc<dyn IdentityStore>>,
+    /// Where it answers DNS for service discovery (UDP and TCP). `None`: it does not.
+    pub dns_listen: Option<SocketAddr>,
 }
 
 impl AgentConfig {
@@ -138,6 +141,7 @@ impl AgentConfig {
             ca_pem: None,
             transport: None,
             identities: None,
+            dns_listen: None,
         }
     }
 }
@@ -362,8 +366,12 @@ pub struct Agent {
     pub endpoint: Option<String>,
     /// Container starts and runtime latency, for `/metrics`.
     pub metrics: AgentMetrics,
+    /// Where it answers DNS, if it does.
+    pub dns: Option<SocketAddr>,
     task: JoinHandle<Result<(), AgentError>>,
     logs: Option<JoinHandle<()>>,
+    /// The DNS server and the loop that keeps its answers current.
+    dns_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -421,6 +429,20 @@ impl Agent {
             None
         };
 
+        // Service discovery is a convenience beside the agent's job: a port that is taken is
+        // a warning, not a reason to leave the host's tasks unmanaged.
+        let zones = SharedZones::default();
+        let dns_server = match config.dns_listen {
+            Some(listen) => match DnsServer::bind(listen, zones.clone()).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    tracing::warn!(%listen, error = %e, "not answering DNS: binding failed");
+                    None
+                }
+            },
+            None => None,
+        };
+
         let (identity, transport) = identity(&config, &endpoints).await?;
         let client = Client::new(transport.clone(), endpoints, &identity.credentials());
         let instance_arn = register(
@@ -450,15 +472,27 @@ impl Agent {
             let app = logs_router(shared.clone());
             tokio::spawn(e.tls.serve(e.listener, app))
         });
-        let task = tokio::spawn(poll_loop(shared, config));
+        let dns = dns_server.as_ref().map(|d| d.local);
+        let dns_tasks = match dns_server {
+            Some(server) => vec![
+                tokio::spawn(server.run()),
+                tokio::spawn(crate::dns::follow(shared.client.clone(), zones)),
+            ],
+            None => Vec::new(),
+        };
+        // The loop keeps what it uses, not the whole configuration: a fleet runs ten thousand
+        // of these loops, and every byte of one is paid ten thousand times (issue 18).
+        let task = tokio::spawn(poll_loop(shared, config.cluster, config.poll_wait));
         Ok(Agent {
             instance_arn,
             docker: docker_version,
             default_runtime,
             endpoint,
             metrics,
+            dns,
             task,
             logs,
+            dns_tasks,
         })
     }
 
@@ -469,8 +503,8 @@ impl Agent {
             Ok(r) => r,
             Err(e) => Err(AgentError::Setup(format!("the agent's loop ended: {e}"))),
         };
-        if let Some(logs) = &self.logs {
-            logs.abort();
+        for task in self.logs.iter().chain(&self.dns_tasks) {
+            task.abort();
         }
         result
     }
@@ -478,8 +512,8 @@ impl Agent {
     /// Stops polling and serving logs; running containers are left alone.
     pub fn shutdown(&self) {
         self.task.abort();
-        if let Some(logs) = &self.logs {
-            logs.abort();
+        for task in self.logs.iter().chain(&self.dns_tasks) {
+            task.abort();
         }
     }
 }
@@ -549,8 +583,11 @@ async fn register(
     runtimes: &Runtimes,
     default_runtime: RuntimeKind,
 ) -> Result<String, AgentError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
-    let cpu = config.cpu.unwrap_or(cores * 1024);
+    // Only when not given: it reads the cgroup's CPU quota, which ten thousand agents of one
+    // fleet, all given `cpu`, would otherwise read ten thousand times.
+    let cpu = config.cpu.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get()) as i64 * 1024
+    });
     let memory = config
         .memory_mib
         .unwrap_or_else(|| host_memory_mib().unwrap_or(1024) - config.reserved_memory_mib);
@@ -736,6 +773,9 @@ async fn discover(shared: &Shared, cluster: &str) -> Client {
         _ => None,
     };
     match named {
+        // The server the agent was given names itself: the same client will do, rather than
+        // a second copy of it per agent (a fleet holds ten thousand).
+        Some(endpoints) if shared.client.calls(&endpoints) => shared.client.clone(),
         Some(endpoints) => shared.client.at(shared.transport.clone(), endpoints),
         None => {
             tracing::warn!(
@@ -784,22 +824,21 @@ fn retire(shared: &Arc<Shared>, task_arn: &str, containers: Vec<(RuntimeKind, Ex
     }
 }
 
-async fn poll_loop(shared: Arc<Shared>, config: AgentConfig) -> Result<(), AgentError> {
+async fn poll_loop(
+    shared: Arc<Shared>,
+    cluster: String,
+    poll_wait: Duration,
+) -> Result<(), AgentError> {
     let mut supervised: HashMap<String, Supervised> = HashMap::new();
     // Found in the runtimes at start-up, not yet claimed by a supervisor.
     let mut found = holdings(&shared).await;
     let mut first = true;
     let mut since = 0;
     let mut delay = Duration::from_millis(200);
-    let poller = discover(&shared, &config.cluster).await;
+    let poller = discover(&shared, &cluster).await;
     loop {
         let response = match poller
-            .poll(
-                &config.cluster,
-                &shared.instance_arn,
-                since,
-                config.poll_wait,
-            )
+            .poll(&cluster, &shared.instance_arn, since, poll_wait)
             .await
         {
             Ok(r) => {

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::agent::{
-    HEALTH_PATH, HealthReport, JOIN_PATH, JoinRequest, JoinResponse, POLL_PATH, PollResponse,
+    DISCOVER_PATH, DiscoveryFeed, HEALTH_PATH, HealthReport, JOIN_PATH, JoinRequest, JoinResponse,
+    POLL_PATH, PollResponse,
 };
 use berth_api::protocol::{CONTENT_TYPE, TARGET_PREFIX};
 use berth_client::{Credentials, Transport};
@@ -123,6 +124,11 @@ impl Client {
     pub fn base(&self) -> String {
         let endpoints = self.endpoints.lock().expect("endpoints lock");
         endpoints.url(endpoints.current()).to_owned()
+    }
+
+    /// Whether this client already calls exactly `endpoints` (the same servers, in order).
+    pub fn calls(&self, endpoints: &Endpoints) -> bool {
+        self.endpoints.lock().expect("endpoints lock").urls() == endpoints.urls()
     }
 
     /// How many servers this client fails over between.
@@ -247,18 +253,42 @@ impl Client {
             encode(instance),
             wait.as_secs()
         );
+        self.long_poll(&path, wait, "poll response").await
+    }
+
+    /// The discovery feed, once its revision differs from `revision` or after `wait`.
+    pub async fn discover(
+        &self,
+        revision: u64,
+        wait: Duration,
+    ) -> Result<DiscoveryFeed, ClientError> {
+        let path = format!(
+            "{DISCOVER_PATH}?revision={revision}&wait={}",
+            wait.as_secs()
+        );
+        self.long_poll(&path, wait, "discovery feed").await
+    }
+
+    /// A native long-poll GET that the server answers within `wait`, read as JSON (`what` it
+    /// is names it in errors).
+    async fn long_poll<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        wait: Duration,
+        what: &str,
+    ) -> Result<T, ClientError> {
         let body = self
             .send(
                 Api::Native,
                 "GET",
-                &path,
+                path,
                 &[],
                 Bytes::new(),
                 wait + Duration::from_secs(15),
             )
             .await?;
         serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Transport(format!("unreadable poll response: {e}")))
+            .map_err(|e| ClientError::Transport(format!("unreadable {what}: {e}")))
     }
 
     pub async fn report_health(&self, report: &HealthReport) -> Result<(), ClientError> {
@@ -354,6 +384,20 @@ mod tests {
             secret: SecretKey::new("secret"),
         };
         Client::new(transport, Endpoints::new(urls).unwrap(), &credentials)
+    }
+
+    #[tokio::test]
+    async fn a_client_calls_exactly_its_own_servers() {
+        let (a, b) = (
+            "http://127.0.0.1:1".to_owned(),
+            "http://127.0.0.1:2".to_owned(),
+        );
+        let c = client(std::slice::from_ref(&a));
+        // What DiscoverPollEndpoint answers, with its trailing slash, is the same server.
+        assert!(c.calls(&Endpoints::new(&[format!("{a}/")]).unwrap()));
+        assert!(!c.calls(&Endpoints::new(std::slice::from_ref(&b)).unwrap()));
+        assert!(!c.calls(&Endpoints::new(&[a.clone(), b.clone()]).unwrap()));
+        assert!(client(&[a.clone(), b.clone()]).calls(&Endpoints::new(&[a, b]).unwrap()));
     }
 
     async fn call(c: &Client) -> Result<serde_json::Value, ClientError> {

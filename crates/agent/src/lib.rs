@@ -13,10 +13,12 @@
 //! what does run is read back from the runtime (containers and processes carry labels naming
 //! their task and container), so a restarted agent re-attaches instead of starting over.
 //! Given several servers of one cluster, it talks to one at a time and moves on to the next
-//! when that one fails ([`endpoints`]).
+//! when that one fails ([`endpoints`]). It also answers DNS for service discovery
+//! ([`dns`]), from a feed the server pushes by long-poll.
 
 pub mod agent;
 pub mod client;
+pub mod dns;
 pub mod endpoints;
 mod listener;
 pub mod metrics;

@@ -286,6 +286,8 @@ pub fn plan(a: &Assignment, host: &Host) -> Result<TaskPlan, PlanError> {
             network_mode,
             ports,
             links,
+            dns_servers: d.dns_servers.clone().unwrap_or_default(),
+            dns_search_domains: d.dns_search_domains.clone().unwrap_or_default(),
             mounts,
             ulimits: d
                 .ulimits

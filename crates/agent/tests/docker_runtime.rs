@@ -364,6 +364,30 @@ async fn process_settings_reach_the_process() {
     );
 }
 
+/// ECS `dnsServers` and `dnsSearchDomains` become the container's resolv.conf: how a task is
+/// pointed at an agent's service discovery DNS.
+#[tokio::test]
+async fn dns_servers_and_search_domains_reach_the_resolver() {
+    let Some(runtime) = runtime().await else {
+        return;
+    };
+    let mut cleanup = Cleanup::default();
+    let mut spec = cleanup.spec("dns", &["cat", "/etc/resolv.conf"]);
+    spec.dns_servers = strings(&["172.17.0.1", "10.9.8.7"]);
+    spec.dns_search_domains = strings(&["prod.berth"]);
+    let (code, output) = run(&runtime, &spec).await;
+    assert_eq!(code, 0, "{output}");
+    let lines: Vec<&str> = output.lines().map(str::trim).collect();
+    assert!(lines.contains(&"nameserver 172.17.0.1"), "{output}");
+    assert!(lines.contains(&"nameserver 10.9.8.7"), "{output}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("search") && l.contains("prod.berth")),
+        "{output}"
+    );
+}
+
 #[tokio::test]
 async fn labels_limits_and_options_reach_the_engine() {
     let Some(runtime) = runtime().await else {

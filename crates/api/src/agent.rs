@@ -9,6 +9,9 @@
 //! - `POST /v1/agent/health`: container health as the runtime sees it ([`HealthReport`]).
 //! - `POST /v1/agent/join`: a join token (the request is signed with it) exchanged for the
 //!   container instance's own credential ([`JoinRequest`], [`JoinResponse`]).
+//! - `GET /v1/discover?revision=R&wait=S`: every DNS namespace's healthy instances
+//!   ([`DiscoveryFeed`]), answered once they differ from revision `R`, or after `wait`
+//!   seconds: what the agent's DNS server answers from.
 //!
 //! The server reaches the agent for one thing, container logs, signing with the instance's
 //! own credential for the signing name [`AGENT_SIGNING_NAME`]; nobody else can.
@@ -21,6 +24,9 @@ use crate::types::{TaskDefinition, TaskOverride};
 pub const POLL_PATH: &str = "/v1/agent/poll";
 /// Path of health reports.
 pub const HEALTH_PATH: &str = "/v1/agent/health";
+/// Path of the discovery feed (and, below it, `/{namespace}/{service}`: one service's
+/// instances).
+pub const DISCOVER_PATH: &str = "/v1/discover";
 /// Path of the join-token exchange.
 pub const JOIN_PATH: &str = "/v1/agent/join";
 /// The attribute an agent registers its own HTTP address (for logs) with. Only an agent's own
@@ -138,4 +144,44 @@ mod tests {
         assert_eq!(host_of("agent.example:1"), "agent.example");
         assert_eq!(host_of("agent.example"), "agent.example");
     }
+}
+
+/// What the agents' DNS servers answer: the healthy instances of every discovery service in a
+/// DNS namespace, and a revision that changes whenever they do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryFeed {
+    /// A digest of the rest: equal revisions, equal answers.
+    pub revision: u64,
+    pub services: Vec<DiscoveredService>,
+}
+
+/// One discovery service as DNS answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredService {
+    /// Its namespace's name (`prod.berth`).
+    pub namespace: String,
+    /// Its own name (`web`): the service answers at `web.prod.berth`.
+    pub name: String,
+    /// TTL of its A records, if it answers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_ttl: Option<u32>,
+    /// TTL of its SRV records, if it answers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srv_ttl: Option<u32>,
+    /// Its healthy instances, by id.
+    pub instances: Vec<DiscoveredInstance>,
+}
+
+/// One healthy instance: a task, at its host's address and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredInstance {
+    /// The task id: SRV records point at `<id>.<service>.<namespace>`.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }

@@ -1,7 +1,9 @@
 //! berth's own action names, the host privileges, and the ready-made roles.
 //!
 //! ECS operations are authorized as `ecs:<Operation>`, EventBridge Scheduler's as
-//! `scheduler:<Operation>`, Mesos scheduler calls as `mesos:<Call>`; what berth adds beyond both is named here, once, so the server and the
+//! `scheduler:<Operation>`, Cloud Map's as `servicediscovery:<Operation>` (the discovery feed
+//! and `/v1/discover` as `servicediscovery:DiscoverInstances`), Mesos scheduler calls as
+//! `mesos:<Call>`; what berth adds beyond these is named here, once, so the server and the
 //! roles cannot disagree on a spelling.
 //!
 //! Host privileges are separate actions: a task definition that asks for any of them is
@@ -187,6 +189,9 @@ impl Role {
                         "ecs:ListAccountSettings",
                         // Lists only the schedules the caller may get.
                         "scheduler:ListSchedules",
+                        // Namespaces are the account's, not a cluster's: an operator may
+                        // make and read them; deleting one in use is refused for everyone.
+                        "servicediscovery:*",
                         action::GET_METRICS,
                     ],
                     &["*"],
@@ -198,6 +203,9 @@ impl Role {
                     "ecs:List*",
                     "scheduler:Get*",
                     "scheduler:List*",
+                    "servicediscovery:Get*",
+                    "servicediscovery:List*",
+                    "servicediscovery:DiscoverInstances",
                     action::GET_HISTORY,
                     action::WATCH,
                     action::DRY_RUN_PLACEMENT,
@@ -220,18 +228,28 @@ impl Role {
 /// The policy of an agent's own credential: the agent protocol, in its cluster. What it may
 /// touch inside the cluster (its own instance and tasks only) the server checks against the
 /// instance the credential is bound to.
+///
+/// It may also read every namespace's instances: the agent's DNS server answers for all of
+/// them, since a task may call a service of another cluster.
 pub fn agent_policy(cluster: &str) -> Policy {
-    single(in_cluster(
-        &[
-            "ecs:RegisterContainerInstance",
-            "ecs:SubmitTaskStateChange",
-            "ecs:SubmitContainerStateChange",
-            "ecs:DiscoverPollEndpoint",
-            action::POLL_ASSIGNMENTS,
-            action::REPORT_HEALTH,
-        ],
-        cluster,
-    ))
+    Policy {
+        version: Some("2012-10-17".into()),
+        id: None,
+        statement: OneOrMany::Many(vec![
+            in_cluster(
+                &[
+                    "ecs:RegisterContainerInstance",
+                    "ecs:SubmitTaskStateChange",
+                    "ecs:SubmitContainerStateChange",
+                    "ecs:DiscoverPollEndpoint",
+                    action::POLL_ASSIGNMENTS,
+                    action::REPORT_HEALTH,
+                ],
+                cluster,
+            ),
+            allow(&["servicediscovery:DiscoverInstances"], &["*"]),
+        ]),
+    }
 }
 
 /// The policy of an agent join token: joining, in `cluster` if it names one.

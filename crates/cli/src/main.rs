@@ -14,13 +14,9 @@ use berth_auth::JoinToken;
 use berth_client::{Transport, Trust};
 use berth_raft::network::PeerAccess;
 use berth_raft::{Node, NodeOptions};
-use berth_server::agents::Monitor;
 use berth_server::auth::Keyring;
 use berth_server::tls::Tls;
-use berth_server::{
-    App, Housekeeping, MesosLoop, QueueController, ScheduleRunner, ServerConfig, ServiceController,
-    bootstrap, router,
-};
+use berth_server::{App, ServerConfig, bootstrap, router};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 mod admin;
@@ -94,6 +90,10 @@ struct AgentArgs {
     /// Directory for the agent's identity and process sandboxes.
     #[arg(long, default_value = "./berth-agent", env = "BERTH_AGENT_DATA_DIR")]
     data_dir: PathBuf,
+    /// Where to answer DNS for service discovery (UDP and TCP), or `off`. Port 53 is usually
+    /// the host's own resolver's; forward berth's namespaces here from it.
+    #[arg(long, default_value = "127.0.0.1:8600", value_parser = parse_dns_listen)]
+    dns_listen: DnsListen,
     /// docker, process or hollow. Default: docker when the engine is reachable, else process.
     /// hollow runs nothing and runs every task (for scale tests).
     #[arg(long, value_parser = parse_runtime)]
@@ -153,6 +153,22 @@ enum ArgError {
     /// `--peer` with nothing after its `=`.
     #[error("'{0}' has no address")]
     NoAddress(String),
+    /// `--dns-listen` that is neither an address nor `off`.
+    #[error("'{0}' is not HOST:PORT or off")]
+    DnsListen(String),
+}
+
+/// Where an agent answers DNS (`--dns-listen`), or `off`.
+#[derive(Debug, Clone, Copy)]
+struct DnsListen(Option<SocketAddr>);
+
+fn parse_dns_listen(s: &str) -> Result<DnsListen, ArgError> {
+    if s == "off" {
+        return Ok(DnsListen(None));
+    }
+    s.parse()
+        .map(|a| DnsListen(Some(a)))
+        .map_err(|_| ArgError::DnsListen(s.to_owned()))
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), ArgError> {
@@ -269,6 +285,9 @@ struct DevArgs {
     /// Directory for local state.
     #[arg(long, default_value = "./berth-data", env = "BERTH_DATA_DIR")]
     data_dir: PathBuf,
+    /// Where the embedded agent answers DNS for service discovery, or `off`.
+    #[arg(long, default_value = "127.0.0.1:8600", value_parser = parse_dns_listen)]
+    dns_listen: DnsListen,
     #[command(flatten)]
     security: Security,
     #[command(flatten)]
@@ -365,7 +384,7 @@ fn main() -> Result<()> {
                     a.security,
                     a.tuning,
                     a.observe,
-                    false,
+                    None,
                 )
                 .await
             }
@@ -390,7 +409,7 @@ fn main() -> Result<()> {
                     a.security,
                     a.tuning,
                     a.observe,
-                    true,
+                    Some(a.dns_listen),
                 )
                 .await
             }
@@ -466,7 +485,8 @@ async fn serve(
     security: Security,
     tuning: Tuning,
     observe: observe::Observability,
-    dev: bool,
+    // `berth dev`: an embedded agent too, answering DNS where this says.
+    dev: Option<DnsListen>,
 ) -> Result<()> {
     // Every path from a relative flag is resolved once, here, against the directory berth
     // was started in; nothing later depends on the working directory.
@@ -576,12 +596,7 @@ async fn serve(
         ..ServerConfig::default()
     };
     let app = App::new(node.clone(), config, keyring, tls.clone());
-    Housekeeping::spawn(app.clone());
-    ServiceController::spawn(app.clone());
-    QueueController::spawn(app.clone());
-    ScheduleRunner::spawn(app.clone());
-    MesosLoop::spawn(app.clone());
-    Monitor::spawn(app.clone());
+    berth_server::background::spawn_background(&app);
     observe
         .serve_metrics(app.metrics.registry(), {
             let app = app.clone();
@@ -656,7 +671,7 @@ async fn serve(
             .with_context(|| format!("writing {}", ca_path.display()))?;
     }
     let endpoint = format!("{scheme}://{addr}");
-    if dev {
+    if let Some(dns) = dev {
         bootstrap::ensure_default_cluster(&app)
             .await
             .context("creating the default cluster")?;
@@ -668,6 +683,7 @@ async fn serve(
         // on a port that is already taken here.
         config.reserved_ports.push(addr.port());
         config.token = Some(token);
+        config.dns_listen = dns.0;
         let agent = Agent::start(config)
             .await
             .context("starting the dev agent")?;
@@ -761,6 +777,7 @@ async fn run_agent(a: AgentArgs) -> Result<()> {
     config.attributes = a.attributes;
     config.capacity_provider = a.capacity_provider;
     config.runtime = a.runtime;
+    config.dns_listen = a.dns_listen.0;
     config.token = a
         .token
         .as_deref()
@@ -876,6 +893,16 @@ fn print_welcome(
             ""
         ),
     };
+    let dns = agent.dns.map_or_else(
+        || "off (--dns-listen)".to_owned(),
+        |at| {
+            format!(
+                "{at}  (service discovery: dig @{} -p {} SRV NAME)",
+                at.ip(),
+                at.port()
+            )
+        },
+    );
     let credentials = std::fs::canonicalize(credentials).unwrap_or_else(|_| credentials.to_owned());
     let ca_line = ca.map_or_else(String::new, |ca| {
         let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_owned());
@@ -890,6 +917,7 @@ fn print_welcome(
   admin key:     {}  (AWS credentials file)
   agent:         {}
   runtime:       {runtime}
+  DNS:           {dns}
 
 Try it with the AWS CLI, signed with the admin credential berth made at its first start:
 

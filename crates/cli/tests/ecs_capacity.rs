@@ -283,15 +283,19 @@ async fn capacity_provider_operations_answer_as_ecs_does() {
         "InvalidParameterException",
     );
 
-    // A provider attached to a cluster cannot be deleted; detached, it can.
-    let message = expect_error(
-        ecs.delete_capacity_provider()
-            .capacity_provider("pool-a")
-            .send()
-            .await,
-        "ClientException",
-    );
-    assert!(message.contains(CLUSTER), "{message}");
+    // A provider attached to a cluster is not deleted (ECS answers DELETE_FAILED and why);
+    // detached, it is.
+    let refused = ecs
+        .delete_capacity_provider()
+        .capacity_provider("pool-a")
+        .send()
+        .await
+        .unwrap();
+    let p = refused.capacity_provider().unwrap();
+    assert_eq!(p.status().map(|s| s.as_str()), Some("ACTIVE"));
+    assert_eq!(p.update_status().map(|s| s.as_str()), Some("DELETE_FAILED"));
+    let reason = p.update_status_reason().unwrap_or_default();
+    assert!(reason.contains(CLUSTER), "{reason}");
     let put = ecs
         .put_cluster_capacity_providers()
         .cluster(CLUSTER)

@@ -10,15 +10,19 @@
 //!
 //! ```text
 //!  CreateCapacityProvider ─► ACTIVE ──PutClusterCapacityProviders──► attached to clusters
-//!        │                     │                                         │
-//!        │                     └─ DeleteCapacityProvider (only when no ACTIVE cluster has it)
-//!        │                                  ─► INACTIVE, DELETE_COMPLETE (name free again)
+//!        │                     ├─ UpdateCapacityProvider: the settings given merged in
+//!        │                     └─ DeleteCapacityProvider
+//!        │                          ├─ a cluster has it: still ACTIVE, DELETE_FAILED and why
+//!        │                          └─ else INACTIVE, DELETE_COMPLETE (name free again);
+//!        │                             forgotten after the inactive retention, or beyond
+//!        │                             MAX_INACTIVE_PROVIDERS INACTIVE ones
 //!  RunTask / services: strategy [{A, base 2, weight 1}, {B, weight 3}] ─► split ─► A 4, B 6
 //! ```
 
 use berth_api::types::{self as api};
 use serde::{Deserialize, Serialize};
 
+use crate::command::UpdateCapacityProvider;
 use crate::entity::{Name, Tag, wire_enum};
 use crate::error::Error;
 use crate::time::Millis;
@@ -37,12 +41,20 @@ wire_enum!(
     CapacityProviderStatus { Active = "ACTIVE", Inactive = "INACTIVE" }
 );
 
+/// INACTIVE providers kept describable at most; a deletion past it forgets the oldest
+/// deleted ones. ECS keeps deleted providers "discoverable for a period of time" without
+/// saying how long; berth keeps them for the server's inactive retention (the `Expire`
+/// command) and never more than this many, so deletions cannot grow the state without bound.
+pub const MAX_INACTIVE_PROVIDERS: usize = 100;
+
 wire_enum!(
     /// The outcome of the provider's last update or deletion (ECS `updateStatus`); berth's
-    /// changes complete as they commit, so only the COMPLETE values occur.
+    /// changes complete as they commit, so no IN_PROGRESS value occurs. A deletion refused
+    /// because a cluster has the provider attached is DELETE_FAILED, as in ECS.
     ProviderUpdateStatus {
         UpdateComplete = "UPDATE_COMPLETE",
         DeleteComplete = "DELETE_COMPLETE",
+        DeleteFailed = "DELETE_FAILED",
     }
 );
 
@@ -55,8 +67,15 @@ pub struct CapacityProvider {
     /// As given (defaults filled in): recorded and echoed; berth launches no machines.
     pub auto_scaling_group: api::AutoScalingGroupProvider,
     pub update_status: Option<ProviderUpdateStatus>,
+    /// Why the last update or deletion ended as it did (ECS `updateStatusReason`): set for
+    /// DELETE_FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_status_reason: Option<String>,
     pub tags: Vec<Tag>,
     pub created_at: Millis,
+    /// When it was deleted (INACTIVE), which is what its retention counts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Millis>,
     pub version: u64,
 }
 
@@ -153,6 +172,26 @@ pub fn managed_scaling(given: Option<&api::ManagedScaling>) -> Result<api::Manag
             instance_warmup_period: Some(300),
         });
     };
+    // Within their ranges, a default step size can never be out of order with a given one.
+    check_scaling(s)?;
+    Ok(api::ManagedScaling {
+        status: Some(s.status.clone().unwrap_or_else(|| "ENABLED".into())),
+        target_capacity: Some(s.target_capacity.unwrap_or(100)),
+        minimum_scaling_step_size: Some(s.minimum_scaling_step_size.unwrap_or(1)),
+        maximum_scaling_step_size: Some(s.maximum_scaling_step_size.unwrap_or(10_000)),
+        instance_warmup_period: Some(s.instance_warmup_period.unwrap_or(300)),
+    })
+}
+
+fn step_sizes(min: i32, max: i32) -> Error {
+    Error::invalid(format!(
+        "managedScaling.minimumScalingStepSize ({min}) cannot exceed maximumScalingStepSize ({max})"
+    ))
+}
+
+/// The members of `s` that are given, each within ECS's range, and the step sizes in order
+/// when both are given.
+fn check_scaling(s: &api::ManagedScaling) -> Result<(), Error> {
     enabled_or_disabled(&s.status, "managedScaling.status")?;
     within(s.target_capacity, "managedScaling.targetCapacity", 1, 100)?;
     within(
@@ -173,20 +212,67 @@ pub fn managed_scaling(given: Option<&api::ManagedScaling>) -> Result<api::Manag
         0,
         10_000,
     )?;
-    let min = s.minimum_scaling_step_size.unwrap_or(1);
-    let max = s.maximum_scaling_step_size.unwrap_or(10_000);
-    if min > max {
-        return Err(Error::invalid(format!(
-            "managedScaling.minimumScalingStepSize ({min}) cannot exceed maximumScalingStepSize ({max})"
-        )));
+    match (s.minimum_scaling_step_size, s.maximum_scaling_step_size) {
+        (Some(min), Some(max)) if min > max => Err(step_sizes(min, max)),
+        _ => Ok(()),
     }
-    Ok(api::ManagedScaling {
-        status: Some(s.status.clone().unwrap_or_else(|| "ENABLED".into())),
-        target_capacity: Some(s.target_capacity.unwrap_or(100)),
-        minimum_scaling_step_size: Some(min),
-        maximum_scaling_step_size: Some(max),
-        instance_warmup_period: Some(s.instance_warmup_period.unwrap_or(300)),
+}
+
+/// UpdateCapacityProvider's `autoScalingGroupProvider` (required) as the command for provider
+/// `name`: only the members given, each checked as ECS checks it; nothing is defaulted, since
+/// an update leaves what it omits as it was ([`merge_scaling`]).
+pub fn update(
+    name: Name,
+    given: Option<&api::AutoScalingGroupProviderUpdate>,
+) -> Result<UpdateCapacityProvider, Error> {
+    let given = given.ok_or_else(|| {
+        Error::invalid(
+            "Missing required parameter 'autoScalingGroupProvider': give the managedScaling, managedTerminationProtection or managedDraining settings to change",
+        )
+    })?;
+    enabled_or_disabled(
+        &given.managed_termination_protection,
+        "managedTerminationProtection",
+    )?;
+    enabled_or_disabled(&given.managed_draining, "managedDraining")?;
+    if let Some(s) = &given.managed_scaling {
+        check_scaling(s)?;
+    }
+    Ok(UpdateCapacityProvider {
+        name,
+        managed_scaling: given.managed_scaling.clone(),
+        managed_termination_protection: given.managed_termination_protection.clone(),
+        managed_draining: given.managed_draining.clone(),
     })
+}
+
+/// An update's `managedScaling` applied to a provider's current settings: every member the
+/// update gives replaces the current one, every member it omits keeps its value (a provider
+/// recorded without settings starts from ECS's defaults). The result must still have its
+/// minimum step no larger than its maximum.
+pub fn merge_scaling(
+    current: Option<&api::ManagedScaling>,
+    update: &api::ManagedScaling,
+) -> Result<api::ManagedScaling, Error> {
+    let base = match current {
+        Some(c) => c.clone(),
+        None => managed_scaling(None)?,
+    };
+    let merged = api::ManagedScaling {
+        status: update.status.clone().or(base.status),
+        target_capacity: update.target_capacity.or(base.target_capacity),
+        minimum_scaling_step_size: update
+            .minimum_scaling_step_size
+            .or(base.minimum_scaling_step_size),
+        maximum_scaling_step_size: update
+            .maximum_scaling_step_size
+            .or(base.maximum_scaling_step_size),
+        instance_warmup_period: update
+            .instance_warmup_period
+            .or(base.instance_warmup_period),
+    };
+    check_scaling(&merged)?;
+    Ok(merged)
 }
 
 /// CreateCapacityProvider's `autoScalingGroupProvider`: required, its ARN any non-empty
@@ -409,5 +495,71 @@ mod tests {
             ..given
         };
         assert!(auto_scaling_group(Some(&protection_alone)).is_err());
+    }
+
+    #[test]
+    fn an_update_gives_only_what_it_changes_and_merges_member_by_member() {
+        assert!(update("p".into(), None).is_err());
+        let given = api::AutoScalingGroupProviderUpdate {
+            managed_scaling: Some(api::ManagedScaling {
+                target_capacity: Some(70),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let command = update("p".into(), Some(&given)).unwrap();
+        // Nothing defaulted: what is left out stays as it was.
+        assert_eq!(command.managed_scaling, given.managed_scaling);
+        assert_eq!(command.managed_draining, None);
+        assert_eq!(command.managed_termination_protection, None);
+        for bad in [
+            api::AutoScalingGroupProviderUpdate {
+                managed_draining: Some("ON".into()),
+                ..Default::default()
+            },
+            api::AutoScalingGroupProviderUpdate {
+                managed_scaling: Some(api::ManagedScaling {
+                    target_capacity: Some(101),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            api::AutoScalingGroupProviderUpdate {
+                managed_scaling: Some(api::ManagedScaling {
+                    minimum_scaling_step_size: Some(5),
+                    maximum_scaling_step_size: Some(4),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ] {
+            assert!(update("p".into(), Some(&bad)).is_err(), "{bad:?}");
+        }
+
+        let current = api::ManagedScaling {
+            status: Some("ENABLED".into()),
+            target_capacity: Some(80),
+            minimum_scaling_step_size: Some(2),
+            maximum_scaling_step_size: Some(20),
+            instance_warmup_period: Some(60),
+        };
+        let merged = merge_scaling(Some(&current), given.managed_scaling.as_ref().unwrap());
+        assert_eq!(
+            merged,
+            Ok(api::ManagedScaling {
+                target_capacity: Some(70),
+                ..current.clone()
+            })
+        );
+        // Nothing recorded yet: ECS's defaults, then the update.
+        let fresh = merge_scaling(None, given.managed_scaling.as_ref().unwrap()).unwrap();
+        assert_eq!(fresh.status.as_deref(), Some("DISABLED"));
+        assert_eq!(fresh.target_capacity, Some(70));
+        // A maximum below the kept minimum is refused once merged.
+        let lower = api::ManagedScaling {
+            maximum_scaling_step_size: Some(1),
+            ..Default::default()
+        };
+        assert!(merge_scaling(Some(&current), &lower).is_err());
     }
 }

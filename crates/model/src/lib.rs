@@ -13,6 +13,7 @@
 //!   wait ended;
 //! - [`priority`]: task priorities, from the `berth:priority` tag or the kind of launch;
 //! - [`schedule`]: schedules that run tasks on a timetable, and the record of their runs;
+//! - [`discovery`]: service discovery namespaces and the names ECS services register in;
 //! - [`credential`]: who may call berth (credentials, agents' own keys, join tokens);
 //! - [`privileges`]: which host privileges a task definition asks for;
 //! - [`validate`]: ECS requests checked and turned into domain values;
@@ -25,6 +26,7 @@ pub mod arn;
 pub mod capacity;
 pub mod command;
 pub mod credential;
+pub mod discovery;
 pub mod entity;
 pub mod error;
 pub mod id;

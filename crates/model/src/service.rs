@@ -17,6 +17,7 @@ use berth_api::types as api;
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::StrategyItem;
+use crate::discovery::ServiceRegistry;
 use crate::entity::{Name, Tag, wire_enum};
 use crate::time::Millis;
 
@@ -263,6 +264,9 @@ pub struct Service {
     /// [`MAX_PAST_DEPLOYMENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_deployments: Vec<Deployment>,
+    /// Where its tasks are registered for discovery (ECS `serviceRegistries`; at most one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_registries: Vec<ServiceRegistry>,
 }
 
 fn ecs() -> DeploymentControllerType {

@@ -51,7 +51,6 @@ use berth_auth::action;
 use berth_client::{Credentials, Trust};
 use berth_model::arn::{ArnContext, parse_task};
 use berth_model::command::{AgentConnectivity, AgentLost, ContainerChange, TaskStateChange};
-use berth_model::credential::CredentialKind;
 use berth_model::entity::{HealthStatus, InstanceStatus, Name, Task};
 use berth_model::{InstanceId, Millis, TypedCommand};
 use berth_state::{EntityKey, State as ClusterState};
@@ -731,12 +730,7 @@ async fn logs(
             .and_then(berth_auth::token::decode_hex)
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(no_agent)?;
-        let credential = state
-            .credentials()
-            .find(|c| {
-                matches!(&c.kind, CredentialKind::Agent { instance: i, .. } if *i == instance.id)
-            })
-            .ok_or_else(no_agent)?;
+        let credential = state.agent_credential(instance.id).ok_or_else(no_agent)?;
         let secret = app
             .keyring
             .secret_of(credential)

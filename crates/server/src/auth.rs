@@ -64,6 +64,9 @@ pub(crate) enum Api {
     Open,
     /// `POST /`: the ECS API.
     Ecs,
+    /// `POST /` with a Cloud Map `X-Amz-Target`: service discovery, signed for
+    /// `servicediscovery`.
+    CloudMap,
     /// The Mesos scheduler API.
     Mesos,
     /// EventBridge Scheduler's API (`/schedules...`), signed for `scheduler`.
@@ -77,9 +80,15 @@ pub(crate) enum Api {
 }
 
 impl Api {
-    pub(crate) fn of(path: &str) -> Api {
+    /// The API a request is for, from its path and (for `POST /`) its `X-Amz-Target`.
+    pub(crate) fn of(path: &str, target: Option<&str>) -> Api {
         match path {
             "/v1/health" | "/version" => Api::Open,
+            "/" if target
+                .is_some_and(|t| t.starts_with(crate::discovery::cloudmap::TARGET_PREFIX)) =>
+            {
+                Api::CloudMap
+            }
             "/" => Api::Ecs,
             "/api/v1/scheduler" => Api::Mesos,
             p if p == "/schedules" || p.starts_with("/schedules/") => Api::Scheduler,
@@ -92,6 +101,7 @@ impl Api {
     fn signing_name(self) -> &'static str {
         match self {
             Api::Ecs => "ecs",
+            Api::CloudMap => "servicediscovery",
             Api::Scheduler => "scheduler",
             Api::Open | Api::Mesos | Api::Peer | Api::Native | Api::Ui => "berth",
         }
@@ -101,7 +111,9 @@ impl Api {
         match self {
             Api::Ecs => MAX_ECS_BODY,
             Api::Peer => MAX_PEER_BODY,
-            Api::Open | Api::Mesos | Api::Scheduler | Api::Native | Api::Ui => MAX_BODY,
+            Api::Open | Api::Mesos | Api::CloudMap | Api::Scheduler | Api::Native | Api::Ui => {
+                MAX_BODY
+            }
         }
     }
 }
@@ -313,7 +325,11 @@ pub(crate) async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let api = Api::of(request.uri().path());
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    let api = Api::of(request.uri().path(), target);
     if api == Api::Open {
         return next.run(request).await;
     }
@@ -502,25 +518,33 @@ mod tests {
 
     #[test]
     fn routes_map_to_their_api() {
-        assert_eq!(Api::of("/v1/health"), Api::Open);
-        assert_eq!(Api::of("/"), Api::Ecs);
-        assert_eq!(Api::of("/api/v1/scheduler"), Api::Mesos);
-        assert_eq!(Api::of("/schedules"), Api::Scheduler);
-        assert_eq!(Api::of("/schedules/nightly"), Api::Scheduler);
-        assert_eq!(Api::of("/schedulesx"), Api::Native);
-        assert_eq!(Api::of("/version"), Api::Open);
-        assert_eq!(Api::of("/v1/raft/vote"), Api::Peer);
-        assert_eq!(Api::of("/v1/raft/write"), Api::Peer);
-        assert_eq!(Api::of("/v1/agent/heartbeats"), Api::Peer);
-        assert_eq!(Api::of("/v1/agent/poll"), Api::Native);
+        assert_eq!(Api::of("/v1/health", None), Api::Open);
+        assert_eq!(Api::of("/", None), Api::Ecs);
         assert_eq!(
-            Api::of("/v1/health/"),
+            Api::of("/", Some("AmazonEC2ContainerServiceV20141113.ListClusters")),
+            Api::Ecs
+        );
+        assert_eq!(
+            Api::of("/", Some("Route53AutoNaming_v20170314.ListNamespaces")),
+            Api::CloudMap
+        );
+        assert_eq!(Api::of("/api/v1/scheduler", None), Api::Mesos);
+        assert_eq!(Api::of("/schedules", None), Api::Scheduler);
+        assert_eq!(Api::of("/schedules/nightly", None), Api::Scheduler);
+        assert_eq!(Api::of("/schedulesx", None), Api::Native);
+        assert_eq!(Api::of("/version", None), Api::Open);
+        assert_eq!(Api::of("/v1/raft/vote", None), Api::Peer);
+        assert_eq!(Api::of("/v1/raft/write", None), Api::Peer);
+        assert_eq!(Api::of("/v1/agent/heartbeats", None), Api::Peer);
+        assert_eq!(Api::of("/v1/agent/poll", None), Api::Native);
+        assert_eq!(
+            Api::of("/v1/health/", None),
             Api::Native,
             "only the exact path is open"
         );
-        assert_eq!(Api::of("/metrics"), Api::Native);
-        assert_eq!(Api::of("/ui"), Api::Ui);
-        assert_eq!(Api::of("/ui/login"), Api::Ui);
-        assert_eq!(Api::of("/uix"), Api::Native);
+        assert_eq!(Api::of("/metrics", None), Api::Native);
+        assert_eq!(Api::of("/ui", None), Api::Ui);
+        assert_eq!(Api::of("/ui/login", None), Api::Ui);
+        assert_eq!(Api::of("/uix", None), Api::Native);
     }
 }

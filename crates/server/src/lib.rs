@@ -16,9 +16,11 @@
 
 pub mod agents;
 pub mod auth;
+pub mod background;
 pub mod bootstrap;
 mod controller;
 pub mod credentials;
+pub mod discovery;
 pub mod ecs;
 mod mesos;
 pub mod metrics;
@@ -112,6 +114,8 @@ pub struct App {
     pub mesos: mesos::Hub,
     /// What `/metrics` reports.
     pub metrics: metrics::Metrics,
+    /// The service discovery feed agents follow.
+    pub discovery: discovery::Publisher,
     /// Turns true when the server starts shutting down: long-polls answer at once, so that a
     /// graceful shutdown does not wait for them.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -134,6 +138,7 @@ impl App {
             heartbeats: agents::Heartbeats::default(),
             mesos: mesos::Hub::default(),
             metrics,
+            discovery: discovery::Publisher::default(),
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -157,6 +162,11 @@ impl App {
         self.stopping.send_replace(true);
     }
 
+    /// Turns true when [`App::begin_shutdown`] is called.
+    pub(crate) fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     /// Resolves once [`App::begin_shutdown`] has been called.
     pub async fn stopping(&self) {
         let mut rx = self.stopping.subscribe();
@@ -174,6 +184,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(mesos::router())
         .merge(metrics::router())
         .merge(schedules::router())
+        .merge(discovery::router())
         .merge(ui::router())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -119,6 +119,11 @@ pub enum Preemption {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoopLabels {
+    background: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PreemptionLabels {
     preemptor: &'static str,
     outcome: &'static str,
@@ -151,6 +156,7 @@ pub struct Metrics {
     agents: Family<TransitionLabels, Counter>,
     preemptions: Family<PreemptionLabels, Counter>,
     preempted: Family<PreemptorLabels, Counter>,
+    background_restarts: Family<LoopLabels, Counter>,
     /// A collector from outside the server, added after start (`berth dev`'s agent).
     included: Arc<OnceLock<Box<dyn Collector>>>,
 }
@@ -199,6 +205,14 @@ impl Metrics {
             "Tasks stopped by a committed preemption, by preemptor (queue, service)",
             preempted.clone(),
         );
+        let background_restarts = Family::<LoopLabels, Counter>::default();
+        registry.register(
+            "berth_background_restarts",
+            "Background loops (housekeeping, service_controller, queue_controller, \
+             schedule_runner, mesos, agent_monitor) restarted after they panicked or ended; \
+             anything above 0 is a bug worth reporting, with the server's error log",
+            background_restarts.clone(),
+        );
         node.register_metrics(&mut registry);
         registry.register_collector(Box::new(StateLevels { node: node.clone() }));
         let included = Arc::new(OnceLock::new());
@@ -210,6 +224,7 @@ impl Metrics {
             agents,
             preemptions,
             preempted,
+            background_restarts,
             included,
         }
     }
@@ -218,6 +233,13 @@ impl Metrics {
     /// dev` includes its agent's this way, so one scrape sees both.
     pub fn include(&self, collector: impl Collector) {
         let _ = self.included.set(Box::new(collector));
+    }
+
+    /// Records a restart of background loop `name`.
+    pub fn background_restart(&self, name: &'static str) {
+        self.background_restarts
+            .get_or_create(&LoopLabels { background: name })
+            .inc();
     }
 
     /// Records `count` agents making `transition`.
@@ -276,9 +298,24 @@ fn render(registry: &Registry, openmetrics: bool) -> (String, &'static str) {
 /// The layer in front of every route: counts and times each request by what it was for.
 pub(crate) async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let api = Api::of(request.uri().path());
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    let api = Api::of(request.uri().path(), target);
     let operation: Cow<'static, str> = match api {
         Api::Ecs => Cow::Borrowed(ecs_operation(request.headers())),
+        Api::CloudMap => Cow::Borrowed(
+            target
+                .and_then(|t| t.strip_prefix(crate::discovery::cloudmap::TARGET_PREFIX))
+                .and_then(|op| {
+                    crate::discovery::cloudmap::OPERATIONS
+                        .iter()
+                        .find(|known| **known == op)
+                })
+                .copied()
+                .unwrap_or("other"),
+        ),
         _ => match request.extensions().get::<MatchedPath>() {
             Some(path) => Cow::Owned(path.as_str().to_owned()),
             None => Cow::Borrowed("unmatched"),
@@ -308,6 +345,7 @@ fn api_label(api: Api) -> &'static str {
     match api {
         Api::Open => "open",
         Api::Ecs => "ecs",
+        Api::CloudMap => "servicediscovery",
         Api::Mesos => "mesos",
         Api::Scheduler => "scheduler",
         Api::Peer => "peer",

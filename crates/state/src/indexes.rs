@@ -1,14 +1,15 @@
 //! Secondary indexes, kept in step with every entity change.
 //!
-//! Every change to a task or an instance goes through [`State::task_changed`] or
-//! [`State::instance_changed`] with the old and new value; they update the primary map and
-//! every index by difference. Nothing else writes an index, so the indexes cannot drift from
-//! the entities, and a restore rebuilds them by replaying the entities through the same two
-//! functions.
+//! Every change to a task, an instance or a credential goes through [`State::task_changed`],
+//! [`State::instance_changed`] or [`State::credential_changed`] with the old and new value;
+//! they update the primary map and every index by difference. Nothing else writes an index,
+//! so the indexes cannot drift from the entities, and a restore rebuilds them by replaying the
+//! entities through the same functions.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use berth_model::credential::{Credential, CredentialKind};
 use berth_model::entity::*;
 use berth_model::mesos::Offer;
 
@@ -315,6 +316,30 @@ impl State {
         }
         if let Some(id) = new.or(old).map(|i| i.id) {
             self.reorder_free(free_before, self.free_key(id), id);
+        }
+    }
+
+    /// Replaces `old` with `new` (either may be absent; both have the same access key id) in
+    /// the credential map and the agents' credentials by instance.
+    pub(crate) fn credential_changed(
+        &mut self,
+        old: Option<&Arc<Credential>>,
+        new: Option<&Arc<Credential>>,
+    ) {
+        if let Some(o) = old {
+            if let CredentialKind::Agent { instance, .. } = &o.kind
+                && self.agent_credentials.get(instance) == Some(&o.access_key_id)
+            {
+                self.agent_credentials.remove(instance);
+            }
+            self.credentials.remove(&o.access_key_id);
+        }
+        if let Some(n) = new {
+            if let CredentialKind::Agent { instance, .. } = &n.kind {
+                self.agent_credentials
+                    .insert(*instance, n.access_key_id.clone());
+            }
+            self.credentials.insert(n.access_key_id.clone(), n.clone());
         }
     }
 

@@ -13,11 +13,13 @@
 //! Secondary indexes (tasks by cluster, instance, group, family, startedBy; queued tasks in
 //! queue order; instances by cluster, attribute value and free capacity; live tasks per
 //! group per instance;
-//! per-instance usage; per-cluster counts) are derived: [`State::task_changed`] and
-//! [`State::instance_changed`] keep them in step with every entity change, and a restored
-//! snapshot rebuilds them from the entities.
+//! per-instance usage; per-cluster counts; agents' credentials by instance) are derived:
+//! [`State::task_changed`], [`State::instance_changed`] and [`State::credential_changed`] keep
+//! them in step with every entity change, and a restored snapshot rebuilds them from the
+//! entities.
 
 mod apply;
+pub mod discovery;
 mod fit;
 mod indexes;
 mod persist;
@@ -29,6 +31,7 @@ use berth_model::account::{AccountSetting, SettingName, SettingOwner};
 use berth_model::arn::ResourceArn;
 use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
+use berth_model::discovery::{DiscoveryService, Namespace};
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
 use berth_model::schedule::Schedule;
@@ -193,6 +196,9 @@ pub struct State {
     changes_floor: u64,
     /// Credentials and join tokens by access key id.
     credentials: OrdMap<String, Arc<Credential>>,
+    /// Agents' credentials (their access key ids) by the instance each is bound to: "one
+    /// credential per instance" without a scan of every credential at each join.
+    agent_credentials: HashMap<InstanceId, String>,
     /// The bootstrap admin's access key id, once the cluster has been bootstrapped (it stays
     /// set if that credential is deleted later: bootstrapping happens once).
     bootstrapped: Option<String>,
@@ -204,6 +210,10 @@ pub struct State {
     capacity_providers: OrdMap<Name, Arc<CapacityProvider>>,
     /// Schedules by group and name.
     schedules: OrdMap<(Name, Name), Arc<Schedule>>,
+    /// Service discovery namespaces by id.
+    namespaces: OrdMap<Name, Arc<Namespace>>,
+    /// Discovery services by id.
+    discovery_services: OrdMap<Name, Arc<DiscoveryService>>,
     /// The actor of the command being applied (from its `Stamped`), for history and for the
     /// entities that record who made them.
     actor: Option<Arc<str>>,
@@ -248,11 +258,14 @@ impl State {
             changes: Vector::new(),
             changes_floor: 0,
             credentials: OrdMap::new(),
+            agent_credentials: HashMap::new(),
             bootstrapped: None,
             revoked_sessions: OrdMap::new(),
             account_settings: OrdMap::new(),
             capacity_providers: OrdMap::new(),
             schedules: OrdMap::new(),
+            namespaces: OrdMap::new(),
+            discovery_services: OrdMap::new(),
             actor: None,
         }
     }

@@ -7,6 +7,7 @@ use berth_model::Millis;
 use berth_model::account::AccountSetting;
 use berth_model::capacity::CapacityProvider;
 use berth_model::credential::Credential;
+use berth_model::discovery::{DiscoveryService, Namespace};
 use berth_model::entity::*;
 use berth_model::mesos::{Framework, Offer};
 use berth_model::schedule::Schedule;
@@ -47,6 +48,10 @@ pub struct Persisted {
     capacity_providers: Vec<Arc<CapacityProvider>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     schedules: Vec<Arc<Schedule>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    namespaces: Vec<Arc<Namespace>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    discovery_services: Vec<Arc<DiscoveryService>>,
 }
 
 impl State {
@@ -96,6 +101,8 @@ impl State {
             account_settings: self.account_settings.values().cloned().collect(),
             capacity_providers: self.capacity_providers.values().cloned().collect(),
             schedules: self.schedules.values().cloned().collect(),
+            namespaces: self.namespaces.values().cloned().collect(),
+            discovery_services: self.discovery_services.values().cloned().collect(),
         }
     }
 
@@ -136,8 +143,8 @@ impl State {
         }
         s.changes = p.changes;
         s.changes_floor = p.changes_floor;
-        for c in p.credentials {
-            s.credentials.insert(c.access_key_id.clone(), c);
+        for c in &p.credentials {
+            s.credential_changed(None, Some(c));
         }
         s.bootstrapped = p.bootstrapped;
         s.revoked_sessions = p.revoked_sessions.into_iter().collect();
@@ -149,6 +156,12 @@ impl State {
         }
         for v in p.schedules {
             s.schedules.insert((v.group.clone(), v.name.clone()), v);
+        }
+        for n in p.namespaces {
+            s.namespaces.insert(n.id.clone(), n);
+        }
+        for d in p.discovery_services {
+            s.discovery_services.insert(d.id.clone(), d);
         }
         s
     }

@@ -432,6 +432,8 @@ fn container_config(
         network_mode: Some(network_mode.to_string()),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         links: non_empty(links),
+        dns: non_empty(spec.dns_servers.clone()),
+        dns_search: non_empty(spec.dns_search_domains.clone()),
         binds: non_empty(binds),
         mounts: non_empty(mounts),
         ulimits: non_empty(ulimits),

@@ -95,6 +95,12 @@ pub struct ContainerSpec {
     pub ports: Vec<PortBinding>,
     /// Links to other containers of the same task (bridge mode only).
     pub links: Vec<Link>,
+    /// DNS servers the container resolves with (ECS `dnsServers`; Docker only). Service
+    /// discovery: an agent answering on port 53 of the Docker bridge's address, then the
+    /// host's resolver for other names.
+    pub dns_servers: Vec<String>,
+    /// DNS search domains (ECS `dnsSearchDomains`; Docker only).
+    pub dns_search_domains: Vec<String>,
     pub mounts: Vec<Mount>,
     pub ulimits: Vec<Ulimit>,
     pub health_check: Option<HealthCheck>,

@@ -65,8 +65,9 @@ pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce() -> Str
     Ok(())
 }
 
-/// Progress of a wait on stderr: a spinner with the latest line on a terminal; elsewhere
-/// (CI logs, redirections) each new line printed once, so the log still tells the story.
+/// Progress of a wait on stderr: on a terminal, a bar (done of all, when the wait has a count
+/// to reach) or a spinner, with the latest line; elsewhere (CI logs, redirections) each new
+/// line printed once, so the log still tells the story.
 pub struct Progress {
     bar: indicatif::ProgressBar,
     last: String,
@@ -82,13 +83,29 @@ impl Progress {
         }
     }
 
-    /// The current state, in one line.
-    pub fn update(&mut self, line: String) {
+    /// The current state, in one line, and how far it has come (done, of) when it counts.
+    pub fn update(&mut self, line: String, done: Option<(u64, u64)>) {
         if self.bar.is_hidden() {
             if line != self.last {
                 eprintln!("{line}");
             }
         } else {
+            match done {
+                Some((done, of)) if of > 0 => {
+                    if self.bar.length() != Some(of) {
+                        self.bar.set_style(bar_style());
+                        self.bar.set_length(of);
+                    }
+                    self.bar.set_position(done.min(of));
+                }
+                _ => {
+                    if self.bar.length().is_some() {
+                        self.bar
+                            .set_style(indicatif::ProgressStyle::default_spinner());
+                        self.bar.unset_length();
+                    }
+                }
+            }
             self.bar.set_message(line.clone());
         }
         self.last = line;
@@ -106,6 +123,13 @@ impl Progress {
             eprintln!("{}", self.last);
         }
     }
+}
+
+/// `⠋ [#########>------] 6/10 <line>`.
+fn bar_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+        .map(|s| s.progress_chars("#>-"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
 }
 
 /// Whether to colour: decided once, from stdout, so piped output is plain text.

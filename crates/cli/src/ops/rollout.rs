@@ -5,7 +5,8 @@
 //! ```text
 //!  DescribeServices every 500 ms ─► Rollout::observe
 //!     ├─ new events (oldest first) ─► printed above the spinner
-//!     ├─ progress line ─► the spinner: counts per deployment
+//!     ├─ progress line ─► the bar: the followed deployment's running / desired tasks (or
+//!     │                   the tasks left to stop), with the counts per deployment
 //!     └─ verdict: Waiting │ Done │ Failed (circuit breaker, deployment replaced)
 //! ```
 
@@ -37,6 +38,8 @@ pub struct Step {
     pub events: Vec<String>,
     /// The deployments' counts in one line.
     pub progress: String,
+    /// How far the wait has come: (done, of), for a progress bar.
+    pub done: Option<(u64, u64)>,
     pub verdict: Verdict,
 }
 
@@ -70,8 +73,23 @@ impl Rollout {
         Step {
             events,
             progress: progress(service),
+            done: self.done(service),
             verdict: self.verdict(service),
         }
+    }
+
+    /// The followed deployment's running tasks of its desired count (a deletion has no
+    /// count to reach: its line says how many are left).
+    fn done(&self, service: &ServiceView) -> Option<(u64, u64)> {
+        if self.goal == Goal::Deleted {
+            return None;
+        }
+        let ours = service
+            .deployments
+            .iter()
+            .find(|d| d.id == self.deployment)?;
+        let count = |n: i32| u64::try_from(n).unwrap_or(0);
+        Some((count(ours.running), count(ours.desired)))
     }
 
     fn verdict(&self, service: &ServiceView) -> Verdict {
@@ -148,6 +166,7 @@ mod tests {
         let step = rollout.observe(&s);
         assert_eq!(step.verdict, Verdict::Waiting);
         assert_eq!(step.progress, "PRIMARY new (web:2): 1/2 running, 1 pending");
+        assert_eq!(step.done, Some((1, 2)), "the bar: running of desired");
         assert!(
             step.events.is_empty(),
             "events from before the wait are not shown again"
@@ -214,7 +233,12 @@ mod tests {
         s.status = "DRAINING".into();
         s.running = 1;
         let mut rollout = Rollout::new("d".into(), Goal::Deleted, &s);
-        assert_eq!(rollout.observe(&s).verdict, Verdict::Waiting);
+        let step = rollout.observe(&s);
+        assert_eq!(step.verdict, Verdict::Waiting);
+        assert_eq!(
+            step.done, None,
+            "a deletion has no count to reach: a spinner"
+        );
         s.running = 0;
         assert_eq!(rollout.observe(&s).verdict, Verdict::Done);
     }

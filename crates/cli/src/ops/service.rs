@@ -472,7 +472,7 @@ async fn follow(
             .ok_or_else(|| anyhow::anyhow!("service {name} is gone"))?;
         let step = rollout.observe(&service);
         step.events.iter().for_each(|e| progress.println(e));
-        progress.update(step.progress.clone());
+        progress.update(step.progress.clone(), step.done);
         match step.verdict {
             Verdict::Done => {
                 progress.finish();

@@ -521,7 +521,8 @@ pub async fn run(cmd: TaskCmd) -> Result<()> {
 /// What the wait for tasks decides from one look at them.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TasksAre {
-    Waiting(String),
+    /// Not yet: where things stand in one line, and (done, of) the tasks.
+    Waiting(String, (u64, u64)),
     Done,
     Failed(String),
 }
@@ -542,7 +543,8 @@ pub fn running(tasks: &[TaskView]) -> TasksAre {
     if up == tasks.len() {
         TasksAre::Done
     } else {
-        TasksAre::Waiting(format!("{up}/{} tasks running", tasks.len()))
+        let line = format!("{up}/{} tasks running", tasks.len());
+        TasksAre::Waiting(line, (up as u64, tasks.len() as u64))
     }
 }
 
@@ -552,7 +554,8 @@ pub fn stopped(tasks: &[TaskView]) -> TasksAre {
     if down == tasks.len() {
         TasksAre::Done
     } else {
-        TasksAre::Waiting(format!("{down}/{} tasks stopped", tasks.len()))
+        let line = format!("{down}/{} tasks stopped", tasks.len());
+        TasksAre::Waiting(line, (down as u64, tasks.len() as u64))
     }
 }
 
@@ -577,11 +580,11 @@ async fn wait_for(
                 progress.finish();
                 return Err(Exit::Failed(why).into());
             }
-            TasksAre::Waiting(line) if Instant::now() >= deadline => {
+            TasksAre::Waiting(line, _) if Instant::now() >= deadline => {
                 progress.finish();
                 return Err(Exit::TimedOut(format!("after {}s: {line}", wait.timeout)).into());
             }
-            TasksAre::Waiting(line) => progress.update(line),
+            TasksAre::Waiting(line, done) => progress.update(line, Some(done)),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -709,7 +712,7 @@ mod tests {
         let pending = [task("a", "PENDING", None), task("b", "RUNNING", None)];
         assert_eq!(
             running(&pending),
-            TasksAre::Waiting("1/2 tasks running".into())
+            TasksAre::Waiting("1/2 tasks running".into(), (1, 2))
         );
         let finished = [task("a", "STOPPED", Some(0)), task("b", "RUNNING", None)];
         assert_eq!(running(&finished), TasksAre::Done);
@@ -719,7 +722,7 @@ mod tests {
         assert!(why.contains("app exited 1"), "{why}");
         assert_eq!(
             stopped(&finished),
-            TasksAre::Waiting("1/2 tasks stopped".into())
+            TasksAre::Waiting("1/2 tasks stopped".into(), (1, 2))
         );
     }
 }

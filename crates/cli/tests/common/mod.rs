@@ -450,7 +450,12 @@ pub async fn raw_as(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> RawResponse {
-    let service = if path == "/" {
+    let cloud_map = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("x-amz-target") && v.starts_with("Route53AutoNaming_")
+    });
+    let service = if path == "/" && cloud_map {
+        "servicediscovery"
+    } else if path == "/" {
         "ecs"
     } else if path == "/schedules"
         || path.starts_with("/schedules/")

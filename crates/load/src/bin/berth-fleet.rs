@@ -12,7 +12,8 @@
 //!                              long-poll loop, one supervisor per task, Submit*StateChange,
 //!                              every request signed as its own instance, as a stream of its
 //!                              pool's one connection
-//!  start-up: at most --concurrency agents joining and registering at once (each a Raft write)
+//!  start-up: at most --concurrency agents joining and registering at once (each a Raft write;
+//!            the server commits those in flight together, so more at once is cheaper)
 //!  stdout:   `fleet ready: N agents` once all are registered; then run until SIGINT/SIGTERM
 //! ```
 //! A `berth agent` process per simulated host would cost ~12 MiB each, so 1,000 of them would
@@ -48,9 +49,9 @@ use berth_client::{Client, Transport, Trust};
 use berth_load::{Access, REGION};
 use bytes::Bytes;
 use clap::Parser;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 #[derive(Parser)]
@@ -82,8 +83,11 @@ struct Args {
     /// Availability zones: agent i is in `zone-{i % zones}` (0: none).
     #[arg(long, default_value_t = 3)]
     zones: usize,
-    /// Registrations in flight at once while starting.
-    #[arg(long, default_value_t = 50)]
+    /// Registrations in flight at once while starting. The server commits the writes in flight
+    /// together (one Raft entry, one fsync, one published state for all of them), so more at
+    /// once costs it less per agent: 10,000 agents took the server 7.0 CPU s at 50 and 5.6 at
+    /// 200 on the 2-core development machine (BENCHMARKS.md, issue 18).
+    #[arg(long, default_value_t = 200)]
     concurrency: usize,
     /// Seconds one long-poll waits for a change; also each agent's heartbeat period, so keep it
     /// below the server's --agent-heartbeat-timeout.
@@ -339,25 +343,17 @@ async fn run(args: Args) -> Result<()> {
         usage(),
     );
 
-    // Each agent runs until it fails (it was deregistered) or the fleet stops.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut running = JoinSet::new();
-    for (i, agent) in agents {
-        let mut stop = stop_rx.clone();
-        running.spawn(async move {
+    // Each agent runs until it fails (it was deregistered) or the fleet stops. The agents'
+    // loops are tasks of their own already; what waits on them is one set of futures here,
+    // not a task and a stop channel per agent, which cost ~1 KiB each (issue 18's bound is
+    // 20 KiB per agent).
+    let mut running: FuturesUnordered<_> = agents
+        .into_iter()
+        .map(|(i, agent)| async move {
             let arn = agent.instance_arn.clone();
-            tokio::select! {
-                r = agent.wait() => {
-                    if let Err(e) = r {
-                        eprintln!("agent {i} ({arn}) ended: {e}");
-                    }
-                }
-                // Dropping `wait` detaches the agent's tasks; they end when `main` drops the
-                // runtime.
-                _ = stop.wait_for(|s| *s) => {}
-            }
-        });
-    }
+            (i, arn, agent.wait().await)
+        })
+        .collect();
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
     loop {
@@ -365,13 +361,15 @@ async fn run(args: Args) -> Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = report.tick() => eprintln!("{} agents running; {}", running.len(), usage()),
-            done = running.join_next() => if done.is_none() {
-                bail!("every agent has ended");
+            done = running.next() => match done {
+                None => bail!("every agent has ended"),
+                Some((i, arn, Err(e))) => eprintln!("agent {i} ({arn}) ended: {e}"),
+                Some((_, _, Ok(()))) => {}
             },
         }
     }
     eprintln!("stopping {} agents; {}", running.len(), usage());
-    let _ = stop_tx.send(true);
-    while running.join_next().await.is_some() {}
+    // Dropping the waits detaches the agents' tasks; they end when `main` drops the runtime.
+    drop(running);
     Ok(())
 }

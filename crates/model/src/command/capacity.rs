@@ -15,8 +15,9 @@ pub struct CreateCapacityProvider {
     pub tags: Vec<Tag>,
 }
 
-/// Replaces the given parts of an ACTIVE provider's Auto Scaling group settings; `None`
-/// leaves a part as it is.
+/// Changes the given parts of an ACTIVE provider's Auto Scaling group settings, as ECS does:
+/// `None` leaves a part as it is, and within `managed_scaling` every member left out keeps
+/// its value ([`crate::capacity::merge_scaling`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateCapacityProvider {
     pub name: Name,
@@ -25,7 +26,8 @@ pub struct UpdateCapacityProvider {
     pub managed_draining: Option<String>,
 }
 
-/// Marks a provider INACTIVE; refused while an ACTIVE cluster has it attached.
+/// Marks a provider INACTIVE. While an ACTIVE cluster has it attached, it stays ACTIVE and
+/// the deletion is recorded as DELETE_FAILED with the reason, which is how ECS answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeleteCapacityProvider {
     pub name: Name,

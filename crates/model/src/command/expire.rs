@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
-/// Forgets what has been finished long enough: STOPPED tasks, INACTIVE instances and
-/// deleted task definitions older than the cut-offs, and expired client tokens.
+/// Forgets what has been finished long enough: STOPPED tasks, INACTIVE instances, services
+/// and capacity providers, and deleted task definitions older than the cut-offs, and expired
+/// client tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Expire {
     pub stopped_before: Millis,

@@ -27,6 +27,7 @@ mod account;
 mod capacity;
 mod clusters;
 mod credentials;
+mod discovery;
 mod expire;
 mod instances;
 mod mesos;
@@ -46,6 +47,7 @@ use crate::account::AccountSetting;
 use crate::arn::ResourceArn;
 use crate::capacity::CapacityProvider;
 use crate::credential::Credential;
+use crate::discovery::{DiscoveryService, Namespace};
 use crate::entity::*;
 use crate::mesos::Framework;
 use crate::schedule::Schedule;
@@ -56,6 +58,7 @@ pub use account::*;
 pub use capacity::*;
 pub use clusters::*;
 pub use credentials::*;
+pub use discovery::*;
 pub use expire::*;
 pub use instances::*;
 pub use mesos::*;
@@ -165,6 +168,10 @@ commands! {
         DeleteSchedule => Arc<Schedule>,
         TakeDueTimes => Arc<Schedule>,
         EndScheduleAttempt => Arc<Schedule>,
+        CreateNamespace => Arc<Namespace>,
+        DeleteNamespace => Arc<Namespace>,
+        CreateDiscoveryService => Arc<DiscoveryService>,
+        DeleteDiscoveryService => Arc<DiscoveryService>,
     }
 }
 
@@ -267,6 +274,8 @@ outcomes! {
         CapacityProvider(Arc<CapacityProvider>),
         Preempted(Preempted),
         Schedule(Arc<Schedule>),
+        Namespace(Arc<Namespace>),
+        DiscoveryService(Arc<DiscoveryService>),
     }
 }
 

@@ -10,6 +10,9 @@ use crate::account::SettingOwner;
 use crate::arn::{ResourceArn, valid_cluster_name, valid_family};
 use crate::capacity::provider_name;
 use crate::command::Command;
+use crate::discovery::{
+    NAMESPACE_ID_PREFIX, SERVICE_ID_PREFIX, check_id, check_namespace_name, check_service_name,
+};
 use crate::error::Error;
 use crate::schedule::check_name;
 use crate::validate::{attribute_name, attribute_value, shorten};
@@ -208,6 +211,17 @@ pub fn check(command: &Command) -> Result<(), Error> {
         Command::DeleteSchedule(c) => schedule(&c.group, &c.name),
         Command::TakeDueTimes(c) => schedule(&c.group, &c.name),
         Command::EndScheduleAttempt(c) => schedule(&c.group, &c.name),
+        Command::CreateNamespace(c) => {
+            check_id(NAMESPACE_ID_PREFIX, &c.namespace.id)?;
+            check_namespace_name(&c.namespace.name).map(drop)
+        }
+        Command::DeleteNamespace(c) => check_id(NAMESPACE_ID_PREFIX, &c.id),
+        Command::CreateDiscoveryService(c) => {
+            check_id(SERVICE_ID_PREFIX, &c.service.id)?;
+            check_id(NAMESPACE_ID_PREFIX, &c.service.namespace_id)?;
+            check_service_name(&c.service.name).map(drop)
+        }
+        Command::DeleteDiscoveryService(c) => check_id(SERVICE_ID_PREFIX, &c.id),
         Command::FrameworkDisconnected(_)
         | Command::RemoveFramework(_)
         | Command::RemoveOffers(_)

@@ -369,6 +369,7 @@ impl Harness {
             deployment_controller: DeploymentControllerType::Ecs,
             task_sets: Vec::new(),
             past_deployments: Vec::new(),
+            service_registries: Vec::new(),
         }
     }
 

@@ -11,6 +11,13 @@
 //! RunTask and CreateService take a strategy ([`launch_strategy`]): the request's, else —
 //! when it names no launch type either — the cluster's default. Each provider's share of the
 //! tasks ([`berth_scheduler::capacity::split`]) is placed on its own instances only.
+//!
+//! As in ECS: UpdateCapacityProvider changes only the settings it is given (within
+//! `managedScaling`, member by member); DeleteCapacityProvider of a provider a cluster still
+//! has answers with the provider, ACTIVE and DELETE_FAILED with the reason, rather than an
+//! error; updating or deleting a provider that does not exist (or is deleted) is a
+//! ClientException; deleted providers stay describable (INACTIVE) for the server's inactive
+//! retention, at most [`berth_model::capacity::MAX_INACTIVE_PROVIDERS`] of them.
 
 use berth_api::types::{self as api, enums};
 use berth_api::{EcsError, ErrorCode};
@@ -20,7 +27,6 @@ use berth_model::capacity::{
 };
 use berth_model::command::{
     CreateCapacityProvider, DeleteCapacityProvider, PutClusterCapacityProviders,
-    UpdateCapacityProvider,
 };
 use berth_model::entity::Name;
 use berth_model::validate::{self, list_len, one_of, required, required_str};
@@ -63,6 +69,7 @@ fn render(ctx: &Ctx, p: &CapacityProvider, with_tags: bool) -> api::CapacityProv
         status: Some(p.status.as_str().into()),
         auto_scaling_group_provider: Some(p.auto_scaling_group.clone()),
         update_status: p.update_status.map(|s| s.as_str().into()),
+        update_status_reason: p.update_status_reason.clone(),
         tags: with_tags.then(|| super::render::tags(&p.tags)),
         r#type: Some("EC2_AUTOSCALING".into()),
         ..Default::default()
@@ -230,32 +237,10 @@ pub async fn update(
 ) -> Result<api::UpdateCapacityProviderResponse, EcsError> {
     let name = provider_ref(required_str(&req.name, "name")?);
     no_managed_instances(&req.managed_instances_provider)?;
-    let given = req.auto_scaling_group_provider.as_ref().ok_or_else(|| {
-        EcsError::invalid(
-            "Missing required parameter 'autoScalingGroupProvider': give the managedScaling, managedTerminationProtection or managedDraining settings to change",
-        )
-    })?;
-    let check = |value: &Option<String>, what: &str| match value.as_deref() {
-        None | Some("ENABLED") | Some("DISABLED") => Ok(()),
-        Some(other) => Err(EcsError::invalid(format!(
-            "{what} must be ENABLED or DISABLED; got '{other}'"
-        ))),
-    };
-    check(
-        &given.managed_termination_protection,
-        "managedTerminationProtection",
+    let command = model::update(
+        provider_name(Some(name))?.into(),
+        req.auto_scaling_group_provider.as_ref(),
     )?;
-    check(&given.managed_draining, "managedDraining")?;
-    let command = UpdateCapacityProvider {
-        name: provider_name(Some(name))?.into(),
-        managed_scaling: given
-            .managed_scaling
-            .as_ref()
-            .map(|s| model::managed_scaling(Some(s)))
-            .transpose()?,
-        managed_termination_protection: given.managed_termination_protection.clone(),
-        managed_draining: given.managed_draining.clone(),
-    };
     let provider = app.write_by(&ctx.principal, command).await?;
     Ok(api::UpdateCapacityProviderResponse {
         capacity_provider: Some(render(ctx, &provider, false)),

@@ -3,7 +3,8 @@
 //! ```text
 //!  botocore's model (types::model::OPERATIONS, generated)
 //!      ├─ dispatched by ecs/mod.rs (IMPLEMENTED, from the dispatch list itself)
-//!      └─ REFUSED here, each with the reason a caller reads in UnsupportedFeatureException
+//!      ├─ REFUSED here, each with the reason a caller reads in UnsupportedFeatureException
+//!      └─ NOTES (in the tests): what to know of an implemented one (a choice the reference leaves open)
 //!  ─► docs/ecs-coverage.md (rendered by `table`, kept current by the tests below)
 //! ```
 //! ECS grew operations that only mean something on AWS (gateways, Express Mode, SSM sessions,
@@ -127,6 +128,43 @@ mod tests {
     use super::*;
     use crate::ecs::IMPLEMENTED;
 
+    /// What a caller of an implemented operation should know where berth's answer rests on a
+    /// choice the API reference leaves open, or differs in extent from AWS's; shown in the
+    /// coverage table.
+    const NOTES: &[(&str, &str)] = &[
+        (
+            "DeleteCapacityProvider",
+            "as in ECS, a provider a cluster still has is not deleted: the answer is the \
+             provider, ACTIVE, `updateStatus` DELETE_FAILED with the reason (no error); a deleted \
+             provider stays describable (INACTIVE) for the server's inactive retention (1 hour), \
+             at most 100 of them, the longest-deleted forgotten first",
+        ),
+        (
+            "DescribeServiceDeployments",
+            "`lifecycleStage` of a rolling deployment: PRE_SCALE_UP (no task of the target yet; \
+             RECONCILE_SERVICE when several source revisions still run tasks), SCALE_UP (the \
+             target below its count), CLEAN_UP (the target at its count while old revisions \
+             scale to 0, and once SUCCESSFUL); none for stopped or rolled-back deployments. The \
+             traffic-shift and bake stages are blue/green's",
+        ),
+        (
+            "DescribeTaskSets",
+            "`tags` only with `include` TAGS; a deleted (INACTIVE) service is \
+             ServiceNotActiveException",
+        ),
+        (
+            "ListServiceDeployments",
+            "a service's live deployments and its 20 most recently finished ones (ECS keeps 90 \
+             days of history): the service's stored value holds them, and the bound keeps every \
+             write of it small",
+        ),
+        (
+            "UpdateCapacityProvider",
+            "changes only the settings given; within `managedScaling` member by member, the \
+             members left out keeping their values",
+        ),
+    ];
+
     /// The coverage table (docs/ecs-coverage.md) for the operations berth dispatches.
     fn table(implemented: &[&str]) -> String {
         let mut out = String::new();
@@ -147,10 +185,11 @@ mod tests {
             count(&|op| implemented.contains(&op)),
             count(&|op| refused(op).is_some()),
         ));
-        out.push_str("| Operation | berth | Why |\n|---|---|---|\n");
+        out.push_str("| Operation | berth | Why, or what to know |\n|---|---|---|\n");
         for op in model::OPERATIONS {
+            let note = NOTES.iter().find(|(name, _)| name == op).map(|n| n.1);
             let (status, why) = match refused(op) {
-                _ if implemented.contains(op) => ("implemented", ""),
+                _ if implemented.contains(op) => ("implemented", note.unwrap_or_default()),
                 Some(r @ Refusal::AwsOnly(_)) => ("refused: AWS-only", r.reason()),
                 None => ("**neither implemented nor refused**", ""),
             };
@@ -207,6 +246,12 @@ mod tests {
             assert!(
                 model::OPERATIONS.contains(op),
                 "{op} is not an operation of the model"
+            );
+        }
+        for (op, _) in NOTES {
+            assert!(
+                IMPLEMENTED.contains(op),
+                "{op} has a note but is not dispatched"
             );
         }
     }

@@ -12,6 +12,20 @@
 //! retires into `past_deployments`. A circuit-breaker rollback is a new berth deployment that
 //! the failed one points to (`rolled_back_by`), which is how the failed one reports
 //! ROLLBACK_IN_PROGRESS, ROLLBACK_SUCCESSFUL or ROLLBACK_FAILED, as ECS does.
+//!
+//! `lifecycleStage`: ECS's stages are those of a blue/green deployment; a rolling deployment
+//! has no test or production traffic to shift and berth no bake time, so only the stages
+//! that describe moving tasks from the old revisions to the new one are reported
+//! ([`lifecycle_stage`]), read from the deployment's task counts:
+//!
+//! ```text
+//!  IN_PROGRESS, no task of the target yet ──► PRE_SCALE_UP
+//!                     … and more than one source revision still runs tasks ──► RECONCILE_SERVICE
+//!  IN_PROGRESS, the target runs fewer than it asks for ──► SCALE_UP
+//!  IN_PROGRESS, the target runs all it asks for (old revisions scaling to 0) ──► CLEAN_UP
+//!  SUCCESSFUL (every stage passed) ──► CLEAN_UP
+//!  stopped, rolled back: no stage (which one it stopped in is not recorded)
+//! ```
 
 use std::cmp::Reverse;
 
@@ -98,8 +112,47 @@ fn brief(ctx: &ArnContext, s: &Service, d: &Deployment) -> api::ServiceDeploymen
     }
 }
 
+/// The ECS lifecycle stage of a rolling deployment in history `status` whose target asks
+/// for `requested` tasks and runs `target` (running, pending) of them, while `sources_live`
+/// of the revisions it replaces still have tasks.
+fn lifecycle_stage(
+    status: &str,
+    requested: u32,
+    target: (i32, i32),
+    sources_live: usize,
+) -> Option<&'static str> {
+    let (running, pending) = target;
+    match status {
+        "SUCCESSFUL" => Some("CLEAN_UP"),
+        "IN_PROGRESS" if i64::from(running) >= i64::from(requested) => Some("CLEAN_UP"),
+        "IN_PROGRESS" if running + pending > 0 => Some("SCALE_UP"),
+        "IN_PROGRESS" if sources_live > 1 => Some("RECONCILE_SERVICE"),
+        "IN_PROGRESS" => Some("PRE_SCALE_UP"),
+        _ => None,
+    }
+}
+
 fn full(ctx: &ArnContext, state: &State, s: &Service, d: &Deployment) -> api::ServiceDeployment {
     let (status, reason) = status(s, d);
+    let target = summary(ctx, state, s, d);
+    let sources: Vec<api::ServiceRevisionSummary> = d
+        .sources
+        .iter()
+        .filter_map(|id| s.deployment(id))
+        .map(|source| summary(ctx, state, s, source))
+        .collect();
+    let stage = lifecycle_stage(
+        status,
+        d.desired_count,
+        (
+            target.running_task_count.unwrap_or(0),
+            target.pending_task_count.unwrap_or(0),
+        ),
+        sources
+            .iter()
+            .filter(|r| r.running_task_count.unwrap_or(0) + r.pending_task_count.unwrap_or(0) > 0)
+            .count(),
+    );
     let breaker = s.deployment_configuration.circuit_breaker;
     let monitor = if !breaker.enable {
         "DISABLED"
@@ -133,16 +186,11 @@ fn full(ctx: &ArnContext, state: &State, s: &Service, d: &Deployment) -> api::Se
         finished_at: d.finished_at.map(Millis::as_epoch_seconds),
         stopped_at: stopped.then(|| d.finished_at.unwrap_or(d.updated_at).as_epoch_seconds()),
         updated_at: Some(d.updated_at.as_epoch_seconds()),
-        source_service_revisions: Some(
-            d.sources
-                .iter()
-                .filter_map(|id| s.deployment(id))
-                .map(|source| summary(ctx, state, s, source))
-                .collect(),
-        ),
-        target_service_revision: Some(summary(ctx, state, s, d)),
+        source_service_revisions: Some(sources),
+        target_service_revision: Some(target),
         status: Some(status.into()),
         status_reason: reason,
+        lifecycle_stage: stage.map(str::to_owned),
         deployment_configuration: Some(api::DeploymentConfiguration {
             maximum_percent: Some(i32::try_from(config.maximum_percent).unwrap_or(i32::MAX)),
             minimum_healthy_percent: Some(
@@ -244,8 +292,9 @@ pub async fn list(
     let window = req.created_at.as_ref();
     let before = bound(window.and_then(|w| w.before), "before")?;
     let after = bound(window.and_then(|w| w.after), "after")?;
-    let from: Option<(Reverse<i64>, String)> = pagination::decode(OP, req.next_token.as_deref())?
-        .map(|(created, id): (i64, String)| (Reverse(created), id));
+    let token = req.next_token.as_deref().filter(|t| !t.is_empty());
+    let from: Option<(Reverse<i64>, String)> =
+        pagination::decode(OP, token)?.map(|(created, id): (i64, String)| (Reverse(created), id));
     let state = app.node.state();
     active_cluster(&state, &cluster)?;
     let service = state
@@ -374,4 +423,49 @@ pub async fn stop(
     Ok(api::StopServiceDeploymentResponse {
         service_deployment_arn: Some(arn.to_owned()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_deployments_report_the_stages_that_mean_something_for_them() {
+        let values = |stages: &[Option<&str>]| {
+            stages
+                .iter()
+                .flatten()
+                .all(|s| enums::SERVICE_DEPLOYMENT_LIFECYCLE_STAGE.contains(s))
+        };
+        let stages = [
+            lifecycle_stage("IN_PROGRESS", 3, (0, 0), 1),
+            lifecycle_stage("IN_PROGRESS", 3, (0, 0), 2),
+            lifecycle_stage("IN_PROGRESS", 3, (0, 1), 2),
+            lifecycle_stage("IN_PROGRESS", 3, (2, 1), 1),
+            lifecycle_stage("IN_PROGRESS", 3, (3, 0), 1),
+            lifecycle_stage("IN_PROGRESS", 0, (0, 0), 1),
+            lifecycle_stage("SUCCESSFUL", 3, (3, 0), 0),
+        ];
+        assert_eq!(
+            stages,
+            [
+                Some("PRE_SCALE_UP"),
+                Some("RECONCILE_SERVICE"),
+                Some("SCALE_UP"),
+                Some("SCALE_UP"),
+                Some("CLEAN_UP"),
+                Some("CLEAN_UP"),
+                Some("CLEAN_UP"),
+            ]
+        );
+        assert!(values(&stages), "every stage is one of ECS's");
+        for stopped in [
+            "STOPPED",
+            "ROLLBACK_IN_PROGRESS",
+            "ROLLBACK_SUCCESSFUL",
+            "ROLLBACK_FAILED",
+        ] {
+            assert_eq!(lifecycle_stage(stopped, 3, (1, 0), 1), None, "{stopped}");
+        }
+    }
 }

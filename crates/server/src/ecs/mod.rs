@@ -130,12 +130,22 @@ pub(crate) fn router() -> Router<Arc<App>> {
         )
 }
 
+/// `POST /`: ECS, or Cloud Map when the target is one of its operations (both are AWS JSON
+/// 1.1 at the same path; the authentication layer has checked the signature for the one the
+/// target names).
 async fn ecs(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if target.is_some_and(|t| t.starts_with(crate::discovery::cloudmap::TARGET_PREFIX)) {
+        let ctx = context(&app, &headers, principal);
+        return crate::discovery::cloudmap::respond(
+            crate::discovery::cloudmap::handle(&app, &ctx, &headers, &body).await,
+        );
+    }
     respond(handle(&app, principal, &headers, &body).await)
 }
 

@@ -392,7 +392,10 @@ pub(crate) fn service_value(ctx: &ArnContext, s: &Service) -> api::Service {
         service_name: Some(s.name.to_string()),
         cluster_arn: Some(ctx.cluster(&s.cluster)),
         load_balancers: Some(Vec::new()),
-        service_registries: Some(Vec::new()),
+        service_registries: Some(crate::discovery::render_registries(
+            ctx,
+            &s.service_registries,
+        )),
         status: Some(s.status.as_str().into()),
         desired_count: Some(clamp(s.desired_count)),
         // ECS shows one or the other: a launch type, or the strategy the service uses.

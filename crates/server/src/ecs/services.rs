@@ -183,7 +183,7 @@ impl Unsupported<'_> {
         }
         if given(self.service_registries) {
             return Err(EcsError::invalid(
-                "serviceRegistries are not supported: berth has no Cloud Map integration",
+                "serviceRegistries are not supported on task sets",
             ));
         }
         if self
@@ -532,7 +532,8 @@ pub async fn create(
     launch_type(req.launch_type.as_deref())?;
     Unsupported {
         load_balancers: req.load_balancers.as_deref(),
-        service_registries: req.service_registries.as_deref(),
+        // Checked below, against the task definition.
+        service_registries: None,
         network_configuration: req.network_configuration.as_ref(),
         platform_version: req.platform_version.as_deref(),
         service_connect: req.service_connect_configuration.as_ref(),
@@ -590,9 +591,14 @@ pub async fn create(
     };
     let given_constraints = req.placement_constraints.as_deref().unwrap_or_default();
     let now = Millis::now();
-    let (constraints, deployments) = match reference {
+    let (constraints, deployments, service_registries) = match reference {
         Some(reference) => {
             let definition = definition(&state, reference)?;
+            let registries = crate::discovery::service_registries(
+                &state,
+                req.service_registries.as_deref(),
+                Some(definition),
+            )?;
             ctx.allow_privileges(
                 &definition.spec,
                 Some(&cluster),
@@ -607,10 +613,14 @@ pub async fn create(
                 &capacity_provider_strategy,
                 now,
             );
-            (constraints, vec![first])
+            (constraints, vec![first], registries)
         }
         // The task sets bring the definitions (and are checked against the constraints then).
-        None => (placement_constraints(None, given_constraints)?, Vec::new()),
+        None => (
+            placement_constraints(None, given_constraints)?,
+            Vec::new(),
+            crate::discovery::service_registries(&state, req.service_registries.as_deref(), None)?,
+        ),
     };
     let service = Service {
         cluster: cluster.as_str().into(),
@@ -638,6 +648,7 @@ pub async fn create(
         deployment_controller: controller,
         task_sets: Vec::new(),
         past_deployments: Vec::new(),
+        service_registries,
     };
     let service = match app
         .write_by(
@@ -688,7 +699,8 @@ pub async fn update(
     active_cluster(&app.node.state(), &cluster)?;
     Unsupported {
         load_balancers: req.load_balancers.as_deref(),
-        service_registries: req.service_registries.as_deref(),
+        // Checked below, against the task definition.
+        service_registries: None,
         network_configuration: req.network_configuration.as_ref(),
         platform_version: req.platform_version.as_deref(),
         service_connect: req.service_connect_configuration.as_ref(),
@@ -717,6 +729,7 @@ pub async fn update(
             )));
         }
         if current.external() {
+            crate::discovery::service_registries(state, req.service_registries.as_deref(), None)?;
             return update_external(ctx, state, &req, desired, grace, &propagate, current)
                 .map(|next| (next != *current).then_some(next));
         }
@@ -747,6 +760,19 @@ pub async fn update(
                         primary.family, primary.revision
                     ))
                 })?,
+        };
+        // Given: the new registries (an empty list removes them). Not given: the current
+        // ones, which the (maybe new) task definition must still serve.
+        let registries = match req.service_registries.as_deref() {
+            Some(given) => crate::discovery::service_registries(state, Some(given), Some(definition))?,
+            None => crate::discovery::service_registries(
+                state,
+                Some(&crate::discovery::render_registries(
+                    &ctx.arn,
+                    &current.service_registries,
+                )),
+                Some(definition),
+            )?,
         };
         let mut constraints = placement_constraints(
             Some(definition),
@@ -782,7 +808,8 @@ pub async fn update(
             || definition.revision != primary.revision
             || constraints != current.placement_constraints
             || strategies != current.placement_strategy
-            || capacity_provider_strategy != current.capacity_provider_strategy;
+            || capacity_provider_strategy != current.capacity_provider_strategy
+            || registries != current.service_registries;
         if let Some(d) = desired {
             next.desired_count = d;
         }
@@ -811,6 +838,7 @@ pub async fn update(
         next.placement_constraints = constraints;
         next.placement_strategy = strategies;
         next.capacity_provider_strategy = capacity_provider_strategy;
+        next.service_registries = registries;
         next.deployment_configuration = config;
         if let Some(g) = grace {
             next.health_check_grace_period_seconds = Some(g);

@@ -7,6 +7,10 @@
 //! service meanwhile. What the handlers write is only the outside controller's intent — a new
 //! set, its scale, which one is PRIMARY, that one is to go; starting and stopping tasks,
 //! stability, and dropping a drained set are the reconciler's (scheduler/service/task_sets.rs).
+//!
+//! Answers follow the API reference: a task set's `tags` only when asked for (DescribeTaskSets
+//! `include` TAGS, CreateTaskSet), and DescribeTaskSets of a deleted (INACTIVE) service is a
+//! ServiceNotActiveException.
 
 use std::sync::Arc;
 
@@ -118,12 +122,29 @@ fn scale(given: Option<&api::Scale>) -> Result<f64, EcsError> {
     Ok(value)
 }
 
+/// An optional string of at most `max` printable characters; empty is none, as ECS takes an
+/// empty `clientToken` (automation tools send one by default).
 fn bounded(value: Option<&str>, name: &str, max: usize) -> Result<Option<String>, EcsError> {
-    match value {
-        Some(v) if v.is_empty() || v.len() > max || v.chars().any(char::is_control) => Err(
-            EcsError::invalid(format!("{name} must be 1 to {max} printable characters")),
-        ),
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) if v.len() > max || v.chars().any(char::is_control) => Err(EcsError::invalid(
+            format!("{name} must be 1 to {max} printable characters"),
+        )),
         other => Ok(other.map(str::to_owned)),
+    }
+}
+
+/// A task set as ECS shows it: `tags` only when asked for (DescribeTaskSets `include`
+/// TAGS, and CreateTaskSet's answer), as the API reference says.
+fn rendered(
+    ctx: &Ctx,
+    state: &State,
+    service: &Service,
+    t: &TaskSet,
+    with_tags: bool,
+) -> api::TaskSet {
+    api::TaskSet {
+        tags: with_tags.then(|| render::tags(&t.tags)),
+        ..render::task_set(&ctx.arn, state, service, t)
     }
 }
 
@@ -132,13 +153,7 @@ fn answer(app: &App, ctx: &Ctx, service: &Service, id: &str, with_tags: bool) ->
     let state = app.node.state();
     let set = service.task_sets.iter().find(|t| t.id == id);
     match set {
-        Some(t) => {
-            let mut out = render::task_set(&ctx.arn, &state, service, t);
-            if with_tags {
-                out.tags = Some(render::tags(&t.tags));
-            }
-            out
-        }
+        Some(t) => rendered(ctx, &state, service, t, with_tags),
         // Dropped already (a DeleteTaskSet of an empty set, raced by the reconciler).
         None => api::TaskSet {
             id: Some(id.to_owned()),
@@ -252,13 +267,11 @@ pub async fn describe(
     }
     let state = app.node.state();
     let service = external(&state, &cluster, &name)?;
-    let render = |t: &TaskSet| {
-        let mut out = render::task_set(&ctx.arn, &state, &service, t);
-        if include_tags {
-            out.tags = Some(render::tags(&t.tags));
-        }
-        out
-    };
+    // A deleted service has no task sets to describe: ECS's ServiceNotActiveException.
+    if service.status == ServiceStatus::Inactive {
+        return Err(berth_model::Error::ServiceNotActive.into());
+    }
+    let render = |t: &TaskSet| rendered(ctx, &state, &service, t, include_tags);
     let (task_sets, failures) = match req.task_sets.as_deref() {
         None | Some([]) => (service.task_sets.iter().map(render).collect(), Vec::new()),
         Some(refs) => {
@@ -410,6 +423,22 @@ mod tests {
         ] {
             let e = scale(Some(&bad)).expect_err("refused");
             assert_eq!(e.code, ErrorCode::InvalidParameterException, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_optional_string_is_none() {
+        assert_eq!(bounded(Some(""), "clientToken", 36).unwrap(), None);
+        assert_eq!(bounded(None, "clientToken", 36).unwrap(), None);
+        assert_eq!(
+            bounded(Some("tok-1"), "clientToken", 36)
+                .unwrap()
+                .as_deref(),
+            Some("tok-1")
+        );
+        for bad in ["x".repeat(37), "a\nb".to_owned()] {
+            let e = bounded(Some(&bad), "clientToken", 36).expect_err("refused");
+            assert_eq!(e.code, ErrorCode::InvalidParameterException);
         }
     }
 

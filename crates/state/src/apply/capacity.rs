@@ -5,12 +5,16 @@
 //! instances. What must hold at every commit is checked here: a cluster attaches only ACTIVE
 //! providers, its default strategy names only attached ones, a provider leaves a cluster only
 //! when no live task or service there uses it, and is deleted only when no ACTIVE cluster has
-//! it.
+//! it (otherwise the deletion is recorded as DELETE_FAILED, ECS's answer). Deleted providers
+//! stay describable (INACTIVE) for a bounded time and number, then are forgotten.
 
 use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
 
-use berth_model::capacity::{CapacityProvider, CapacityProviderStatus, ProviderUpdateStatus};
+use berth_model::capacity::{
+    CapacityProvider, CapacityProviderStatus, MAX_INACTIVE_PROVIDERS, ProviderUpdateStatus,
+    merge_scaling,
+};
 use berth_model::command::{
     CreateCapacityProvider, DeleteCapacityProvider, PutClusterCapacityProviders,
     UpdateCapacityProvider,
@@ -42,15 +46,58 @@ impl State {
             .map(|(_, p)| p)
     }
 
-    fn active_provider(&self, name: &str) -> Result<&Arc<CapacityProvider>, Error> {
+    /// The ACTIVE provider of that name.
+    fn active_provider(&self, name: &str) -> Option<&Arc<CapacityProvider>> {
         self.capacity_providers
             .get(name)
             .filter(|p| p.status == CapacityProviderStatus::Active)
+    }
+
+    /// The ACTIVE provider an update or deletion names; a missing or deleted one is ECS's
+    /// ClientException, with its words (which tools match on to treat a deletion as done).
+    fn provider_to_change(&self, name: &str) -> Result<CapacityProvider, Error> {
+        self.active_provider(name)
+            .map(|p| (**p).clone())
             .ok_or_else(|| {
-                Error::invalid(format!(
-                    "The specified capacity provider {name} does not exist. Create it with CreateCapacityProvider first."
-                ))
+                Error::client(
+                    "The specified capacity provider does not exist. Specify a valid name or ARN and try again.",
+                )
             })
+    }
+
+    /// Forgets INACTIVE providers deleted before `before` (the `Expire` command's inactive
+    /// cut-off, as for services and instances).
+    pub(super) fn expire_capacity_providers(&mut self, before: Millis) {
+        let gone: Vec<Name> = self
+            .capacity_providers
+            .values()
+            .filter(|p| {
+                p.status == CapacityProviderStatus::Inactive
+                    && p.deleted_at.is_none_or(|d| d < before)
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        for name in gone {
+            self.capacity_providers.remove(&name);
+        }
+    }
+
+    /// Forgets the longest-deleted INACTIVE providers while more than
+    /// [`MAX_INACTIVE_PROVIDERS`] are kept.
+    fn bound_inactive_providers(&mut self) {
+        let mut inactive: Vec<(Option<Millis>, Name)> = self
+            .capacity_providers
+            .values()
+            .filter(|p| p.status == CapacityProviderStatus::Inactive)
+            .map(|p| (p.deleted_at, p.name.clone()))
+            .collect();
+        if inactive.len() <= MAX_INACTIVE_PROVIDERS {
+            return;
+        }
+        inactive.sort_unstable();
+        for (_, name) in &inactive[..inactive.len() - MAX_INACTIVE_PROVIDERS] {
+            self.capacity_providers.remove(name);
+        }
     }
 
     pub(super) fn put_provider(&mut self, provider: CapacityProvider) -> Arc<CapacityProvider> {
@@ -71,7 +118,11 @@ impl State {
         strategy: &[berth_model::capacity::StrategyItem],
     ) -> Result<(), Error> {
         for (k, name) in providers.iter().enumerate() {
-            self.active_provider(name)?;
+            if self.active_provider(name).is_none() {
+                return Err(Error::invalid(format!(
+                    "The specified capacity provider {name} does not exist. Create it with CreateCapacityProvider first."
+                )));
+            }
             if providers[..k].contains(name) {
                 return Err(Error::invalid(format!(
                     "Capacity provider {name} is listed more than once"
@@ -131,8 +182,10 @@ impl Apply for CreateCapacityProvider {
             status: CapacityProviderStatus::Active,
             auto_scaling_group: self.auto_scaling_group.clone(),
             update_status: None,
+            update_status_reason: None,
             tags: self.tags.clone(),
             created_at: at,
+            deleted_at: None,
             version: 0,
         }))
     }
@@ -140,10 +193,10 @@ impl Apply for CreateCapacityProvider {
 
 impl Apply for UpdateCapacityProvider {
     fn apply(&self, state: &mut State, _: Millis) -> Result<Arc<CapacityProvider>, Error> {
-        let mut provider = (**state.active_provider(&self.name)?).clone();
+        let mut provider = state.provider_to_change(&self.name)?;
         let group = &mut provider.auto_scaling_group;
-        if let Some(scaling) = &self.managed_scaling {
-            group.managed_scaling = Some(scaling.clone());
+        if let Some(update) = &self.managed_scaling {
+            group.managed_scaling = Some(merge_scaling(group.managed_scaling.as_ref(), update)?);
         }
         if let Some(p) = &self.managed_termination_protection {
             group.managed_termination_protection = Some(p.clone());
@@ -161,27 +214,38 @@ impl Apply for UpdateCapacityProvider {
             ));
         }
         provider.update_status = Some(ProviderUpdateStatus::UpdateComplete);
+        provider.update_status_reason = None;
         Ok(state.put_provider(provider))
     }
 }
 
 impl Apply for DeleteCapacityProvider {
-    fn apply(&self, state: &mut State, _: Millis) -> Result<Arc<CapacityProvider>, Error> {
-        let provider = (**state.active_provider(&self.name)?).clone();
+    fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<CapacityProvider>, Error> {
+        let provider = state.provider_to_change(&self.name)?;
         let attached = state.clusters.values().find(|c| {
             c.status == ClusterStatus::Active && c.capacity_providers.contains(&self.name)
         });
+        // ECS answers such a deletion with the provider, still ACTIVE, DELETE_FAILED.
         if let Some(c) = attached {
-            return Err(Error::client(format!(
-                "The capacity provider {} cannot be deleted because it is associated with cluster {}. Remove it from the cluster with PutClusterCapacityProviders first.",
-                self.name, c.name
-            )));
+            let reason = format!(
+                "The capacity provider cannot be deleted because it is associated with cluster: {}. Remove the capacity provider from the cluster and try again.",
+                c.name
+            );
+            return Ok(state.put_provider(CapacityProvider {
+                update_status: Some(ProviderUpdateStatus::DeleteFailed),
+                update_status_reason: Some(reason),
+                ..provider
+            }));
         }
-        Ok(state.put_provider(CapacityProvider {
+        let deleted = state.put_provider(CapacityProvider {
             status: CapacityProviderStatus::Inactive,
             update_status: Some(ProviderUpdateStatus::DeleteComplete),
+            update_status_reason: None,
+            deleted_at: Some(at),
             ..provider
-        }))
+        });
+        state.bound_inactive_providers();
+        Ok(deleted)
     }
 }
 

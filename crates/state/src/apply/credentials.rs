@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_model::command::{Bootstrap, CreateCredential, DeleteCredential, RevokeSession};
 use berth_model::credential::{Credential, CredentialKind, valid_principal_name};
-use berth_model::{Error, Millis};
+use berth_model::{Error, InstanceId, Millis};
 
 use super::Apply;
 use crate::{Entity, EntityKey, State};
@@ -14,6 +14,14 @@ impl State {
     /// A credential by access key id.
     pub fn credential(&self, access_key_id: &str) -> Option<&Arc<Credential>> {
         self.credentials.get(access_key_id)
+    }
+
+    /// The credential of the agent of container instance `instance`, if it has one (an
+    /// instance has at most one).
+    pub fn agent_credential(&self, instance: InstanceId) -> Option<&Arc<Credential>> {
+        self.agent_credentials
+            .get(&instance)
+            .and_then(|id| self.credentials.get(id))
     }
 
     /// Every credential and join token, by access key id.
@@ -56,8 +64,8 @@ impl State {
             version: self.index,
             ..credential.clone()
         });
-        self.credentials
-            .insert(stored.access_key_id.clone(), stored.clone());
+        let old = self.credentials.get(&stored.access_key_id).cloned();
+        self.credential_changed(old.as_ref(), Some(&stored));
         self.record(
             EntityKey::Credential(stored.access_key_id.clone()),
             at,
@@ -93,7 +101,7 @@ impl State {
     /// Forgets join tokens that expired before `before`, and agents' credentials whose
     /// container instance has been forgotten.
     pub(crate) fn expire_credentials(&mut self, before: Millis) {
-        let gone: Vec<String> = self
+        let gone: Vec<Arc<Credential>> = self
             .credentials
             .values()
             .filter(|c| match &c.kind {
@@ -105,11 +113,11 @@ impl State {
                 }
                 CredentialKind::User => false,
             })
-            .map(|c| c.access_key_id.clone())
+            .cloned()
             .collect();
-        for id in gone {
-            self.credentials.remove(&id);
-            self.forget(&EntityKey::Credential(id));
+        for c in gone {
+            self.credential_changed(Some(&c), None);
+            self.forget(&EntityKey::Credential(c.access_key_id.clone()));
         }
     }
 }
@@ -164,9 +172,7 @@ impl Apply for CreateCredential {
             // One credential per instance, and never one for an instance that exists already:
             // an agent's key is made with its instance id, before it registers.
             let taken = state.instances.contains_key(instance)
-                || state.credentials.values().any(|c| {
-                    matches!(&c.kind, CredentialKind::Agent { instance: i, .. } if i == instance)
-                });
+                || state.agent_credentials.contains_key(instance);
             if taken {
                 return Err(Error::Conflict(format!(
                     "Container instance id {instance} already has a credential"
@@ -181,14 +187,20 @@ impl Apply for DeleteCredential {
     fn apply(&self, state: &mut State, at: Millis) -> Result<Arc<Credential>, Error> {
         let removed = state
             .credentials
-            .remove(&self.access_key_id)
+            .get(&self.access_key_id)
+            .cloned()
             .ok_or_else(|| {
                 Error::ResourceNotFound(format!(
                     "No credential has the access key id {}",
                     self.access_key_id.chars().take(128).collect::<String>()
                 ))
             })?;
-        state.record(EntityKey::Credential(self.access_key_id.clone()), at, None);
+        state.credential_changed(Some(&removed), None);
+        // Logged as a change (watchers see it go), then forgotten like any entity gone for
+        // good: a deleted credential's history would otherwise stay for ever.
+        let key = EntityKey::Credential(self.access_key_id.clone());
+        state.record(key.clone(), at, None);
+        state.forget(&key);
         Ok(removed)
     }
 }

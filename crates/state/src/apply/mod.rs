@@ -13,6 +13,7 @@
 mod account;
 mod capacity;
 mod credentials;
+mod discovery;
 mod instances;
 mod mesos;
 mod preempt;
@@ -96,6 +97,10 @@ impl State {
             Command::DeleteSchedule(c) => self.run(c, at),
             Command::TakeDueTimes(c) => self.run(c, at),
             Command::EndScheduleAttempt(c) => self.run(c, at),
+            Command::CreateNamespace(c) => self.run(c, at),
+            Command::DeleteNamespace(c) => self.run(c, at),
+            Command::CreateDiscoveryService(c) => self.run(c, at),
+            Command::DeleteDiscoveryService(c) => self.run(c, at),
         }
     }
 
@@ -429,6 +434,7 @@ impl Apply for Expire {
             state.forget(&EntityKey::TaskDefinition(t.family.clone(), t.revision));
         }
         state.expire_services(inactive_before);
+        state.expire_capacity_providers(inactive_before);
         state
             .client_tokens
             .retain(|_, record| record.at >= stopped_before);

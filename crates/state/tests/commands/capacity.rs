@@ -3,14 +3,15 @@
 //! its own instances.
 
 use berth_api::types as api;
-use berth_model::Error;
 use berth_model::capacity::{
-    CapacityProviderStatus, PROVIDER_ATTRIBUTE, ProviderUpdateStatus, StrategyItem,
+    CapacityProviderStatus, MAX_INACTIVE_PROVIDERS, PROVIDER_ATTRIBUTE, ProviderUpdateStatus,
+    StrategyItem,
 };
 use berth_model::command::{
     CreateCapacityProvider, DeleteCapacityProvider, FailureReason, PutClusterCapacityProviders,
     UpdateCapacityProvider,
 };
+use berth_model::{Error, Millis};
 
 use crate::common::*;
 
@@ -74,7 +75,18 @@ fn a_provider_is_created_once_updated_and_deleted_when_detached() {
 
     let cluster = w.ok(attach("prod", &["pool"], &[("pool", 1, 1)]));
     assert_eq!(&*cluster.capacity_providers[0], "pool");
-    assert!(matches!(w.refused(delete("pool")), Error::Client(m) if m.contains("prod")));
+    // Deleting it while a cluster has it is answered as ECS answers: still ACTIVE, the
+    // deletion DELETE_FAILED with the reason.
+    let kept = w.ok(delete("pool"));
+    assert_eq!(kept.status, CapacityProviderStatus::Active);
+    assert_eq!(kept.update_status, Some(ProviderUpdateStatus::DeleteFailed));
+    assert_eq!(
+        kept.update_status_reason.as_deref(),
+        Some(
+            "The capacity provider cannot be deleted because it is associated with cluster: prod. Remove the capacity provider from the cluster and try again."
+        )
+    );
+    assert_eq!(kept.deleted_at, None);
     w.ok(attach("prod", &[], &[]));
     let gone = w.ok(delete("pool"));
     assert_eq!(gone.status, CapacityProviderStatus::Inactive);
@@ -82,16 +94,167 @@ fn a_provider_is_created_once_updated_and_deleted_when_detached() {
         gone.update_status,
         Some(ProviderUpdateStatus::DeleteComplete)
     );
+    assert_eq!(gone.update_status_reason, None);
+    assert_eq!(gone.deleted_at, Some(w.now));
     // An INACTIVE provider cannot be attached, updated or deleted again; its name is free.
     assert!(matches!(
         w.refused(attach("prod", &["pool"], &[])),
         Error::InvalidParameter(_)
     ));
+    let missing = "The specified capacity provider does not exist. Specify a valid name or ARN and try again.";
+    assert!(matches!(w.refused(delete("pool")), Error::Client(m) if m == missing));
+    assert!(matches!(w.refused(delete("never")), Error::Client(m) if m == missing));
     assert!(matches!(
-        w.refused(delete("pool")),
-        Error::InvalidParameter(_)
+        w.refused(UpdateCapacityProvider {
+            name: "pool".into(),
+            managed_scaling: None,
+            managed_termination_protection: None,
+            managed_draining: Some("DISABLED".into()),
+        }),
+        Error::Client(m) if m == missing
     ));
     assert_eq!(w.ok(create("pool")).status, CapacityProviderStatus::Active);
+}
+
+fn update_scaling(name: &str, scaling: api::ManagedScaling) -> UpdateCapacityProvider {
+    UpdateCapacityProvider {
+        name: name.into(),
+        managed_scaling: Some(scaling),
+        managed_termination_protection: None,
+        managed_draining: None,
+    }
+}
+
+#[test]
+fn an_update_changes_only_the_settings_it_gives() {
+    let mut w = World::with_cluster("prod");
+    w.ok(CreateCapacityProvider {
+        auto_scaling_group: berth_model::capacity::auto_scaling_group(Some(
+            &api::AutoScalingGroupProvider {
+                auto_scaling_group_arn: Some("asg".into()),
+                managed_scaling: Some(api::ManagedScaling {
+                    status: Some("ENABLED".into()),
+                    target_capacity: Some(80),
+                    minimum_scaling_step_size: Some(2),
+                    maximum_scaling_step_size: Some(50),
+                    instance_warmup_period: Some(120),
+                }),
+                managed_termination_protection: Some("ENABLED".into()),
+                managed_draining: Some("DISABLED".into()),
+            },
+        ))
+        .unwrap(),
+        ..create("pool")
+    });
+    // One member of managedScaling: the others keep their values, and so do the group's
+    // other settings.
+    let p = w.ok(update_scaling(
+        "pool",
+        api::ManagedScaling {
+            target_capacity: Some(60),
+            ..Default::default()
+        },
+    ));
+    let group = &p.auto_scaling_group;
+    assert_eq!(
+        group.managed_scaling,
+        Some(api::ManagedScaling {
+            status: Some("ENABLED".into()),
+            target_capacity: Some(60),
+            minimum_scaling_step_size: Some(2),
+            maximum_scaling_step_size: Some(50),
+            instance_warmup_period: Some(120),
+        })
+    );
+    assert_eq!(group.auto_scaling_group_arn.as_deref(), Some("asg"));
+    assert_eq!(
+        group.managed_termination_protection.as_deref(),
+        Some("ENABLED")
+    );
+    assert_eq!(group.managed_draining.as_deref(), Some("DISABLED"));
+
+    // managedDraining alone leaves managedScaling as it was.
+    let p = w.ok(UpdateCapacityProvider {
+        name: "pool".into(),
+        managed_scaling: None,
+        managed_termination_protection: None,
+        managed_draining: Some("ENABLED".into()),
+    });
+    assert_eq!(
+        p.auto_scaling_group.managed_draining.as_deref(),
+        Some("ENABLED")
+    );
+    assert_eq!(p.target_capacity(), Some(60));
+
+    // The merged settings are checked as a whole: a minimum step above the kept maximum, or
+    // managed scaling turned off under managed termination protection, is refused.
+    let e = w.refused(update_scaling(
+        "pool",
+        api::ManagedScaling {
+            minimum_scaling_step_size: Some(51),
+            ..Default::default()
+        },
+    ));
+    assert!(
+        matches!(&e, Error::InvalidParameter(m) if m.contains("minimumScalingStepSize")),
+        "{e:?}"
+    );
+    let e = w.refused(update_scaling(
+        "pool",
+        api::ManagedScaling {
+            status: Some("DISABLED".into()),
+            ..Default::default()
+        },
+    ));
+    assert!(
+        matches!(&e, Error::InvalidParameter(m) if m.contains("managedTerminationProtection")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn deleted_providers_are_forgotten_after_the_inactive_retention() {
+    let mut w = World::with_cluster("prod");
+    w.ok(create("old"));
+    w.ok(create("new"));
+    w.ok(create("live"));
+    w.ok(delete("old"));
+    let old_deleted = w.now;
+    w.ok(delete("new"));
+    // A cut-off after the first deletion only: the second is kept, and so is the live one.
+    w.ok(expire(Millis(0), Millis(old_deleted.0 + 1)));
+    assert!(w.state.capacity_provider("old").is_none());
+    assert_eq!(
+        w.state.capacity_provider("new").map(|p| p.status),
+        Some(CapacityProviderStatus::Inactive)
+    );
+    w.ok(w.expire_everything());
+    assert!(w.state.capacity_provider("new").is_none());
+    assert_eq!(
+        w.state.capacity_provider("live").map(|p| p.status),
+        Some(CapacityProviderStatus::Active)
+    );
+}
+
+#[test]
+fn at_most_a_bounded_number_of_deleted_providers_is_kept() {
+    let mut w = World::with_cluster("prod");
+    let name = |n: usize| format!("pool-{n:03}");
+    for n in 0..=MAX_INACTIVE_PROVIDERS + 1 {
+        w.ok(create(&name(n)));
+        w.ok(delete(&name(n)));
+    }
+    let inactive: Vec<String> = w
+        .state
+        .capacity_providers_after(None)
+        .filter(|p| p.status == CapacityProviderStatus::Inactive)
+        .map(|p| p.name.to_string())
+        .collect();
+    assert_eq!(inactive.len(), MAX_INACTIVE_PROVIDERS);
+    // The two deleted first went.
+    assert_eq!(inactive.first(), Some(&name(2)));
+    assert!(w.state.capacity_provider(&name(0)).is_none());
+    assert!(w.state.capacity_provider(&name(1)).is_none());
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod attributes;
 mod capacity;
 mod clusters;
 mod connectivity;
+mod discovery;
 mod distinct;
 mod dynamic_ports;
 mod expire;

@@ -13,7 +13,7 @@ use berth_state::EntityKey;
 
 use crate::common::*;
 
-fn service(cluster: &str, name: &str) -> Service {
+pub(crate) fn service(cluster: &str, name: &str) -> Service {
     Service {
         cluster: cluster.into(),
         name: name.into(),
@@ -56,6 +56,7 @@ fn service(cluster: &str, name: &str) -> Service {
         deployment_controller: DeploymentControllerType::Ecs,
         task_sets: Vec::new(),
         past_deployments: Vec::new(),
+        service_registries: Vec::new(),
     }
 }
 
