@@ -1902,6 +1902,11 @@ fn protected_and_equal_priority_tasks_are_never_preempted_by_a_service() {
     assert!(h.task(guarded).is_live());
     assert!(h.running(WEB).is_empty() && h.running("twin").is_empty());
     assert!(h.events(WEB)[0].contains("was unable to place a task"));
+    assert_eq!(
+        h.decide(WEB, 7).preemption_misses,
+        1,
+        "the search that found no set is counted, once for the template"
+    );
 }
 
 #[test]

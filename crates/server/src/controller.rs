@@ -148,6 +148,15 @@ async fn run(app: Arc<App>) {
         let considered = dirty.len();
         let mut decisions = Vec::new();
         for (key, decision) in decide_all(&state, dirty.drain().collect(), now, &settings).await {
+            // Counted for every decision: one that found no set usually has nothing to do.
+            if let Some(d) = &decision {
+                app.metrics.preemption(
+                    Preemptor::Service,
+                    Preemption::NoSet {
+                        searches: d.preemption_misses,
+                    },
+                );
+            }
             match decision.as_ref().and_then(|d| d.wake_at) {
                 Some(at) => timers.insert(key, at),
                 None => timers.remove(&key),

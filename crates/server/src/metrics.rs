@@ -197,7 +197,8 @@ impl Metrics {
             "Preemption searches by preemptor (queue, service) and outcome: committed (tasks \
              stopped and the preemptor placed in one transaction), refused (re-checked at commit \
              and refused; decided again), no_set (no set of lower-priority, unprotected tasks \
-             would make room; counted by the queue controller, once per distinct need a pass)",
+             would make room; counted once a pass per distinct queued need, and per service \
+             template that could not be placed)",
             preemptions.clone(),
         );
         registry.register(

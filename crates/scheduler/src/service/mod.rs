@@ -111,6 +111,9 @@ pub struct Decision {
     /// Tasks placed by stopping lower-priority ones, one command each, to commit after
     /// `launch` (they were decided on what it takes).
     pub preempt: Vec<PreemptAndPlace>,
+    /// Preemption searches that found no set of tasks to stop (one per template that still
+    /// had tasks to place): for the controller's metrics, as the queue counts its own.
+    pub preemption_misses: usize,
     pub stop: Vec<Stop>,
     /// Run again at this time even if nothing changes (grace periods, backoff, retries).
     pub wake_at: Option<Millis>,
@@ -335,6 +338,7 @@ struct Round<'a> {
     launch: Vec<Task>,
     distinct_instance: bool,
     preempt: Vec<PreemptAndPlace>,
+    preemption_misses: usize,
     wake_at: Option<Millis>,
     health_checked: HashMap<(Name, u32), bool>,
 }
@@ -683,6 +687,7 @@ impl Round<'_> {
             let Some(choice) =
                 preempt::choose(&scratch, &request, template.priority, at, seed, &touched)
             else {
+                self.preemption_misses += 1;
                 break;
             };
             let Some(instance) = scratch.instance(choice.instance) else {
@@ -804,6 +809,7 @@ pub fn reconcile(
         launch: Vec::new(),
         distinct_instance: false,
         preempt: Vec::new(),
+        preemption_misses: 0,
         wake_at: None,
         health_checked: HashMap::new(),
     };
@@ -843,6 +849,7 @@ pub fn reconcile(
         launch: round.launch,
         distinct_instance: round.distinct_instance,
         preempt: round.preempt,
+        preemption_misses: round.preemption_misses,
         stop: round.stop,
         wake_at: round.wake_at,
     }
