@@ -1,13 +1,15 @@
 """Schedules with stock `aws scheduler` commands and boto3's `scheduler` client on a real
 server and a hollow agent: a one-time schedule's task starts at its due time (within the
-stated tolerance), the schedule is read back, listed, updated and deleted, and bad input gets
-the Scheduler's own exceptions."""
+stated tolerance), the schedule is read back, listed, updated and deleted; `rate(1 minute)`
+and cron schedules (in a time zone) start their tasks at the times their expressions give
+(within the same tolerance); and bad input gets the Scheduler's own exceptions."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import time
+from zoneinfo import ZoneInfo
 
 import boto3
 import botocore.exceptions
@@ -78,6 +80,95 @@ def test_aws_scheduler_runs_a_task_when_due(aws, aws_run, berth_server, start_be
     aws("scheduler", "delete-schedule", "--name", "report-once")
     r = aws_run("scheduler", "get-schedule", "--name", "report-once")
     assert r.returncode != 0 and "ResourceNotFoundException" in r.stderr, r.stderr
+
+
+def next_minute(at_ms: int) -> int:
+    """The first whole minute at or after `at_ms` (ms since the epoch), in ms."""
+    return -(-at_ms // 60_000) * 60_000
+
+
+def test_aws_scheduler_rate_and_cron_schedules_run_on_time(aws, berth_server, start_berth):
+    """`rate(1 minute)` without a start date is due when created and every minute after;
+    `cron(* * * * ? *)` in Europe/Berlin at every whole minute; a cron pinned to the current
+    Berlin hour (`cron(* H * * ? *)`) only fires if the time zone is honoured (UTC's hour is
+    another). All three run together, so the test lasts about one minute."""
+    berlin = ZoneInfo("Europe/Berlin")
+    aws("ecs", "create-cluster", "--cluster-name", CLUSTER)
+    start_hollow_agent(start_berth, berth_server, CLUSTER)
+    aws("ecs", "register-task-definition", "--family", "report", "--container-definitions",
+        json.dumps([{"name": "report", "image": "report:1", "memory": 64}]))
+
+    # The Berlin hour of the whole minute after the schedules will have been created (they
+    # take a few seconds): that minute is the pinned cron's first due time.
+    soon = next_minute(int(time.time() * 1000) + 5_000)
+    hour = dt.datetime.fromtimestamp(soon / 1000, berlin).hour
+    expressions = {
+        "every-minute": "rate(1 minute)",
+        "cron-berlin": "cron(* * * * ? *)",
+        "cron-berlin-hour": f"cron(* {hour} * * ? *)",
+    }
+    for name, expression in expressions.items():
+        zone = () if expression.startswith("rate") else (
+            "--schedule-expression-timezone", "Europe/Berlin")
+        aws("scheduler", "create-schedule", "--name", name, "--schedule-expression", expression,
+            *zone, "--flexible-time-window", "Mode=OFF", "--target", target())
+    created = {s["Name"]: round(float(s["CreationDate"]) * 1000)
+               for s in aws("scheduler", "list-schedules")["Schedules"]}
+    assert set(created) == set(expressions), created
+    assert aws("scheduler", "get-schedule", "--name", "cron-berlin")[
+        "ScheduleExpressionTimezone"] == "Europe/Berlin"
+
+    # When each is due, from its expression and its creation time (ms).
+    pinned = next_minute(created["cron-berlin-hour"])
+    while dt.datetime.fromtimestamp(pinned / 1000, berlin).hour != hour:
+        pinned += 60_000
+    due = {
+        "every-minute": [created["every-minute"], created["every-minute"] + 60_000],
+        "cron-berlin": [next_minute(created["cron-berlin"])],
+        "cron-berlin-hour": [pinned],
+    }
+    assert pinned <= created["cron-berlin-hour"] + 70_000, (hour, created, pinned)
+
+    # Every task the schedules start (startedBy names the schedule), as they come. The rate
+    # schedule's first task is stopped at once: with the default concurrency policy (skip
+    # while the previous run still runs) its second due time would otherwise be skipped.
+    tasks: dict[str, dict] = {}
+    stopped: set[str] = set()
+
+    def all_started():
+        arns = aws("ecs", "list-tasks", "--cluster", CLUSTER)["taskArns"]
+        new = [a for a in arns if a not in tasks]
+        if new:
+            for t in aws("ecs", "describe-tasks", "--cluster", CLUSTER, "--tasks", *new)["tasks"]:
+                tasks[t["taskArn"]] = t
+        for arn, t in tasks.items():
+            if t["startedBy"] == "schedule/default/every-minute" and arn not in stopped:
+                aws("ecs", "stop-task", "--cluster", CLUSTER, "--task", arn)
+                stopped.add(arn)
+        counts = {n: sum(t["startedBy"] == f"schedule/default/{n}" for t in tasks.values())
+                  for n in due}
+        return all(counts[n] >= len(due[n]) for n in due)
+
+    last = max(d for ds in due.values() for d in ds) / 1000
+    wait_for("every schedule's runs", all_started, timeout=last - time.time() + 2 * TOLERANCE_S)
+
+    for name, dues in due.items():
+        started = sorted(float(t["createdAt"]) for t in tasks.values()
+                         if t["startedBy"] == f"schedule/default/{name}")
+        assert started, name
+        # The first runs at the due times, one each; a cron may have run once more since.
+        for at, expected in zip(started, dues):
+            late = at - expected / 1000
+            assert 0 <= late < TOLERANCE_S, (
+                f"{name} ({expressions[name]}) started a task {late:.3f} s after "
+                f"{dt.datetime.fromtimestamp(expected / 1000, dt.timezone.utc)}")
+        if name == "every-minute":
+            assert len(started) == 2, started
+        else:
+            assert len(started) <= 2, started
+            # Every run of `* * * * ?` is on a whole minute, none in between.
+            for at in started:
+                assert at % 60 < TOLERANCE_S, f"{name} ran at {at}"
 
 
 def test_boto3_scheduler_gets_the_schedulers_exceptions(berth_server):

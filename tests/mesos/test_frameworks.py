@@ -503,7 +503,12 @@ def test_a_framework_and_run_task_compete_without_over_commit(dev, framework):
     dev agent. Offers hold what they promise, so every launch that fits its offer starts (no
     TASK_ERROR, DROPPED or LOST: RunTask never took what was offered), RunTask only ever fails
     for lack of resources, the instance is never over-committed, and ECS shows both sides'
-    tasks."""
+    tasks.
+
+    RunTask starts once the framework has its first offer, which holds the whole instance: a
+    RunTask loop started at SUBSCRIBE would race the first offer itself, and whether the
+    framework then got any room would depend on which commit came first, not on the offer
+    cycle. From then on, each side gets what the other leaves."""
     import threading
 
     dev.ecs.register_task_definition(
@@ -535,22 +540,28 @@ def test_a_framework_and_run_task_compete_without_over_commit(dev, framework):
             ecs_failures.extend(r["failures"])
             time.sleep(0.1)
 
+    launched: list[str] = []
+
+    def launch_on(offers: list[dict]) -> None:
+        for offer in offers:
+            cpus = next(r for r in offer["resources"] if r["name"] == "cpus")["scalar"]["value"]
+            n = min(2, int(cpus / 0.25))
+            tasks = [command_task(offer, "sleep 600", task_id=new_task_id("mixed")) for _ in range(n)]
+            launched.extend(t["task_id"]["value"] for t in tasks)
+            fw.driver.launchTasks(offer["id"], tasks)
+
+    first = fw.offers()
     runner = threading.Thread(target=run_tasks, daemon=True)
     runner.start()
-    launched: list[str] = []
     deadline = time.monotonic() + 8
     try:
+        launch_on(first)
         while time.monotonic() < deadline:
             try:
                 offers = fw.offers(timeout=2)
             except pytest.fail.Exception:
                 continue
-            for offer in offers:
-                cpus = next(r for r in offer["resources"] if r["name"] == "cpus")["scalar"]["value"]
-                n = min(2, int(cpus / 0.25))
-                tasks = [command_task(offer, "sleep 600", task_id=new_task_id("mixed")) for _ in range(n)]
-                launched += [t["task_id"]["value"] for t in tasks]
-                fw.driver.launchTasks(offer["id"], tasks)
+            launch_on(offers)
     finally:
         stop.set()
         runner.join(10)

@@ -970,7 +970,7 @@ fn signed_by_server(
         &auth,
         &signed,
         AGENT_SIGNING_NAME,
-        &shared.credentials.secret,
+        &sigv4::VerifyingKey::new(shared.credentials.secret.clone()),
         std::time::SystemTime::now(),
     )?;
     Ok(())

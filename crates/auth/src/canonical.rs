@@ -18,7 +18,69 @@
 //! the definition of the algorithm: a property test (`tests/properties.rs`) checks that
 //! both give the same signature on every request this path accepts.
 
+use std::sync::Mutex;
+
 use ring::{digest, hmac};
+
+use crate::secret::SecretKey;
+
+/// A credential's secret as the verifier holds it: the secret, and the signing key last
+/// derived from it. SigV4 narrows a secret to a day, a region and a service with four HMACs
+/// (each with its own key schedule), which cost as much as the rest of a verification; a
+/// caller signs with one scope all day, so the key is derived once per scope, not once per
+/// request.
+pub struct VerifyingKey {
+    secret: SecretKey,
+    /// `(date, region, service)` and the key derived for it.
+    derived: Mutex<Option<(Scope, hmac::Key)>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct Scope {
+    date: String,
+    region: String,
+    service: String,
+}
+
+impl VerifyingKey {
+    pub fn new(secret: SecretKey) -> VerifyingKey {
+        VerifyingKey {
+            secret,
+            derived: Mutex::new(None),
+        }
+    }
+
+    /// The secret itself (for aws-sigv4, which derives its own key, and for Basic auth).
+    pub fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// The signing key for `date` (`YYYYMMDD`), `region` and `service`.
+    fn signing_key(&self, date: &str, region: &str, service: &str) -> hmac::Key {
+        let mut derived = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((scope, key)) = derived.as_ref()
+            && scope.date == date
+            && scope.region == region
+            && scope.service == service
+        {
+            return key.clone();
+        }
+        let key = signing_key(self.secret.expose(), date, region, service);
+        let scope = Scope {
+            date: date.to_owned(),
+            region: region.to_owned(),
+            service: service.to_owned(),
+        };
+        *derived = Some((scope, key.clone()));
+        key
+    }
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyingKey(** redacted **)")
+    }
+}
 
 /// What the signature is made of, after [`crate::sigv4::verify`]'s checks.
 pub(crate) struct Signed<'a> {
@@ -37,9 +99,9 @@ pub(crate) struct Signed<'a> {
     pub service: &'a str,
 }
 
-/// The signature (lowercase hex) of `signed` with `secret`, or `None` when the request needs
+/// The signature (lowercase hex) of `signed` with `key`, or `None` when the request needs
 /// real canonicalization.
-pub(crate) fn signature(signed: &Signed<'_>, secret: &str) -> Option<[u8; 64]> {
+pub(crate) fn signature(signed: &Signed<'_>, key: &VerifyingKey) -> Option<[u8; 64]> {
     if !plain_path(signed.path_and_query) {
         return None;
     }
@@ -74,7 +136,7 @@ pub(crate) fn signature(signed: &Signed<'_>, secret: &str) -> Option<[u8; 64]> {
     let request_hash = hex(request.finish().as_ref());
 
     let date = signed.amz_date.get(..8)?;
-    let key = signing_key(secret, date, signed.region, signed.service);
+    let key = key.signing_key(date, signed.region, signed.service);
     let mut to_sign = hmac::Context::with_key(&key);
     for part in [
         crate::sigv4::ALGORITHM,
@@ -173,7 +235,8 @@ mod tests {
         };
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_126_400);
         let sdk = sdk_signature("BKIATEST", &SecretKey::new(secret), &signed, at).expect("sdk");
-        (signature(&signed, secret), sdk)
+        let key = VerifyingKey::new(SecretKey::new(secret));
+        (signature(&signed, &key), sdk)
     }
 
     /// Header values as clients send them, and as hostile ones do.
@@ -241,6 +304,43 @@ mod tests {
             fast.is_none(),
             "a query string is canonicalized by aws-sigv4"
         );
+    }
+
+    #[test]
+    fn a_key_derived_for_one_scope_is_never_used_for_another() {
+        let cached = VerifyingKey::new(SecretKey::new("s3cr3t"));
+        let payload_hash = hex(digest::digest(&digest::SHA256, b"{}").as_ref());
+        let headers = [("host", "h"), ("x-amz-date", "")];
+        let names = ["host", "x-amz-date"];
+        let sign = |key: &VerifyingKey, amz_date: &str, region: &str, service: &str| {
+            let headers = [headers[0], ("x-amz-date", amz_date)];
+            let signed = Signed {
+                method: "POST",
+                path_and_query: "/",
+                headers: &headers,
+                signed_headers: &names,
+                payload_hash: &payload_hash,
+                amz_date,
+                region,
+                service,
+            };
+            signature(&signed, key).expect("fast path")
+        };
+        for (date, region, service) in [
+            ("20261201T120000Z", "us-east-1", "ecs"),
+            ("20261201T235959Z", "us-east-1", "ecs"),
+            ("20261202T000000Z", "us-east-1", "ecs"),
+            ("20261202T000000Z", "eu-west-1", "ecs"),
+            ("20261202T000000Z", "eu-west-1", "berth"),
+            ("20261201T120000Z", "us-east-1", "ecs"),
+        ] {
+            let fresh = VerifyingKey::new(SecretKey::new("s3cr3t"));
+            assert_eq!(
+                sign(&cached, date, region, service),
+                sign(&fresh, date, region, service),
+                "{date} {region} {service}"
+            );
+        }
     }
 
     #[test]

@@ -273,6 +273,30 @@ impl Policy {
         }
     }
 
+    /// Whether `action` is allowed on every resource in every context: an `Allow` on `"*"`
+    /// with no condition names it, and no `Deny` names it. Then what a request touches cannot
+    /// change the answer, so callers skip working it out (building a request's ARNs costs
+    /// more than the policy evaluation itself); otherwise they call [`Policy::authorize`].
+    pub fn allows_everywhere(&self, action: &str) -> bool {
+        let mut allowed = false;
+        for s in self.statements() {
+            if !s.names_action(action) {
+                continue;
+            }
+            match s.effect {
+                Effect::Deny => return false,
+                Effect::Allow => {
+                    allowed |= s
+                        .resource
+                        .as_ref()
+                        .is_some_and(|r| r.as_slice().iter().any(|p| p == "*"))
+                        && s.condition.as_ref().is_none_or(BTreeMap::is_empty);
+                }
+            }
+        }
+        allowed
+    }
+
     /// Allows `action` only if it is allowed on every one of `resources` (`"*"` when the
     /// action names no resource).
     pub fn authorize(
@@ -414,16 +438,20 @@ fn check_resource(resource: &str) -> Result<(), PolicyError> {
 }
 
 impl Statement {
-    fn applies(&self, action: &str, resource: &str, context: &[(&str, &str)]) -> bool {
+    /// Whether the statement's `Action` (or `NotAction`) covers `action`.
+    fn names_action(&self, action: &str) -> bool {
         let action_matches = |patterns: &OneOrMany<String>| {
             patterns.as_slice().iter().any(|p| glob(p, action, true))
         };
-        let action_ok = match (&self.action, &self.not_action) {
+        match (&self.action, &self.not_action) {
             (Some(a), _) => action_matches(a),
             (None, Some(n)) => !action_matches(n),
             (None, None) => false,
-        };
-        if !action_ok {
+        }
+    }
+
+    fn applies(&self, action: &str, resource: &str, context: &[(&str, &str)]) -> bool {
+        if !self.names_action(action) {
             return false;
         }
         let resource_matches = |patterns: &OneOrMany<String>| {
@@ -575,6 +603,44 @@ mod tests {
             denied
                 .message("arn:aws:iam::000000000000:user/ops")
                 .contains("explicit deny")
+        );
+    }
+
+    #[test]
+    fn only_an_unconditional_allow_on_everything_that_nothing_denies_skips_resources() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"ecs:*","Resource":"*"},
+                {"Effect":"Allow","Action":"berth:GetHistory","Resource":"*",
+                 "Condition":{"ArnLike":{"ecs:cluster":"arn:aws:ecs:*:*:cluster/dev"}}},
+                {"Effect":"Allow","Action":"berth:Watch","Resource":"arn:aws:ecs:*:*:cluster/dev"},
+                {"Effect":"Allow","NotAction":"ecs:*","Resource":["arn:x","*"]},
+                {"Effect":"Deny","Action":"ecs:RunTask","Resource":"arn:aws:ecs:*:*:cluster/prod"}]}"#,
+        );
+        assert!(p.allows_everywhere("ecs:DescribeTasks"));
+        assert!(
+            p.allows_everywhere("ECS:describetasks"),
+            "actions ignore case"
+        );
+        assert!(!p.allows_everywhere("ecs:RunTask"), "a deny names it");
+        assert!(
+            p.allows_everywhere("berth:GetHistory"),
+            "NotAction ecs:* allows it"
+        );
+        assert!(p.allows_everywhere("mesos:Subscribe"));
+        let conditional = policy(
+            r#"{"Statement":[{"Effect":"Allow","Action":"berth:GetHistory","Resource":"*",
+                "Condition":{"ArnLike":{"ecs:cluster":"arn:aws:ecs:*:*:cluster/dev"}}},
+                {"Effect":"Allow","Action":"berth:Watch","Resource":"arn:aws:ecs:*:*:cluster/dev"}]}"#,
+        );
+        assert!(!conditional.allows_everywhere("berth:GetHistory"));
+        assert!(!conditional.allows_everywhere("berth:Watch"));
+        assert!(!conditional.allows_everywhere("ecs:RunTask"));
+        assert!(crate::Role::Admin.policy().allows_everywhere("ecs:RunTask"));
+        assert!(
+            !crate::Role::ReadOnly
+                .policy()
+                .allows_everywhere("ecs:RunTask")
         );
     }
 

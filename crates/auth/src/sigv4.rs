@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::canonical;
+pub use crate::canonical::VerifyingKey;
 use crate::secret::SecretKey;
 
 /// The only algorithm berth accepts.
@@ -312,13 +313,13 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
 }
 
 /// Checks that `auth` (parsed from `request`'s `Authorization` header) is a valid signature
-/// of `request` for the API whose signing name is `service`, made with `secret` at a time
-/// within [`MAX_SKEW`] of `now`.
+/// of `request` for the API whose signing name is `service`, made with `key`'s secret at a
+/// time within [`MAX_SKEW`] of `now`.
 pub fn verify(
     auth: &Authorization<'_>,
     request: &Request<'_>,
     service: &str,
-    secret: &SecretKey,
+    key: &VerifyingKey,
     now: SystemTime,
 ) -> Result<(), SigV4Error> {
     if auth.service != service {
@@ -408,9 +409,9 @@ pub fn verify(
         region: auth.region,
         service,
     };
-    let expected = match canonical::signature(&signed, secret.expose()) {
+    let expected = match canonical::signature(&signed, key) {
         Some(fast) => fast.to_vec(),
-        None => sdk_signature(auth.access_key_id, secret, &signed, signed_at)?.into_bytes(),
+        None => sdk_signature(auth.access_key_id, key.secret(), &signed, signed_at)?.into_bytes(),
     };
     if bool::from(expected.as_slice().ct_eq(auth.signature.as_bytes())) {
         Ok(())
@@ -601,7 +602,7 @@ mod tests {
             &auth,
             &request,
             "service",
-            &SecretKey::new(EXAMPLE_SECRET),
+            &VerifyingKey::new(SecretKey::new(EXAMPLE_SECRET)),
             at("20150830T123900Z"),
         )
     }
@@ -735,7 +736,7 @@ mod tests {
                 payload,
             },
             service,
-            secret,
+            &VerifyingKey::new(secret.clone()),
             now,
         )
     }
@@ -823,6 +824,7 @@ mod tests {
     #[test]
     fn session_tokens_and_unsigned_host_are_refused() {
         let s = signer("berth");
+        let key = VerifyingKey::new(s.secret.clone());
         let t = at("20261201T120000Z");
         let added = s
             .sign(
@@ -859,7 +861,7 @@ mod tests {
             payload: Payload::Bytes(b""),
         };
         assert_eq!(
-            verify(&auth, &request, "berth", &s.secret, t),
+            verify(&auth, &request, "berth", &key, t),
             Err(SigV4Error::SessionToken)
         );
         let no_host = Authorization {
@@ -871,12 +873,12 @@ mod tests {
             ..request
         };
         assert_eq!(
-            verify(&no_host, &request, "berth", &s.secret, t)
+            verify(&no_host, &request, "berth", &key, t)
                 .unwrap_err()
                 .exception(),
             "IncompleteSignatureException"
         );
-        verify(&auth, &request, "berth", &s.secret, t).expect("the real request verifies");
+        verify(&auth, &request, "berth", &key, t).expect("the real request verifies");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use berth_auth::policy::{Decision, Policy, arn_like, glob};
-use berth_auth::sigv4::{self, Payload, Request};
+use berth_auth::sigv4::{self, Payload, Request, VerifyingKey};
 use berth_auth::{JoinToken, Role, SecretKey, Signer};
 use proptest::prelude::*;
 
@@ -65,7 +65,8 @@ proptest! {
             headers: &headers,
             payload: Payload::Bytes(&body),
         };
-        let _ = sigv4::verify(&auth, &request, "ecs", &SecretKey::new("secret"), ts(now));
+        let key = VerifyingKey::new(SecretKey::new("secret"));
+        let _ = sigv4::verify(&auth, &request, "ecs", &key, ts(now));
     }
 
     #[test]
@@ -104,7 +105,7 @@ proptest! {
                 &auth,
                 &Request { method: "POST", path_and_query: &target_path, headers: &headers, payload: Payload::Bytes(body) },
                 "ecs",
-                &SecretKey::new(secret),
+                &VerifyingKey::new(SecretKey::new(secret)),
                 now,
             )
         };
@@ -175,7 +176,13 @@ proptest! {
         prop_assert!(matches!(denied.evaluate(&action, &resource, &context), Decision::ExplicitDeny(_)));
         // And admin allows everything that is not denied.
         prop_assert_eq!(Role::Admin.policy().evaluate(&action, &resource, &context), Decision::Allow);
-        let _ = decision;
+        // The shortcut callers take before working out resources never allows what the
+        // evaluation would refuse.
+        if policy.allows_everywhere(&action) {
+            prop_assert_eq!(decision, Decision::Allow);
+            prop_assert_eq!(policy.authorize(&action, &[resource.as_str()], &context), Ok(()));
+        }
+        prop_assert!(!denied.allows_everywhere(&action));
     }
 
     #[test]

@@ -1744,6 +1744,121 @@ async fn reregistering_an_instance_keeps_its_identity_tasks_and_attributes() {
     );
 }
 
+/// DiscoverPollEndpoint (agent-only in ECS): where to poll is the server that answers, for the
+/// cluster alone or for one of its instances (by ARN or id); a malformed cluster, or an
+/// instance that does not parse, is another cluster's or is not registered, is an
+/// InvalidParameterException; who may ask is what the policy says (the model's
+/// AccessDeniedException): the cluster's operator and its agents, not a read-only credential,
+/// another cluster's operator or another cluster's agent.
+#[tokio::test]
+async fn discover_poll_endpoint_names_the_server_for_the_clusters_instances() {
+    let berth = common::Berth::start();
+    let ecs = berth.client();
+    create_cluster(&ecs, "polled").await;
+    create_cluster(&ecs, "elsewhere").await;
+    let instance = register_instance(&ecs, "polled", 1024, 1024).await;
+    let other = register_instance(&ecs, "elsewhere", 1024, 1024).await;
+    let here = format!("{}/", berth.endpoint);
+    let cluster_arn = arn(REGION, "cluster/polled");
+
+    let asks = [
+        (Some("polled"), None),
+        (Some(cluster_arn.as_str()), None),
+        (Some("polled"), Some(instance.as_str())),
+        (Some("polled"), Some(id_of(&instance))),
+        (None, None),
+    ];
+    for (cluster, container_instance) in asks {
+        let out = ecs
+            .discover_poll_endpoint()
+            .set_cluster(cluster.map(str::to_owned))
+            .set_container_instance(container_instance.map(str::to_owned))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{cluster:?} {container_instance:?}: {e:?}"));
+        assert_eq!(out.endpoint(), Some(here.as_str()), "{cluster:?}");
+        assert_eq!(out.telemetry_endpoint(), Some(here.as_str()));
+        assert_eq!(out.service_connect_endpoint(), Some(here.as_str()));
+    }
+
+    // ECS's errors for what cannot be answered.
+    let ask = |cluster: &str, container_instance: Option<&str>| {
+        ecs.discover_poll_endpoint()
+            .cluster(cluster)
+            .set_container_instance(container_instance.map(str::to_owned))
+            .send()
+    };
+    let msg = expect_error(
+        ask(&arn(REGION, "task/polled/0123"), None).await,
+        "InvalidParameterException",
+    );
+    assert!(msg.contains("cluster"), "{msg}");
+    let bad = [
+        ("not-an-instance", "not-an-instance"),
+        (other.as_str(), "elsewhere"),
+        (id_of(&other), "not found in cluster polled"),
+        (
+            "0123456789abcdef0123456789abcdef",
+            "not found in cluster polled",
+        ),
+    ];
+    for (reference, says) in bad {
+        let msg = expect_error(
+            ask("polled", Some(reference)).await,
+            "InvalidParameterException",
+        );
+        assert!(msg.contains(says), "{reference}: {msg}");
+    }
+    let msg = expect_error(
+        ask("ghost", Some(id_of(&instance))).await,
+        "InvalidParameterException",
+    );
+    assert!(msg.contains("not found in cluster ghost"), "{msg}");
+
+    // Authorization: an agent-protocol action, in the cluster it names.
+    let reader = berth.client_as(&common::credential(&berth, "reader", "read-only").await);
+    let outsider = berth.client_as(&common::credential(&berth, "ops", "operator:elsewhere").await);
+    let operator =
+        berth.client_as(&common::credential(&berth, "polled-ops", "operator:polled").await);
+    for denied in [&reader, &outsider] {
+        let msg = expect_error(
+            denied
+                .discover_poll_endpoint()
+                .cluster("polled")
+                .send()
+                .await,
+            "AccessDeniedException",
+        );
+        assert!(msg.contains("ecs:DiscoverPollEndpoint"), "{msg}");
+    }
+    let out = operator
+        .discover_poll_endpoint()
+        .cluster("polled")
+        .container_instance(&instance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.endpoint(), Some(here.as_str()));
+    let agent = common::HandAgent::join(&berth.endpoint, "polled", "https://127.0.0.1:9").await;
+    let as_agent = berth.client_as(&agent.credentials);
+    let out = as_agent
+        .discover_poll_endpoint()
+        .cluster("polled")
+        .container_instance(&agent.instance_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.endpoint(), Some(here.as_str()));
+    expect_error(
+        as_agent
+            .discover_poll_endpoint()
+            .cluster("elsewhere")
+            .send()
+            .await,
+        "AccessDeniedException",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Tasks
 // ---------------------------------------------------------------------------------------------

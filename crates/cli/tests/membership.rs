@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{caught_up, leader_of, start_cluster};
+use common::cluster::{caught_up, join_cluster, leader_of, start_cluster};
 use common::{Berth, credential, ecs_op, get_json, raw, raw_as, raw_unsigned};
 use serde_json::Value;
 
@@ -30,19 +30,7 @@ async fn server_join_token(endpoint: &str) -> String {
 
 /// `berth server --join VIA --join-token TOKEN --node-id ID` with a fresh data directory.
 fn join(dir: &Path, id: u64, via: &Berth, token: &str) -> Berth {
-    let id = id.to_string();
-    Berth::launch(
-        dir,
-        "127.0.0.1:0",
-        &[
-            "--node-id",
-            &id,
-            "--join",
-            &via.endpoint,
-            "--join-token",
-            token,
-        ],
-    )
+    join_cluster(dir, id, &via.endpoint, token, &[])
 }
 
 /// `berth operator raft ARGS...` against `server`, as its admin: the JSON it printed, or the

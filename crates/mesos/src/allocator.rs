@@ -97,10 +97,12 @@ pub struct OfferDecision<A> {
     pub ports: Vec<u16>,
 }
 
-/// Refuse filters: (framework, agent) pairs not to offer before a time (epoch ms).
+/// Refuse filters: (framework, agent) pairs not to offer before a time (epoch ms). Kept by
+/// framework, so that the allocator's look-up for each (agent, framework) pair allocates
+/// nothing.
 #[derive(Debug, Clone)]
 pub struct Filters<A> {
-    until: BTreeMap<(String, A), i64>,
+    until: BTreeMap<String, BTreeMap<A, i64>>,
 }
 
 impl<A> Default for Filters<A> {
@@ -116,29 +118,46 @@ impl<A: Ord + Clone> Filters<A> {
     /// place is replaced: the framework's latest answer is the one that counts.
     pub fn refuse(&mut self, framework: &str, agent: A, now: i64, refuse: Duration) {
         let until = now.saturating_add(i64::try_from(refuse.as_millis()).unwrap_or(i64::MAX));
-        self.until.insert((framework.to_owned(), agent), until);
+        match self.until.get_mut(framework) {
+            Some(agents) => {
+                agents.insert(agent, until);
+            }
+            None => {
+                self.until
+                    .insert(framework.to_owned(), BTreeMap::from([(agent, until)]));
+            }
+        }
     }
 
     /// Whether `framework` refused `agent` until after `now`.
     pub fn refuses(&self, framework: &str, agent: &A, now: i64) -> bool {
         self.until
-            .get(&(framework.to_owned(), agent.clone()))
+            .get(framework)
+            .and_then(|agents| agents.get(agent))
             .is_some_and(|until| *until > now)
     }
 
     /// Drops every filter of `framework` (REVIVE, or a new subscription).
     pub fn clear(&mut self, framework: &str) {
-        self.until.retain(|(f, _), _| f != framework);
+        self.until.remove(framework);
     }
 
     /// Drops the filters that ended by `now`.
     pub fn expire(&mut self, now: i64) {
-        self.until.retain(|_, until| *until > now);
+        for agents in self.until.values_mut() {
+            agents.retain(|_, until| *until > now);
+        }
+        self.until.retain(|_, agents| !agents.is_empty());
     }
 
     /// When the next filter still in place ends: an agent may become offerable then.
     pub fn next_end(&self, now: i64) -> Option<i64> {
-        self.until.values().copied().filter(|u| *u > now).min()
+        self.until
+            .values()
+            .flat_map(BTreeMap::values)
+            .copied()
+            .filter(|u| *u > now)
+            .min()
     }
 }
 
@@ -162,22 +181,22 @@ pub fn offer_timed_out(created_at: i64, now: i64, timeout: Option<Duration>) -> 
 /// CPU and memory goes to the unsuppressed, unfiltered framework of its pool with the smallest
 /// dominant share of the pool's total, ties by framework id. What is offered counts towards
 /// the receiving framework's share for the rest of the pass.
-pub fn allocate<A: Ord + Clone>(
-    agents: &[Agent<A>],
+pub fn allocate<'a, A: Ord + Clone + 'a>(
+    agents: impl IntoIterator<Item = &'a Agent<A>>,
     frameworks: &[Candidate],
     filters: &Filters<A>,
     now: i64,
     seed: u64,
 ) -> Vec<OfferDecision<A>> {
+    let mut order: Vec<&Agent<A>> = agents.into_iter().collect();
     let mut totals: HashMap<&str, Amount> = HashMap::new();
-    for a in agents {
+    for a in &order {
         totals.entry(a.pool.as_str()).or_default().add(a.total);
     }
     let mut eligible: Vec<&Candidate> = frameworks.iter().filter(|f| !f.suppressed).collect();
     eligible.sort_by(|a, b| a.id.cmp(&b.id));
     let mut held: HashMap<&str, Amount> =
         eligible.iter().map(|f| (f.id.as_str(), f.held)).collect();
-    let mut order: Vec<&Agent<A>> = agents.iter().collect();
     order.sort_by(|a, b| (&a.pool, &a.id).cmp(&(&b.pool, &b.id)));
     let mut decisions = Vec::new();
     for agent in order {

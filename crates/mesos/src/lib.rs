@@ -20,11 +20,14 @@
 //!   suppression, offer holds and timeouts), a pure function of a snapshot, the time and a
 //!   seed.
 //! - [`updates`]: which status UPDATE a framework is sent for a task, and when again.
+//! - [`pass`]: what the leader loop's next pass looks at (what the change log says changed),
+//!   and when it may run (a gap apart under a burst, at once after a quiet gap).
 //!
 //! The protocol facts, and what pymesos expects beyond the protos, are collected in
 //! `shared/notes/mesos-http-api.md`.
 
 pub mod allocator;
+pub mod pass;
 pub mod protocol;
 pub mod recordio;
 pub mod resources;

@@ -40,6 +40,15 @@ impl Sent {
         }
         matches
     }
+
+    /// When this status is due to be sent again (`resend_after` after it was last sent), or
+    /// `None` once acknowledged.
+    pub fn resend_at(&self, resend_after: Duration) -> Option<i64> {
+        (!self.acked).then(|| {
+            self.at
+                .saturating_add(i64::try_from(resend_after.as_millis()).unwrap_or(i64::MAX))
+        })
+    }
 }
 
 /// What to send for one task.
@@ -118,11 +127,17 @@ mod tests {
             next_update(TaskState::Staging, false, Some(&s), 10_000, RESEND),
             Next::Resend
         );
+        assert_eq!(s.resend_at(RESEND), Some(10_000));
         assert!(
             !s.acknowledge(&[2; 16]),
             "another uuid acknowledges nothing"
         );
         assert!(s.acknowledge(&[1; 16]));
+        assert_eq!(
+            s.resend_at(RESEND),
+            None,
+            "an acknowledged status is not resent"
+        );
         assert_eq!(
             next_update(TaskState::Staging, false, Some(&s), 99_999, RESEND),
             Next::Nothing
@@ -202,6 +217,7 @@ mod tests {
                     Next::Resend => {
                         let s = last.as_mut().expect("resend of something sent");
                         prop_assert!(!s.acked && now - s.at >= 10_000);
+                        prop_assert!(s.resend_at(RESEND).is_some_and(|at| at <= now));
                         s.at = now;
                     }
                     Next::Send { running_first } => {

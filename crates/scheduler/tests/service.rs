@@ -3,9 +3,10 @@
 //! maximumPercent, health checks and their grace period, the circuit breaker and rollback,
 //! launch throttling, DAEMON placement, draining, unplaceable tasks, deletion, priorities
 //! (what service tasks carry, which service's commit goes first), preemption (of standalone
-//! and lower-priority service tasks, never protected ones; daemons first on a new instance),
-//! and the reconciler's own
-//! contract (idempotent, deterministic per seed).
+//! and lower-priority service tasks, never protected ones), daemons first on a new or
+//! re-activated instance (their room held against queued and replica work of their priority
+//! or lower, whichever controller looks first; preemption the fallback), and the reconciler's
+//! own contract (idempotent, deterministic per seed).
 //!
 //! Every test asserts on the commands the reconciler produced and the state they made, the way
 //! Nomad's scheduler tests assert on plans: nothing here looks inside the reconciler.
@@ -23,9 +24,13 @@ use berth_model::command::{
 };
 use berth_model::entity::*;
 use berth_model::priority::PRIORITY_TAG;
+use berth_model::queue::QueuedPlacement;
+use berth_model::requirements::requirements;
 use berth_model::service::*;
 use berth_model::{InstanceId, TaskId};
+use berth_scheduler::queue;
 use berth_scheduler::service::{STOP_CODE, UNHEALTHY_REASON, commit_bands, events, priority_of};
+use berth_scheduler::{TaskTemplate, complete_overrides};
 
 use common::{CLUSTER, host, needs};
 use harness::*;
@@ -1930,4 +1935,475 @@ fn a_daemon_lands_first_on_a_new_instance_preempting_what_got_there_before_it() 
     );
     assert_eq!(preempted(&h, &batch).len(), 1, "one batch task made room");
     assert_eq!(h.events("agentd")[0], steady("agentd"));
+}
+
+// ---- daemons first: room held for a daemon's task ----
+
+/// Queues `n` standalone tasks (priority `priority`) of revision `rev` in group
+/// `family:batch`, as RunTask does when nothing fits: each waits ten minutes.
+fn queue_batch(h: &mut Harness, rev: u32, n: usize, priority: u16) -> Vec<TaskId> {
+    let definition = h
+        .state
+        .task_definition(common::FAMILY, rev)
+        .unwrap()
+        .clone();
+    let overrides = complete_overrides(&definition, None);
+    let needs = requirements(&definition.spec, &overrides).unwrap();
+    let template = TaskTemplate {
+        overrides,
+        needs,
+        priority: berth_model::priority::Priority::new(priority).unwrap(),
+        ..TaskTemplate::plain(
+            CLUSTER.into(),
+            definition,
+            "family:batch".into(),
+            None,
+            Vec::new(),
+            Vec::new(),
+            h.now,
+        )
+    };
+    let queued = QueuedPlacement {
+        until: h.now.saturating_add_ms(600_000),
+        constraints: Vec::new(),
+        strategies: Vec::new(),
+    };
+    let base = h
+        .state
+        .tasks_after(CLUSTER, &Default::default(), None)
+        .count() as u128;
+    let ids: Vec<TaskId> = (0..n)
+        .map(|k| TaskId(0x9e7e_0000 + base + k as u128))
+        .collect();
+    let tasks = ids
+        .iter()
+        .map(|id| template.queued_task(*id, queued.clone()))
+        .collect();
+    let Placed { tasks, .. } = h.ok(PlaceTasks {
+        cluster: CLUSTER.into(),
+        tasks,
+        client_token: None,
+        distinct_instance: false,
+    });
+    assert!(tasks.iter().all(|t| t.is_queued()));
+    ids
+}
+
+/// One pass of the queue controller on the current state, committed as it commits (placements,
+/// preemptions, expiries). Returns its decision.
+fn queue_pass(h: &mut Harness) -> queue::Decision {
+    let decision = queue::decide(&h.state, CLUSTER, h.now, 11);
+    if let Some(command) = decision.place.clone() {
+        let Placed { rejected, .. } = h.ok(command);
+        assert!(rejected.is_empty(), "refused at commit: {rejected:?}");
+    }
+    for command in decision.preempt.clone() {
+        h.ok(command);
+    }
+    if let Some(command) = decision.expire.clone() {
+        h.ok(command);
+    }
+    decision
+}
+
+/// Every task of the cluster a preemption stopped.
+fn any_preempted(h: &Harness) -> Vec<TaskId> {
+    h.state
+        .tasks_after(CLUSTER, &Default::default(), None)
+        .filter(|t| t.stop_code.as_deref() == Some(preempt::STOP_CODE))
+        .map(|t| t.id)
+        .collect()
+}
+
+/// The live tasks on `instance`.
+fn live_on(h: &Harness, instance: InstanceId) -> Vec<std::sync::Arc<Task>> {
+    h.state
+        .tasks_on(instance)
+        .filter(|t| t.is_live())
+        .cloned()
+        .collect()
+}
+
+/// Commits `name`'s decision alone, as the controller would if it looked at that service
+/// before any other. Returns the decision.
+fn commit_alone(h: &mut Harness, name: &str, seed: u64) -> berth_scheduler::service::Decision {
+    let decision = h.decide(name, seed);
+    for command in decision.stop_commands() {
+        h.ok(command);
+    }
+    let mut placed = Vec::new();
+    if let Some(command) = decision.place_command() {
+        let Placed { tasks, .. } = h.ok(command);
+        placed.extend(tasks.iter().map(|t| t.id));
+    }
+    for command in decision.preempt.clone() {
+        placed.push(h.ok(command).task.id);
+    }
+    if let Some(command) = decision.service_command(&placed, h.now, seed) {
+        h.ok(command);
+    }
+    decision
+}
+
+#[test]
+fn a_daemon_lands_first_on_a_new_instance_though_the_queue_looks_first() {
+    let mut h = Harness::new();
+    let first = h.add(host(1024, 512));
+    let rev = h.register(def(GOOD));
+    let agentd = h.daemon("agentd", rev);
+    h.create(agentd);
+    h.settle();
+    // Full: the daemon and one batch task; two more batch tasks wait for exactly a new
+    // instance's room.
+    fill(&mut h, first, 1, 256);
+    let queued = queue_batch(&mut h, rev, 2, 100);
+    assert!(
+        queue_pass(&mut h).is_empty(),
+        "nothing fits, nothing is preempted"
+    );
+
+    // The new instance: the queue controller happens to look at it before the service
+    // controller does.
+    let new = h.add(host(1024, 512));
+    let decision = queue_pass(&mut h);
+    assert!(decision.preempt.is_empty());
+    let placed: Vec<TaskId> = decision
+        .place
+        .iter()
+        .flat_map(|p| &p.placements)
+        .map(|p| p.task.id)
+        .collect();
+    assert_eq!(
+        placed.len(),
+        1,
+        "the daemon's 256 MiB are held: one batch task fits beside them, not two"
+    );
+    assert_eq!(h.task(placed[0]).instance, Some(new));
+    let waiting: Vec<TaskId> = h.state.queued(CLUSTER).map(|t| t.id).collect();
+    assert_eq!(waiting.len(), 1);
+    assert!(queued.contains(&waiting[0]));
+
+    // The daemon's task takes the room held for it, stopping nothing.
+    let decisions = h.step();
+    let agentd = &decisions[0];
+    assert_eq!(agentd.current.name.as_ref(), "agentd");
+    assert_eq!(
+        agentd.launch.len(),
+        1,
+        "placed outright: {:?}",
+        h.events("agentd")
+    );
+    assert_eq!(agentd.launch[0].instance, Some(new));
+    assert!(agentd.preempt.is_empty());
+    h.settle();
+    assert!(queue_pass(&mut h).is_empty());
+    assert_eq!(
+        any_preempted(&h),
+        Vec::<TaskId>::new(),
+        "nothing was preempted"
+    );
+    assert!(h.task(placed[0]).is_live());
+    let on_new = live_on(&h, new);
+    assert_eq!(on_new.len(), 2, "the daemon and one batch task");
+    assert!(on_new.iter().any(|t| t.group == "service:agentd"));
+    assert_eq!(h.events("agentd")[0], steady("agentd"));
+    assert_eq!(
+        h.state.queued(CLUSTER).count(),
+        1,
+        "the other batch task waits on"
+    );
+}
+
+#[test]
+fn a_replica_placed_before_the_daemon_looks_leaves_its_room_on_a_new_or_reactivated_instance() {
+    let mut h = Harness::new();
+    let first = h.add(host(1024, 512));
+    let rev = h.register(def(GOOD));
+    let agentd = h.daemon("agentd", rev);
+    h.create(agentd);
+    let web = h.replica(WEB, rev, 3);
+    h.create(web);
+    h.settle();
+    assert_eq!(
+        h.running(WEB).len(),
+        1,
+        "the daemon and one web task fill the instance"
+    );
+
+    // The new instance: the web service is reconciled first.
+    let new = h.add(host(1024, 512));
+    commit_alone(&mut h, WEB, 5);
+    let web_on_new = live_on(&h, new);
+    assert_eq!(
+        web_on_new.len(),
+        1,
+        "one web task beside the daemon's held room"
+    );
+    h.settle();
+    assert_eq!(
+        any_preempted(&h),
+        Vec::<TaskId>::new(),
+        "nothing was preempted"
+    );
+    assert_eq!(h.running(WEB).len(), 2);
+    assert_eq!(
+        per_instance(&h, "agentd").into_keys().collect::<Vec<_>>(),
+        [first, new]
+    );
+
+    // Drained, the daemon's task stops (the web task stays: there is no room to replace it
+    // within minimumHealthyPercent); re-activated, the daemon again goes first.
+    h.drain(new);
+    h.settle();
+    assert_eq!(
+        per_instance(&h, "agentd").into_keys().collect::<Vec<_>>(),
+        [first]
+    );
+    h.set_instance_status(new, InstanceStatus::Active);
+    commit_alone(&mut h, WEB, 6);
+    assert_eq!(
+        live_on(&h, new).len(),
+        1,
+        "no web task in the daemon's room"
+    );
+    h.settle();
+    assert_eq!(
+        any_preempted(&h),
+        Vec::<TaskId>::new(),
+        "nothing was preempted"
+    );
+    assert_eq!(
+        per_instance(&h, "agentd").into_keys().collect::<Vec<_>>(),
+        [first, new]
+    );
+    assert_eq!(h.running(WEB).len(), 2);
+}
+
+/// Fills the rest of `instance` (256 MiB) with a standalone task of priority 1000: nothing
+/// may preempt it.
+fn top(h: &mut Harness, instance: InstanceId) {
+    let task = Task {
+        priority: Some(berth_model::priority::Priority::MAX),
+        ..common::task(
+            TaskId(0x70b),
+            CLUSTER,
+            instance,
+            "family:top",
+            needs(0, 256),
+        )
+    };
+    let Placed { rejected, .. } = h.ok(PlaceTasks {
+        cluster: CLUSTER.into(),
+        tasks: vec![task],
+        client_token: None,
+        distinct_instance: false,
+    });
+    assert!(rejected.is_empty(), "{rejected:?}");
+    h.agents();
+}
+
+#[test]
+fn only_work_of_the_daemons_priority_or_lower_is_held_back() {
+    let mut h = Harness::new();
+    let first = h.add(host(1024, 512));
+    let rev = h.register(def(GOOD));
+    let agentd = h.daemon("agentd", rev);
+    h.create(agentd);
+    h.settle();
+    top(&mut h, first);
+    // Priority 900 (the daemon's own) is held back; 950 is not, and the daemon cannot
+    // displace it (it is the lower of the two), so it waits.
+    let equal = queue_batch(&mut h, rev, 2, 900);
+    let new = h.add(host(1024, 512));
+    queue_pass(&mut h);
+    assert_eq!(h.state.queued(CLUSTER).count(), 1, "one of the 900s waits");
+    h.settle();
+    assert_eq!(
+        per_instance(&h, "agentd").into_keys().collect::<Vec<_>>(),
+        [first, new]
+    );
+    assert!(
+        equal
+            .iter()
+            .any(|id| h.task(*id).is_live() && h.task(*id).instance == Some(new))
+    );
+
+    let mut g = Harness::new();
+    let first = g.add(host(1024, 512));
+    let rev = g.register(def(GOOD));
+    let agentd = g.daemon("agentd", rev);
+    g.create(agentd);
+    g.settle();
+    top(&mut g, first);
+    let above = queue_batch(&mut g, rev, 2, 950);
+    let new = g.add(host(1024, 512));
+    queue_pass(&mut g);
+    assert!(above.iter().all(|id| g.task(*id).instance == Some(new)));
+    g.settle();
+    assert_eq!(
+        per_instance(&g, "agentd").into_keys().collect::<Vec<_>>(),
+        [first]
+    );
+    assert!(g.events("agentd")[0].contains("was unable to place a task"));
+    assert_eq!(any_preempted(&g), Vec::<TaskId>::new());
+}
+
+/// One move of the daemons-first property test.
+#[derive(Debug, Clone)]
+enum Move {
+    /// A new instance of this many MiB.
+    Add(i64),
+    /// The instance at this position is drained, or made ACTIVE again.
+    Drain(usize),
+    Activate(usize),
+    /// `n` 256 MiB standalone tasks queue at a priority up to the daemon's own.
+    Queue {
+        n: usize,
+        priority: u16,
+    },
+    /// The web service (priority 500) is scaled to this count.
+    Scale(u32),
+    /// One controller looks, in whatever order: the queue's, the web service's, the
+    /// daemon's; or the agents report.
+    QueuePass,
+    Web,
+    Daemon,
+    Agents,
+    /// The live non-daemon task at this position stops.
+    Finish(usize),
+}
+
+fn a_move() -> impl proptest::strategy::Strategy<Value = Move> {
+    use proptest::prelude::*;
+    prop_oneof![
+        1 => prop_oneof![Just(512i64), Just(1024)].prop_map(Move::Add),
+        1 => (0..4usize).prop_map(Move::Drain),
+        1 => (0..4usize).prop_map(Move::Activate),
+        2 => (1..4usize, prop_oneof![Just(100u16), Just(500), Just(900)])
+            .prop_map(|(n, priority)| Move::Queue { n, priority }),
+        1 => (0..6u32).prop_map(Move::Scale),
+        3 => Just(Move::QueuePass),
+        3 => Just(Move::Web),
+        2 => Just(Move::Daemon),
+        2 => Just(Move::Agents),
+        1 => (0..8usize).prop_map(Move::Finish),
+    ]
+}
+
+/// No instance holds more memory than it has.
+fn not_over_committed(h: &Harness) -> Result<(), proptest::test_runner::TestCaseError> {
+    let mut held: BTreeMap<InstanceId, i64> = BTreeMap::new();
+    for t in h.state.tasks_after(CLUSTER, &Default::default(), None) {
+        if let (Some(i), true) = (t.instance, t.is_live()) {
+            *held.entry(i).or_default() += t.reservation.memory;
+        }
+    }
+    for (i, memory) in held {
+        let has = h.state.instance(i).unwrap().resources.memory;
+        proptest::prop_assert!(
+            memory <= has,
+            "instance {} holds {} MiB of {}",
+            i,
+            memory,
+            has
+        );
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Whatever order the queue, a replica service and the daemon's controller look in, as
+    /// instances come, drain and return: the daemon never has to preempt (its room is held
+    /// until it lands), no instance is over-committed, and once everything settles the daemon
+    /// runs on every ACTIVE instance.
+    #[test]
+    fn a_daemon_never_preempts_for_room_held_for_it_whoever_looks_first(
+        moves in proptest::collection::vec(a_move(), 1..40)
+    ) {
+        let mut h = Harness::new();
+        let mut instances = vec![h.add(host(1024, 512))];
+        let rev = h.register(def(GOOD));
+        let agentd = h.daemon("agentd", rev);
+        h.create(agentd);
+        let mut web = h.replica(WEB, rev, 1);
+        web.tags = priority_tag("500");
+        h.create(web);
+        h.settle();
+        let mut seed = 0u64;
+        for m in moves {
+            seed += 1;
+            match m {
+                Move::Add(memory) => instances.push(h.add(host(1024, memory))),
+                Move::Drain(k) => {
+                    if let Some(i) = instances.get(k).copied()
+                        && h.state.instance(i).unwrap().status == InstanceStatus::Active
+                    {
+                        h.drain(i);
+                    }
+                }
+                Move::Activate(k) => {
+                    if let Some(i) = instances.get(k).copied()
+                        && h.state.instance(i).unwrap().status == InstanceStatus::Draining
+                    {
+                        h.set_instance_status(i, InstanceStatus::Active);
+                    }
+                }
+                Move::Queue { n, priority } => {
+                    queue_batch(&mut h, rev, n, priority);
+                }
+                Move::Scale(n) => h.scale(WEB, n),
+                Move::QueuePass => {
+                    queue_pass(&mut h);
+                }
+                Move::Web => {
+                    commit_alone(&mut h, WEB, seed);
+                }
+                Move::Daemon => {
+                    let d = commit_alone(&mut h, "agentd", seed);
+                    proptest::prop_assert!(
+                        d.preempt.is_empty(),
+                        "the daemon preempted {:?}",
+                        d.preempt.iter().map(|p| &p.victims).collect::<Vec<_>>()
+                    );
+                }
+                Move::Agents => {
+                    h.agents();
+                }
+                Move::Finish(k) => {
+                    let live: Vec<TaskId> = h
+                        .state
+                        .tasks_after(CLUSTER, &Default::default(), None)
+                        .filter(|t| t.is_live() && t.instance.is_some())
+                        .filter(|t| t.group != "service:agentd")
+                        .map(|t| t.id)
+                        .collect();
+                    if let Some(id) = live.get(k % live.len().max(1)).copied() {
+                        h.exit(id);
+                    }
+                }
+            }
+            not_over_committed(&h)?;
+        }
+        // Settle: the controllers in the service controller's order, then the queue's.
+        for _ in 0..5 {
+            h.settle();
+            queue_pass(&mut h);
+        }
+        h.settle();
+        not_over_committed(&h)?;
+        let daemon_preempted = h
+            .log
+            .iter()
+            .any(|(_, d)| &*d.current.name == "agentd" && !d.preempt.is_empty());
+        proptest::prop_assert!(!daemon_preempted, "the daemon preempted while settling");
+        let active: Vec<InstanceId> = instances
+            .iter()
+            .copied()
+            .filter(|i| h.state.instance(*i).unwrap().status == InstanceStatus::Active)
+            .collect();
+        let on: Vec<InstanceId> = per_instance(&h, "agentd").into_keys().collect();
+        proptest::prop_assert_eq!(on, active);
+    }
 }

@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use berth_api::{EcsError, ErrorCode};
-use berth_auth::sigv4::{self, Payload, SigV4Error};
+use berth_auth::sigv4::{self, Payload, SigV4Error, VerifyingKey};
 use berth_auth::{ClusterSecret, SealKey, Sealed, SecretKey, SessionKey};
 use berth_client::Credentials;
 use berth_model::InstanceId;
@@ -160,6 +160,12 @@ impl Principal {
         }
     }
 
+    /// Whether `action` is allowed whatever resources and cluster it touches (see
+    /// [`berth_auth::Policy::allows_everywhere`]): callers skip building ARNs when it is.
+    pub fn allows_everywhere(&self, action: &str) -> bool {
+        matches!(self, Principal::Credential(c) if c.policy.allows_everywhere(action))
+    }
+
     /// Allows `action` on `resources` (ARNs; none means `*`) in `cluster` (a name), or answers
     /// AccessDeniedException in AWS's words.
     pub fn authorize(
@@ -175,6 +181,9 @@ impl Principal {
                 format!("Servers of this cluster may not perform {action}"),
             ));
         };
+        if c.policy.allows_everywhere(action) {
+            return Ok(());
+        }
         let cluster_arn = cluster.map(|c| arn.cluster(c));
         let mut context: Vec<(&str, &str)> = vec![("aws:username", c.name.as_str())];
         if let Some(cluster) = &cluster_arn {
@@ -198,9 +207,11 @@ pub struct Keyring {
     seal: SealKey,
     session: SessionKey,
     peer_secret: SecretKey,
+    /// What peers' requests are verified with (the peer secret, and its derived key).
+    peer_key: Arc<VerifyingKey>,
     cluster_secret: ClusterSecret,
     /// Unsealed secrets by access key id, with the credential version they came from.
-    open: Mutex<HashMap<String, (u64, SecretKey)>>,
+    open: Mutex<HashMap<String, (u64, Arc<VerifyingKey>)>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -215,6 +226,7 @@ impl Keyring {
             seal: cluster_secret.seal_key(),
             session: cluster_secret.session_key(),
             peer_secret: cluster_secret.peer_secret(),
+            peer_key: Arc::new(VerifyingKey::new(cluster_secret.peer_secret())),
             cluster_secret,
             open: Mutex::new(HashMap::new()),
         }
@@ -227,11 +239,16 @@ impl Keyring {
 
     /// The secret of a credential from the state.
     pub fn secret_of(&self, credential: &Credential) -> Result<SecretKey, EcsError> {
+        Ok(self.verifying_key(credential)?.secret().clone())
+    }
+
+    /// What requests signed with a credential from the state are verified with.
+    fn verifying_key(&self, credential: &Credential) -> Result<Arc<VerifyingKey>, EcsError> {
         let mut open = self.open.lock().expect("keyring lock");
-        if let Some((version, secret)) = open.get(&credential.access_key_id)
+        if let Some((version, key)) = open.get(&credential.access_key_id)
             && *version == credential.version
         {
-            return Ok(secret.clone());
+            return Ok(key.clone());
         }
         let secret = self
             .seal
@@ -245,11 +262,12 @@ impl Keyring {
         if open.len() > 100_000 {
             open.clear();
         }
+        let key = Arc::new(VerifyingKey::new(secret));
         open.insert(
             credential.access_key_id.clone(),
-            (credential.version, secret.clone()),
+            (credential.version, key.clone()),
         );
-        Ok(secret)
+        Ok(key)
     }
 
     /// What web UI sessions are signed with.
@@ -395,7 +413,7 @@ async fn identify(
         return Ok((principal, read_body(api, body).await?));
     }
     let auth = sigv4::parse_authorization(authorization).map_err(|e| Refusal::signature(api, e))?;
-    let (principal, secret) = lookup(app, api, auth.access_key_id)?;
+    let (principal, key) = lookup(app, api, auth.access_key_id)?;
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
@@ -415,7 +433,7 @@ async fn identify(
                 headers: &headers,
                 payload: Payload::Sha256Hex(hash),
             };
-            sigv4::verify(&auth, &request, api.signing_name(), &secret, now)
+            sigv4::verify(&auth, &request, api.signing_name(), &key, now)
                 .map_err(|e| Refusal::signature(api, e))?;
             let body = read_body(api, body).await?;
             if !sigv4::sha256_hex(&body).eq_ignore_ascii_case(hash) {
@@ -442,7 +460,7 @@ async fn identify(
                 headers: &headers,
                 payload: Payload::Bytes(&body),
             };
-            sigv4::verify(&auth, &request, api.signing_name(), &secret, now)
+            sigv4::verify(&auth, &request, api.signing_name(), &key, now)
                 .map_err(|e| Refusal::signature(api, e))?;
             body
         }
@@ -450,8 +468,12 @@ async fn identify(
     Ok((principal, body))
 }
 
-/// The principal behind an access key id, and its secret.
-fn lookup(app: &App, api: Api, access_key_id: &str) -> Result<(Principal, SecretKey), Refusal> {
+/// The principal behind an access key id, and what its signatures are verified with.
+fn lookup(
+    app: &App,
+    api: Api,
+    access_key_id: &str,
+) -> Result<(Principal, Arc<VerifyingKey>), Refusal> {
     let unknown = || {
         Refusal::new(
             api,
@@ -463,7 +485,7 @@ fn lookup(app: &App, api: Api, access_key_id: &str) -> Result<(Principal, Secret
         if api != Api::Peer {
             return Err(unknown());
         }
-        return Ok((Principal::Peer, app.keyring.peer_secret.clone()));
+        return Ok((Principal::Peer, app.keyring.peer_key.clone()));
     }
     if api == Api::Peer {
         return Err(Refusal::new(
@@ -481,11 +503,11 @@ fn lookup(app: &App, api: Api, access_key_id: &str) -> Result<(Principal, Secret
             "The security token included in the request is expired.",
         ));
     }
-    let secret = app
+    let key = app
         .keyring
-        .secret_of(credential)
+        .verifying_key(credential)
         .map_err(|error| Refusal { api, error })?;
-    Ok((Principal::Credential(credential.clone()), secret))
+    Ok((Principal::Credential(credential.clone()), key))
 }
 
 /// `Authorization: Basic base64(access key id ":" secret)`, as Mesos frameworks send it.
@@ -505,7 +527,13 @@ fn basic_principal(app: &App, encoded: &str) -> Result<Principal, Refusal> {
     let text = String::from_utf8(decoded).map_err(|_| refused())?;
     let (id, secret) = text.split_once(':').ok_or_else(refused)?;
     let (principal, expected) = lookup(app, api, id)?;
-    if bool::from(expected.expose().as_bytes().ct_eq(secret.as_bytes())) {
+    if bool::from(
+        expected
+            .secret()
+            .expose()
+            .as_bytes()
+            .ct_eq(secret.as_bytes()),
+    ) {
         Ok(principal)
     } else {
         Err(refused())

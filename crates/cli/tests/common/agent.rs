@@ -144,38 +144,46 @@ impl AgentProcess {
 }
 
 /// A join token for `cluster` on the server at `endpoint`, made as an admin would: with
-/// `berth join-token create`.
+/// `berth join-token create`. Made again (for up to 30 s) when that fails, as it may where a
+/// loaded machine makes the write miss the server's write bound (a 503): a token made twice
+/// only leaves an unused one behind.
 pub fn join_token(endpoint: &str, cluster: &str) -> String {
     let credentials = super::credentials_file(endpoint);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
-    command
-        .args([
-            "join-token",
-            "create",
-            "--endpoint",
-            endpoint,
-            "--cluster",
-            cluster,
-        ])
-        .arg("--credentials-file")
-        .arg(&credentials);
-    if endpoint.starts_with("https://") {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
         command
-            .arg("--ca-bundle")
-            .arg(credentials.with_file_name("ca.pem"));
+            .args([
+                "join-token",
+                "create",
+                "--endpoint",
+                endpoint,
+                "--cluster",
+                cluster,
+            ])
+            .arg("--credentials-file")
+            .arg(&credentials);
+        if endpoint.starts_with("https://") {
+            command
+                .arg("--ca-bundle")
+                .arg(credentials.with_file_name("ca.pem"));
+        }
+        let out = command
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .output()
+            .expect("run berth join-token create");
+        if out.status.success() {
+            let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            return answer["token"].as_str().expect("token").to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "berth join-token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let out = command
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .expect("run berth join-token create");
-    assert!(
-        out.status.success(),
-        "berth join-token create failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    answer["token"].as_str().expect("token").to_owned()
 }
 
 impl Drop for AgentProcess {

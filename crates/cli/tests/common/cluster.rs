@@ -78,6 +78,24 @@ fn start(root: &std::path::Path, n: u64, extra: &[&str], logging: bool) -> Vec<O
         .collect()
 }
 
+/// Starts `berth server --join VIA --join-token TOKEN --node-id ID EXTRA...` on a free
+/// loopback port with its state in `dir` (fresh for a new server): it fetches the cluster
+/// secret with the server join token, is added as a learner, caught up and promoted to
+/// voter, and only then prints its ready line, which this waits for. Kept across
+/// [`Berth::restart`] (a voter's `--join` is a no-op).
+pub fn join_cluster(
+    dir: &std::path::Path,
+    id: u64,
+    via: &str,
+    token: &str,
+    extra: &[&str],
+) -> Berth {
+    let id = id.to_string();
+    let mut args = vec!["--node-id", &id, "--join", via, "--join-token", token];
+    args.extend_from_slice(extra);
+    Berth::launch(dir, "127.0.0.1:0", &args)
+}
+
 pub async fn leader_of(nodes: &[Option<Berth>]) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -11,7 +11,7 @@
 //!             sample = DECLINE written → next OFFERS event (any framework) naming that agent
 //!             also: offers each framework received in the first --fair-secs
 //!  sparse     each framework holds --hold offers and declines the rest with refuse_seconds 3600,
-//!             so after a few ticks every other instance is filtered for everyone; each framework
+//!             so after a few rounds every other instance is filtered for everyone; each framework
 //!             then declines one held offer at random intervals (refuse_seconds 0)
 //!             sample = the same, for one instance at a time on an otherwise idle cluster
 //!  launch     REVIVE; each framework launches its share of --tasks, one command task per offer
@@ -22,10 +22,10 @@
 //!  kill       every framework KILLs all its tasks; sample = KILL written → UPDATE TASK_KILLED
 //! ```
 //! Two offer-cycle phases because they answer different questions: `sparse` is the latency a
-//! framework sees for one freed instance (it is bound by the server's offer tick), `churn`
-//! the same with every instance of the cluster cycling at once, which is the most work the
-//! offer path can be given. Neither includes the framework's own think time: the decline is
-//! sent as soon as the offer is read.
+//! framework sees for one freed instance (the server's offer loop runs when the decline
+//! commits, at most one pass per pacing gap), `churn` the same with every instance of the
+//! cluster cycling at once, which is the most work the offer path can be given. Neither
+//! includes the framework's own think time: the decline is sent as soon as the offer is read.
 //!
 //! It only speaks the Mesos API (plus two ECS reads for cross-checks), so it measures whatever
 //! runs the tasks; the intended set-up is a fresh server and `berth-fleet` (hollow agents:
@@ -95,7 +95,7 @@ struct Args {
     hold: usize,
     /// Mean milliseconds between one framework's sampling declines in the sparse phase (each
     /// interval is drawn uniformly from half to one and a half times this, so samples fall at
-    /// every point of the server's offer tick).
+    /// every point of the server's pacing gap between passes).
     #[arg(long, default_value_t = 200)]
     sample_ms: u64,
     /// Tasks launched in all, shared evenly between the frameworks.
@@ -981,7 +981,7 @@ async fn main() -> Result<()> {
     }
     let churn_events: u64 = b.offer_events.iter().map(|e| e[0]).sum();
     println!(
-        "churn: {churn_events} OFFERS events in {:.0} s ({:.2}/s; the offer loop ticks every 250 ms, 4/s)",
+        "churn: {churn_events} OFFERS events in {:.0} s ({:.2}/s; the offer loop runs at most one pass every 15 ms)",
         args.churn_secs,
         churn_events as f64 / args.churn_secs
     );

@@ -8,6 +8,7 @@ use berth_model::command::{ContainerChange, TaskStateChange};
 use berth_model::entity::TaskStatus;
 use berth_model::validate::{self, required_str};
 
+use super::instances::instance_ref;
 use super::tasks::task_ref;
 use super::{Ctx, cluster_param};
 use crate::App;
@@ -35,7 +36,23 @@ pub async fn discover_poll_endpoint(
     ctx: &Ctx,
     req: api::DiscoverPollEndpointRequest,
 ) -> Result<api::DiscoverPollEndpointResponse, EcsError> {
-    cluster_param(&req.cluster)?;
+    let cluster = cluster_param(&req.cluster)?;
+    // The instance asked about, when named, must be one of the cluster's (as in every other
+    // operation naming one): a reference that does not parse, names another cluster or is not
+    // registered there is not answered with an endpoint.
+    if let Some(reference) = req.container_instance.as_deref().filter(|r| !r.is_empty()) {
+        let id = instance_ref(reference, &cluster)?;
+        if app
+            .node
+            .state()
+            .instance(id)
+            .is_none_or(|i| *i.cluster != *cluster)
+        {
+            return Err(EcsError::invalid(format!(
+                "Container instance {id} not found in cluster {cluster}"
+            )));
+        }
+    }
     let host = ctx.host.as_deref().unwrap_or("127.0.0.1:8642");
     let scheme = if app.tls.is_some() { "https" } else { "http" };
     let endpoint = format!("{scheme}://{host}/");

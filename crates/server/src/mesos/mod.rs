@@ -4,10 +4,11 @@
 //!  SUBSCRIBE ──► SubscribeFramework (Raft) ──► 200, chunked RecordIO stream: SUBSCRIBED, then
 //!                                              OFFERS / RESCIND / UPDATE / HEARTBEAT
 //!  ACCEPT, DECLINE, KILL, ACKNOWLEDGE, RECONCILE, REVIVE, SUPPRESS, TEARDOWN ──► 202 at once
-//!  leader loop (on every state change, hub wake-up or due timer):
-//!     snapshot + hub ──► berth_mesos::allocator::allocate ──► MakeOffers, OFFERS
-//!                    ──► berth_mesos::updates::next_update ──► UPDATE (resent until acked)
-//!                    ──► offer timeouts and rescinds · failover expiry
+//!  leader loop (on state changes, hub wake-ups or due timers; passes at least 15 ms apart):
+//!     change log ──► berth_mesos::pass::Scope: the agents, tasks and offers that changed
+//!     view + hub ──► berth_mesos::allocator::allocate ──► MakeOffers, OFFERS
+//!                ──► berth_mesos::updates::next_update ──► UPDATE (resent until acked)
+//!                ──► offer timeouts and rescinds · failover expiry
 //! ```
 //! Frameworks and offers are state (see `berth_model::mesos`): an offer holds its resources in
 //! the accounting every scheduler's commit check reads. What only matters to a live
@@ -23,6 +24,7 @@
 //! - `calls`: what each call of a subscribed framework does (ACCEPT, DECLINE, KILL...).
 //! - `hub`: the streams and soft state of this node.
 //! - `offers`: the leader loop.
+//! - `view`: the loop's agents as the allocator sees them, refreshed for what changed.
 //! - `translate`: between Mesos messages and berth's tasks, task definitions and instances.
 
 mod calls;
@@ -30,6 +32,7 @@ mod http;
 mod hub;
 mod offers;
 mod translate;
+mod view;
 
 use berth_model::TypedCommand;
 use berth_raft::Written;
