@@ -5,9 +5,6 @@
 //! ```text
 //!  queued tasks of the cluster, in queue order ([`order`]: priority, highest first; within a
 //!  priority the task groups take turns, FIFO within each group)
-//!     └─► before the first task of a priority: the room of daemons of that priority or
-//!           higher that should run a task and do not yet is held on the scratch copy
-//!           (`service::DaemonRoom`), so a daemon lands first on a new instance
 //!     └─► runs of consecutive tasks with the same needs ─► place(scratch, run) ─► placed:
 //!           applied to a scratch copy of the state, so the next run sees what this one took
 //!           ─► what did not fit may preempt: lower-priority, unprotected tasks stopped to
@@ -60,7 +57,6 @@ use berth_state::State;
 use crate::engine::{InstanceRejection, place};
 use crate::preempt;
 use crate::request::{RequestError, parse_constraint, parse_strategy};
-use crate::service::DaemonRoom;
 use crate::template::TaskTemplate;
 
 /// What the queue controller should do for one cluster now.
@@ -212,11 +208,7 @@ impl RunOutcome {
 }
 
 /// Applies `command` to `scratch` as the state machine would commit it; whether it passed.
-pub(crate) fn commit_on(
-    scratch: &mut State,
-    now: Millis,
-    command: impl Into<berth_model::Command>,
-) -> bool {
+fn commit_on(scratch: &mut State, now: Millis, command: impl Into<berth_model::Command>) -> bool {
     let index = scratch.index();
     scratch
         .apply(
@@ -337,9 +329,6 @@ fn preempt_one(
 pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision {
     let queue = order(state, cluster);
     let mut scratch = state.clone();
-    // Daemons first: the room of daemons that should run and do not yet is held on the
-    // scratch state before the first task of their priority or lower is tried.
-    let mut daemons = DaemonRoom::of(state, cluster, now);
     let mut placements = Vec::new();
     let mut preempted = Vec::new();
     let mut expired = Vec::new();
@@ -361,7 +350,6 @@ pub fn decide(state: &State, cluster: &str, now: Millis, seed: u64) -> Decision 
         }
         let run = &queue[i..end];
         i = end;
-        daemons.hold(&mut scratch, run[0].priority(), now, seed);
         let known = blocked.iter().find(|(b, _)| b.same(&need)).map(|(_, r)| *r);
         let outcome = match known {
             Some(reason) => RunOutcome {

@@ -10,10 +10,8 @@
 //!                    transaction each, refused whole on a conflict) ─► ExpireQueuedTasks
 //!                 ─► berth_preemptions_total{preemptor="queue"}: committed, refused, no_set
 //! ```
-//! Any change to a task, an instance, a cluster or a service marks its cluster: a task
-//! stopping or an instance registering frees capacity, a new queued task may fit at once, a
-//! daemon that no longer launches (deleted, FAILED) releases the room the decision held for
-//! its task (daemons first: `berth_scheduler::service::DaemonRoom`). Only clusters with
+//! Any change to a task, an instance or a cluster marks its cluster: a task stopping or an
+//! instance registering frees capacity, a new queued task may fit at once. Only clusters with
 //! queued tasks are decided. A placement refused at commit (another scheduler took the room
 //! first) marks the cluster again, and the commit's own change wakes the loop, so it is
 //! decided again on a fresher snapshot. An expiry decided on a stale snapshot changes nothing
@@ -26,7 +24,6 @@ use std::time::Duration;
 use berth_model::Millis;
 use berth_model::command::{Placed, Preempted};
 use berth_model::entity::Name;
-use berth_model::service::SchedulingStrategy;
 use berth_scheduler::queue::{Decision, decide};
 use berth_state::{EntityKey, State};
 use futures::future::join_all;
@@ -54,13 +51,9 @@ fn touched(state: &State, key: &EntityKey) -> Option<Name> {
         EntityKey::Task(id) => state.task(*id).map(|t| t.cluster.clone()),
         EntityKey::Instance(id) => state.instance(*id).map(|i| i.cluster.clone()),
         EntityKey::Cluster(name) => Some(name.clone()),
-        // A daemon's change may release the room held for it (deleted, its rollout FAILED).
-        EntityKey::Service(cluster, name) => state
-            .service(cluster, name)
-            .is_none_or(|s| s.scheduling_strategy == SchedulingStrategy::Daemon)
-            .then(|| cluster.clone()),
         // A released offer frees room too, seen at the next change or wait.
         EntityKey::TaskDefinition(..)
+        | EntityKey::Service(..)
         | EntityKey::Framework(_)
         | EntityKey::Offer(_)
         | EntityKey::Credential(_) => None,

@@ -10,11 +10,9 @@
 //!             start within maximumPercent (unless FAILED or backing off); protected tasks
 //!             are never chosen to stop until their protection lapses (look again then)
 //!    DAEMON:  one PRIMARY task per ACTIVE instance meeting the constraints
-//!    placing: anything but a daemon plans around the room held for daemons of its priority
-//!             or higher where their task should run and does not yet (`DaemonRoom`), so a
-//!             daemon lands first on a new instance; what finds no room preempts
-//!             lower-priority, unprotected tasks (`preempt`), one `PreemptAndPlace` per task —
-//!             a daemon's task on its instance, displacing what got there first regardless
+//!    placing: what finds no room preempts lower-priority, unprotected tasks (`preempt`), one
+//!             `PreemptAndPlace` per task — a daemon's task on its instance, displacing what
+//!             got there first, so daemons end up first on every instance
 //!    rollout: COMPLETED when only the PRIMARY's healthy tasks remain · drop drained deployments
 //!             (while rolling out, keep the rollback target and FAILED ones in view)
 //!    events:  ECS's wording; steady state once
@@ -40,8 +38,6 @@
 mod daemon;
 pub mod events;
 mod task_sets;
-
-pub use daemon::{DaemonRoom, held};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -321,33 +317,6 @@ fn placement_strategies(service: &Service) -> Vec<Strategy> {
     }
 }
 
-/// The template of `service`'s tasks of `family:revision` started by `starter` (a deployment
-/// or a task set), if the revision still exists: its constraints and strategies, its
-/// priority.
-fn template_of(
-    state: &State,
-    service: &Service,
-    family: &Name,
-    revision: u32,
-    starter: &str,
-    now: Millis,
-) -> Option<TaskTemplate> {
-    let definition = state.task_definition(family, revision)?.clone();
-    let (constraints, strategies) = placement(service, &definition);
-    Some(TaskTemplate {
-        priority: priority::of_service(service, &definition),
-        ..TaskTemplate::plain(
-            service.cluster.clone(),
-            definition,
-            service.group(),
-            Some(starter.to_owned()),
-            constraints,
-            strategies,
-            now,
-        )
-    })
-}
-
 /// How launches are split between capacity providers: `strategy` over `target` tasks, of
 /// which `kept` are there already.
 struct Shares<'a> {
@@ -581,7 +550,20 @@ impl Round<'_> {
     /// The template of tasks of `family:revision` started by `starter` (a deployment or a
     /// task set), if the revision still exists.
     fn template_for(&self, family: &Name, revision: u32, starter: &str) -> Option<TaskTemplate> {
-        template_of(self.state, &self.svc, family, revision, starter, self.now)
+        let definition = self.state.task_definition(family, revision)?.clone();
+        let (constraints, strategies) = placement(&self.svc, &definition);
+        Some(TaskTemplate {
+            priority: priority::of_service(&self.svc, &definition),
+            ..TaskTemplate::plain(
+                self.svc.cluster.clone(),
+                definition,
+                self.svc.group(),
+                Some(starter.to_owned()),
+                constraints,
+                strategies,
+                self.now,
+            )
+        })
     }
 
     /// Plans `count` tasks of the PRIMARY (anywhere, or one on each of `on`) and posts why
@@ -614,19 +596,11 @@ impl Round<'_> {
         };
         template.capacity_provider = provider;
         let seed = self.rng.random();
-        // Daemons first: anything else plans around the room held for daemons of its priority
-        // or higher that should run and do not yet; a daemon itself plans on the state as is.
-        let base = match self.svc.scheduling_strategy {
-            SchedulingStrategy::Daemon => std::borrow::Cow::Borrowed(self.state),
-            SchedulingStrategy::Replica => held(
-                self.state,
-                &self.svc.cluster,
-                template.priority,
-                self.now,
-                seed,
-            ),
-        };
-        let plan = place(&base, &template.request(count, on.clone(), false), seed);
+        let plan = place(
+            self.state,
+            &template.request(count, on.clone(), false),
+            seed,
+        );
         for p in &plan.placements {
             if let Some(instance) = self.state.instance(p.instance) {
                 let id = TaskId(self.rng.random());
@@ -646,7 +620,7 @@ impl Round<'_> {
                     .collect(),
                 None => vec![None; count - placed],
             };
-            placed += self.preempt_for(&base, &template, wanted, seed);
+            placed += self.preempt_for(&template, wanted, seed);
         }
         if placed < count {
             let message = match (&template.capacity_provider, plan.rejections.first()) {
@@ -666,18 +640,16 @@ impl Round<'_> {
     }
 
     /// Places one task of `template` per entry of `wanted` (its instance, for a daemon; else
-    /// anywhere) by preemption, on a copy of `base` (the state, with the room held for daemons
-    /// if it plans around them) that holds this round's launches and earlier preemptions, so
-    /// each sees what the others took. Returns how many it placed; stops at the first that
-    /// cannot be (the rest have the same needs).
+    /// anywhere) by preemption, on a copy of the state that holds this round's launches and
+    /// earlier preemptions, so each sees what the others took. Returns how many it placed;
+    /// stops at the first that cannot be (the rest have the same needs).
     fn preempt_for(
         &mut self,
-        base: &State,
         template: &TaskTemplate,
         wanted: Vec<Option<Vec<InstanceId>>>,
         seed: u64,
     ) -> usize {
-        let mut scratch = base.clone();
+        let mut scratch = self.state.clone();
         let at = self.now;
         let apply = |scratch: &mut State, command: berth_model::Command| {
             let index = scratch.index();
